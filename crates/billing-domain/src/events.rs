@@ -1,0 +1,127 @@
+//! Processor-neutral billing events: what every adapter's webhook parser produces and the one apply path consumes.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{
+    CheckoutSessionId, CustomerId, EventId, InvoiceId, PlanId, PriceId, ProcessorId,
+    SubscriptionId, WorkspaceId,
+};
+use crate::money::Money;
+use crate::subscription::SubscriptionStatus;
+
+/// A verified webhook event, translated to the domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessorEvent {
+    pub id: EventId,
+    pub processor: ProcessorId,
+    /// The processor's own type name (`invoice.paid`), kept for the inbox and logs.
+    pub event_type: String,
+    /// When the processor created the event; orders observations.
+    pub occurred_at: DateTime<Utc>,
+    pub payload: EventPayload,
+}
+
+/// Whether a checkout sold a subscription or a one-time purchase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckoutMode {
+    Subscription,
+    Payment,
+}
+
+/// A full subscription object as the processor sent it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionSnapshot {
+    pub subscription_id: SubscriptionId,
+    pub customer_id: CustomerId,
+    pub price_id: PriceId,
+    pub status: SubscriptionStatus,
+    pub quantity: u32,
+    pub cancel_at_period_end: bool,
+    pub current_period_start: Option<DateTime<Utc>>,
+    pub current_period_end: Option<DateTime<Utc>>,
+    pub trial_end: Option<DateTime<Utc>>,
+}
+
+/// What an event says, reduced to what Tollgate acts on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventPayload {
+    /// Checkout finished and was paid: links the customer to the workspace; grants credits for a credits plan.
+    CheckoutCompleted {
+        session_id: CheckoutSessionId,
+        workspace_id: WorkspaceId,
+        customer_id: CustomerId,
+        mode: CheckoutMode,
+        subscription_id: Option<SubscriptionId>,
+        plan_id: Option<PlanId>,
+    },
+    /// The customer's payment at checkout was declined; nothing changes but the attempt is audited.
+    CheckoutFailed {
+        session_id: CheckoutSessionId,
+        workspace_id: WorkspaceId,
+        plan_id: Option<PlanId>,
+        reason: String,
+    },
+    /// `customer.subscription.created|updated|deleted`: the whole object.
+    SubscriptionChanged(SubscriptionSnapshot),
+    /// An invoice of a subscription was paid.
+    InvoicePaid {
+        invoice_id: InvoiceId,
+        customer_id: CustomerId,
+        subscription_id: Option<SubscriptionId>,
+        price_id: Option<PriceId>,
+        amount: Money,
+        period_start: Option<DateTime<Utc>>,
+        period_end: Option<DateTime<Utc>>,
+    },
+    /// Paying an invoice failed; the subscription goes past due.
+    InvoicePaymentFailed {
+        invoice_id: InvoiceId,
+        customer_id: CustomerId,
+        subscription_id: Option<SubscriptionId>,
+        amount: Money,
+        attempt_count: u32,
+    },
+    /// The trial of a subscription ends soon.
+    TrialWillEnd {
+        customer_id: CustomerId,
+        subscription_id: SubscriptionId,
+        trial_end: Option<DateTime<Utc>>,
+    },
+    /// Acknowledged and recorded, with no effect.
+    Ignored,
+}
+
+impl EventPayload {
+    /// The customer the event belongs to, when the event is resolved through the customer link.
+    pub fn customer_id(&self) -> Option<&CustomerId> {
+        match self {
+            EventPayload::SubscriptionChanged(s) => Some(&s.customer_id),
+            EventPayload::InvoicePaid { customer_id, .. }
+            | EventPayload::InvoicePaymentFailed { customer_id, .. }
+            | EventPayload::TrialWillEnd { customer_id, .. } => Some(customer_id),
+            EventPayload::CheckoutCompleted { .. }
+            | EventPayload::CheckoutFailed { .. }
+            | EventPayload::Ignored => None,
+        }
+    }
+
+    /// The subscription the event is about, if any.
+    pub fn subscription_id(&self) -> Option<&SubscriptionId> {
+        match self {
+            EventPayload::SubscriptionChanged(s) => Some(&s.subscription_id),
+            EventPayload::InvoicePaid {
+                subscription_id, ..
+            }
+            | EventPayload::InvoicePaymentFailed {
+                subscription_id, ..
+            } => subscription_id.as_ref(),
+            EventPayload::TrialWillEnd {
+                subscription_id, ..
+            } => Some(subscription_id),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Ports: the traits adapters implement. Each is `Send + Sync`, held as `Arc<dyn _>`, and mockable with mockall
+//! (feature `mocks` exports the mocks to other crates).
+
+mod processor;
+mod storage;
+mod system;
+
+pub use processor::*;
+pub use storage::*;
+pub use system::*;

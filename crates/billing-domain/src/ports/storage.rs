@@ -1,0 +1,332 @@
+//! Storage ports. Concurrency guarantees come from unique constraints and compare-and-set updates in the adapter;
+//! each method's doc states which error it MUST return.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::coupon::Coupon;
+use crate::error::StoreError;
+use crate::events::ProcessorEvent;
+use crate::ids::{CustomerId, EventId, PlanId, ProcessorId, SubscriptionId, WorkspaceId};
+use crate::records::{AuditEntry, AuditRecord, OutboxMessage, PendingMessage};
+use crate::subscription::Subscription;
+use crate::workspace::Workspace;
+
+/// Workspaces, their processor customers and their credit ledger.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait WorkspaceRepository: Send + Sync {
+    async fn get(&self, id: &WorkspaceId) -> Result<Option<Workspace>, StoreError>;
+    /// MUST return `Duplicate` when a workspace with this id exists.
+    async fn insert(&self, workspace: &Workspace) -> Result<(), StoreError>;
+    /// Writes name, owner email, billing details and `updated_at`; billing state is untouched.
+    /// MUST return `Other` when the workspace does not exist.
+    async fn update_profile(&self, workspace: &Workspace) -> Result<(), StoreError>;
+    /// Starts the one trial: sets `trial_ends_at`/`trial_plan` only where no trial was ever started (compare-and-set).
+    /// Returns `false`, changing nothing, when the workspace already had a trial.
+    async fn start_trial(
+        &self,
+        id: &WorkspaceId,
+        plan: &PlanId,
+        ends_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// The workspace a processor customer belongs to.
+    async fn workspace_of_customer(
+        &self,
+        processor: &ProcessorId,
+        customer: &CustomerId,
+    ) -> Result<Option<WorkspaceId>, StoreError>;
+    /// The processor customer of a workspace.
+    async fn customer_of_workspace(
+        &self,
+        processor: &ProcessorId,
+        workspace: &WorkspaceId,
+    ) -> Result<Option<CustomerId>, StoreError>;
+    /// Links a customer to a workspace. Linking the same pair again is a no-op returning `Ok(false)`; MUST return
+    /// `Duplicate` when the customer or the workspace is already linked to another. `Ok(true)` when newly linked.
+    async fn link_customer(
+        &self,
+        processor: &ProcessorId,
+        customer: &CustomerId,
+        workspace: &WorkspaceId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Adds `amount` credits with ledger key `key`, once: a key already in the ledger changes nothing and returns
+    /// `false`. Balance and ledger row are written together.
+    async fn grant_credits(
+        &self,
+        id: &WorkspaceId,
+        amount: i64,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Takes `amount` credits with ledger key `key`, atomically: never below zero, the same key once.
+    async fn consume_credits(
+        &self,
+        id: &WorkspaceId,
+        amount: i64,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ConsumeOutcome, StoreError>;
+}
+
+/// Result of [`WorkspaceRepository::consume_credits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ConsumeOutcome {
+    Consumed {
+        balance: i64,
+    },
+    /// The key was used before; nothing consumed again.
+    AlreadyConsumed {
+        balance: i64,
+    },
+    Insufficient {
+        balance: i64,
+    },
+}
+
+/// Processor subscriptions.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait SubscriptionRepository: Send + Sync {
+    async fn get(
+        &self,
+        processor: &ProcessorId,
+        id: &SubscriptionId,
+    ) -> Result<Option<Subscription>, StoreError>;
+    /// The subscription that decides a workspace's plan: a non-terminal one before terminal ones, then the most
+    /// recent status change, then the greatest id (deterministic).
+    async fn current_for_workspace(
+        &self,
+        workspace: &WorkspaceId,
+    ) -> Result<Option<Subscription>, StoreError>;
+    /// MUST return `Duplicate` when (processor, id) exists.
+    async fn insert(&self, subscription: &Subscription) -> Result<(), StoreError>;
+    /// Writes `subscription` where the stored version equals `expected_version` (compare-and-set) and stores
+    /// `subscription.version`. MUST return `Conflict` when no row matched.
+    async fn update(
+        &self,
+        subscription: &Subscription,
+        expected_version: i64,
+    ) -> Result<(), StoreError>;
+}
+
+/// Inbox status of a webhook event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InboxStatus {
+    /// Recorded; its effect is being applied in the same transaction.
+    Received,
+    Processed,
+    /// Waits for a link (e.g. the customer) before it can apply.
+    Parked,
+    Ignored,
+    /// Applying failed; the processor's retry (or a job) tries again.
+    Failed,
+}
+
+impl InboxStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Processed => "processed",
+            Self::Parked => "parked",
+            Self::Ignored => "ignored",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [
+            Self::Received,
+            Self::Processed,
+            Self::Parked,
+            Self::Ignored,
+            Self::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
+    }
+}
+
+/// A webhook event to record: the raw body is kept for replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxEvent {
+    pub processor: ProcessorId,
+    pub event_id: EventId,
+    pub event_type: String,
+    pub payload: String,
+    pub received_at: DateTime<Utc>,
+}
+
+/// Result of [`EventInbox::record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// First delivery: the row was inserted with status `received` and `attempts = 1`.
+    New,
+    /// Seen before, with its current status and attempt count.
+    Seen { status: InboxStatus, attempts: u32 },
+}
+
+/// The webhook inbox and its parked events.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait EventInbox: Send + Sync {
+    /// Inserts the event unless (processor, event_id) exists. MUST be atomic under concurrent deliveries (unique
+    /// constraint): exactly one caller gets `New`.
+    async fn record(&self, event: &InboxEvent) -> Result<Recorded, StoreError>;
+    /// Claims a `failed` event for another attempt (compare-and-set on status and attempts). Returns `false` when
+    /// another delivery claimed it first.
+    async fn claim_retry(
+        &self,
+        processor: &ProcessorId,
+        event_id: &EventId,
+        attempts: u32,
+    ) -> Result<bool, StoreError>;
+    /// Sets the final status (and error text, if any) of an event.
+    async fn set_status(
+        &self,
+        processor: &ProcessorId,
+        event_id: &EventId,
+        status: InboxStatus,
+        error: Option<String>,
+    ) -> Result<(), StoreError>;
+    /// Records a failed attempt: inserts the event as `failed` or, if present, sets `failed` and increments attempts.
+    async fn record_failure(&self, event: &InboxEvent, error: &str) -> Result<(), StoreError>;
+    /// Parks a translated event under `link` (e.g. `customer:cus_1`) until that link appears.
+    async fn park(
+        &self,
+        event: &ProcessorEvent,
+        link: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Removes and returns the events parked under `link`, oldest first. Inside a transaction, removal and the
+    /// caller's apply commit together, so a parked event is applied exactly once.
+    async fn take_parked(
+        &self,
+        processor: &ProcessorId,
+        link: &str,
+    ) -> Result<Vec<ProcessorEvent>, StoreError>;
+    /// Counts events by status (operations and tests).
+    async fn count_by_status(&self, status: InboxStatus) -> Result<u64, StoreError>;
+}
+
+/// Append-only audit log.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Appends one entry stamped `at`. Callers MUST have redacted secrets already.
+    async fn append(&self, record: &AuditRecord, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Entries of a workspace, newest first, at most `limit`, with ids below `before` when given.
+    async fn list(
+        &self,
+        workspace: &WorkspaceId,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+/// Messages to deliver after commit (emails, outbound webhooks).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Enqueues unless `dedup_key` exists; returns whether it was new. MUST be atomic (unique constraint).
+    async fn enqueue(
+        &self,
+        message: &OutboxMessage,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Claims up to `limit` messages due at `now`, leasing each until `lease_until` so no other worker takes it.
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<PendingMessage>, StoreError>;
+    async fn mark_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Records a failed attempt and when to try again (`None`: give up).
+    async fn mark_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError>;
+}
+
+/// A usage event (issue: metering). `id` is the caller's idempotency key, unique per workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageEvent {
+    pub id: String,
+    pub workspace_id: WorkspaceId,
+    pub metric: String,
+    pub quantity: Decimal,
+    pub at: DateTime<Utc>,
+}
+
+/// Metered usage.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait UsageRepository: Send + Sync {
+    /// Records an event; returns `false` when (workspace, id) was recorded before (nothing changes).
+    async fn record(&self, event: &UsageEvent) -> Result<bool, StoreError>;
+    /// Sum of each metric in `[from, to)`. Metrics with no events are absent.
+    async fn totals(
+        &self,
+        workspace: &WorkspaceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, Decimal>, StoreError>;
+}
+
+/// Result of [`CouponRepository::redeem`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redemption {
+    Redeemed,
+    /// The last use was taken (possibly concurrently).
+    Exhausted,
+    NotFound,
+}
+
+/// Coupons and their redemptions.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CouponRepository: Send + Sync {
+    /// Case-insensitive lookup.
+    async fn get(&self, code: &str) -> Result<Option<Coupon>, StoreError>;
+    /// MUST return `Duplicate` when the code exists (case-insensitively).
+    async fn insert(&self, coupon: &Coupon) -> Result<(), StoreError>;
+    /// Takes one use atomically (`used_count < max_uses` compare-and-set): of two concurrent redemptions of the
+    /// last use exactly one gets `Redeemed`.
+    async fn redeem(
+        &self,
+        code: &str,
+        workspace: &WorkspaceId,
+        now: DateTime<Utc>,
+    ) -> Result<Redemption, StoreError>;
+}
+
+/// The repositories of one open transaction.
+#[async_trait]
+pub trait Transaction: Send + Sync {
+    fn workspaces(&self) -> &dyn WorkspaceRepository;
+    fn subscriptions(&self) -> &dyn SubscriptionRepository;
+    fn inbox(&self) -> &dyn EventInbox;
+    fn audit(&self) -> &dyn AuditLog;
+    fn outbox(&self) -> &dyn Outbox;
+    /// Makes every write durable at once. Dropping a transaction without commit rolls it back.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// The transaction boundary.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait UnitOfWork: Send + Sync {
+    /// Opens a transaction. MUST return `Unavailable` when the database cannot be reached.
+    async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError>;
+}

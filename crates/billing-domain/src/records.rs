@@ -1,0 +1,81 @@
+//! What a state change leaves behind in the same transaction: audit entries and outbox messages.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{EventId, ProcessorId, WorkspaceId};
+
+/// Who or what caused a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Actor {
+    /// A service API key, by its configured name (never the key).
+    ApiKey { name: String },
+    /// A processor webhook event.
+    Webhook {
+        processor: ProcessorId,
+        event_id: EventId,
+    },
+    /// A background job of Tollgate itself.
+    System { job: String },
+}
+
+/// An audit entry about to be written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub workspace_id: WorkspaceId,
+    /// Stable dotted name (`subscription.updated`, `checkout.payment_failed`, `workspace.created`).
+    pub action: String,
+    pub actor: Actor,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub request_id: Option<String>,
+}
+
+/// An audit entry as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub record: AuditRecord,
+}
+
+/// Emails Tollgate sends to a workspace owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    PaymentSucceeded,
+    PaymentFailed,
+    CancellationScheduled,
+    SubscriptionEnded,
+    TrialEnding,
+}
+
+/// Where an outbox message goes after commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "channel", rename_all = "snake_case")]
+pub enum OutboxTarget {
+    /// An email to the workspace owner, through the `Notifier` port.
+    Email { kind: NotificationKind },
+    /// A signed outbound webhook to the product backend (`billing.subscription.updated`, …).
+    Webhook { topic: String },
+}
+
+/// A message written in the same transaction as the change that caused it, delivered after commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    /// Unique: the same key is enqueued once, so one cause never sends twice.
+    pub dedup_key: String,
+    pub workspace_id: WorkspaceId,
+    pub target: OutboxTarget,
+    pub payload: serde_json::Value,
+}
+
+/// An outbox message claimed for delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingMessage {
+    pub id: i64,
+    pub attempts: u32,
+    pub message: OutboxMessage,
+}
