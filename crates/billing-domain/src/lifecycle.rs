@@ -52,7 +52,7 @@ pub struct Changes {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Apply these changes (possibly none: a stale or duplicate observation).
-    Apply(Changes),
+    Apply(Box<Changes>),
     /// It refers to something not known yet; keep it under this link until the link appears.
     Park { link: String },
     /// Nothing to do for this event type.
@@ -145,15 +145,16 @@ pub fn decide(event: &ProcessorEvent, known: Known<'_>) -> Result<Decision, Deci
                 after: Some(json!({"session_id": session_id, "plan": plan_id, "reason": reason})),
                 request_id: None,
             };
-            Ok(Decision::Apply(Changes {
+            Ok(Decision::Apply(Box::new(Changes {
                 audit: vec![audit],
                 ..Changes::default()
-            }))
+            })))
         }
         payload => {
-            let customer = payload
-                .customer_id()
-                .expect("subscription events carry a customer");
+            // Every remaining payload names its customer; one that does not has nothing to apply to.
+            let Some(customer) = payload.customer_id() else {
+                return Ok(Decision::Ignore);
+            };
             let Some(workspace) = known.workspace else {
                 return Ok(Decision::Park {
                     link: customer_link(customer),
@@ -203,7 +204,7 @@ fn checkout_completed(
         })),
         request_id: None,
     });
-    Ok(Decision::Apply(changes))
+    Ok(Decision::Apply(Box::new(changes)))
 }
 
 fn subscription_event(
@@ -229,7 +230,7 @@ fn subscription_event(
     let mut changes = Changes::default();
     let Some(observation) = observe(event, known.catalog)? else {
         event_effects(event, workspace, &mut changes);
-        return Ok(Decision::Apply(changes));
+        return Ok(Decision::Apply(Box::new(changes)));
     };
     let after = match known.subscription {
         Some(current) => current.merge(&observation),
@@ -265,7 +266,7 @@ fn subscription_event(
             after,
         });
     }
-    Ok(Decision::Apply(changes))
+    Ok(Decision::Apply(Box::new(changes)))
 }
 
 /// Turns an event into a subscription observation; `None` when the event says nothing about the subscription.

@@ -49,10 +49,13 @@ impl WorkspaceProfile {
         for problem in billing_details.problems() {
             errors.push(problem.within("billing_details"));
         }
-        errors.into_result()?;
+        // A missing email always left an error behind, so this returns every problem found.
+        let Some(owner_email) = email.filter(|_| errors.0.is_empty()) else {
+            return Err(errors);
+        };
         Ok(Self {
             name: name.to_owned(),
-            owner_email: email.expect("checked above"),
+            owner_email,
             billing_details,
         })
     }

@@ -1,1 +1,53 @@
+//! Use-case services: each orchestrates ports around the pure rules, one thiserror enum per use case.
 
+mod checkout;
+mod entitlements;
+mod trials;
+mod webhooks;
+mod workspaces;
+
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+mod tests;
+
+pub use checkout::{CheckoutError, CheckoutService, StartCheckout};
+pub use entitlements::{EntitlementError, EntitlementService, EntitlementsView, LimitView};
+pub use trials::{TrialError, TrialService};
+pub use webhooks::{IngestError, IngestOutcome, WebhookService};
+pub use workspaces::{WorkspaceError, WorkspaceOverview, WorkspaceService};
+
+use std::sync::Arc;
+
+use chrono::Duration;
+
+use crate::catalog::Catalog;
+use crate::ports::{Clock, SubscriptionRepository, WorkspaceRepository};
+use crate::trial::TrialPolicy;
+
+/// Settings the services share.
+#[derive(Debug, Clone)]
+pub struct BillingPolicy {
+    pub trial: TrialPolicy,
+    /// How long a past-due subscription keeps its plan.
+    pub grace_period: Duration,
+}
+
+impl Default for BillingPolicy {
+    fn default() -> Self {
+        Self {
+            trial: TrialPolicy::default(),
+            grace_period: Duration::days(7),
+        }
+    }
+}
+
+/// What every read-side service needs: catalog, policy, clock and the two main repositories.
+#[derive(Clone)]
+pub struct Context {
+    pub catalog: Arc<Catalog>,
+    pub policy: BillingPolicy,
+    pub clock: Arc<dyn Clock>,
+    pub workspaces: Arc<dyn WorkspaceRepository>,
+    pub subscriptions: Arc<dyn SubscriptionRepository>,
+}

@@ -1,0 +1,207 @@
+//! Entitlements of a workspace: every limit and feature of its effective plan, and single checks.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use serde::Serialize;
+
+use super::Context;
+use crate::catalog::{Limit, LimitSource};
+use crate::entitlements::{
+    CheckResult, LimitCheck, PlanSource, UnknownEntitlement, check, check_limit, effective_plan,
+};
+use crate::error::StoreError;
+use crate::ids::{PlanId, WorkspaceId};
+use crate::ports::UsageRepository;
+use crate::subscription::Subscription;
+use crate::workspace::Workspace;
+
+/// Errors of entitlement queries.
+#[derive(Debug, thiserror::Error)]
+pub enum EntitlementError {
+    #[error("workspace not found")]
+    WorkspaceNotFound,
+    #[error(transparent)]
+    Unknown(#[from] UnknownEntitlement),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One limit with its current usage (count limits report no usage: the caller knows the count).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LimitView {
+    pub description: String,
+    #[serde(flatten)]
+    pub check: LimitCheck,
+}
+
+/// Everything the effective plan grants.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EntitlementsView {
+    pub plan: PlanId,
+    pub plan_source: PlanSource,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    pub limits: BTreeMap<String, LimitView>,
+    pub features: BTreeMap<String, bool>,
+}
+
+/// Entitlement use cases.
+pub struct EntitlementService {
+    ctx: Context,
+    usage: Arc<dyn UsageRepository>,
+}
+
+impl EntitlementService {
+    pub fn new(ctx: Context, usage: Arc<dyn UsageRepository>) -> Self {
+        Self { ctx, usage }
+    }
+
+    /// Every limit and feature of the workspace's effective plan, with metered usage of the current period.
+    pub async fn all(&self, id: &WorkspaceId) -> Result<EntitlementsView, EntitlementError> {
+        let (workspace, subscription) = self.load(id).await?;
+        let now = self.ctx.clock.now();
+        let effective = effective_plan(
+            &self.ctx.catalog,
+            &workspace,
+            subscription.as_ref(),
+            now,
+            self.ctx.policy.grace_period,
+        );
+        let (from, to) = usage_period(subscription.as_ref(), now);
+        let totals = self.usage.totals(id, from, to).await?;
+        let limits = self
+            .ctx
+            .catalog
+            .limit_declarations()
+            .iter()
+            .map(|(name, declaration)| {
+                let limit = effective
+                    .plan
+                    .limits
+                    .get(name)
+                    .copied()
+                    .unwrap_or(Limit::Limited(0));
+                let used = match declaration.source() {
+                    Some(LimitSource::Usage { metric }) => whole_units(totals.get(&metric)),
+                    _ => 0,
+                };
+                let view = LimitView {
+                    description: declaration.description.clone(),
+                    check: check_limit(name, limit, used, 0),
+                };
+                (name.clone(), view)
+            })
+            .collect();
+        let features = self
+            .ctx
+            .catalog
+            .feature_declarations()
+            .keys()
+            .map(|name| (name.clone(), effective.plan.features.contains(name)))
+            .collect();
+        Ok(EntitlementsView {
+            plan: effective.plan.id.clone(),
+            plan_source: effective.source,
+            period_start: from,
+            period_end: to,
+            limits,
+            features,
+        })
+    }
+
+    /// Whether `requested` more of `key` are allowed (a limit), or whether the feature is on.
+    pub async fn check(
+        &self,
+        id: &WorkspaceId,
+        key: &str,
+        requested: u64,
+        current: Option<u64>,
+    ) -> Result<CheckResult, EntitlementError> {
+        let (workspace, subscription) = self.load(id).await?;
+        let now = self.ctx.clock.now();
+        let effective = effective_plan(
+            &self.ctx.catalog,
+            &workspace,
+            subscription.as_ref(),
+            now,
+            self.ctx.policy.grace_period,
+        );
+        let needs_usage = matches!(
+            self.ctx
+                .catalog
+                .limit_declarations()
+                .get(key)
+                .and_then(|d| d.source()),
+            Some(LimitSource::Usage { .. })
+        );
+        let totals = if needs_usage {
+            let (from, to) = usage_period(subscription.as_ref(), now);
+            self.usage.totals(id, from, to).await?
+        } else {
+            BTreeMap::new()
+        };
+        let metered = |metric: &str| whole_units(totals.get(metric));
+        Ok(check(
+            &self.ctx.catalog,
+            effective.plan,
+            key,
+            requested,
+            current,
+            &metered,
+        )?)
+    }
+
+    async fn load(
+        &self,
+        id: &WorkspaceId,
+    ) -> Result<(Workspace, Option<Subscription>), EntitlementError> {
+        let workspace = self
+            .ctx
+            .workspaces
+            .get(id)
+            .await?
+            .ok_or(EntitlementError::WorkspaceNotFound)?;
+        let subscription = self.ctx.subscriptions.current_for_workspace(id).await?;
+        Ok((workspace, subscription))
+    }
+}
+
+/// Usage limits count whole units; a fraction counts as a whole one so a limit is never silently exceeded.
+fn whole_units(total: Option<&Decimal>) -> u64 {
+    total.map_or(0, |t| t.ceil().to_u64().unwrap_or(u64::MAX))
+}
+
+/// The period `*_per_month` limits count in: the subscription's current period when it has one, else the
+/// calendar month (UTC).
+pub(crate) fn usage_period(
+    subscription: Option<&Subscription>,
+    now: DateTime<Utc>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    if let Some(sub) = subscription
+        && sub.status.grants_plan()
+        && let (Some(start), Some(end)) =
+            (sub.terms.current_period_start, sub.terms.current_period_end)
+        && start <= now
+        && now < end
+    {
+        return (start, end);
+    }
+    let start = Utc
+        .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
+        .single()
+        .unwrap_or(now);
+    let (year, month) = if now.month() == 12 {
+        (now.year() + 1, 1)
+    } else {
+        (now.year(), now.month() + 1)
+    };
+    let end = Utc
+        .with_ymd_and_hms(year, month, 1, 0, 0, 0)
+        .single()
+        .unwrap_or(now);
+    (start, end)
+}

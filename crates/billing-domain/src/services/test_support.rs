@@ -1,0 +1,82 @@
+//! Test doubles shared by the service tests: a transaction made of mockall port mocks, and fixtures.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::{BillingPolicy, Context};
+use crate::catalog::tests::test_catalog;
+use crate::error::StoreError;
+use crate::ids::WorkspaceId;
+use crate::ports::{
+    AuditLog, EventInbox, MockAuditLog, MockClock, MockEventInbox, MockOutbox,
+    MockSubscriptionRepository, MockWorkspaceRepository, Outbox, SubscriptionRepository,
+    Transaction, WorkspaceRepository,
+};
+use crate::workspace::{BillingDetails, Workspace, WorkspaceProfile};
+
+/// A transaction whose repositories are mocks; `committed` tells whether the service committed.
+#[derive(Default)]
+pub struct MockTx {
+    pub workspaces: MockWorkspaceRepository,
+    pub subscriptions: MockSubscriptionRepository,
+    pub inbox: MockEventInbox,
+    pub audit: MockAuditLog,
+    pub outbox: MockOutbox,
+    pub committed: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl Transaction for MockTx {
+    fn workspaces(&self) -> &dyn WorkspaceRepository {
+        &self.workspaces
+    }
+    fn subscriptions(&self) -> &dyn SubscriptionRepository {
+        &self.subscriptions
+    }
+    fn inbox(&self) -> &dyn EventInbox {
+        &self.inbox
+    }
+    fn audit(&self) -> &dyn AuditLog {
+        &self.audit
+    }
+    fn outbox(&self) -> &dyn Outbox {
+        &self.outbox
+    }
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.committed.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+pub fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
+}
+
+pub fn clock() -> Arc<MockClock> {
+    let mut clock = MockClock::new();
+    clock.expect_now().return_const(now());
+    Arc::new(clock)
+}
+
+pub fn workspace(id: &str) -> Workspace {
+    let profile =
+        WorkspaceProfile::parse("Acme", "ops@acme.test", BillingDetails::default()).unwrap();
+    Workspace::create(WorkspaceId::parse(id).unwrap(), profile, now())
+}
+
+/// A context over the given read-side mocks with the shared test catalog.
+pub fn context(
+    workspaces: MockWorkspaceRepository,
+    subscriptions: MockSubscriptionRepository,
+) -> Context {
+    Context {
+        catalog: Arc::new(test_catalog()),
+        policy: BillingPolicy::default(),
+        clock: clock(),
+        workspaces: Arc::new(workspaces),
+        subscriptions: Arc::new(subscriptions),
+    }
+}

@@ -1,0 +1,482 @@
+//! Unit tests of the use-case services against mockall mocks of their ports.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::TimeZone;
+use mockall::predicate::eq;
+
+/// Runs an async test body on a minimal executor: the domain has no async runtime, not even in tests.
+macro_rules! async_test {
+    (async fn $name:ident() $body:block) => {
+        #[test]
+        fn $name() {
+            futures::executor::block_on(async $body)
+        }
+    };
+}
+
+use super::test_support::{MockTx, clock, context, now, workspace};
+use super::*;
+use crate::catalog::tests::test_catalog;
+use crate::error::{ProcessorError, StoreError};
+use crate::events::{CheckoutMode, EventPayload, ProcessorEvent, SubscriptionSnapshot};
+use crate::ids::{CustomerId, WorkspaceId};
+use crate::ports::{
+    CheckoutSession, InboxStatus, MockIdGenerator, MockSubscriptionRepository, MockUnitOfWork,
+    MockUsageRepository, MockWorkspaceRepository, Recorded,
+};
+use crate::records::Actor;
+use crate::subscription::SubscriptionStatus;
+use crate::workspace::{BillingDetails, WorkspaceProfile};
+
+mod processor_mock {
+    use async_trait::async_trait;
+    use chrono::{DateTime, Utc};
+
+    use crate::error::ProcessorError;
+    use crate::events::{ProcessorEvent, SubscriptionSnapshot};
+    use crate::ids::{CustomerId, InvoiceId, PriceId, ProcessorId, SubscriptionId};
+    use crate::money::Money;
+    use crate::ports::*;
+    use crate::workspace::Workspace;
+
+    mockall::mock! {
+        pub Processor {}
+        impl ProcessorInfo for Processor {
+            fn id(&self) -> ProcessorId;
+            fn capabilities(&self) -> Capabilities;
+        }
+        #[async_trait]
+        impl CustomerOps for Processor {
+            async fn ensure_customer(&self, workspace: &Workspace, known: Option<CustomerId>) -> Result<CustomerId, ProcessorError>;
+        }
+        #[async_trait]
+        impl CheckoutOps for Processor {
+            async fn create_checkout(&self, request: &CheckoutRequest) -> Result<CheckoutSession, ProcessorError>;
+        }
+        #[async_trait]
+        impl PortalOps for Processor {
+            async fn create_portal(&self, customer: &CustomerId, return_url: &str) -> Result<String, ProcessorError>;
+        }
+        #[async_trait]
+        impl SubscriptionOps for Processor {
+            async fn cancel(&self, id: &SubscriptionId, at_period_end: bool, idempotency_key: &str) -> Result<SubscriptionSnapshot, ProcessorError>;
+            async fn resume(&self, id: &SubscriptionId, idempotency_key: &str) -> Result<SubscriptionSnapshot, ProcessorError>;
+            async fn change_price(&self, id: &SubscriptionId, price: &PriceId, proration: Proration, idempotency_key: &str) -> Result<SubscriptionSnapshot, ProcessorError>;
+            async fn fetch(&self, id: &SubscriptionId) -> Result<SubscriptionSnapshot, ProcessorError>;
+        }
+        #[async_trait]
+        impl InvoiceOps for Processor {
+            async fn list_invoices(&self, customer: &CustomerId, limit: u32, starting_after: Option<InvoiceId>) -> Result<InvoicePage, ProcessorError>;
+        }
+        #[async_trait]
+        impl PaymentOps for Processor {
+            async fn create_payment_intent(&self, customer: &CustomerId, amount: &Money, idempotency_key: &str) -> Result<PaymentIntent, ProcessorError>;
+            async fn refund(&self, payment_id: &str, amount: Option<Money>, idempotency_key: &str) -> Result<Refund, ProcessorError>;
+        }
+        #[async_trait]
+        impl UsageReportingOps for Processor {
+            async fn report_usage(&self, customer: &CustomerId, metric: &str, quantity: rust_decimal::Decimal, at: DateTime<Utc>, idempotency_key: &str) -> Result<(), ProcessorError>;
+        }
+        impl WebhookOps for Processor {
+            fn verify_and_parse(&self, headers: &WebhookHeaders, body: &[u8], now: DateTime<Utc>) -> Result<ProcessorEvent, WebhookError>;
+        }
+    }
+}
+use processor_mock::MockProcessor;
+
+fn uow_with(tx: MockTx) -> MockUnitOfWork {
+    let mut uow = MockUnitOfWork::new();
+    let mut slot = Some(tx);
+    uow.expect_begin()
+        .times(1)
+        .returning(move || Ok(Box::new(slot.take().expect("begin called once"))));
+    uow
+}
+
+fn actor() -> Actor {
+    Actor::ApiKey {
+        name: "backend".into(),
+    }
+}
+
+fn profile() -> WorkspaceProfile {
+    WorkspaceProfile::parse("Acme Inc", "billing@acme.test", BillingDetails::default()).unwrap()
+}
+
+async_test! {
+async fn upsert_creates_a_new_workspace_with_an_audit_entry() {
+    let mut tx = MockTx::default();
+    tx.workspaces.expect_get().returning(|_| Ok(None));
+    tx.workspaces.expect_insert().times(1).returning(|_| Ok(()));
+    tx.audit
+        .expect_append()
+        .withf(|record, _| record.action == "workspace.created" && record.before.is_none())
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let committed = tx.committed.clone();
+    let service = WorkspaceService::new(
+        context(MockWorkspaceRepository::new(), MockSubscriptionRepository::new()),
+        Arc::new(uow_with(tx)),
+    );
+    let (ws, created) = service.upsert(WorkspaceId::parse("acme").unwrap(), profile(), actor(), None).await.unwrap();
+    assert!(created);
+    assert_eq!(ws.name, "Acme Inc");
+    assert!(committed.load(Ordering::SeqCst));
+}}
+
+async_test! {
+async fn upsert_of_an_existing_workspace_keeps_its_billing_state() {
+    let mut existing = workspace("acme");
+    existing.credit_balance = 42;
+    let mut tx = MockTx::default();
+    let stored = existing.clone();
+    tx.workspaces.expect_get().returning(move |_| Ok(Some(stored.clone())));
+    tx.workspaces
+        .expect_update_profile()
+        .withf(|ws| ws.credit_balance == 42 && ws.name == "Acme Inc")
+        .times(1)
+        .returning(|_| Ok(()));
+    tx.workspaces.expect_insert().never();
+    tx.audit
+        .expect_append()
+        .withf(|record, _| record.action == "workspace.updated" && record.before.is_some())
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let service = WorkspaceService::new(
+        context(MockWorkspaceRepository::new(), MockSubscriptionRepository::new()),
+        Arc::new(uow_with(tx)),
+    );
+    let (_, created) = service.upsert(existing.id.clone(), profile(), actor(), None).await.unwrap();
+    assert!(!created);
+}}
+
+async_test! {
+async fn a_second_trial_is_refused_and_nothing_is_audited() {
+    let mut tx = MockTx::default();
+    tx.workspaces.expect_get().returning(|id| Ok(Some(workspace(id.as_str()))));
+    tx.workspaces.expect_start_trial().times(1).returning(|_, _, _, _| Ok(false));
+    tx.audit.expect_append().never();
+    let committed = tx.committed.clone();
+    let service = TrialService::new(
+        context(MockWorkspaceRepository::new(), MockSubscriptionRepository::new()),
+        Arc::new(uow_with(tx)),
+    );
+    let err = service.start(&WorkspaceId::parse("acme").unwrap(), actor(), None).await.unwrap_err();
+    assert!(matches!(err, TrialError::AlreadyUsed));
+    assert!(!committed.load(Ordering::SeqCst));
+}}
+
+async_test! {
+async fn a_trial_lasts_the_configured_days() {
+    let mut tx = MockTx::default();
+    tx.workspaces.expect_get().returning(|id| Ok(Some(workspace(id.as_str()))));
+    tx.workspaces
+        .expect_start_trial()
+        .withf(|_, plan, ends_at, _| plan.as_str() == "pro" && *ends_at == now() + chrono::Duration::days(14))
+        .times(1)
+        .returning(|_, _, _, _| Ok(true));
+    tx.audit.expect_append().withf(|r, _| r.action == "trial.started").times(1).returning(|_, _| Ok(()));
+    let service = TrialService::new(
+        context(MockWorkspaceRepository::new(), MockSubscriptionRepository::new()),
+        Arc::new(uow_with(tx)),
+    );
+    service.start(&WorkspaceId::parse("acme").unwrap(), actor(), None).await.unwrap();
+}}
+
+fn checkout_request(plan: &str) -> StartCheckout {
+    StartCheckout {
+        workspace_id: WorkspaceId::parse("acme").unwrap(),
+        plan: plan.into(),
+        success_url: "https://app.test/ok".into(),
+        cancel_url: "https://app.test/cancel".into(),
+        idempotency_key: Some("client-key-1".into()),
+        actor: actor(),
+        request_id: Some("req-1".into()),
+    }
+}
+
+fn checkout_service(
+    workspaces: MockWorkspaceRepository,
+    subscriptions: MockSubscriptionRepository,
+    processor: MockProcessor,
+    audit: crate::ports::MockAuditLog,
+) -> CheckoutService {
+    CheckoutService::new(
+        context(workspaces, subscriptions),
+        Arc::new(processor),
+        Arc::new(audit),
+        Arc::new(MockIdGenerator::new()),
+    )
+}
+
+fn sandbox_processor() -> MockProcessor {
+    let mut processor = MockProcessor::new();
+    processor
+        .expect_id()
+        .return_const(crate::ids::ProcessorId::new("sandbox"));
+    processor
+}
+
+async_test! {
+async fn checkout_for_an_unknown_or_free_plan_never_reaches_the_processor() {
+    for (plan, expect_unknown) in [("gold", true), ("free", false)] {
+        let mut workspaces = MockWorkspaceRepository::new();
+        workspaces.expect_get().returning(|id| Ok(Some(workspace(id.as_str()))));
+        let mut processor = sandbox_processor();
+        processor.expect_ensure_customer().never();
+        processor.expect_create_checkout().never();
+        let service =
+            checkout_service(workspaces, MockSubscriptionRepository::new(), processor, crate::ports::MockAuditLog::new());
+        let err = service.start(checkout_request(plan)).await.unwrap_err();
+        match err {
+            CheckoutError::UnknownPlan(unknown) => {
+                assert!(expect_unknown);
+                assert_eq!(unknown.valid, ["free", "pro", "credits10"]);
+            }
+            CheckoutError::NotPurchasable { plan, .. } => assert_eq!(plan, "free"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}}
+
+async_test! {
+async fn checkout_links_a_new_customer_and_derives_the_idempotency_key() {
+    let mut workspaces = MockWorkspaceRepository::new();
+    workspaces.expect_get().returning(|id| Ok(Some(workspace(id.as_str()))));
+    workspaces.expect_customer_of_workspace().returning(|_, _| Ok(None));
+    workspaces
+        .expect_link_customer()
+        .withf(|processor, customer, ws, _| {
+            processor.as_str() == "sandbox" && customer.as_str() == "cus_1" && ws.as_str() == "acme"
+        })
+        .times(1)
+        .returning(|_, _, _, _| Ok(true));
+    let mut subscriptions = MockSubscriptionRepository::new();
+    subscriptions.expect_current_for_workspace().returning(|_| Ok(None));
+    let mut processor = sandbox_processor();
+    processor.expect_ensure_customer().with(mockall::predicate::always(), eq(None)).times(1).returning(|_, _| Ok(CustomerId::new("cus_1")));
+    processor
+        .expect_create_checkout()
+        .withf(|req| {
+            req.idempotency_key == "checkout:acme:pro:client-key-1"
+                && req.price_id.as_str() == "sbx_price_pro"
+                && req.customer_id.as_str() == "cus_1"
+        })
+        .times(1)
+        .returning(|_| Ok(CheckoutSession { id: "cs_1".into(), url: "http://localhost/sandbox/checkout/cs_1".into() }));
+    let mut audit = crate::ports::MockAuditLog::new();
+    audit.expect_append().withf(|r, _| r.action == "checkout.started" && r.request_id.as_deref() == Some("req-1")).times(1).returning(|_, _| Ok(()));
+    let service = checkout_service(workspaces, subscriptions, processor, audit);
+    let session = service.start(checkout_request("pro")).await.unwrap();
+    assert_eq!(session.id.as_str(), "cs_1");
+}}
+
+async_test! {
+async fn a_processor_outage_surfaces_as_a_processor_error() {
+    let mut workspaces = MockWorkspaceRepository::new();
+    workspaces.expect_get().returning(|id| Ok(Some(workspace(id.as_str()))));
+    workspaces.expect_customer_of_workspace().returning(|_, _| Ok(Some(CustomerId::new("cus_1"))));
+    workspaces.expect_link_customer().never();
+    let mut subscriptions = MockSubscriptionRepository::new();
+    subscriptions.expect_current_for_workspace().returning(|_| Ok(None));
+    let mut processor = sandbox_processor();
+    processor.expect_ensure_customer().returning(|_, known| Ok(known.unwrap()));
+    processor.expect_create_checkout().returning(|_| Err(ProcessorError::Unavailable("timeout".into())));
+    let mut audit = crate::ports::MockAuditLog::new();
+    audit.expect_append().never();
+    let service = checkout_service(workspaces, subscriptions, processor, audit);
+    let err = service.start(checkout_request("pro")).await.unwrap_err();
+    assert!(matches!(err, CheckoutError::Processor(ProcessorError::Unavailable(_))));
+}}
+
+fn subscription_event(id: &str) -> ProcessorEvent {
+    ProcessorEvent {
+        id: id.into(),
+        processor: "sandbox".into(),
+        event_type: "customer.subscription.updated".into(),
+        occurred_at: now(),
+        payload: EventPayload::SubscriptionChanged(SubscriptionSnapshot {
+            subscription_id: "sub_1".into(),
+            customer_id: "cus_1".into(),
+            price_id: "sbx_price_pro".into(),
+            status: SubscriptionStatus::Active,
+            quantity: 1,
+            cancel_at_period_end: false,
+            current_period_start: None,
+            current_period_end: None,
+            trial_end: None,
+        }),
+    }
+}
+
+fn webhook_service(uow: MockUnitOfWork) -> WebhookService {
+    WebhookService::new(Arc::new(uow), Arc::new(test_catalog()), clock())
+}
+
+async_test! {
+async fn a_duplicate_event_applies_nothing() {
+    let mut tx = MockTx::default();
+    tx.inbox
+        .expect_record()
+        .returning(|_| Ok(Recorded::Seen { status: InboxStatus::Processed, attempts: 1 }));
+    tx.subscriptions.expect_insert().never();
+    tx.audit.expect_append().never();
+    let committed = tx.committed.clone();
+    let outcome = webhook_service(uow_with(tx)).ingest(&subscription_event("evt_1"), "{}").await.unwrap();
+    assert_eq!(outcome, IngestOutcome::Duplicate);
+    assert!(!committed.load(Ordering::SeqCst));
+}}
+
+async_test! {
+async fn a_new_subscription_event_writes_state_audit_and_outbox_in_one_commit() {
+    let mut tx = MockTx::default();
+    tx.inbox.expect_record().returning(|_| Ok(Recorded::New));
+    tx.workspaces.expect_workspace_of_customer().returning(|_, _| Ok(Some(WorkspaceId::parse("acme").unwrap())));
+    tx.subscriptions.expect_get().returning(|_, _| Ok(None));
+    tx.subscriptions
+        .expect_insert()
+        .withf(|s| s.status == SubscriptionStatus::Active && s.terms.plan_id.as_str() == "pro" && s.version == 0)
+        .times(1)
+        .returning(|_| Ok(()));
+    tx.audit.expect_append().withf(|r, _| r.action == "subscription.created").times(1).returning(|_, _| Ok(()));
+    tx.outbox.expect_enqueue().times(1).returning(|_, _| Ok(true));
+    tx.inbox.expect_take_parked().withf(|_, link| link == "subscription:sub_1").times(1).returning(|_, _| Ok(vec![]));
+    tx.inbox
+        .expect_set_status()
+        .with(eq(crate::ids::ProcessorId::new("sandbox")), eq(crate::ids::EventId::new("evt_1")), eq(InboxStatus::Processed), eq(None))
+        .times(1)
+        .returning(|_, _, _, _| Ok(()));
+    let committed = tx.committed.clone();
+    let outcome = webhook_service(uow_with(tx)).ingest(&subscription_event("evt_1"), "{}").await.unwrap();
+    assert_eq!(outcome, IngestOutcome::Applied);
+    assert!(committed.load(Ordering::SeqCst));
+}}
+
+async_test! {
+async fn an_event_for_an_unknown_customer_is_parked() {
+    let mut tx = MockTx::default();
+    tx.inbox.expect_record().returning(|_| Ok(Recorded::New));
+    tx.workspaces.expect_workspace_of_customer().returning(|_, _| Ok(None));
+    tx.subscriptions.expect_get().returning(|_, _| Ok(None));
+    tx.inbox.expect_park().withf(|_, link, _| link == "customer:cus_1").times(1).returning(|_, _, _| Ok(()));
+    tx.inbox.expect_set_status().withf(|_, _, status, _| *status == InboxStatus::Parked).times(1).returning(|_, _, _, _| Ok(()));
+    tx.subscriptions.expect_insert().never();
+    let outcome = webhook_service(uow_with(tx)).ingest(&subscription_event("evt_1"), "{}").await.unwrap();
+    assert_eq!(outcome, IngestOutcome::Parked);
+}}
+
+async_test! {
+async fn an_unknown_price_is_recorded_as_failed_not_dropped() {
+    let mut event = subscription_event("evt_1");
+    if let EventPayload::SubscriptionChanged(s) = &mut event.payload {
+        s.price_id = "price_gone".into();
+    }
+    let mut first = MockTx::default();
+    first.inbox.expect_record().returning(|_| Ok(Recorded::New));
+    first.workspaces.expect_workspace_of_customer().returning(|_, _| Ok(Some(WorkspaceId::parse("acme").unwrap())));
+    first.subscriptions.expect_get().returning(|_, _| Ok(None));
+    let first_committed = first.committed.clone();
+    let mut second = MockTx::default();
+    second
+        .inbox
+        .expect_record_failure()
+        .withf(|e, reason| e.event_id.as_str() == "evt_1" && reason.contains("price_gone"))
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let second_committed = second.committed.clone();
+    let mut txs = vec![second, first];
+    let mut uow = MockUnitOfWork::new();
+    uow.expect_begin().times(2).returning(move || Ok(Box::new(txs.pop().unwrap())));
+    let outcome = webhook_service(uow).ingest(&event, "{}").await.unwrap();
+    assert!(matches!(outcome, IngestOutcome::Failed { reason } if reason.contains("price_gone")));
+    assert!(!first_committed.load(Ordering::SeqCst));
+    assert!(second_committed.load(Ordering::SeqCst));
+}}
+
+async_test! {
+async fn storage_outage_is_an_error_so_the_processor_retries() {
+    let mut uow = MockUnitOfWork::new();
+    uow.expect_begin().returning(|| Err(StoreError::Unavailable("connection refused".into())));
+    let err = webhook_service(uow).ingest(&subscription_event("evt_1"), "{}").await.unwrap_err();
+    assert!(matches!(err, IngestError::Store(StoreError::Unavailable(_))));
+}}
+
+async_test! {
+async fn checkout_completed_for_credits_grants_once_under_the_session_key() {
+    let event = ProcessorEvent {
+        id: "evt_c".into(),
+        processor: "sandbox".into(),
+        event_type: "checkout.session.completed".into(),
+        occurred_at: chrono::Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap(),
+        payload: EventPayload::CheckoutCompleted {
+            session_id: "cs_9".into(),
+            workspace_id: WorkspaceId::parse("acme").unwrap(),
+            customer_id: "cus_1".into(),
+            mode: CheckoutMode::Payment,
+            subscription_id: None,
+            plan_id: Some("credits10".into()),
+        },
+    };
+    let mut tx = MockTx::default();
+    tx.inbox.expect_record().returning(|_| Ok(Recorded::New));
+    tx.workspaces.expect_get().returning(|id| Ok(Some(workspace(id.as_str()))));
+    tx.workspaces.expect_link_customer().times(1).returning(|_, _, _, _| Ok(true));
+    tx.workspaces
+        .expect_grant_credits()
+        .withf(|_, amount, key, _| *amount == 10 && key == "grant:checkout:cs_9")
+        .times(1)
+        .returning(|_, _, _, _| Ok(true));
+    tx.audit.expect_append().withf(|r, _| r.action == "checkout.completed").times(1).returning(|_, _| Ok(()));
+    tx.inbox.expect_take_parked().withf(|_, link| link == "customer:cus_1").times(1).returning(|_, _| Ok(vec![]));
+    tx.inbox.expect_set_status().returning(|_, _, _, _| Ok(()));
+    let outcome = webhook_service(uow_with(tx)).ingest(&event, "{}").await.unwrap();
+    assert_eq!(outcome, IngestOutcome::Applied);
+}}
+
+async_test! {
+async fn entitlements_check_reads_usage_only_for_usage_limits() {
+    let mut workspaces = MockWorkspaceRepository::new();
+    workspaces.expect_get().returning(|id| Ok(Some(workspace(id.as_str()))));
+    let mut subscriptions = MockSubscriptionRepository::new();
+    subscriptions.expect_current_for_workspace().returning(|_| Ok(None));
+    let mut usage = MockUsageRepository::new();
+    usage.expect_totals().times(1).returning(|_, _, _| {
+        Ok([("alerts".to_string(), rust_decimal::Decimal::new(995, 1))].into_iter().collect())
+    });
+    let service = EntitlementService::new(context(workspaces, subscriptions), Arc::new(usage));
+    let id = WorkspaceId::parse("acme").unwrap();
+    // 99.5 alerts count as 100 whole units, so the free plan's 100 is reached.
+    let crate::entitlements::CheckResult::Limit(alerts) = service.check(&id, "alerts_per_month", 1, None).await.unwrap() else {
+        panic!("a limit")
+    };
+    assert!(!alerts.allowed);
+    assert_eq!(alerts.used, 100);
+    // A count limit takes the caller's count and never reads usage (times(1) above).
+    let crate::entitlements::CheckResult::Limit(members) = service.check(&id, "workspace_members", 1, Some(0)).await.unwrap() else {
+        panic!("a limit")
+    };
+    assert!(members.allowed);
+    assert!(matches!(
+        service.check(&id, "teleport", 1, None).await,
+        Err(EntitlementError::Unknown(_))
+    ));
+}}
+
+#[test]
+fn usage_period_is_the_calendar_month_without_a_subscription() {
+    let (from, to) = entitlements::usage_period(
+        None,
+        chrono::Utc.with_ymd_and_hms(2026, 12, 15, 0, 0, 0).unwrap(),
+    );
+    assert_eq!(
+        from,
+        chrono::Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap()
+    );
+    assert_eq!(
+        to,
+        chrono::Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap()
+    );
+    let _ = AtomicBool::new(false);
+}

@@ -1,0 +1,349 @@
+//! An in-memory store with real transaction semantics (work on a copy, publish on commit) so property tests can
+//! drive the real `WebhookService` through thousands of event orders quickly.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use billing_domain::coupon::Coupon;
+use billing_domain::error::StoreError;
+use billing_domain::events::ProcessorEvent;
+use billing_domain::ids::{CustomerId, EventId, PlanId, ProcessorId, SubscriptionId, WorkspaceId};
+use billing_domain::ports::*;
+use billing_domain::records::{AuditEntry, AuditRecord, OutboxMessage, PendingMessage};
+use billing_domain::subscription::Subscription;
+use billing_domain::workspace::Workspace;
+use chrono::{DateTime, Utc};
+
+/// Everything the store holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct State {
+    pub workspaces: BTreeMap<WorkspaceId, Workspace>,
+    pub customers: BTreeMap<(ProcessorId, CustomerId), WorkspaceId>,
+    pub ledger: BTreeSet<(WorkspaceId, String)>,
+    pub subscriptions: BTreeMap<(ProcessorId, SubscriptionId), Subscription>,
+    pub inbox: BTreeMap<(ProcessorId, EventId), (InboxStatus, u32)>,
+    pub parked: Vec<(String, ProcessorEvent)>,
+    pub audit: Vec<AuditRecord>,
+    pub outbox: BTreeSet<String>,
+}
+
+/// The shared, committed state.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    pub committed: Arc<Mutex<State>>,
+}
+
+/// A transaction: a private copy published on commit, discarded on drop.
+pub struct MemoryTx {
+    store: MemoryStore,
+    state: Mutex<State>,
+}
+
+#[async_trait]
+impl UnitOfWork for MemoryStore {
+    async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError> {
+        let copy = self.committed.lock().unwrap().clone();
+        Ok(Box::new(MemoryTx {
+            store: self.clone(),
+            state: Mutex::new(copy),
+        }))
+    }
+}
+
+#[async_trait]
+impl Transaction for MemoryTx {
+    fn workspaces(&self) -> &dyn WorkspaceRepository {
+        self
+    }
+    fn subscriptions(&self) -> &dyn SubscriptionRepository {
+        self
+    }
+    fn inbox(&self) -> &dyn EventInbox {
+        self
+    }
+    fn audit(&self) -> &dyn AuditLog {
+        self
+    }
+    fn outbox(&self) -> &dyn Outbox {
+        self
+    }
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        *self.store.committed.lock().unwrap() = self.state.into_inner().unwrap();
+        Ok(())
+    }
+}
+
+fn unused<T>(what: &str) -> Result<T, StoreError> {
+    Err(StoreError::Other(format!(
+        "{what} is not used by these tests"
+    )))
+}
+
+#[async_trait]
+impl WorkspaceRepository for MemoryTx {
+    async fn get(&self, id: &WorkspaceId) -> Result<Option<Workspace>, StoreError> {
+        Ok(self.state.lock().unwrap().workspaces.get(id).cloned())
+    }
+    async fn insert(&self, workspace: &Workspace) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        if state.workspaces.contains_key(&workspace.id) {
+            return Err(StoreError::Duplicate(workspace.id.to_string()));
+        }
+        state
+            .workspaces
+            .insert(workspace.id.clone(), workspace.clone());
+        Ok(())
+    }
+    async fn update_profile(&self, _: &Workspace) -> Result<(), StoreError> {
+        unused("update_profile")
+    }
+    async fn start_trial(
+        &self,
+        _: &WorkspaceId,
+        _: &PlanId,
+        _: DateTime<Utc>,
+        _: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        unused("start_trial")
+    }
+    async fn workspace_of_customer(
+        &self,
+        p: &ProcessorId,
+        c: &CustomerId,
+    ) -> Result<Option<WorkspaceId>, StoreError> {
+        Ok(self
+            .state
+            .lock()
+            .unwrap()
+            .customers
+            .get(&(p.clone(), c.clone()))
+            .cloned())
+    }
+    async fn customer_of_workspace(
+        &self,
+        _: &ProcessorId,
+        _: &WorkspaceId,
+    ) -> Result<Option<CustomerId>, StoreError> {
+        unused("customer_of_workspace")
+    }
+    async fn link_customer(
+        &self,
+        p: &ProcessorId,
+        c: &CustomerId,
+        w: &WorkspaceId,
+        _: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        match state.customers.get(&(p.clone(), c.clone())) {
+            Some(existing) if existing == w => Ok(false),
+            Some(_) => Err(StoreError::Duplicate(c.to_string())),
+            None => {
+                state.customers.insert((p.clone(), c.clone()), w.clone());
+                Ok(true)
+            }
+        }
+    }
+    async fn grant_credits(
+        &self,
+        id: &WorkspaceId,
+        amount: i64,
+        key: &str,
+        _: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        if !state.ledger.insert((id.clone(), key.to_owned())) {
+            return Ok(false);
+        }
+        let workspace = state
+            .workspaces
+            .get_mut(id)
+            .ok_or_else(|| StoreError::Other("no workspace".into()))?;
+        workspace.credit_balance += amount;
+        Ok(true)
+    }
+    async fn consume_credits(
+        &self,
+        _: &WorkspaceId,
+        _: i64,
+        _: &str,
+        _: DateTime<Utc>,
+    ) -> Result<ConsumeOutcome, StoreError> {
+        unused("consume_credits")
+    }
+}
+
+#[async_trait]
+impl SubscriptionRepository for MemoryTx {
+    async fn get(
+        &self,
+        p: &ProcessorId,
+        id: &SubscriptionId,
+    ) -> Result<Option<Subscription>, StoreError> {
+        Ok(self
+            .state
+            .lock()
+            .unwrap()
+            .subscriptions
+            .get(&(p.clone(), id.clone()))
+            .cloned())
+    }
+    async fn current_for_workspace(
+        &self,
+        w: &WorkspaceId,
+    ) -> Result<Option<Subscription>, StoreError> {
+        let state = self.state.lock().unwrap();
+        Ok(state
+            .subscriptions
+            .values()
+            .filter(|s| &s.workspace_id == w)
+            .max_by_key(|s| (!s.status.is_terminal(), s.status_at, s.id.clone()))
+            .cloned())
+    }
+    async fn insert(&self, s: &Subscription) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let key = (s.processor.clone(), s.id.clone());
+        if state.subscriptions.contains_key(&key) {
+            return Err(StoreError::Duplicate(s.id.to_string()));
+        }
+        state.subscriptions.insert(key, s.clone());
+        Ok(())
+    }
+    async fn update(&self, s: &Subscription, expected_version: i64) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        match state
+            .subscriptions
+            .get_mut(&(s.processor.clone(), s.id.clone()))
+        {
+            Some(current) if current.version == expected_version => {
+                *current = s.clone();
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict(s.id.to_string())),
+        }
+    }
+}
+
+#[async_trait]
+impl EventInbox for MemoryTx {
+    async fn record(&self, event: &InboxEvent) -> Result<Recorded, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let key = (event.processor.clone(), event.event_id.clone());
+        if let Some((status, attempts)) = state.inbox.get(&key) {
+            return Ok(Recorded::Seen {
+                status: *status,
+                attempts: *attempts,
+            });
+        }
+        state.inbox.insert(key, (InboxStatus::Received, 1));
+        Ok(Recorded::New)
+    }
+    async fn claim_retry(&self, _: &ProcessorId, _: &EventId, _: u32) -> Result<bool, StoreError> {
+        unused("claim_retry")
+    }
+    async fn set_status(
+        &self,
+        p: &ProcessorId,
+        id: &EventId,
+        status: InboxStatus,
+        _: Option<String>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let entry = state
+            .inbox
+            .get_mut(&(p.clone(), id.clone()))
+            .ok_or_else(|| StoreError::Other("no event".into()))?;
+        entry.0 = status;
+        Ok(())
+    }
+    async fn record_failure(&self, event: &InboxEvent, error: &str) -> Result<(), StoreError> {
+        Err(StoreError::Other(format!(
+            "unexpected failure of {}: {error}",
+            event.event_id
+        )))
+    }
+    async fn park(
+        &self,
+        event: &ProcessorEvent,
+        link: &str,
+        _: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.state
+            .lock()
+            .unwrap()
+            .parked
+            .push((link.to_owned(), event.clone()));
+        Ok(())
+    }
+    async fn take_parked(
+        &self,
+        _: &ProcessorId,
+        link: &str,
+    ) -> Result<Vec<ProcessorEvent>, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let (taken, kept): (Vec<_>, Vec<_>) = state.parked.drain(..).partition(|(l, _)| l == link);
+        state.parked = kept;
+        Ok(taken.into_iter().map(|(_, e)| e).collect())
+    }
+    async fn count_by_status(&self, status: InboxStatus) -> Result<u64, StoreError> {
+        Ok(self
+            .state
+            .lock()
+            .unwrap()
+            .inbox
+            .values()
+            .filter(|(s, _)| *s == status)
+            .count() as u64)
+    }
+}
+
+#[async_trait]
+impl AuditLog for MemoryTx {
+    async fn append(&self, record: &AuditRecord, _: DateTime<Utc>) -> Result<(), StoreError> {
+        self.state.lock().unwrap().audit.push(record.clone());
+        Ok(())
+    }
+    async fn list(
+        &self,
+        _: &WorkspaceId,
+        _: u32,
+        _: Option<i64>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        unused("audit list")
+    }
+}
+
+#[async_trait]
+impl Outbox for MemoryTx {
+    async fn enqueue(&self, message: &OutboxMessage, _: DateTime<Utc>) -> Result<bool, StoreError> {
+        Ok(self
+            .state
+            .lock()
+            .unwrap()
+            .outbox
+            .insert(message.dedup_key.clone()))
+    }
+    async fn claim_due(
+        &self,
+        _: DateTime<Utc>,
+        _: DateTime<Utc>,
+        _: u32,
+    ) -> Result<Vec<PendingMessage>, StoreError> {
+        unused("claim_due")
+    }
+    async fn mark_delivered(&self, _: i64, _: DateTime<Utc>) -> Result<(), StoreError> {
+        unused("mark_delivered")
+    }
+    async fn mark_failed(
+        &self,
+        _: i64,
+        _: &str,
+        _: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        unused("mark_failed")
+    }
+}
+
+/// Coupons are not part of the webhook path; this only proves the port is object-safe for adapters.
+#[allow(dead_code)]
+fn coupon_port_is_object_safe(_: &dyn CouponRepository, _: Coupon) {}
