@@ -1,1 +1,26 @@
+//! Tollgate's schema as SeaORM migrations, written with the schema builder so the same files run on SQLite and
+//! PostgreSQL. Migrations never import entities: an entity describes today's code, a migration yesterday's schema.
 
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_create_workspaces;
+mod m20261121_000002_create_subscriptions;
+mod m20261121_000003_create_inbox;
+mod m20261121_000004_create_audit_and_outbox;
+mod m20261121_000005_create_usage_events;
+
+/// Every migration in the order it applies; `tollgate migrate` and startup call [`MigratorTrait::up`].
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261121_000001_create_workspaces::Migration),
+            Box::new(m20261121_000002_create_subscriptions::Migration),
+            Box::new(m20261121_000003_create_inbox::Migration),
+            Box::new(m20261121_000004_create_audit_and_outbox::Migration),
+            Box::new(m20261121_000005_create_usage_events::Migration),
+        ]
+    }
+}

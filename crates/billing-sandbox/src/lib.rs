@@ -1,1 +1,23 @@
+//! The sandbox payment processor: offline and deterministic. Checkout URLs point at Tollgate's own
+//! `/sandbox/checkout/{id}` page, whose Pay and Decline buttons call [`SandboxProcessor::pay`] and
+//! [`SandboxProcessor::decline`]; the signed, Stripe-shaped deliveries they return are POSTed to `/webhooks/sandbox`
+//! and come back through [`WebhookOps::verify_and_parse`](billing_domain::ports::WebhookOps) like any processor's.
 
+mod config;
+mod parse;
+mod payloads;
+mod ports;
+mod processor;
+pub mod signature;
+mod state;
+
+#[cfg(test)]
+mod test_support;
+
+pub use config::{SandboxConfig, SandboxConfigError};
+pub use parse::parse_event;
+pub use payloads::API_VERSION;
+pub use processor::{
+    PROCESSOR_ID, SIGNATURE_HEADER, SandboxError, SandboxProcessor, SessionView, SignedDelivery,
+};
+pub use state::SessionStatus;

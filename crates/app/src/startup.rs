@@ -1,0 +1,243 @@
+//! Wiring: settings → store, processors, services, HTTP server. `main` only calls into here.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, Service};
+use actix_web::{App, HttpMessage, HttpServer, web};
+use anyhow::Context as _;
+use async_trait::async_trait;
+use billing_domain::catalog::Catalog;
+use billing_domain::ports::{Clock, IdGenerator, PaymentProcessor, WebhookOps};
+use billing_domain::services::{
+    CheckoutService, Context, EntitlementService, TrialService, WebhookService, WorkspaceService,
+};
+use billing_http::auth::ApiKeys;
+use billing_http::{AppState, CheckoutDefaults, Edge, Readiness, SandboxPages, WebhookDelivery};
+use billing_sandbox::{SandboxConfig, SandboxProcessor};
+use billing_store::Store;
+use secrecy::ExposeSecret;
+use tracing_actix_web::{RequestId, TracingLogger};
+
+use crate::settings::Settings;
+use crate::system::{SystemClock, UuidIds};
+
+/// A built, bound, not yet running server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    store: Store,
+}
+
+impl Application {
+    /// Connects and migrates the database, wires every adapter and binds the listener (port 0 picks a free port).
+    pub async fn build(settings: Settings, catalog: Catalog) -> anyhow::Result<Self> {
+        let store = billing_store::connect(settings.database.url.expose_secret())
+            .await
+            .context("connecting to the database")?;
+        if settings.database.migrate_on_start {
+            store.migrate().await.context("applying migrations")?;
+        }
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
+            .with_context(|| {
+                format!("binding {}:{}", settings.server.host, settings.server.port)
+            })?;
+        let address = listener.local_addr()?;
+        let port = address.port();
+        // With port 0 (tests) the configured public URL cannot know the port; use the bound address instead.
+        let public_url = if settings.server.port == 0 {
+            format!("http://127.0.0.1:{port}")
+        } else {
+            settings.server.public_url.trim_end_matches('/').to_owned()
+        };
+        let loopback_host = if address.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            address.ip().to_string()
+        };
+
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let ids: Arc<dyn IdGenerator> = Arc::new(UuidIds);
+        let catalog = Arc::new(catalog);
+        let store_arc = Arc::new(store.clone());
+
+        let sandbox = settings.sandbox.enabled.then(|| {
+            Arc::new(SandboxProcessor::new(
+                SandboxConfig {
+                    public_base_url: public_url.clone(),
+                    webhook_secrets: settings.sandbox.webhook_secrets.clone(),
+                    tolerance_secs: settings.sandbox.tolerance_secs,
+                },
+                ids.clone(),
+                clock.clone(),
+            ))
+        });
+        let processor: Arc<dyn PaymentProcessor> = match &sandbox {
+            Some(sandbox) => sandbox.clone(),
+            None => anyhow::bail!("no payment processor is enabled: set sandbox.enabled = true"),
+        };
+        let mut webhook_verifiers: HashMap<String, Arc<dyn WebhookOps>> = HashMap::new();
+        if let Some(sandbox) = &sandbox {
+            webhook_verifiers.insert(billing_sandbox::PROCESSOR_ID.to_owned(), sandbox.clone());
+        }
+
+        let ctx = Context {
+            catalog: catalog.clone(),
+            policy: settings.billing_policy(),
+            clock: clock.clone(),
+            workspaces: store_arc.clone(),
+            subscriptions: store_arc.clone(),
+        };
+        let state = AppState {
+            catalog: catalog.clone(),
+            workspaces: WorkspaceService::new(ctx.clone(), store_arc.clone()),
+            trials: TrialService::new(ctx.clone(), store_arc.clone()),
+            checkout: CheckoutService::new(ctx.clone(), processor, store_arc.clone(), ids.clone()),
+            entitlements: EntitlementService::new(ctx, store_arc.clone()),
+            webhooks: WebhookService::new(store_arc.clone(), catalog, clock.clone()),
+            subscriptions: store_arc.clone(),
+            audit: store_arc.clone(),
+            webhook_verifiers,
+            clock,
+            readiness: Arc::new(StoreReadiness(store.clone())),
+            checkout_defaults: CheckoutDefaults {
+                success_url: settings.checkout.success_url.clone(),
+                cancel_url: settings.checkout.cancel_url.clone(),
+            },
+        };
+        let keys = ApiKeys::new(
+            settings
+                .auth
+                .api_keys
+                .iter()
+                .map(|k| (k.name.as_str(), k.hash.as_str(), k.scopes.as_slice())),
+        )
+        .map_err(anyhow::Error::msg)?;
+        let sandbox_pages = match sandbox {
+            Some(processor) => Some(web::Data::new(SandboxPages {
+                processor,
+                delivery: Arc::new(LoopbackDelivery::new(format!(
+                    "http://{loopback_host}:{port}/webhooks/sandbox"
+                ))?),
+            })),
+            None => None,
+        };
+        let edge = Edge {
+            state: web::Data::new(state),
+            keys: web::Data::new(keys),
+            sandbox: sandbox_pages,
+            max_json_bytes: settings.server.max_json_bytes,
+        };
+
+        let mut server = HttpServer::new(move || {
+            let edge = edge.clone();
+            App::new()
+                .wrap_fn(|req, srv| {
+                    let response = srv.call(req);
+                    async move {
+                        let mut response = response.await?;
+                        let id = response
+                            .request()
+                            .extensions()
+                            .get::<RequestId>()
+                            .map(|id| id.to_string());
+                        if let Some(value) = id.and_then(|id: String| {
+                            actix_web::http::header::HeaderValue::from_str(&id).ok()
+                        }) {
+                            response.headers_mut().insert(
+                                actix_web::http::header::HeaderName::from_static("x-request-id"),
+                                value,
+                            );
+                        }
+                        Ok(response)
+                    }
+                })
+                .wrap(TracingLogger::default())
+                .configure(|cfg| edge.configure(cfg))
+        })
+        .shutdown_timeout(settings.server.shutdown_timeout_secs);
+        if let Some(workers) = settings.server.workers {
+            server = server.workers(workers);
+        }
+        let server = server.listen(listener)?.run();
+        tracing::info!(%address, public_url, backend = store.backend(), "tollgate listening");
+        Ok(Self {
+            port,
+            server,
+            store,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM; in-flight requests finish (up to the shutdown timeout), then the pool closes.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await.context("running the HTTP server")?;
+        tracing::info!("shutting down: closing database connections");
+        self.store.close().await.context("closing the database")?;
+        Ok(())
+    }
+}
+
+/// `tollgate serve`.
+pub async fn serve(settings: Settings, catalog: Catalog) -> anyhow::Result<()> {
+    Application::build(settings, catalog)
+        .await?
+        .run_until_stopped()
+        .await
+}
+
+/// `tollgate migrate`.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let store = billing_store::connect(settings.database.url.expose_secret())
+        .await
+        .context("connecting to the database")?;
+    store.migrate().await.context("applying migrations")?;
+    tracing::info!(backend = store.backend(), "migrations applied");
+    store.close().await.context("closing the database")?;
+    Ok(())
+}
+
+struct StoreReadiness(Store);
+
+#[async_trait]
+impl Readiness for StoreReadiness {
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| e.to_string())
+    }
+}
+
+/// Delivers sandbox events to this very server over HTTP, like a processor would.
+struct LoopbackDelivery {
+    client: reqwest::Client,
+    url: String,
+}
+
+impl LoopbackDelivery {
+    fn new(url: String) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        Ok(Self { client, url })
+    }
+}
+
+#[async_trait]
+impl WebhookDelivery for LoopbackDelivery {
+    async fn deliver(&self, body: &str, signature: &str) -> Result<u16, String> {
+        let response = self
+            .client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header(billing_sandbox::SIGNATURE_HEADER, signature)
+            .body(body.to_owned())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(response.status().as_u16())
+    }
+}

@@ -1,0 +1,281 @@
+//! `spawn_app`: a fresh database (SQLite file or PostgreSQL database), the real wiring, a random port.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use billing_app::catalog_file::load_catalog;
+use billing_app::settings::{ApiKeySettings, Settings};
+use billing_app::startup::Application;
+use hmac::{Hmac, Mac};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// The development key shipped in `config/development.toml` (for local use only).
+pub const DEV_KEY: &str = "tg_dev_local_only";
+/// A key with only `billing:read`, added by `spawn_app`.
+pub const READ_KEY: &str = "tg_test_read_only";
+/// The sandbox secret of `config/development.toml`.
+pub const SANDBOX_SECRET: &str = "whsec_sandbox_dev_only";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db_url: String,
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A fresh, empty database URL for `backend`.
+async fn fresh_database(backend: Backend) -> String {
+    let name = format!("tollgate_api_{}", uuid::Uuid::new_v4().simple());
+    match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join("tollgate-api-tests");
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            format!(
+                "sqlite://{}?mode=rwc",
+                dir.join(format!("{name}.db")).display()
+            )
+        }
+        Backend::Postgres => {
+            let admin_url = std::env::var("TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+            let admin = Database::connect(&admin_url).await.unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL is required for these tests and is not reachable at {admin_url}: {e}. Start it with \
+                     `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` or run scripts/test."
+                )
+            });
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create test database");
+            let base = admin_url
+                .rsplit_once('/')
+                .map(|(base, _)| base)
+                .unwrap_or(&admin_url);
+            format!("{base}/{name}")
+        }
+    }
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let root = repo_root();
+    let mut settings = Settings::load_from(&root.join("config"), "development")
+        .expect("development settings load");
+    settings.server.port = 0;
+    settings.server.host = "127.0.0.1".into();
+    settings.catalog.path = root.join("config/plans.toml");
+    let db_url = fresh_database(backend).await;
+    settings.database.url = SecretString::from(db_url.clone());
+    settings.database.migrate_on_start = true;
+    settings.auth.api_keys.push(ApiKeySettings {
+        name: "reader".into(),
+        hash: format!(
+            "sha256:{}",
+            hex::encode(Sha256::digest(READ_KEY.as_bytes()))
+        ),
+        scopes: vec!["billing:read".into()],
+    });
+    let catalog = load_catalog(&settings.catalog.path).expect("shipped catalog loads");
+    let app = Application::build(settings, catalog)
+        .await
+        .expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    TestApp {
+        address,
+        client,
+        db_url,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(DEV_KEY)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(DEV_KEY)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn put_workspace(&self, id: &str) -> reqwest::Response {
+        let body = json!({"name": "Acme", "owner_email": "owner@acme.test", "billing_details": {"country": "DE"}});
+        self.client
+            .put(self.url(&format!("/v1/workspaces/{id}")))
+            .bearer_auth(DEV_KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn checkout(&self, id: &str, plan: &str) -> Value {
+        let response = self
+            .post_json(
+                &format!("/v1/workspaces/{id}/checkout"),
+                json!({"plan": plan}),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "checkout failed");
+        response.json().await.unwrap()
+    }
+
+    /// Presses a button on the sandbox checkout page, as a browser form post.
+    pub async fn press(&self, session_id: &str, button: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/sandbox/checkout/{session_id}/{button}")))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn json_of(&self, path: &str) -> Value {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.unwrap()
+    }
+
+    pub async fn audit_actions(&self, id: &str) -> Vec<String> {
+        let audit = self
+            .json_of(&format!("/v1/workspaces/{id}/audit?limit=200"))
+            .await;
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The sandbox customer linked when the workspace's first checkout started.
+    pub async fn customer_of(&self, id: &str) -> String {
+        let audit = self
+            .json_of(&format!("/v1/workspaces/{id}/audit?limit=200"))
+            .await;
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == "checkout.started")
+            .and_then(|e| e["after"]["customer_id"].as_str())
+            .expect("a checkout started")
+            .to_owned()
+    }
+
+    pub async fn post_webhook(&self, body: &str, signature: Option<&str>) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.url("/webhooks/sandbox"))
+            .header("content-type", "application/json");
+        if let Some(signature) = signature {
+            request = request.header("Sandbox-Signature", signature);
+        }
+        request.body(body.to_owned()).send().await.unwrap()
+    }
+
+    /// Counts rows of a table in the app's database, read directly.
+    pub async fn count(&self, table: &str) -> i64 {
+        let db: DatabaseConnection = Database::connect(&self.db_url).await.unwrap();
+        let backend = db.get_database_backend();
+        let row = db
+            .query_one_raw(Statement::from_string(
+                backend,
+                format!("SELECT COUNT(*) AS n FROM {table}"),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        let n: i64 = row.try_get("", "n").unwrap();
+        db.close().await.ok();
+        n
+    }
+}
+
+/// Signs `body` the way the sandbox (and Stripe) do, at unix time `t`.
+pub fn sign(body: &str, t: i64) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SANDBOX_SECRET.as_bytes()).unwrap();
+    mac.update(format!("{t}.{body}").as_bytes());
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// A Stripe-shaped `customer.subscription.created` event for `customer` on the sandbox pro price.
+pub fn subscription_event(
+    event_id: &str,
+    customer: &str,
+    subscription: &str,
+    created: i64,
+) -> String {
+    json!({
+        "id": event_id,
+        "object": "event",
+        "type": "customer.subscription.created",
+        "created": created,
+        "livemode": false,
+        "data": {"object": {
+            "id": subscription,
+            "object": "subscription",
+            "customer": customer,
+            "status": "active",
+            "cancel_at_period_end": false,
+            "current_period_start": created,
+            "current_period_end": created + 2_592_000,
+            "items": {"object": "list", "data": [{"id": "si_1", "object": "subscription_item", "quantity": 1,
+                "price": {"id": "sbx_price_pro", "object": "price"}}]}
+        }}
+    })
+    .to_string()
+}
+
+/// Runs a test body against both databases.
+macro_rules! on_both_databases {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                ($body)(crate::helpers::Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                ($body)(crate::helpers::Backend::Postgres).await;
+            }
+        }
+    };
+}
+pub(crate) use on_both_databases;

@@ -1,0 +1,8 @@
+//! The tollgate app spawned on a random port with a fresh database per test, exercised over real HTTP.
+
+mod helpers;
+
+mod auth_and_errors;
+mod lifecycle;
+mod webhooks;
+mod workspaces;

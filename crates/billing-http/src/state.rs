@@ -1,0 +1,54 @@
+//! What handlers share: the use-case services and the few ports the edge reads directly.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use billing_domain::catalog::Catalog;
+use billing_domain::ports::{AuditLog, Clock, SubscriptionRepository, WebhookOps};
+use billing_domain::services::{
+    CheckoutService, EntitlementService, TrialService, WebhookService, WorkspaceService,
+};
+use billing_sandbox::SandboxProcessor;
+
+/// Answers whether the service can do its work (the database answers).
+#[async_trait]
+pub trait Readiness: Send + Sync {
+    async fn check(&self) -> Result<(), String>;
+}
+
+/// Posts a signed sandbox delivery to Tollgate's own `POST /webhooks/sandbox`, returning the HTTP status.
+#[async_trait]
+pub trait WebhookDelivery: Send + Sync {
+    async fn deliver(&self, body: &str, signature: &str) -> Result<u16, String>;
+}
+
+/// Default redirect targets of checkouts whose request names none.
+#[derive(Debug, Clone)]
+pub struct CheckoutDefaults {
+    pub success_url: String,
+    pub cancel_url: String,
+}
+
+/// Everything the API routes need.
+pub struct AppState {
+    pub catalog: Arc<Catalog>,
+    pub workspaces: WorkspaceService,
+    pub trials: TrialService,
+    pub checkout: CheckoutService,
+    pub entitlements: EntitlementService,
+    pub webhooks: WebhookService,
+    pub subscriptions: Arc<dyn SubscriptionRepository>,
+    pub audit: Arc<dyn AuditLog>,
+    /// Webhook verifiers by route id (`/webhooks/{id}`).
+    pub webhook_verifiers: HashMap<String, Arc<dyn WebhookOps>>,
+    pub clock: Arc<dyn Clock>,
+    pub readiness: Arc<dyn Readiness>,
+    pub checkout_defaults: CheckoutDefaults,
+}
+
+/// The sandbox's hosted checkout pages, present only when the sandbox processor is enabled.
+pub struct SandboxPages {
+    pub processor: Arc<SandboxProcessor>,
+    pub delivery: Arc<dyn WebhookDelivery>,
+}

@@ -1,0 +1,251 @@
+//! The `PaymentProcessor` port, implemented from the sandbox's own records.
+
+use async_trait::async_trait;
+use billing_domain::error::ProcessorError;
+use billing_domain::events::{ProcessorEvent, SubscriptionSnapshot};
+use billing_domain::ids::{
+    CheckoutSessionId, CustomerId, InvoiceId, PriceId, ProcessorId, SubscriptionId,
+};
+use billing_domain::money::Money;
+use billing_domain::ports::{
+    Capabilities, CheckoutOps, CheckoutRequest, CheckoutSession, CustomerOps, InvoiceOps,
+    InvoicePage, PaymentIntent, PaymentOps, PortalOps, ProcessorInfo, Proration, Refund,
+    SubscriptionOps, UsageReportingOps, WebhookError, WebhookHeaders, WebhookOps,
+};
+use billing_domain::workspace::Workspace;
+use chrono::{DateTime, Utc};
+
+use crate::parse::parse_event;
+use crate::processor::{SIGNATURE_HEADER, SandboxProcessor};
+use crate::signature;
+use crate::state::{SessionRecord, SessionStatus, SubscriptionChange};
+
+impl ProcessorInfo for SandboxProcessor {
+    fn id(&self) -> ProcessorId {
+        SandboxProcessor::processor_id()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            checkout: true,
+            portal: false,
+            invoices: true,
+            subscription_changes: true,
+            payments: false,
+            refunds: false,
+            usage_reporting: false,
+        }
+    }
+}
+
+#[async_trait]
+impl CustomerOps for SandboxProcessor {
+    #[tracing::instrument(skip_all, fields(workspace_id = %workspace.id))]
+    async fn ensure_customer(
+        &self,
+        workspace: &Workspace,
+        known: Option<CustomerId>,
+    ) -> Result<CustomerId, ProcessorError> {
+        let mut state = self.lock();
+        if let Some(known) = known {
+            // Remember it so a sandbox restarted with empty records still never makes a second customer.
+            state
+                .customers
+                .entry(workspace.id.clone())
+                .or_insert_with(|| known.clone());
+            return Ok(known);
+        }
+        let customer = state
+            .customers
+            .entry(workspace.id.clone())
+            .or_insert_with(|| CustomerId::new(self.ids.new_id("cus_sbx_")));
+        Ok(customer.clone())
+    }
+}
+
+#[async_trait]
+impl CheckoutOps for SandboxProcessor {
+    #[tracing::instrument(skip_all, fields(workspace_id = %request.workspace.id, plan_id = %request.plan.id))]
+    async fn create_checkout(
+        &self,
+        request: &CheckoutRequest,
+    ) -> Result<CheckoutSession, ProcessorError> {
+        let now = self.clock.now();
+        let mut state = self.lock();
+        let id = match state.sessions_by_key.get(&request.idempotency_key) {
+            Some(id) => id.clone(),
+            None => {
+                let id = CheckoutSessionId::new(self.ids.new_id("cs_sbx_"));
+                state.sessions.insert(
+                    id.clone(),
+                    SessionRecord {
+                        id: id.clone(),
+                        workspace_id: request.workspace.id.clone(),
+                        customer_id: request.customer_id.clone(),
+                        plan: request.plan.clone(),
+                        price_id: request.price_id.clone(),
+                        success_url: request.success_url.clone(),
+                        cancel_url: request.cancel_url.clone(),
+                        status: SessionStatus::Open,
+                        created: now,
+                    },
+                );
+                state
+                    .sessions_by_key
+                    .insert(request.idempotency_key.clone(), id.clone());
+                state
+                    .customers
+                    .entry(request.workspace.id.clone())
+                    .or_insert_with(|| request.customer_id.clone());
+                id
+            }
+        };
+        let url = format!("{}/sandbox/checkout/{id}", self.config.base_url());
+        Ok(CheckoutSession { id, url })
+    }
+}
+
+#[async_trait]
+impl PortalOps for SandboxProcessor {
+    async fn create_portal(
+        &self,
+        _customer: &CustomerId,
+        _return_url: &str,
+    ) -> Result<String, ProcessorError> {
+        Err(ProcessorError::Unsupported("a billing portal"))
+    }
+}
+
+#[async_trait]
+impl SubscriptionOps for SandboxProcessor {
+    #[tracing::instrument(skip_all, fields(subscription_id = %id, at_period_end))]
+    async fn cancel(
+        &self,
+        id: &SubscriptionId,
+        at_period_end: bool,
+        idempotency_key: &str,
+    ) -> Result<SubscriptionSnapshot, ProcessorError> {
+        let change = SubscriptionChange::Cancel { at_period_end };
+        self.change(id, change, idempotency_key)
+    }
+
+    #[tracing::instrument(skip_all, fields(subscription_id = %id))]
+    async fn resume(
+        &self,
+        id: &SubscriptionId,
+        idempotency_key: &str,
+    ) -> Result<SubscriptionSnapshot, ProcessorError> {
+        self.change(id, SubscriptionChange::Resume, idempotency_key)
+    }
+
+    /// Proration is accepted and ignored: the sandbox bills nothing until the next period.
+    #[tracing::instrument(skip_all, fields(subscription_id = %id, price_id = %price))]
+    async fn change_price(
+        &self,
+        id: &SubscriptionId,
+        price: &PriceId,
+        _proration: Proration,
+        idempotency_key: &str,
+    ) -> Result<SubscriptionSnapshot, ProcessorError> {
+        if price.as_str().is_empty() {
+            return Err(ProcessorError::Rejected("empty price id".to_owned()));
+        }
+        let change = SubscriptionChange::ChangePrice(price.clone());
+        self.change(id, change, idempotency_key)
+    }
+
+    #[tracing::instrument(skip_all, fields(subscription_id = %id))]
+    async fn fetch(&self, id: &SubscriptionId) -> Result<SubscriptionSnapshot, ProcessorError> {
+        let mut state = self.lock();
+        Ok(state.subscription_mut(id)?.snapshot.clone())
+    }
+}
+
+impl SandboxProcessor {
+    /// One idempotent subscription change at the clock's now.
+    fn change(
+        &self,
+        id: &SubscriptionId,
+        change: SubscriptionChange,
+        idempotency_key: &str,
+    ) -> Result<SubscriptionSnapshot, ProcessorError> {
+        let now = self.clock.now();
+        self.lock()
+            .change_subscription(id, change, idempotency_key, now)
+    }
+}
+
+#[async_trait]
+impl InvoiceOps for SandboxProcessor {
+    #[tracing::instrument(skip_all, fields(customer_id = %customer, limit))]
+    async fn list_invoices(
+        &self,
+        customer: &CustomerId,
+        limit: u32,
+        starting_after: Option<InvoiceId>,
+    ) -> Result<InvoicePage, ProcessorError> {
+        self.lock()
+            .invoice_page(customer, limit, starting_after.as_ref())
+    }
+}
+
+#[async_trait]
+impl PaymentOps for SandboxProcessor {
+    async fn create_payment_intent(
+        &self,
+        _customer: &CustomerId,
+        _amount: &Money,
+        _idempotency_key: &str,
+    ) -> Result<PaymentIntent, ProcessorError> {
+        Err(ProcessorError::Unsupported("payments outside checkout"))
+    }
+
+    async fn refund(
+        &self,
+        _payment_id: &str,
+        _amount: Option<Money>,
+        _idempotency_key: &str,
+    ) -> Result<Refund, ProcessorError> {
+        Err(ProcessorError::Unsupported("refunds"))
+    }
+}
+
+#[async_trait]
+impl UsageReportingOps for SandboxProcessor {
+    async fn report_usage(
+        &self,
+        _customer: &CustomerId,
+        _metric: &str,
+        _quantity: rust_decimal::Decimal,
+        _at: DateTime<Utc>,
+        _idempotency_key: &str,
+    ) -> Result<(), ProcessorError> {
+        Err(ProcessorError::Unsupported("usage reporting"))
+    }
+}
+
+impl WebhookOps for SandboxProcessor {
+    fn verify_and_parse(
+        &self,
+        headers: &WebhookHeaders,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<ProcessorEvent, WebhookError> {
+        let header = headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(SIGNATURE_HEADER))
+            .map(|(_, value)| value.as_str())
+            .ok_or(WebhookError::MissingSignature("Sandbox-Signature"))?;
+        signature::verify(
+            header,
+            body,
+            &self.config.webhook_secrets,
+            now,
+            self.config.tolerance_secs,
+        )?;
+        parse_event(&self.id(), body)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,308 @@
+//! The sandbox processor: records checkouts and, when the customer presses Pay or Decline on Tollgate's own checkout
+//! page, produces the signed Stripe-shaped webhook deliveries a real processor would send.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use billing_domain::catalog::{Interval, PlanKind};
+use billing_domain::events::SubscriptionSnapshot;
+use billing_domain::ids::{
+    CheckoutSessionId, InvoiceId, PlanId, ProcessorId, SubscriptionId, WorkspaceId,
+};
+use billing_domain::money::Money;
+use billing_domain::ports::{Clock, IdGenerator};
+use billing_domain::subscription::SubscriptionStatus;
+use chrono::{DateTime, Months, Utc};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::SandboxConfig;
+use crate::payloads::{self, CheckoutOutcome};
+use crate::signature;
+use crate::state::{InvoiceRecord, SessionRecord, SessionStatus, State, SubscriptionRecord};
+
+/// The processor id of the sandbox in routes, catalog `processor_prices` and stored rows.
+pub const PROCESSOR_ID: &str = "sandbox";
+
+/// The (lower-cased) request header carrying a delivery's signature.
+pub const SIGNATURE_HEADER: &str = "sandbox-signature";
+
+/// An offline, deterministic payment processor whose checkout page is served by Tollgate itself.
+pub struct SandboxProcessor {
+    pub(crate) config: SandboxConfig,
+    pub(crate) ids: Arc<dyn IdGenerator>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) state: Mutex<State>,
+}
+
+impl std::fmt::Debug for SandboxProcessor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxProcessor")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A webhook ready to POST to `/webhooks/sandbox`: the raw body and its `Sandbox-Signature` header value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedDelivery {
+    pub event_id: String,
+    pub event_type: String,
+    pub body: String,
+    /// The value of the `Sandbox-Signature` header.
+    pub signature: String,
+}
+
+/// What the checkout page shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionView {
+    pub id: CheckoutSessionId,
+    pub workspace_id: WorkspaceId,
+    pub plan_id: PlanId,
+    pub plan_name: String,
+    pub price: Money,
+    /// `Monthly subscription`, `Yearly subscription` or `One-time purchase of N credits`.
+    pub plan_kind: String,
+    pub status: SessionStatus,
+    pub success_url: String,
+    pub cancel_url: String,
+}
+
+/// Why Pay or Decline could not be pressed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SandboxError {
+    #[error("no such checkout session")]
+    UnknownSession,
+    #[error("checkout session is already {0}")]
+    NotOpen(SessionStatus),
+    #[error("no webhook secret is configured to sign deliveries")]
+    NoSigningSecret,
+}
+
+/// The decline every Decline press produces, as Stripe reports a generic card decline.
+const DECLINE_CODE: &str = "card_declined";
+const DECLINE_MESSAGE: &str = "Your card was declined.";
+
+impl SandboxProcessor {
+    /// A sandbox with no records; check `config` with [`SandboxConfig::validate`] at startup.
+    pub fn new(config: SandboxConfig, ids: Arc<dyn IdGenerator>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            config,
+            ids,
+            clock,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The processor id, `sandbox`.
+    pub fn processor_id() -> ProcessorId {
+        ProcessorId::new(PROCESSOR_ID)
+    }
+
+    /// The checkout session `id` as the page shows it, if it exists.
+    pub fn session(&self, id: &str) -> Option<SessionView> {
+        let state = self.lock();
+        let session = state.sessions.get(&CheckoutSessionId::new(id))?;
+        Some(SessionView {
+            id: session.id.clone(),
+            workspace_id: session.workspace_id.clone(),
+            plan_id: session.plan.id.clone(),
+            plan_name: session.plan.name.clone(),
+            price: session.plan.price.clone(),
+            plan_kind: describe(&session.plan.kind),
+            status: session.status,
+            success_url: session.success_url.clone(),
+            cancel_url: session.cancel_url.clone(),
+        })
+    }
+
+    /// Pays an open session: a subscription plan gets a subscription and a paid invoice and emits
+    /// `checkout.session.completed`, `customer.subscription.created` and `invoice.paid`, in that order; a credits plan
+    /// emits one `checkout.session.completed` in `payment` mode.
+    #[tracing::instrument(skip_all, fields(session_id = %session_id))]
+    pub fn pay(&self, session_id: &str) -> Result<Vec<SignedDelivery>, SandboxError> {
+        let now = self.clock.now();
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let invoice_number = state.next_invoice_number();
+        let session = open_session(&mut state.sessions, session_id)?;
+        let Some(secret) = self.config.webhook_secrets.first() else {
+            return Err(SandboxError::NoSigningSecret);
+        };
+        let mut events = Vec::new();
+        match session.plan.kind {
+            PlanKind::Subscription { interval } => {
+                let (subscription, invoice) =
+                    self.subscribe(session, interval, now, invoice_number);
+                let subscription_id = subscription.snapshot.subscription_id.clone();
+                let invoice_id = invoice.id.clone();
+                let outcome = CheckoutOutcome::Paid {
+                    subscription: Some(&subscription_id),
+                    invoice: Some(&invoice_id),
+                };
+                events.push((
+                    "checkout.session.completed",
+                    payloads::checkout_session(session, &outcome),
+                ));
+                events.push((
+                    "customer.subscription.created",
+                    payloads::subscription(&subscription),
+                ));
+                events.push(("invoice.paid", payloads::invoice(&invoice, Some(interval))));
+                state.subscriptions.insert(subscription_id, subscription);
+                state.invoices.push(invoice);
+            }
+            PlanKind::Credits { .. } => {
+                let outcome = CheckoutOutcome::Paid {
+                    subscription: None,
+                    invoice: None,
+                };
+                events.push((
+                    "checkout.session.completed",
+                    payloads::checkout_session(session, &outcome),
+                ));
+            }
+        }
+        session.status = SessionStatus::Paid;
+        tracing::info!(deliveries = events.len(), "sandbox checkout paid");
+        Ok(self.sign_all(secret, now, events))
+    }
+
+    /// Declines an open session: emits one `checkout.session.async_payment_failed` with a `card_declined` reason.
+    #[tracing::instrument(skip_all, fields(session_id = %session_id))]
+    pub fn decline(&self, session_id: &str) -> Result<Vec<SignedDelivery>, SandboxError> {
+        let now = self.clock.now();
+        let mut guard = self.lock();
+        let session = open_session(&mut guard.sessions, session_id)?;
+        let Some(secret) = self.config.webhook_secrets.first() else {
+            return Err(SandboxError::NoSigningSecret);
+        };
+        let outcome = CheckoutOutcome::Declined {
+            code: DECLINE_CODE,
+            message: DECLINE_MESSAGE,
+        };
+        let object = payloads::checkout_session(session, &outcome);
+        session.status = SessionStatus::Declined;
+        tracing::info!("sandbox checkout declined");
+        Ok(self.sign_all(
+            secret,
+            now,
+            vec![("checkout.session.async_payment_failed", object)],
+        ))
+    }
+
+    /// The active subscription and paid first invoice a paid subscription checkout creates.
+    fn subscribe(
+        &self,
+        session: &SessionRecord,
+        interval: Interval,
+        now: DateTime<Utc>,
+        invoice_number: String,
+    ) -> (SubscriptionRecord, InvoiceRecord) {
+        let subscription_id = SubscriptionId::new(self.ids.new_id("sub_sbx_"));
+        let invoice_id = InvoiceId::new(self.ids.new_id("in_sbx_"));
+        let period_end = period_end(now, interval);
+        let subscription = SubscriptionRecord {
+            snapshot: SubscriptionSnapshot {
+                subscription_id: subscription_id.clone(),
+                customer_id: session.customer_id.clone(),
+                price_id: session.price_id.clone(),
+                status: SubscriptionStatus::Active,
+                quantity: 1,
+                cancel_at_period_end: false,
+                current_period_start: Some(now),
+                current_period_end: Some(period_end),
+                trial_end: None,
+            },
+            workspace_id: session.workspace_id.clone(),
+            plan_id: session.plan.id.clone(),
+            amount: session.plan.price.clone(),
+            interval,
+            created: now,
+            canceled_at: None,
+            latest_invoice: Some(invoice_id.clone()),
+        };
+        let invoice = InvoiceRecord {
+            id: invoice_id,
+            number: invoice_number,
+            customer_id: session.customer_id.clone(),
+            subscription_id: Some(subscription_id),
+            price_id: Some(session.price_id.clone()),
+            description: format!("1 × {}", session.plan.name),
+            amount: session.plan.price.clone(),
+            created: now,
+            period_start: now,
+            period_end,
+        };
+        (subscription, invoice)
+    }
+
+    /// The state, recovered if a panicking thread poisoned the lock: every change is applied after all checks pass,
+    /// so a half-applied change cannot be observed.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wraps each object in an event envelope and signs it at `now`.
+    fn sign_all(
+        &self,
+        secret: &secrecy::SecretString,
+        now: DateTime<Utc>,
+        events: Vec<(&str, Value)>,
+    ) -> Vec<SignedDelivery> {
+        events
+            .into_iter()
+            .map(|(event_type, object)| {
+                let event_id = self.ids.new_id("evt_sbx_");
+                let body = payloads::event(&event_id, event_type, now, object).to_string();
+                let signature = signature::sign(secret, now.timestamp(), body.as_bytes());
+                SignedDelivery {
+                    event_id,
+                    event_type: event_type.to_owned(),
+                    body,
+                    signature,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The session `id` if it is still open.
+fn open_session<'a>(
+    sessions: &'a mut HashMap<CheckoutSessionId, SessionRecord>,
+    id: &str,
+) -> Result<&'a mut SessionRecord, SandboxError> {
+    let session = sessions
+        .get_mut(&CheckoutSessionId::new(id))
+        .ok_or(SandboxError::UnknownSession)?;
+    match session.status {
+        SessionStatus::Open => Ok(session),
+        other => Err(SandboxError::NotOpen(other)),
+    }
+}
+
+/// The end of a billing period starting at `start`; month ends clamp (Jan 31 → Feb 28) as Stripe's do.
+fn period_end(start: DateTime<Utc>, interval: Interval) -> DateTime<Utc> {
+    let months = match interval {
+        Interval::Month => Months::new(1),
+        Interval::Year => Months::new(12),
+    };
+    // Only fails at the far end of chrono's range, where a period that ends when it starts is harmless.
+    start.checked_add_months(months).unwrap_or(start)
+}
+
+/// The plan kind in words for the checkout page.
+fn describe(kind: &PlanKind) -> String {
+    match kind {
+        PlanKind::Subscription {
+            interval: Interval::Month,
+        } => "Monthly subscription".to_owned(),
+        PlanKind::Subscription {
+            interval: Interval::Year,
+        } => "Yearly subscription".to_owned(),
+        PlanKind::Credits { credits } => format!("One-time purchase of {credits} credits"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

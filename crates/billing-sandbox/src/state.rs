@@ -1,0 +1,244 @@
+//! The sandbox's in-memory records and the pure rules that change them. Lost on restart by design: the sandbox is a
+//! demonstration processor, and Tollgate's own database keeps what the webhooks told it.
+
+use std::collections::HashMap;
+
+use billing_domain::catalog::{Interval, Plan};
+use billing_domain::error::ProcessorError;
+use billing_domain::events::SubscriptionSnapshot;
+use billing_domain::ids::{
+    CheckoutSessionId, CustomerId, InvoiceId, PlanId, PriceId, SubscriptionId, WorkspaceId,
+};
+use billing_domain::money::Money;
+use billing_domain::ports::{Invoice, InvoicePage};
+use billing_domain::subscription::SubscriptionStatus;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// Where a checkout session stands; only an `open` one can be paid or declined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStatus {
+    Open,
+    Paid,
+    Declined,
+}
+
+impl SessionStatus {
+    /// The lower-case word shown on the checkout page.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Paid => "paid",
+            Self::Declined => "declined",
+        }
+    }
+}
+
+impl std::fmt::Display for SessionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A checkout session as created, plus its outcome.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionRecord {
+    pub id: CheckoutSessionId,
+    pub workspace_id: WorkspaceId,
+    pub customer_id: CustomerId,
+    pub plan: Plan,
+    pub price_id: PriceId,
+    pub success_url: String,
+    pub cancel_url: String,
+    pub status: SessionStatus,
+    pub created: DateTime<Utc>,
+}
+
+/// A subscription with what the Stripe-shaped payloads need beyond the domain snapshot.
+#[derive(Debug, Clone)]
+pub(crate) struct SubscriptionRecord {
+    pub snapshot: SubscriptionSnapshot,
+    pub workspace_id: WorkspaceId,
+    pub plan_id: PlanId,
+    /// Price and interval of the plan bought at checkout, for the item's `price` object.
+    pub amount: Money,
+    pub interval: Interval,
+    pub created: DateTime<Utc>,
+    pub canceled_at: Option<DateTime<Utc>>,
+    pub latest_invoice: Option<InvoiceId>,
+}
+
+/// A paid invoice.
+#[derive(Debug, Clone)]
+pub(crate) struct InvoiceRecord {
+    pub id: InvoiceId,
+    pub number: String,
+    pub customer_id: CustomerId,
+    pub subscription_id: Option<SubscriptionId>,
+    pub price_id: Option<PriceId>,
+    pub description: String,
+    pub amount: Money,
+    pub created: DateTime<Utc>,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+}
+
+impl InvoiceRecord {
+    /// The invoice as listed to the product.
+    pub fn to_domain(&self) -> Invoice {
+        Invoice {
+            id: self.id.clone(),
+            number: Some(self.number.clone()),
+            status: "paid".to_owned(),
+            amount_due: self.amount.clone(),
+            amount_paid: self.amount.clone(),
+            created_at: self.created,
+            // Tollgate serves no invoice page for the sandbox; an honest `None` beats a dead link.
+            hosted_url: None,
+            pdf_url: None,
+        }
+    }
+}
+
+/// A requested change to a subscription; also the fingerprint an idempotency key is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SubscriptionChange {
+    Cancel { at_period_end: bool },
+    Resume,
+    ChangePrice(PriceId),
+}
+
+impl SubscriptionRecord {
+    /// Applies `change` at `now`. A canceled subscription is terminal, as at Stripe: every change is refused.
+    pub fn apply(
+        &mut self,
+        change: &SubscriptionChange,
+        now: DateTime<Utc>,
+    ) -> Result<(), ProcessorError> {
+        if self.snapshot.status == SubscriptionStatus::Canceled {
+            return Err(ProcessorError::Rejected(format!(
+                "subscription `{}` is canceled",
+                self.snapshot.subscription_id
+            )));
+        }
+        match change {
+            SubscriptionChange::Cancel {
+                at_period_end: true,
+            } => self.snapshot.cancel_at_period_end = true,
+            SubscriptionChange::Cancel {
+                at_period_end: false,
+            } => {
+                self.snapshot.status = SubscriptionStatus::Canceled;
+                self.snapshot.cancel_at_period_end = false;
+                self.canceled_at = Some(now);
+            }
+            SubscriptionChange::Resume => self.snapshot.cancel_at_period_end = false,
+            SubscriptionChange::ChangePrice(price) => self.snapshot.price_id = price.clone(),
+        }
+        Ok(())
+    }
+}
+
+/// Everything the sandbox remembers, behind one mutex.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub customers: HashMap<WorkspaceId, CustomerId>,
+    pub sessions: HashMap<CheckoutSessionId, SessionRecord>,
+    pub sessions_by_key: HashMap<String, CheckoutSessionId>,
+    pub subscriptions: HashMap<SubscriptionId, SubscriptionRecord>,
+    /// In creation order, so the newest is last whatever the clock says.
+    pub invoices: Vec<InvoiceRecord>,
+    pub subscription_changes:
+        HashMap<String, (SubscriptionId, SubscriptionChange, SubscriptionSnapshot)>,
+}
+
+/// Stripe's own bounds on a list `limit`.
+const MAX_PAGE: usize = 100;
+
+impl State {
+    /// The next human-readable invoice number.
+    pub fn next_invoice_number(&self) -> String {
+        format!("SBX-{:06}", self.invoices.len() + 1)
+    }
+
+    /// Applies `change` once per idempotency key: a repeat returns the first result, a reuse for another request is
+    /// refused (as Stripe does).
+    pub fn change_subscription(
+        &mut self,
+        id: &SubscriptionId,
+        change: SubscriptionChange,
+        idempotency_key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<SubscriptionSnapshot, ProcessorError> {
+        if let Some((seen_id, seen_change, snapshot)) =
+            self.subscription_changes.get(idempotency_key)
+        {
+            return if seen_id == id && *seen_change == change {
+                Ok(snapshot.clone())
+            } else {
+                Err(ProcessorError::Rejected(
+                    "idempotency key was already used for a different request".to_owned(),
+                ))
+            };
+        }
+        let record = self.subscription_mut(id)?;
+        record.apply(&change, now)?;
+        let snapshot = record.snapshot.clone();
+        self.subscription_changes.insert(
+            idempotency_key.to_owned(),
+            (id.clone(), change, snapshot.clone()),
+        );
+        Ok(snapshot)
+    }
+
+    /// The subscription `id`, or `Rejected` as the port requires for an unknown id.
+    pub fn subscription_mut(
+        &mut self,
+        id: &SubscriptionId,
+    ) -> Result<&mut SubscriptionRecord, ProcessorError> {
+        self.subscriptions
+            .get_mut(id)
+            .ok_or_else(|| ProcessorError::Rejected(format!("no subscription `{id}`")))
+    }
+
+    /// At most `limit` (1–100) invoices of `customer` after `starting_after`, newest first.
+    pub fn invoice_page(
+        &self,
+        customer: &CustomerId,
+        limit: u32,
+        starting_after: Option<&InvoiceId>,
+    ) -> Result<InvoicePage, ProcessorError> {
+        let newest_first: Vec<&InvoiceRecord> = self
+            .invoices
+            .iter()
+            .rev()
+            .filter(|invoice| &invoice.customer_id == customer)
+            .collect();
+        let start = match starting_after {
+            None => 0,
+            Some(_) if newest_first.is_empty() => 0,
+            Some(cursor) => {
+                let at = newest_first
+                    .iter()
+                    .position(|invoice| &invoice.id == cursor)
+                    .ok_or_else(|| {
+                        ProcessorError::Rejected(format!("no invoice `{cursor}` for this customer"))
+                    })?;
+                at + 1
+            }
+        };
+        let limit = usize::try_from(limit)
+            .unwrap_or(MAX_PAGE)
+            .clamp(1, MAX_PAGE);
+        let rest = newest_first.get(start..).unwrap_or_default();
+        Ok(InvoicePage {
+            invoices: rest
+                .iter()
+                .take(limit)
+                .map(|invoice| invoice.to_domain())
+                .collect(),
+            has_more: rest.len() > limit,
+        })
+    }
+}

@@ -1,0 +1,12 @@
+//! SeaORM entities, one per table. They mirror the migrations; JSON columns are text the mapping layer
+//! (de)serializes with the domain types' serde representations.
+
+pub mod audit_log;
+pub mod credit_ledger;
+pub mod inbox_event;
+pub mod outbox;
+pub mod parked_event;
+pub mod processor_customer;
+pub mod subscription;
+pub mod usage_event;
+pub mod workspace;

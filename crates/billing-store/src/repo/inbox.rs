@@ -1,0 +1,200 @@
+//! `EventInbox`: the webhook inbox (unique per processor and event id) and the events parked under a link.
+
+use async_trait::async_trait;
+use billing_domain::error::StoreError;
+use billing_domain::events::ProcessorEvent;
+use billing_domain::ids::{EventId, ProcessorId};
+use billing_domain::ports::{EventInbox, InboxEvent, InboxStatus, Recorded};
+use chrono::{DateTime, Utc};
+use sea_orm::ActiveValue::{NotSet, Set};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
+};
+
+use super::{Executor, Repo, insert_or_skip, to_i32};
+use crate::entities::{inbox_event, parked_event};
+use crate::errors::{corrupt, map_db_err};
+use crate::mapping::{attempts, inbox_status, unencodable};
+
+fn new_row(
+    event: &InboxEvent,
+    status: InboxStatus,
+    error: Option<String>,
+) -> inbox_event::ActiveModel {
+    inbox_event::ActiveModel {
+        id: NotSet,
+        processor: Set(event.processor.as_str().to_owned()),
+        event_id: Set(event.event_id.as_str().to_owned()),
+        event_type: Set(event.event_type.clone()),
+        payload: Set(event.payload.clone()),
+        status: Set(status.as_str().to_owned()),
+        attempts: Set(1),
+        error: Set(error),
+        received_at: Set(event.received_at),
+        processed_at: Set(None),
+    }
+}
+
+#[async_trait]
+impl<C: Executor> EventInbox for Repo<C> {
+    #[tracing::instrument(skip_all, fields(processor = %event.processor, event_id = %event.event_id))]
+    async fn record(&self, event: &InboxEvent) -> Result<Recorded, StoreError> {
+        use inbox_event::Column;
+        let insert = inbox_event::Entity::insert(new_row(event, InboxStatus::Received, None))
+            .on_conflict_do_nothing_on([Column::Processor, Column::EventId]);
+        if insert_or_skip(&self.conn, insert).await? {
+            return Ok(Recorded::New);
+        }
+        let existing = inbox_event::Entity::find()
+            .filter(Column::Processor.eq(event.processor.as_str()))
+            .filter(Column::EventId.eq(event.event_id.as_str()))
+            .one(&self.conn)
+            .await
+            .map_err(map_db_err)?
+            .ok_or_else(|| {
+                StoreError::Other(format!(
+                    "inbox event {} vanished after a conflict",
+                    event.event_id
+                ))
+            })?;
+        Ok(Recorded::Seen {
+            status: inbox_status(&existing.status)?,
+            attempts: attempts(existing.attempts, "inbox_events.attempts")?,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(processor = %processor, event_id = %event_id, attempts))]
+    async fn claim_retry(
+        &self,
+        processor: &ProcessorId,
+        event_id: &EventId,
+        attempts: u32,
+    ) -> Result<bool, StoreError> {
+        use inbox_event::Column;
+        let updated = inbox_event::Entity::update_many()
+            .col_expr(Column::Status, Expr::value(InboxStatus::Received.as_str()))
+            .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
+            .filter(Column::Processor.eq(processor.as_str()))
+            .filter(Column::EventId.eq(event_id.as_str()))
+            .filter(Column::Status.eq(InboxStatus::Failed.as_str()))
+            .filter(Column::Attempts.eq(to_i32(attempts, "attempts")?))
+            .exec(&self.conn)
+            .await
+            .map_err(map_db_err)?;
+        Ok(updated.rows_affected > 0)
+    }
+
+    #[tracing::instrument(skip_all, fields(processor = %processor, event_id = %event_id, status = status.as_str()))]
+    async fn set_status(
+        &self,
+        processor: &ProcessorId,
+        event_id: &EventId,
+        status: InboxStatus,
+        error: Option<String>,
+    ) -> Result<(), StoreError> {
+        use inbox_event::Column;
+        let mut update = inbox_event::Entity::update_many()
+            .col_expr(Column::Status, Expr::value(status.as_str()))
+            .col_expr(Column::Error, Expr::value(error))
+            .filter(Column::Processor.eq(processor.as_str()))
+            .filter(Column::EventId.eq(event_id.as_str()));
+        if matches!(status, InboxStatus::Processed | InboxStatus::Ignored) {
+            update = update.col_expr(Column::ProcessedAt, Expr::value(Utc::now()));
+        }
+        let updated = update.exec(&self.conn).await.map_err(map_db_err)?;
+        if updated.rows_affected == 0 {
+            return Err(StoreError::Other(format!(
+                "inbox event {processor}/{event_id} not found"
+            )));
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(processor = %event.processor, event_id = %event.event_id))]
+    async fn record_failure(&self, event: &InboxEvent, error: &str) -> Result<(), StoreError> {
+        use inbox_event::Column;
+        // One upsert, so a failure is counted exactly once even when the event was never recorded (its insert was
+        // rolled back with the failed transaction).
+        let on_conflict = OnConflict::columns([Column::Processor, Column::EventId])
+            .value(Column::Status, Expr::value(InboxStatus::Failed.as_str()))
+            .value(
+                Column::Attempts,
+                Expr::col((inbox_event::Entity, Column::Attempts)).add(1),
+            )
+            .update_column(Column::Error)
+            .to_owned();
+        let row = new_row(event, InboxStatus::Failed, Some(error.to_owned()));
+        inbox_event::Entity::insert(row)
+            .on_conflict(on_conflict)
+            .exec_without_returning(&self.conn)
+            .await
+            .map_err(map_db_err)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(processor = %event.processor, event_id = %event.id, link))]
+    async fn park(
+        &self,
+        event: &ProcessorEvent,
+        link: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        use parked_event::Column;
+        let row = parked_event::ActiveModel {
+            id: NotSet,
+            processor: Set(event.processor.as_str().to_owned()),
+            event_id: Set(event.id.as_str().to_owned()),
+            link: Set(link.to_owned()),
+            event: Set(serde_json::to_string(event).map_err(|e| unencodable("parked event", e))?),
+            parked_at: Set(now),
+        };
+        // A redelivery parks nothing new: the first row already waits for this link.
+        let insert = parked_event::Entity::insert(row).on_conflict_do_nothing_on([
+            Column::Processor,
+            Column::EventId,
+            Column::Link,
+        ]);
+        insert_or_skip(&self.conn, insert).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(processor = %processor, link))]
+    async fn take_parked(
+        &self,
+        processor: &ProcessorId,
+        link: &str,
+    ) -> Result<Vec<ProcessorEvent>, StoreError> {
+        use parked_event::Column;
+        // DELETE … RETURNING hands each row to exactly one caller; the savepoint keeps the rows parked if one of
+        // them cannot be decoded, and inside the caller's transaction ties the removal to its commit.
+        let tx = self.begin_write().await?;
+        let mut delete = Query::delete();
+        delete
+            .from_table(parked_event::Entity)
+            .and_where(Column::Processor.eq(processor.as_str()))
+            .and_where(Column::Link.eq(link))
+            .returning_all();
+        let rows = tx.query_all(&delete).await.map_err(map_db_err)?;
+        let mut parked = rows
+            .iter()
+            .map(|row| parked_event::Model::from_query_result(row, "").map_err(map_db_err))
+            .collect::<Result<Vec<_>, _>>()?;
+        parked.sort_by_key(|p| p.id);
+        let events = parked
+            .into_iter()
+            .map(|p| serde_json::from_str(&p.event).map_err(|e| corrupt("parked_events.event", e)))
+            .collect::<Result<Vec<ProcessorEvent>, _>>()?;
+        tx.commit().await.map_err(map_db_err)?;
+        Ok(events)
+    }
+
+    #[tracing::instrument(skip_all, fields(status = status.as_str()))]
+    async fn count_by_status(&self, status: InboxStatus) -> Result<u64, StoreError> {
+        inbox_event::Entity::find()
+            .filter(inbox_event::Column::Status.eq(status.as_str()))
+            .count(&self.conn)
+            .await
+            .map_err(map_db_err)
+    }
+}

@@ -1,0 +1,86 @@
+//! `Repo<C>`: every storage port implemented once over any connection, so the pool (`Store`) and an open
+//! transaction (`StoreTx`) share one implementation. One file per port.
+
+mod audit;
+mod credits;
+mod inbox;
+mod outbox;
+mod subscriptions;
+mod usage;
+mod workspaces;
+
+use billing_domain::error::StoreError;
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, DatabaseTransaction, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait, TryInsert, TryInsertResult,
+};
+
+use crate::errors::map_db_err;
+
+/// What a [`Repo`] runs on: the pool or an open transaction (both begin nested work as a transaction or savepoint).
+pub trait Executor:
+    ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction> + Send + Sync + 'static
+{
+}
+
+impl<T> Executor for T where
+    T: ConnectionTrait
+        + TransactionTrait<Transaction = DatabaseTransaction>
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// The storage ports over one connection: a pool ([`crate::Store`]) or a transaction ([`crate::StoreTx`]).
+#[derive(Debug, Clone)]
+pub struct Repo<C> {
+    pub(crate) conn: C,
+}
+
+impl<C> Repo<C> {
+    pub(crate) fn new(conn: C) -> Self {
+        Self { conn }
+    }
+}
+
+impl<C: Executor> Repo<C> {
+    /// Opens a write transaction, or a savepoint when this repo already runs in one, so multi-statement writes
+    /// (credits, parked events) commit together however they are called.
+    ///
+    /// On SQLite it is `BEGIN IMMEDIATE`: a deferred transaction that reads and then writes must upgrade its lock,
+    /// and SQLite fails that upgrade with "database is locked" instead of waiting when another writer got in
+    /// first. Taking the write lock up front lets `busy_timeout` queue writers instead. PostgreSQL ignores the mode.
+    pub(crate) async fn begin_write(&self) -> Result<DatabaseTransaction, StoreError> {
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        self.conn
+            .begin_with_options(options)
+            .await
+            .map_err(map_db_err)
+    }
+}
+
+/// Runs an `INSERT … ON CONFLICT DO NOTHING`; `false` when a unique key already held the row. Never raising the
+/// unique violation matters on PostgreSQL, where an error would abort the caller's whole transaction.
+pub(crate) async fn insert_or_skip<A, C>(conn: &C, insert: TryInsert<A>) -> Result<bool, StoreError>
+where
+    A: ActiveModelTrait,
+    C: ConnectionTrait,
+{
+    match insert
+        .exec_without_returning(conn)
+        .await
+        .map_err(map_db_err)?
+    {
+        TryInsertResult::Inserted(rows) => Ok(rows > 0),
+        TryInsertResult::Conflicted | TryInsertResult::Empty => Ok(false),
+    }
+}
+
+/// Converts a caller's count (`limit`, `attempts`) to the column type; values beyond it are a caller bug.
+pub(crate) fn to_i32(value: u32, what: &str) -> Result<i32, StoreError> {
+    i32::try_from(value).map_err(|_| StoreError::Other(format!("{what} {value} is out of range")))
+}

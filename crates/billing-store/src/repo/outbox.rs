@@ -1,0 +1,137 @@
+//! `Outbox`: messages written with the change that caused them and delivered after commit by leasing workers.
+
+use async_trait::async_trait;
+use billing_domain::error::StoreError;
+use billing_domain::ports::Outbox;
+use billing_domain::records::{OutboxMessage, PendingMessage};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait,
+    QueryFilter,
+};
+
+use super::{Executor, Repo, insert_or_skip};
+use crate::entities::outbox;
+use crate::errors::map_db_err;
+use crate::mapping::{outbox_row, outbox_status, pending_from_row};
+
+#[async_trait]
+impl<C: Executor> Outbox for Repo<C> {
+    #[tracing::instrument(skip_all, fields(workspace_id = %message.workspace_id, dedup_key = %message.dedup_key))]
+    async fn enqueue(
+        &self,
+        message: &OutboxMessage,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let insert = outbox::Entity::insert(outbox_row(message, now)?)
+            .on_conflict_do_nothing_on([outbox::Column::DedupKey]);
+        insert_or_skip(&self.conn, insert).await
+    }
+
+    #[tracing::instrument(skip_all, fields(limit))]
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<PendingMessage>, StoreError> {
+        use outbox::Column;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        // Select-then-lease inside one transaction: PostgreSQL row-locks the selected rows (skipping those another
+        // worker holds) until the lease commits; SQLite's write lock serializes claimers. A single
+        // `UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` is not safe: PostgreSQL may rescan the
+        // subquery and lease more than `n` rows.
+        let tx = self.begin_write().await?;
+        let mut due = Query::select();
+        due.column(Column::Id)
+            .from(outbox::Entity)
+            .and_where(Column::Status.eq(outbox_status::PENDING))
+            .and_where(Column::AvailableAt.lte(now))
+            .order_by(Column::AvailableAt, sea_orm::Order::Asc)
+            .order_by(Column::Id, sea_orm::Order::Asc)
+            .limit(u64::from(limit));
+        if tx.get_database_backend() == DbBackend::Postgres {
+            due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        let ids = tx
+            .query_all(&due)
+            .await
+            .map_err(map_db_err)?
+            .iter()
+            .map(|row| row.try_get::<i64>("", "id"))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_db_err)?;
+        if ids.is_empty() {
+            tx.rollback().await.map_err(map_db_err)?;
+            return Ok(Vec::new());
+        }
+        // Moving `available_at` to the lease end is the lease; the repeated conditions make it a compare-and-set.
+        let mut lease = Query::update();
+        lease
+            .table(outbox::Entity)
+            .value(Column::AvailableAt, lease_until)
+            .and_where(Column::Status.eq(outbox_status::PENDING))
+            .and_where(Column::AvailableAt.lte(now))
+            .and_where(Column::Id.is_in(ids.iter().copied()))
+            .returning_all();
+        let rows = tx.query_all(&lease).await.map_err(map_db_err)?;
+        tx.commit().await.map_err(map_db_err)?;
+        let mut claimed = rows
+            .iter()
+            .map(|row| outbox::Model::from_query_result(row, "").map_err(map_db_err))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Oldest due first, as selected; RETURNING promises no order.
+        claimed.sort_by_key(|m| ids.iter().position(|id| *id == m.id));
+        claimed.into_iter().map(pending_from_row).collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(outbox_id = id))]
+    async fn mark_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        use outbox::Column;
+        let updated = outbox::Entity::update_many()
+            .col_expr(Column::Status, Expr::value(outbox_status::DELIVERED))
+            .col_expr(Column::DeliveredAt, Expr::value(now))
+            .filter(Column::Id.eq(id))
+            .exec(&self.conn)
+            .await
+            .map_err(map_db_err)?;
+        if updated.rows_affected == 0 {
+            return Err(StoreError::Other(format!("outbox message {id} not found")));
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(outbox_id = id, give_up = retry_at.is_none()))]
+    async fn mark_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        use outbox::Column;
+        let mut update = outbox::Entity::update_many()
+            .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
+            .col_expr(Column::LastError, Expr::value(error))
+            .filter(Column::Id.eq(id))
+            // Only a pending message: one delivered by a worker whose lease outlived ours stays delivered.
+            .filter(Column::Status.eq(outbox_status::PENDING));
+        update = match retry_at {
+            Some(at) => update.col_expr(Column::AvailableAt, Expr::value(at)),
+            None => update.col_expr(Column::Status, Expr::value(outbox_status::DEAD)),
+        };
+        let updated = update.exec(&self.conn).await.map_err(map_db_err)?;
+        if updated.rows_affected == 0 {
+            let exists = outbox::Entity::find_by_id(id)
+                .count(&self.conn)
+                .await
+                .map_err(map_db_err)?;
+            if exists == 0 {
+                return Err(StoreError::Other(format!("outbox message {id} not found")));
+            }
+        }
+        Ok(())
+    }
+}
