@@ -22,20 +22,15 @@ pub fn tollgate_binary() -> &'static Path {
             .status()
             .expect("running cargo build");
         assert!(status.success(), "building the tollgate binary failed");
-        let target = std::env::var("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| repo_root().join("target"));
+        let target =
+            std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("target"));
         target.join("debug").join("tollgate")
     })
 }
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 /// A running `tollgate serve`, stopped with SIGTERM on drop.
@@ -87,19 +82,13 @@ impl Server {
     /// Sends SIGTERM and waits for the exit status.
     pub fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
+        Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 return status;
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "tollgate did not stop after SIGTERM"
-            );
+            assert!(started.elapsed() < Duration::from_secs(30), "tollgate did not stop after SIGTERM");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -121,22 +110,12 @@ mod reqwest {
 
     pub fn blocking_get(url: &str) -> std::io::Result<u16> {
         let rest = url.strip_prefix("http://").unwrap_or(url);
-        let (host, path) = rest
-            .split_once('/')
-            .map(|(h, p)| (h, format!("/{p}")))
-            .unwrap_or((rest, "/".into()));
+        let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
         let mut stream = TcpStream::connect(host)?;
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-        )?;
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
         let mut response = String::new();
         stream.read_to_string(&mut response)?;
-        let status = response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
+        let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
         Ok(status)
     }
 }

@@ -39,11 +39,7 @@ impl MigrationTrait for Migration {
                     .col(string_len(ProcessorCustomers::CustomerId, 255))
                     .col(string_len(ProcessorCustomers::WorkspaceId, 128))
                     .col(timestamp_with_time_zone(ProcessorCustomers::CreatedAt))
-                    .primary_key(
-                        Index::create()
-                            .col(ProcessorCustomers::Processor)
-                            .col(ProcessorCustomers::CustomerId),
-                    )
+                    .primary_key(Index::create().col(ProcessorCustomers::Processor).col(ProcessorCustomers::CustomerId))
                     .foreign_key(
                         ForeignKey::create()
                             .name("fk_processor_customers_workspace")
@@ -102,14 +98,10 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in [
-            CreditLedger::Table.into_iden(),
-            ProcessorCustomers::Table.into_iden(),
-            Workspaces::Table.into_iden(),
-        ] {
-            manager
-                .drop_table(Table::drop().table(table).if_exists().to_owned())
-                .await?;
+        for table in
+            [CreditLedger::Table.into_iden(), ProcessorCustomers::Table.into_iden(), Workspaces::Table.into_iden()]
+        {
+            manager.drop_table(Table::drop().table(table).if_exists().to_owned()).await?;
         }
         Ok(())
     }

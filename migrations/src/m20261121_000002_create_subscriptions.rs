@@ -24,23 +24,15 @@ impl MigrationTrait for Migration {
                     .col(string(Subscriptions::PriceId))
                     .col(big_integer(Subscriptions::Quantity))
                     .col(boolean(Subscriptions::CancelAtPeriodEnd))
-                    .col(timestamp_with_time_zone_null(
-                        Subscriptions::CurrentPeriodStart,
-                    ))
-                    .col(timestamp_with_time_zone_null(
-                        Subscriptions::CurrentPeriodEnd,
-                    ))
+                    .col(timestamp_with_time_zone_null(Subscriptions::CurrentPeriodStart))
+                    .col(timestamp_with_time_zone_null(Subscriptions::CurrentPeriodEnd))
                     .col(timestamp_with_time_zone_null(Subscriptions::TrialEnd))
                     .col(string_len(Subscriptions::TermsSource, 32))
                     .col(timestamp_with_time_zone(Subscriptions::TermsAt))
                     .col(big_integer(Subscriptions::Version))
                     .col(timestamp_with_time_zone(Subscriptions::CreatedAt))
                     .col(timestamp_with_time_zone(Subscriptions::UpdatedAt))
-                    .primary_key(
-                        Index::create()
-                            .col(Subscriptions::Processor)
-                            .col(Subscriptions::Id),
-                    )
+                    .primary_key(Index::create().col(Subscriptions::Processor).col(Subscriptions::Id))
                     .to_owned(),
             )
             .await?;
@@ -56,14 +48,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(
-                Table::drop()
-                    .table(Subscriptions::Table)
-                    .if_exists()
-                    .to_owned(),
-            )
-            .await
+        manager.drop_table(Table::drop().table(Subscriptions::Table).if_exists().to_owned()).await
     }
 }
 

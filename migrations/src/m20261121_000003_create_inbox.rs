@@ -88,13 +88,8 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in [
-            ParkedEvents::Table.into_iden(),
-            InboxEvents::Table.into_iden(),
-        ] {
-            manager
-                .drop_table(Table::drop().table(table).if_exists().to_owned())
-                .await?;
+        for table in [ParkedEvents::Table.into_iden(), InboxEvents::Table.into_iden()] {
+            manager.drop_table(Table::drop().table(table).if_exists().to_owned()).await?;
         }
         Ok(())
     }

@@ -81,9 +81,7 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in [Outbox::Table.into_iden(), AuditLog::Table.into_iden()] {
-            manager
-                .drop_table(Table::drop().table(table).if_exists().to_owned())
-                .await?;
+            manager.drop_table(Table::drop().table(table).if_exists().to_owned()).await?;
         }
         Ok(())
     }

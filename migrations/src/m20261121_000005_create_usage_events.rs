@@ -48,14 +48,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(
-                Table::drop()
-                    .table(UsageEvents::Table)
-                    .if_exists()
-                    .to_owned(),
-            )
-            .await
+        manager.drop_table(Table::drop().table(UsageEvents::Table).if_exists().to_owned()).await
     }
 }
 

@@ -41,21 +41,10 @@ price = { amount = 5, currency = "dollars" }
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let lines: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("config error: "))
-        .collect();
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with("config error: ")).collect();
     assert!(lines.len() >= 4, "one line per problem expected:\n{stderr}");
-    for fragment in [
-        "ghost_limit",
-        "duplicate plan id",
-        "currency",
-        "credits > 0",
-    ] {
-        assert!(
-            lines.iter().any(|l| l.contains(fragment)),
-            "{fragment} not reported:\n{stderr}"
-        );
+    for fragment in ["ghost_limit", "duplicate plan id", "currency", "credits > 0"] {
+        assert!(lines.iter().any(|l| l.contains(fragment)), "{fragment} not reported:\n{stderr}");
     }
 }
 
@@ -67,30 +56,16 @@ fn check_config_accepts_the_shipped_configuration() {
         .env("TOLLGATE_CONFIG_DIR", repo_root().join("config"))
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let plans = Command::new(tollgate_binary())
-        .arg("plans")
-        .current_dir(repo_root())
-        .output()
-        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let plans = Command::new(tollgate_binary()).arg("plans").current_dir(repo_root()).output().unwrap();
     let listed = String::from_utf8_lossy(&plans.stdout);
     for plan in ["free", "hobby", "pro", "credits10"] {
-        assert!(
-            listed.contains(plan),
-            "{plan} missing from `tollgate plans`:\n{listed}"
-        );
+        assert!(listed.contains(plan), "{plan} missing from `tollgate plans`:\n{listed}");
     }
 }
 
 fn walkthrough(server: &Server) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let client = reqwest::Client::new();
         let url = |path: &str| format!("{}{path}", server.base_url);
@@ -135,40 +110,24 @@ fn walkthrough(server: &Server) {
 
 #[test]
 fn the_binary_runs_the_sandbox_lifecycle_on_sqlite_and_stops_cleanly() {
-    let db =
-        std::env::temp_dir().join(format!("tollgate-e2e-{}.db", uuid::Uuid::new_v4().simple()));
-    let server = Server::start(&[(
-        "TOLLGATE__DATABASE__URL",
-        format!("sqlite://{}?mode=rwc", db.display()),
-    )]);
+    let db = std::env::temp_dir().join(format!("tollgate-e2e-{}.db", uuid::Uuid::new_v4().simple()));
+    let server = Server::start(&[("TOLLGATE__DATABASE__URL", format!("sqlite://{}?mode=rwc", db.display()))]);
     walkthrough(&server);
     let status = server.stop();
-    assert!(
-        status.success(),
-        "graceful shutdown exits 0, got {status:?}"
-    );
+    assert!(status.success(), "graceful shutdown exits 0, got {status:?}");
     assert!(db.exists());
 }
 
 #[test]
 fn the_binary_runs_the_sandbox_lifecycle_on_postgres() {
-    let admin = std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin =
+        std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let name = format!("tollgate_e2e_{}", uuid::Uuid::new_v4().simple());
     let created = Command::new("psql")
-        .args([
-            admin.as_str(),
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-qc",
-            &format!("CREATE DATABASE {name}"),
-        ])
+        .args([admin.as_str(), "-v", "ON_ERROR_STOP=1", "-qc", &format!("CREATE DATABASE {name}")])
         .status()
         .expect("psql is needed to create the e2e database (scripts/test installs PostgreSQL)");
-    assert!(
-        created.success(),
-        "PostgreSQL must be running at {admin} (scripts/test starts it)"
-    );
+    assert!(created.success(), "PostgreSQL must be running at {admin} (scripts/test starts it)");
     let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
     let server = Server::start(&[("TOLLGATE__DATABASE__URL", format!("{base}/{name}"))]);
     walkthrough(&server);

@@ -7,19 +7,12 @@ use billing_domain::catalog::{Catalog, CatalogFile};
 /// Reads, parses and validates the catalog at `path`; every problem is one line naming the file.
 pub fn load_catalog(path: &Path) -> Result<Catalog, Vec<String>> {
     let shown = path.display();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![format!(
-            "catalog {shown}: cannot read the plan catalog: {e}"
-        )]
-    })?;
-    let file: CatalogFile = toml::from_str(&text)
-        .map_err(|e| vec![format!("catalog {shown}: {}", toml_error(&text, &e))])?;
-    Catalog::from_file(file).map_err(|problems| {
-        problems
-            .into_iter()
-            .map(|problem| format!("catalog {shown}: {problem}"))
-            .collect()
-    })
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![format!("catalog {shown}: cannot read the plan catalog: {e}")])?;
+    let file: CatalogFile =
+        toml::from_str(&text).map_err(|e| vec![format!("catalog {shown}: {}", toml_error(&text, &e))])?;
+    Catalog::from_file(file)
+        .map_err(|problems| problems.into_iter().map(|problem| format!("catalog {shown}: {problem}")).collect())
 }
 
 /// The TOML error as one line with its position (the `Display` form is a multi-line snippet).
@@ -58,13 +51,8 @@ mod tests {
         assert_eq!(catalog.default_plan().price.minor, 0);
 
         let price = |id: &str| catalog.get(&PlanId::new(id)).unwrap().price.minor;
-        assert_eq!(
-            [price("hobby"), price("pro"), price("credits10")],
-            [900, 4900, 999]
-        );
-        let pro = catalog
-            .by_price(&ProcessorId::new("sandbox"), &PriceId::new("sbx_price_pro"))
-            .unwrap();
+        assert_eq!([price("hobby"), price("pro"), price("credits10")], [900, 4900, 999]);
+        let pro = catalog.by_price(&ProcessorId::new("sandbox"), &PriceId::new("sbx_price_pro")).unwrap();
         assert_eq!(pro.id.as_str(), "pro");
         assert_eq!(pro.limits["alerts_per_month"], Limit::Unlimited);
         assert!(pro.features.contains("sla_tracking"));
@@ -81,13 +69,7 @@ mod tests {
         ] {
             assert!(catalog.limit_declarations().contains_key(name), "{name}");
         }
-        for name in [
-            "sla_tracking",
-            "custom_webhooks",
-            "custom_branding",
-            "advanced_analytics",
-            "custom_reports",
-        ] {
+        for name in ["sla_tracking", "custom_webhooks", "custom_branding", "advanced_analytics", "custom_reports"] {
             assert!(catalog.feature_declarations().contains_key(name), "{name}");
         }
     }

@@ -43,14 +43,7 @@ impl Cli {
 
 /// The one-line summary printed by `check-config` after "configuration OK". Never prints secrets.
 pub fn summary(settings: &Settings, catalog: &Catalog) -> String {
-    let database = settings
-        .database
-        .url
-        .expose_secret()
-        .split(':')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let database = settings.database.url.expose_secret().split(':').next().unwrap_or_default().to_owned();
     let policy = settings.billing_policy();
     format!(
         "env={} listen={}:{} public_url={} database={} migrate_on_start={} catalog={} ({} plans, default {}) \
@@ -68,11 +61,7 @@ pub fn summary(settings: &Settings, catalog: &Catalog) -> String {
         policy.trial.plan,
         policy.grace_period.num_days(),
         settings.auth.api_keys.len(),
-        if settings.sandbox.enabled {
-            "on"
-        } else {
-            "off"
-        },
+        if settings.sandbox.enabled { "on" } else { "off" },
     )
 }
 
@@ -97,11 +86,8 @@ fn render_plan(out: &mut String, plan: &Plan) {
     row(out, "kind", &kind(&plan.kind));
     row(out, "price", &money(&plan.price));
     if !plan.processor_prices.is_empty() {
-        let prices: Vec<String> = plan
-            .processor_prices
-            .iter()
-            .map(|(processor, price)| format!("{processor}={price}"))
-            .collect();
+        let prices: Vec<String> =
+            plan.processor_prices.iter().map(|(processor, price)| format!("{processor}={price}")).collect();
         row(out, "prices", &prices.join(", "));
     }
     let width = plan.limits.keys().map(String::len).max().unwrap_or(0);
@@ -116,12 +102,7 @@ fn render_plan(out: &mut String, plan: &Plan) {
     rows(out, "limits", &limits);
     let features: Vec<String> = plan.features.iter().cloned().collect();
     rows(out, "features", &features);
-    let width = plan
-        .metered
-        .iter()
-        .map(|m| m.metric.len())
-        .max()
-        .unwrap_or(0);
+    let width = plan.metered.iter().map(|m| m.metric.len()).max().unwrap_or(0);
     let metered: Vec<String> = plan
         .metered
         .iter()
@@ -154,12 +135,8 @@ fn rows(out: &mut String, label: &str, values: &[String]) {
 
 fn kind(kind: &PlanKind) -> String {
     match kind {
-        PlanKind::Subscription {
-            interval: Interval::Month,
-        } => "subscription, monthly".to_owned(),
-        PlanKind::Subscription {
-            interval: Interval::Year,
-        } => "subscription, yearly".to_owned(),
+        PlanKind::Subscription { interval: Interval::Month } => "subscription, monthly".to_owned(),
+        PlanKind::Subscription { interval: Interval::Year } => "subscription, yearly".to_owned(),
         PlanKind::Credits { credits } => format!("one-time purchase of {credits} credits"),
     }
 }
@@ -167,8 +144,7 @@ fn kind(kind: &PlanKind) -> String {
 /// Minor units as a decimal amount; Stripe's zero-decimal currencies have no fraction.
 fn money(price: &Money) -> String {
     const ZERO_DECIMAL: [&str; 16] = [
-        "BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV",
-        "XAF", "XOF", "XPF",
+        "BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF",
     ];
     let currency = price.currency.as_str().to_ascii_uppercase();
     if ZERO_DECIMAL.contains(&currency.as_str()) {
@@ -212,14 +188,8 @@ mod tests {
         assert!(text.starts_with("free  Free  (default)\n"), "{text}");
         assert!(text.contains("\nhobby  Hobby\n"), "{text}");
         assert!(text.contains("  price     49.00 USD\n"), "{text}");
-        assert!(
-            text.contains("  kind      one-time purchase of 10 credits\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("alerts_per_month          unlimited"),
-            "{text}"
-        );
+        assert!(text.contains("  kind      one-time purchase of 10 credits\n"), "{text}");
+        assert!(text.contains("alerts_per_month          unlimited"), "{text}");
         assert!(text.contains("            sla_tracking\n"), "{text}");
     }
 
@@ -228,9 +198,6 @@ mod tests {
         let usd = Currency::parse("USD").unwrap();
         assert_eq!(money(&Money::new(999, usd.clone())), "9.99 USD");
         assert_eq!(money(&Money::new(0, usd)), "0.00 USD");
-        assert_eq!(
-            money(&Money::new(500, Currency::parse("JPY").unwrap())),
-            "500 JPY"
-        );
+        assert_eq!(money(&Money::new(500, Currency::parse("JPY").unwrap())), "500 JPY");
     }
 }

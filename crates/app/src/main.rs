@@ -1,12 +1,9 @@
 //! `tollgate`: loads and validates the configuration, then runs one command. Exit codes: 0 success, 1 runtime
 //! error (with its cause chain), 2 configuration error (one `config error:` line per problem).
 
-mod catalog_file;
 mod cli;
-mod settings;
-mod startup;
-mod system;
-mod telemetry;
+
+use billing_app::{catalog_file, settings, startup, telemetry};
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -36,7 +33,10 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "tollgate failed");
-            eprintln!("error: {error:?}");
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -48,31 +48,23 @@ fn configuration() -> Result<(Settings, Catalog), Vec<String>> {
     let settings = Settings::load()?;
     let catalog = catalog_file::load_catalog(&settings.catalog.path)?;
     let problems = check_against_catalog(&settings, &catalog);
-    if problems.is_empty() {
-        Ok((settings, catalog))
-    } else {
-        Err(problems)
-    }
+    if problems.is_empty() { Ok((settings, catalog)) } else { Err(problems) }
 }
 
 /// The trial plan must be a subscription plan of the catalog.
 fn check_against_catalog(settings: &Settings, catalog: &Catalog) -> Vec<String> {
     match catalog.require(&settings.billing.trial_plan) {
         Err(unknown) => vec![format!("billing.trial_plan: {unknown}")],
-        Ok(plan) if !plan.is_subscription() => vec![format!(
-            "billing.trial_plan: `{}` is a credits pack; a trial needs a subscription plan",
-            plan.id
-        )],
+        Ok(plan) if !plan.is_subscription() => {
+            vec![format!("billing.trial_plan: `{}` is a credits pack; a trial needs a subscription plan", plan.id)]
+        }
         Ok(_) => Vec::new(),
     }
 }
 
 async fn run(command: Command, settings: Settings, catalog: Catalog) -> anyhow::Result<()> {
     match command {
-        Command::CheckConfig => print(&format!(
-            "configuration OK\n{}\n",
-            cli::summary(&settings, &catalog)
-        )),
+        Command::CheckConfig => print(&format!("configuration OK\n{}\n", cli::summary(&settings, &catalog))),
         Command::Plans => print(&cli::render_plans(&catalog)),
         Command::Migrate => {
             telemetry::init(&settings.telemetry);
@@ -92,10 +84,7 @@ async fn run(command: Command, settings: Settings, catalog: Catalog) -> anyhow::
 /// Writes to stdout; a closed pipe (`tollgate plans | head`) is not an error.
 fn print(text: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(()),
     }
@@ -119,10 +108,7 @@ mod tests {
         settings.billing.trial_plan = "gold".into();
         let problems = check_against_catalog(&settings, &catalog);
         assert_eq!(problems.len(), 1);
-        assert!(
-            problems[0]
-                .starts_with("billing.trial_plan: unknown plan `gold`; valid plans: free, hobby")
-        );
+        assert!(problems[0].starts_with("billing.trial_plan: unknown plan `gold`; valid plans: free, hobby"));
 
         settings.billing.trial_plan = "credits10".into();
         assert!(check_against_catalog(&settings, &catalog)[0].contains("credits pack"));

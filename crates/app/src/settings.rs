@@ -142,10 +142,7 @@ impl Settings {
         let dir = std::env::var_os(CONFIG_DIR_VAR)
             .filter(|d| !d.is_empty())
             .map_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR), PathBuf::from);
-        let env = std::env::var(ENV_VAR)
-            .ok()
-            .filter(|e| !e.is_empty())
-            .unwrap_or_else(|| DEFAULT_ENV.to_owned());
+        let env = std::env::var(ENV_VAR).ok().filter(|e| !e.is_empty()).unwrap_or_else(|| DEFAULT_ENV.to_owned());
         Self::load_from(&dir, &env)
     }
 
@@ -154,11 +151,7 @@ impl Settings {
         let vars: HashMap<String, String> = std::env::vars().collect();
         let settings = read(dir, env, &vars)?;
         let problems = settings.validate();
-        if problems.is_empty() {
-            Ok(settings)
-        } else {
-            Err(problems)
-        }
+        if problems.is_empty() { Ok(settings) } else { Err(problems) }
     }
 
     /// Every problem with these settings, one line each, naming the setting. Secrets are never printed.
@@ -167,14 +160,8 @@ impl Settings {
         self.validate_server(&mut p);
 
         let url = self.database.url.expose_secret();
-        if !["sqlite:", "postgres:", "postgresql:"]
-            .iter()
-            .any(|scheme| url.starts_with(scheme))
-        {
-            p.add(
-                "database.url",
-                "must start with sqlite:, postgres: or postgresql: (value hidden)",
-            );
+        if !["sqlite:", "postgres:", "postgresql:"].iter().any(|scheme| url.starts_with(scheme)) {
+            p.add("database.url", "must start with sqlite:, postgres: or postgresql: (value hidden)");
         }
         if self.catalog.path.as_os_str().is_empty() {
             p.add("catalog.path", "must not be empty");
@@ -189,17 +176,11 @@ impl Settings {
         check_http_url(&mut p, "checkout.cancel_url", &self.checkout.cancel_url);
 
         if self.sandbox.enabled && self.sandbox.webhook_secrets.is_empty() {
-            p.add(
-                "sandbox.webhook_secrets",
-                "at least one secret is required while sandbox.enabled = true",
-            );
+            p.add("sandbox.webhook_secrets", "at least one secret is required while sandbox.enabled = true");
         }
         for (i, secret) in self.sandbox.webhook_secrets.iter().enumerate() {
             if secret.expose_secret().trim().is_empty() {
-                p.add(
-                    &format!("sandbox.webhook_secrets[{i}]"),
-                    "must not be empty",
-                );
+                p.add(&format!("sandbox.webhook_secrets[{i}]"), "must not be empty");
             }
         }
         if self.sandbox.tolerance_secs <= 0 {
@@ -214,10 +195,7 @@ impl Settings {
     /// The domain's trial and grace-period policy.
     pub fn billing_policy(&self) -> BillingPolicy {
         BillingPolicy {
-            trial: TrialPolicy {
-                days: self.billing.trial_days,
-                plan: PlanId::new(self.billing.trial_plan.clone()),
-            },
+            trial: TrialPolicy { days: self.billing.trial_days, plan: PlanId::new(self.billing.trial_plan.clone()) },
             grace_period: chrono::Duration::days(i64::from(self.billing.grace_period_days)),
         }
     }
@@ -225,23 +203,14 @@ impl Settings {
     fn validate_server(&self, p: &mut Problems) {
         let server = &self.server;
         if !is_host(&server.host) {
-            p.add(
-                "server.host",
-                &format!(
-                    "must be an IP address or a host name, got {:?}",
-                    server.host
-                ),
-            );
+            p.add("server.host", &format!("must be an IP address or a host name, got {:?}", server.host));
         }
         check_http_url(p, "server.public_url", &server.public_url);
         if server.shutdown_timeout_secs > 3600 {
             p.add("server.shutdown_timeout_secs", "must be at most 3600");
         }
         if server.workers == Some(0) {
-            p.add(
-                "server.workers",
-                "must be at least 1 (leave it unset for one per core)",
-            );
+            p.add("server.workers", "must be at least 1 (leave it unset for one per core)");
         }
         if server.max_json_bytes < 1024 {
             p.add("server.max_json_bytes", "must be at least 1024");
@@ -251,10 +220,7 @@ impl Settings {
     fn validate_api_keys(&self, p: &mut Problems) {
         let keys = &self.auth.api_keys;
         if keys.is_empty() {
-            p.add(
-                "auth.api_keys",
-                "at least one API key is required (see config/default.toml)",
-            );
+            p.add("auth.api_keys", "at least one API key is required (see config/default.toml)");
         }
         let mut names = HashSet::new();
         let mut hashes = HashSet::new();
@@ -263,10 +229,7 @@ impl Settings {
             if key.name.trim().is_empty() {
                 p.add(&format!("{at}.name"), "must not be empty");
             } else if !names.insert(key.name.as_str()) {
-                p.add(
-                    &format!("{at}.name"),
-                    &format!("duplicate key name `{}`", key.name),
-                );
+                p.add(&format!("{at}.name"), &format!("duplicate key name `{}`", key.name));
             }
             let digest = key.hash.strip_prefix("sha256:").unwrap_or_default();
             if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -284,10 +247,7 @@ impl Settings {
                 if !KNOWN_SCOPES.contains(&scope.as_str()) {
                     p.add(
                         &format!("{at}.scopes"),
-                        &format!(
-                            "unknown scope {scope:?} (known: {})",
-                            KNOWN_SCOPES.join(", ")
-                        ),
+                        &format!("unknown scope {scope:?} (known: {})", KNOWN_SCOPES.join(", ")),
                     );
                 }
             }
@@ -297,14 +257,8 @@ impl Settings {
 
 /// Reads the layers without validating. `vars` stands for the process environment, so tests pass their own.
 fn read(dir: &Path, env: &str, vars: &HashMap<String, String>) -> Result<Settings, Vec<String>> {
-    if env.is_empty()
-        || !env
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(vec![format!(
-            "{ENV_VAR}: must be letters, digits, '-' or '_', got {env:?}"
-        )]);
+    if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(vec![format!("{ENV_VAR}: must be letters, digits, '-' or '_', got {env:?}")]);
     }
     let default_file = dir.join("default.toml");
     let env_file = dir.join(format!("{env}.toml"));
@@ -315,8 +269,7 @@ fn read(dir: &Path, env: &str, vars: &HashMap<String, String>) -> Result<Setting
         .map(|url| ("DATABASE__URL".to_owned(), url.clone()))
         .into_iter()
         .collect();
-    let overrides: config::Map<String, String> =
-        vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let overrides: config::Map<String, String> = vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
 
     let built = Config::builder()
         .add_source(File::new(&default_file.to_string_lossy(), FileFormat::Toml).required(true))
@@ -336,9 +289,7 @@ fn read(dir: &Path, env: &str, vars: &HashMap<String, String>) -> Result<Setting
         .set_override("env", env)
         .and_then(|builder| builder.build())
         .map_err(|e| vec![config_error(e)])?;
-    built
-        .try_deserialize::<Settings>()
-        .map_err(|e| vec![config_error(e)])
+    built.try_deserialize::<Settings>().map_err(|e| vec![config_error(e)])
 }
 
 /// One line for a configuration error. A type error on a secret setting would quote the secret: blank it out.
@@ -377,10 +328,7 @@ impl Problems {
 fn check_http_url(p: &mut Problems, setting: &str, value: &str) {
     match reqwest::Url::parse(value) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
-        _ => p.add(
-            setting,
-            &format!("must be an absolute http:// or https:// URL, got {value:?}"),
-        ),
+        _ => p.add(setting, &format!("must be an absolute http:// or https:// URL, got {value:?}")),
     }
 }
 
@@ -395,9 +343,7 @@ fn is_host(host: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
@@ -416,10 +362,7 @@ fn check_log_level(p: &mut Problems, level: &str) {
             ),
         );
     } else if let Err(e) = EnvFilter::try_new(level) {
-        p.add(
-            "telemetry.level",
-            &format!("invalid EnvFilter directive: {e}"),
-        );
+        p.add("telemetry.level", &format!("invalid EnvFilter directive: {e}"));
     }
 }
 
@@ -452,10 +395,7 @@ pub(crate) mod tests {
     }
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     fn development() -> Settings {
@@ -465,11 +405,7 @@ pub(crate) mod tests {
     /// A config dir holding the repository's defaults plus `{env}.toml` with `text`.
     fn dir_with(env: &str, text: &str) -> PathBuf {
         let dir = scratch_dir("settings");
-        std::fs::copy(
-            repo_config_dir().join("default.toml"),
-            dir.join("default.toml"),
-        )
-        .unwrap();
+        std::fs::copy(repo_config_dir().join("default.toml"), dir.join("default.toml")).unwrap();
         std::fs::write(dir.join(format!("{env}.toml")), text).unwrap();
         dir
     }
@@ -482,16 +418,10 @@ pub(crate) mod tests {
         assert_eq!((s.server.host.as_str(), s.server.port), ("127.0.0.1", 8080));
         assert_eq!(s.server.workers, None);
         assert_eq!(s.server.max_json_bytes, 65536);
-        assert_eq!(
-            s.database.url.expose_secret(),
-            "sqlite://data/tollgate.db?mode=rwc"
-        );
+        assert_eq!(s.database.url.expose_secret(), "sqlite://data/tollgate.db?mode=rwc");
         assert!(s.database.migrate_on_start);
         assert_eq!(s.catalog.path, Path::new("config/plans.toml"));
-        assert_eq!(
-            (s.billing.trial_days, s.billing.trial_plan.as_str()),
-            (14, "pro")
-        );
+        assert_eq!((s.billing.trial_days, s.billing.trial_plan.as_str()), (14, "pro"));
         assert_eq!(s.billing.grace_period_days, 7);
         assert!(s.sandbox.enabled && s.sandbox.webhook_secrets.is_empty());
         assert_eq!(s.sandbox.tolerance_secs, 300);
@@ -510,16 +440,10 @@ pub(crate) mod tests {
         assert_eq!(s.validate(), Vec::<String>::new());
         let key = &s.auth.api_keys[0];
         assert_eq!(key.name, "dev");
-        let expected = format!(
-            "sha256:{}",
-            hex::encode(Sha256::digest(b"tg_dev_local_only"))
-        );
+        let expected = format!("sha256:{}", hex::encode(Sha256::digest(b"tg_dev_local_only")));
         assert_eq!(key.hash, expected);
         assert_eq!(key.scopes, KNOWN_SCOPES);
-        assert_eq!(
-            s.sandbox.webhook_secrets[0].expose_secret(),
-            "whsec_sandbox_dev_only"
-        );
+        assert_eq!(s.sandbox.webhook_secrets[0].expose_secret(), "whsec_sandbox_dev_only");
         assert_eq!(s.telemetry.format, LogFormat::Pretty);
         let policy = s.billing_policy();
         assert_eq!((policy.trial.days, policy.trial.plan.as_str()), (14, "pro"));
@@ -540,10 +464,7 @@ pub(crate) mod tests {
             &vars(&[
                 ("TOLLGATE__SERVER__PORT", "9123"),
                 ("TOLLGATE__SERVER__WORKERS", "3"),
-                (
-                    "TOLLGATE__SERVER__PUBLIC_URL",
-                    "https://billing.example.com",
-                ),
+                ("TOLLGATE__SERVER__PUBLIC_URL", "https://billing.example.com"),
                 ("TOLLGATE__DATABASE__MIGRATE_ON_START", "false"),
                 ("TOLLGATE__TELEMETRY__FORMAT", "json"),
                 ("TOLLGATE__SANDBOX__WEBHOOK_SECRETS", "whsec_new,whsec_old"),
@@ -560,32 +481,19 @@ pub(crate) mod tests {
         assert!(!s.database.migrate_on_start);
         assert_eq!(s.telemetry.format, LogFormat::Json);
         assert_eq!(s.billing.trial_plan, "hobby");
-        let secrets: Vec<&str> = s
-            .sandbox
-            .webhook_secrets
-            .iter()
-            .map(|s| s.expose_secret())
-            .collect();
+        let secrets: Vec<&str> = s.sandbox.webhook_secrets.iter().map(|s| s.expose_secret()).collect();
         assert_eq!(secrets, ["whsec_new", "whsec_old"]);
     }
 
     #[test]
     fn database_url_comes_from_database_url_unless_tollgate_sets_it() {
         let pg = "postgres://postgres@127.0.0.1:5432/postgres";
-        let s = read(
-            &repo_config_dir(),
-            "development",
-            &vars(&[("DATABASE_URL", pg)]),
-        )
-        .unwrap();
+        let s = read(&repo_config_dir(), "development", &vars(&[("DATABASE_URL", pg)])).unwrap();
         assert_eq!(s.database.url.expose_secret(), pg);
         let s = read(
             &repo_config_dir(),
             "development",
-            &vars(&[
-                ("DATABASE_URL", pg),
-                ("TOLLGATE__DATABASE__URL", "sqlite::memory:"),
-            ]),
+            &vars(&[("DATABASE_URL", pg), ("TOLLGATE__DATABASE__URL", "sqlite::memory:")]),
         )
         .unwrap();
         assert_eq!(s.database.url.expose_secret(), "sqlite::memory:");
@@ -625,10 +533,7 @@ pub(crate) mod tests {
         ];
         assert_eq!(problems.len(), expected.len(), "{problems:#?}");
         for (line, prefix) in problems.iter().zip(expected) {
-            assert!(
-                line.starts_with(prefix),
-                "{line:?} should start with {prefix:?}"
-            );
+            assert!(line.starts_with(prefix), "{line:?} should start with {prefix:?}");
             assert!(!line.contains('\n'));
         }
         assert!(problems.iter().all(|line| !line.contains("hunter2")));
@@ -651,12 +556,7 @@ pub(crate) mod tests {
         assert_eq!(problems.len(), 1);
         assert!(problems[0].contains("prot"), "{problems:?}");
 
-        let problems = read(
-            &repo_config_dir(),
-            "development",
-            &vars(&[("TOLLGATE__SERVER__TYPO", "1")]),
-        )
-        .unwrap_err();
+        let problems = read(&repo_config_dir(), "development", &vars(&[("TOLLGATE__SERVER__TYPO", "1")])).unwrap_err();
         assert!(problems[0].contains("typo"), "{problems:?}");
     }
 
@@ -671,17 +571,9 @@ pub(crate) mod tests {
 
     #[test]
     fn a_missing_directory_or_bad_env_name_is_one_line() {
-        let problems = read(
-            Path::new("/nonexistent/tollgate"),
-            "development",
-            &no_vars(),
-        )
-        .unwrap_err();
+        let problems = read(Path::new("/nonexistent/tollgate"), "development", &no_vars()).unwrap_err();
         assert_eq!(problems.len(), 1);
-        assert!(
-            problems[0].contains("/nonexistent/tollgate/default"),
-            "{problems:?}"
-        );
+        assert!(problems[0].contains("/nonexistent/tollgate/default"), "{problems:?}");
 
         let problems = read(&repo_config_dir(), "../etc", &no_vars()).unwrap_err();
         assert_eq!(problems.len(), 1);

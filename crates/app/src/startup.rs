@@ -41,9 +41,7 @@ impl Application {
             store.migrate().await.context("applying migrations")?;
         }
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
-            .with_context(|| {
-                format!("binding {}:{}", settings.server.host, settings.server.port)
-            })?;
+            .with_context(|| format!("binding {}:{}", settings.server.host, settings.server.port))?;
         let address = listener.local_addr()?;
         let port = address.port();
         // With port 0 (tests) the configured public URL cannot know the port; use the bound address instead.
@@ -52,11 +50,8 @@ impl Application {
         } else {
             settings.server.public_url.trim_end_matches('/').to_owned()
         };
-        let loopback_host = if address.ip().is_unspecified() {
-            "127.0.0.1".to_owned()
-        } else {
-            address.ip().to_string()
-        };
+        let loopback_host =
+            if address.ip().is_unspecified() { "127.0.0.1".to_owned() } else { address.ip().to_string() };
 
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let ids: Arc<dyn IdGenerator> = Arc::new(UuidIds);
@@ -108,19 +103,13 @@ impl Application {
             },
         };
         let keys = ApiKeys::new(
-            settings
-                .auth
-                .api_keys
-                .iter()
-                .map(|k| (k.name.as_str(), k.hash.as_str(), k.scopes.as_slice())),
+            settings.auth.api_keys.iter().map(|k| (k.name.as_str(), k.hash.as_str(), k.scopes.as_slice())),
         )
         .map_err(anyhow::Error::msg)?;
         let sandbox_pages = match sandbox {
             Some(processor) => Some(web::Data::new(SandboxPages {
                 processor,
-                delivery: Arc::new(LoopbackDelivery::new(format!(
-                    "http://{loopback_host}:{port}/webhooks/sandbox"
-                ))?),
+                delivery: Arc::new(LoopbackDelivery::new(format!("http://{loopback_host}:{port}/webhooks/sandbox"))?),
             })),
             None => None,
         };
@@ -138,18 +127,13 @@ impl Application {
                     let response = srv.call(req);
                     async move {
                         let mut response = response.await?;
-                        let id = response
-                            .request()
-                            .extensions()
-                            .get::<RequestId>()
-                            .map(|id| id.to_string());
-                        if let Some(value) = id.and_then(|id: String| {
-                            actix_web::http::header::HeaderValue::from_str(&id).ok()
-                        }) {
-                            response.headers_mut().insert(
-                                actix_web::http::header::HeaderName::from_static("x-request-id"),
-                                value,
-                            );
+                        let id = response.request().extensions().get::<RequestId>().map(|id| id.to_string());
+                        if let Some(value) =
+                            id.and_then(|id: String| actix_web::http::header::HeaderValue::from_str(&id).ok())
+                        {
+                            response
+                                .headers_mut()
+                                .insert(actix_web::http::header::HeaderName::from_static("x-request-id"), value);
                         }
                         Ok(response)
                     }
@@ -163,11 +147,7 @@ impl Application {
         }
         let server = server.listen(listener)?.run();
         tracing::info!(%address, public_url, backend = store.backend(), "tollgate listening");
-        Ok(Self {
-            port,
-            server,
-            store,
-        })
+        Ok(Self { port, server, store })
     }
 
     pub fn port(&self) -> u16 {
@@ -185,17 +165,13 @@ impl Application {
 
 /// `tollgate serve`.
 pub async fn serve(settings: Settings, catalog: Catalog) -> anyhow::Result<()> {
-    Application::build(settings, catalog)
-        .await?
-        .run_until_stopped()
-        .await
+    Application::build(settings, catalog).await?.run_until_stopped().await
 }
 
 /// `tollgate migrate`.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let store = billing_store::connect(settings.database.url.expose_secret())
-        .await
-        .context("connecting to the database")?;
+    let store =
+        billing_store::connect(settings.database.url.expose_secret()).await.context("connecting to the database")?;
     store.migrate().await.context("applying migrations")?;
     tracing::info!(backend = store.backend(), "migrations applied");
     store.close().await.context("closing the database")?;
@@ -219,9 +195,7 @@ struct LoopbackDelivery {
 
 impl LoopbackDelivery {
     fn new(url: String) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()?;
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
         Ok(Self { client, url })
     }
 }

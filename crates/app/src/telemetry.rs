@@ -13,8 +13,7 @@ use crate::settings::{LogFormat, TelemetrySettings};
 /// Installs the global subscriber writing to stdout. `RUST_LOG`, when set and valid, overrides the configured
 /// level. Call once at startup; a second call leaves the first subscriber in place.
 pub fn init(settings: &TelemetrySettings) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(settings.level.as_str()));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(settings.level.as_str()));
     let json = match settings.format {
         LogFormat::Auto => !std::io::stdout().is_terminal(),
         LogFormat::Pretty => false,
@@ -39,10 +38,7 @@ where
             .with_writer(sink)
             .boxed()
     } else {
-        tracing_subscriber::fmt::layer()
-            .with_ansi(std::io::stdout().is_terminal())
-            .with_writer(sink)
-            .boxed()
+        tracing_subscriber::fmt::layer().with_ansi(std::io::stdout().is_terminal()).with_writer(sink).boxed()
     };
     Registry::default().with(layer).with(filter)
 }

@@ -46,9 +46,7 @@ impl<'de> Deserialize<'de> for Limit {
         }
         match Raw::deserialize(d)? {
             Raw::Number(n) if n >= 0 => Ok(Limit::Limited(n as u64)),
-            Raw::Number(_) => Err(serde::de::Error::custom(
-                "a limit must be a non-negative integer or \"unlimited\"",
-            )),
+            Raw::Number(_) => Err(serde::de::Error::custom("a limit must be a non-negative integer or \"unlimited\"")),
             Raw::Text(t) if t == "unlimited" => Ok(Limit::Unlimited),
             Raw::Text(t) => Err(serde::de::Error::custom(format!(
                 "a limit must be a non-negative integer or \"unlimited\", got {t:?}"
@@ -170,9 +168,7 @@ impl LimitDeclaration {
     pub fn source(&self) -> Option<LimitSource> {
         match (self.source_kind, &self.metric) {
             (LimitSourceKind::Count, _) => Some(LimitSource::Count),
-            (LimitSourceKind::Usage, Some(metric)) => Some(LimitSource::Usage {
-                metric: metric.clone(),
-            }),
+            (LimitSourceKind::Usage, Some(metric)) => Some(LimitSource::Usage { metric: metric.clone() }),
             (LimitSourceKind::Usage, None) => None,
         }
     }
@@ -249,13 +245,9 @@ impl Catalog {
         for (name, declaration) in &file.limits {
             match declaration.source() {
                 Some(LimitSource::Usage { metric }) if !file.metrics.contains_key(&metric) => {
-                    problem(format!(
-                        "limit `{name}` reads metric `{metric}`, which is not declared under [metrics]"
-                    ));
+                    problem(format!("limit `{name}` reads metric `{metric}`, which is not declared under [metrics]"));
                 }
-                None => problem(format!(
-                    "limit `{name}` has source = \"usage\" but no metric"
-                )),
+                None => problem(format!("limit `{name}` has source = \"usage\" but no metric")),
                 _ => {}
             }
         }
@@ -268,14 +260,9 @@ impl Catalog {
             let at = format!("plans[{index}] (`{}`)", entry.id);
             let id_ok = !entry.id.is_empty()
                 && entry.id.len() <= 64
-                && entry
-                    .id
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+                && entry.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
             if !id_ok {
-                problem(format!(
-                    "{at}: id must be 1-64 characters of a-z, 0-9, '_' or '-'"
-                ));
+                problem(format!("{at}: id must be 1-64 characters of a-z, 0-9, '_' or '-'"));
             }
             if entry.name.trim().is_empty() {
                 problem(format!("{at}: name must not be empty"));
@@ -283,39 +270,27 @@ impl Catalog {
             let kind = match (entry.kind.as_str(), entry.interval, entry.credits) {
                 ("subscription", Some(interval), None) => Some(PlanKind::Subscription { interval }),
                 ("subscription", None, _) => {
-                    problem(format!(
-                        "{at}: a subscription plan needs interval = \"month\" or \"year\""
-                    ));
+                    problem(format!("{at}: a subscription plan needs interval = \"month\" or \"year\""));
                     None
                 }
                 ("subscription", Some(_), Some(_)) => {
-                    problem(format!(
-                        "{at}: a subscription plan cannot grant credits; use kind = \"credits\""
-                    ));
+                    problem(format!("{at}: a subscription plan cannot grant credits; use kind = \"credits\""));
                     None
                 }
-                ("credits", None, Some(credits)) if credits > 0 => {
-                    Some(PlanKind::Credits { credits })
-                }
+                ("credits", None, Some(credits)) if credits > 0 => Some(PlanKind::Credits { credits }),
                 ("credits", _, _) => {
-                    problem(format!(
-                        "{at}: a credits plan needs credits > 0 and no interval"
-                    ));
+                    problem(format!("{at}: a credits plan needs credits > 0 and no interval"));
                     None
                 }
                 (other, _, _) => {
-                    problem(format!(
-                        "{at}: kind must be \"subscription\" or \"credits\", not {other:?}"
-                    ));
+                    problem(format!("{at}: kind must be \"subscription\" or \"credits\", not {other:?}"));
                     None
                 }
             };
             let currency = match Currency::parse(&entry.price.currency) {
                 Ok(c) => Some(c),
                 Err(_) => {
-                    problem(format!(
-                        "{at}: price.currency must be a three-letter ISO 4217 code"
-                    ));
+                    problem(format!("{at}: price.currency must be a three-letter ISO 4217 code"));
                     None
                 }
             };
@@ -324,31 +299,20 @@ impl Catalog {
             }
             for name in entry.limits.keys() {
                 if !file.limits.contains_key(name) {
-                    problem(format!(
-                        "{at}: limit `{name}` is not declared under [limits]"
-                    ));
+                    problem(format!("{at}: limit `{name}` is not declared under [limits]"));
                 }
             }
             for name in &entry.features {
                 if !file.features.contains_key(name) {
-                    problem(format!(
-                        "{at}: feature `{name}` is not declared under [features]"
-                    ));
+                    problem(format!("{at}: feature `{name}` is not declared under [features]"));
                 }
             }
             for component in &entry.metered {
                 if !file.metrics.contains_key(&component.metric) {
-                    problem(format!(
-                        "{at}: metered metric `{}` is not declared under [metrics]",
-                        component.metric
-                    ));
+                    problem(format!("{at}: metered metric `{}` is not declared under [metrics]", component.metric));
                 }
-                if component.unit_price.is_sign_negative() || component.included.is_sign_negative()
-                {
-                    problem(format!(
-                        "{at}: metered `{}` prices and quantities must not be negative",
-                        component.metric
-                    ));
+                if component.unit_price.is_sign_negative() || component.included.is_sign_negative() {
+                    problem(format!("{at}: metered `{}` prices and quantities must not be negative", component.metric));
                 }
             }
             let plan_id = PlanId::new(entry.id.clone());
@@ -357,18 +321,11 @@ impl Catalog {
             }
             let mut processor_prices = BTreeMap::new();
             for (processor, price) in entry.processor_prices {
-                let key = (
-                    ProcessorId::new(processor.clone()),
-                    PriceId::new(price.clone()),
-                );
+                let key = (ProcessorId::new(processor.clone()), PriceId::new(price.clone()));
                 if price.trim().is_empty() {
-                    problem(format!(
-                        "{at}: processor_prices.{processor} must not be empty"
-                    ));
+                    problem(format!("{at}: processor_prices.{processor} must not be empty"));
                 } else if let Some(&other) = by_price.get(&key) {
-                    problem(format!(
-                        "{at}: {processor} price `{price}` is already used by plans[{other}]"
-                    ));
+                    problem(format!("{at}: {processor} price `{price}` is already used by plans[{other}]"));
                 } else {
                     by_price.insert(key.clone(), index);
                 }
@@ -377,9 +334,7 @@ impl Catalog {
             if entry.default {
                 defaults.push(index);
                 if entry.price.amount != 0 || !matches!(kind, Some(PlanKind::Subscription { .. })) {
-                    problem(format!(
-                        "{at}: the default plan must be a free (amount = 0) subscription plan"
-                    ));
+                    problem(format!("{at}: the default plan must be a free (amount = 0) subscription plan"));
                 }
             }
             if let (Some(kind), Some(currency)) = (kind, currency) {
@@ -398,10 +353,7 @@ impl Catalog {
             }
         }
         if defaults.len() != 1 {
-            problem(format!(
-                "exactly one plan must have default = true (the free plan); found {}",
-                defaults.len()
-            ));
+            problem(format!("exactly one plan must have default = true (the free plan); found {}", defaults.len()));
         }
         if !problems.is_empty() {
             return Err(problems);
@@ -435,9 +387,7 @@ impl Catalog {
 
     /// Maps a processor's price id (from a webhook payload) back to its plan.
     pub fn by_price(&self, processor: &ProcessorId, price: &PriceId) -> Option<&Plan> {
-        self.by_price
-            .get(&(processor.clone(), price.clone()))
-            .map(|&i| &self.plans[i])
+        self.by_price.get(&(processor.clone(), price.clone())).map(|&i| &self.plans[i])
     }
 
     /// The free plan every workspace falls back to.
@@ -501,9 +451,7 @@ pub(crate) mod tests {
     fn looks_plans_up_by_id_and_price() {
         let catalog = test_catalog();
         assert_eq!(catalog.default_plan().id.as_str(), "free");
-        let pro = catalog
-            .by_price(&ProcessorId::new("sandbox"), &PriceId::new("sbx_price_pro"))
-            .unwrap();
+        let pro = catalog.by_price(&ProcessorId::new("sandbox"), &PriceId::new("sbx_price_pro")).unwrap();
         assert_eq!(pro.id.as_str(), "pro");
         assert_eq!(pro.limits["alerts_per_month"], Limit::Unlimited);
         let unknown = catalog.require("gold").unwrap_err();
@@ -523,11 +471,7 @@ pub(crate) mod tests {
             ]
         }))
         .unwrap();
-        let problems: Vec<String> = Catalog::from_file(file)
-            .unwrap_err()
-            .iter()
-            .map(|p| p.to_string())
-            .collect();
+        let problems: Vec<String> = Catalog::from_file(file).unwrap_err().iter().map(|p| p.to_string()).collect();
         let expected = [
             "limit `seats` reads metric `nope`",
             "limit `ghost` is not declared",
@@ -548,14 +492,8 @@ pub(crate) mod tests {
 
     #[test]
     fn limits_reject_negative_numbers_and_other_words() {
-        assert_eq!(
-            serde_json::from_str::<Limit>("\"unlimited\"").unwrap(),
-            Limit::Unlimited
-        );
-        assert_eq!(
-            serde_json::from_str::<Limit>("5").unwrap(),
-            Limit::Limited(5)
-        );
+        assert_eq!(serde_json::from_str::<Limit>("\"unlimited\"").unwrap(), Limit::Unlimited);
+        assert_eq!(serde_json::from_str::<Limit>("5").unwrap(), Limit::Limited(5));
         assert!(serde_json::from_str::<Limit>("-1").is_err());
         assert!(serde_json::from_str::<Limit>("\"lots\"").is_err());
         assert!(Limit::Limited(5).allows(4, 1));

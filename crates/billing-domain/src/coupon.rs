@@ -49,14 +49,9 @@ impl Coupon {
         let code = raw.trim();
         let valid = !code.is_empty()
             && code.len() <= 64
-            && code
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            && code.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !valid {
-            return Err(ValidationError::new(
-                "code",
-                "must be 1-64 characters of A-Z, 0-9, '-' or '_'",
-            ));
+            return Err(ValidationError::new("code", "must be 1-64 characters of A-Z, 0-9, '-' or '_'"));
         }
         Ok(code.to_ascii_uppercase())
     }
@@ -65,14 +60,9 @@ impl Coupon {
     pub fn validate_discount(discount: &Discount) -> Result<(), ValidationError> {
         match discount {
             Discount::Percent { percent } if (1..=100).contains(percent) => Ok(()),
-            Discount::Percent { .. } => Err(ValidationError::new(
-                "percent_off",
-                "must be between 1 and 100",
-            )),
+            Discount::Percent { .. } => Err(ValidationError::new("percent_off", "must be between 1 and 100")),
             Discount::Amount { amount } if amount.minor > 0 => Ok(()),
-            Discount::Amount { .. } => {
-                Err(ValidationError::new("amount_off", "must be greater than 0"))
-            }
+            Discount::Amount { .. } => Err(ValidationError::new("amount_off", "must be greater than 0")),
         }
     }
 
@@ -112,22 +102,10 @@ mod tests {
         let before = Utc.with_ymd_and_hms(2026, 12, 30, 0, 0, 0).unwrap();
         let at_end = Utc.with_ymd_and_hms(2026, 12, 31, 0, 0, 0).unwrap();
         assert_eq!(coupon().check_applicable(&"pro".into(), before), Ok(()));
-        assert_eq!(
-            coupon().check_applicable(&"pro".into(), at_end),
-            Err(CouponError::Expired)
-        );
-        assert_eq!(
-            coupon().check_applicable(&"hobby".into(), before),
-            Err(CouponError::NotForPlan("hobby".into()))
-        );
-        let used_up = Coupon {
-            used_count: 2,
-            ..coupon()
-        };
-        assert_eq!(
-            used_up.check_applicable(&"pro".into(), before),
-            Err(CouponError::Exhausted)
-        );
+        assert_eq!(coupon().check_applicable(&"pro".into(), at_end), Err(CouponError::Expired));
+        assert_eq!(coupon().check_applicable(&"hobby".into(), before), Err(CouponError::NotForPlan("hobby".into())));
+        let used_up = Coupon { used_count: 2, ..coupon() };
+        assert_eq!(used_up.check_applicable(&"pro".into(), before), Err(CouponError::Exhausted));
     }
 
     #[test]

@@ -19,10 +19,7 @@ pub fn validate_consumption(amount: i64, idempotency_key: &str) -> Result<(), Va
         return Err(ValidationError::new("amount", "must be a positive integer"));
     }
     if idempotency_key.trim().is_empty() || idempotency_key.len() > 128 {
-        return Err(ValidationError::new(
-            "idempotency_key",
-            "must be 1-128 characters",
-        ));
+        return Err(ValidationError::new("idempotency_key", "must be 1-128 characters"));
     }
     Ok(())
 }
@@ -47,10 +44,7 @@ mod tests {
     #[test]
     fn validation_names_the_field() {
         assert_eq!(validate_consumption(0, "k").unwrap_err().field, "amount");
-        assert_eq!(
-            validate_consumption(1, " ").unwrap_err().field,
-            "idempotency_key"
-        );
+        assert_eq!(validate_consumption(1, " ").unwrap_err().field, "idempotency_key");
         assert!(validate_consumption(1, "order-1").is_ok());
     }
 }

@@ -38,40 +38,24 @@ pub fn effective_plan<'c>(
     now: DateTime<Utc>,
     grace: Duration,
 ) -> EffectivePlan<'c> {
-    let free = EffectivePlan {
-        plan: catalog.default_plan(),
-        source: PlanSource::Default,
-    };
+    let free = EffectivePlan { plan: catalog.default_plan(), source: PlanSource::Default };
     if workspace.restricted {
-        return EffectivePlan {
-            source: PlanSource::Restricted,
-            ..free
-        };
+        return EffectivePlan { source: PlanSource::Restricted, ..free };
     }
     if let Some(sub) = subscription {
         let source = match sub.status {
             s if s.grants_plan() => Some(PlanSource::Subscription),
-            SubscriptionStatus::PastDue if now < sub.status_at + grace => {
-                Some(PlanSource::GracePeriod)
-            }
+            SubscriptionStatus::PastDue if now < sub.status_at + grace => Some(PlanSource::GracePeriod),
             _ => None,
         };
-        if let Some(plan) =
-            source.and_then(|source| catalog.get(&sub.terms.plan_id).map(|plan| (plan, source)))
-        {
-            return EffectivePlan {
-                plan: plan.0,
-                source: plan.1,
-            };
+        if let Some(plan) = source.and_then(|source| catalog.get(&sub.terms.plan_id).map(|plan| (plan, source))) {
+            return EffectivePlan { plan: plan.0, source: plan.1 };
         }
     }
     if trial::is_active(workspace.trial_ends_at, now)
         && let Some(plan) = workspace.trial_plan.as_ref().and_then(|id| catalog.get(id))
     {
-        return EffectivePlan {
-            plan,
-            source: PlanSource::Trial,
-        };
+        return EffectivePlan { plan, source: PlanSource::Trial };
     }
     free
 }
@@ -93,10 +77,7 @@ pub struct LimitCheck {
 #[serde(untagged)]
 pub enum CheckResult {
     Limit(LimitCheck),
-    Feature {
-        allowed: bool,
-        reason: Option<String>,
-    },
+    Feature { allowed: bool, reason: Option<String> },
 }
 
 /// The key is neither a declared limit nor a declared feature.
@@ -124,14 +105,7 @@ pub fn check_limit(limit_name: &str, limit: Limit, used: u64, requested: u64) ->
         }
         Limit::Unlimited => unreachable!("unlimited always allows"),
     });
-    LimitCheck {
-        allowed,
-        limit,
-        used,
-        remaining,
-        percent_used,
-        reason,
-    }
+    LimitCheck { allowed, limit, used, remaining, percent_used, reason }
 }
 
 /// Checks one limit or feature of `plan`.
@@ -153,8 +127,7 @@ pub fn check(
     }
     if catalog.feature_declarations().contains_key(key) {
         let allowed = plan.features.contains(key);
-        let reason =
-            (!allowed).then(|| format!("feature `{key}` is not included in plan `{}`", plan.id));
+        let reason = (!allowed).then(|| format!("feature `{key}` is not included in plan `{}`", plan.id));
         return Ok(CheckResult::Feature { allowed, reason });
     }
     Err(UnknownEntitlement(key.to_owned()))
@@ -174,8 +147,7 @@ mod tests {
     }
 
     fn workspace() -> Workspace {
-        let profile =
-            WorkspaceProfile::parse("Acme", "ops@acme.test", BillingDetails::default()).unwrap();
+        let profile = WorkspaceProfile::parse("Acme", "ops@acme.test", BillingDetails::default()).unwrap();
         Workspace::create(WorkspaceId::parse("acme").unwrap(), profile, now())
     }
 
@@ -189,29 +161,13 @@ mod tests {
             current_period_end: None,
             trial_end: None,
         };
-        let observation = Observation {
-            at: status_at,
-            status,
-            terms: Some(ObservedTerms {
-                source: TermsSource::Snapshot,
-                terms,
-            }),
-        };
-        Subscription::from_observation(
-            "sub_1".into(),
-            "sandbox".into(),
-            workspace().id,
-            "cus_1".into(),
-            observation,
-        )
-        .unwrap()
+        let observation =
+            Observation { at: status_at, status, terms: Some(ObservedTerms { source: TermsSource::Snapshot, terms }) };
+        Subscription::from_observation("sub_1".into(), "sandbox".into(), workspace().id, "cus_1".into(), observation)
+            .unwrap()
     }
 
-    fn plan_of(
-        ws: &Workspace,
-        sub: Option<&Subscription>,
-        at: DateTime<Utc>,
-    ) -> (String, PlanSource) {
+    fn plan_of(ws: &Workspace, sub: Option<&Subscription>, at: DateTime<Utc>) -> (String, PlanSource) {
         let catalog = test_catalog();
         let effective = effective_plan(&catalog, ws, sub, at, Duration::days(7));
         (effective.plan.id.to_string(), effective.source)
@@ -221,48 +177,21 @@ mod tests {
     fn effective_plan_follows_the_rules_in_order() {
         let ws = workspace();
         let active = subscription(SubscriptionStatus::Active, now());
-        assert_eq!(
-            plan_of(&ws, None, now()),
-            ("free".into(), PlanSource::Default)
-        );
-        assert_eq!(
-            plan_of(&ws, Some(&active), now()),
-            ("pro".into(), PlanSource::Subscription)
-        );
+        assert_eq!(plan_of(&ws, None, now()), ("free".into(), PlanSource::Default));
+        assert_eq!(plan_of(&ws, Some(&active), now()), ("pro".into(), PlanSource::Subscription));
 
         let past_due = subscription(SubscriptionStatus::PastDue, now());
-        assert_eq!(
-            plan_of(&ws, Some(&past_due), now() + Duration::days(6)),
-            ("pro".into(), PlanSource::GracePeriod)
-        );
-        assert_eq!(
-            plan_of(&ws, Some(&past_due), now() + Duration::days(7)),
-            ("free".into(), PlanSource::Default)
-        );
+        assert_eq!(plan_of(&ws, Some(&past_due), now() + Duration::days(6)), ("pro".into(), PlanSource::GracePeriod));
+        assert_eq!(plan_of(&ws, Some(&past_due), now() + Duration::days(7)), ("free".into(), PlanSource::Default));
 
-        let restricted = Workspace {
-            restricted: true,
-            ..ws.clone()
-        };
-        assert_eq!(
-            plan_of(&restricted, Some(&active), now()),
-            ("free".into(), PlanSource::Restricted)
-        );
+        let restricted = Workspace { restricted: true, ..ws.clone() };
+        assert_eq!(plan_of(&restricted, Some(&active), now()), ("free".into(), PlanSource::Restricted));
 
-        let trialing = Workspace {
-            trial_ends_at: Some(now() + Duration::days(1)),
-            trial_plan: Some("pro".into()),
-            ..ws.clone()
-        };
+        let trialing =
+            Workspace { trial_ends_at: Some(now() + Duration::days(1)), trial_plan: Some("pro".into()), ..ws.clone() };
         let canceled = subscription(SubscriptionStatus::Canceled, now());
-        assert_eq!(
-            plan_of(&trialing, Some(&canceled), now()),
-            ("pro".into(), PlanSource::Trial)
-        );
-        assert_eq!(
-            plan_of(&trialing, None, now() + Duration::days(1)),
-            ("free".into(), PlanSource::Default)
-        );
+        assert_eq!(plan_of(&trialing, Some(&canceled), now()), ("pro".into(), PlanSource::Trial));
+        assert_eq!(plan_of(&trialing, None, now() + Duration::days(1)), ("free".into(), PlanSource::Default));
     }
 
     #[test]
@@ -276,10 +205,7 @@ mod tests {
         assert!(over.reason.unwrap().contains("exceeds the limit of 10"));
         let unlimited = check_limit("alerts_per_month", Limit::Unlimited, 1_000_000, 5);
         assert!(unlimited.allowed);
-        assert_eq!(
-            (unlimited.remaining, unlimited.percent_used),
-            (Limit::Unlimited, None)
-        );
+        assert_eq!((unlimited.remaining, unlimited.percent_used), (Limit::Unlimited, None));
     }
 
     #[test]
@@ -288,27 +214,19 @@ mod tests {
         let free = catalog.default_plan();
         let pro = catalog.get(&"pro".into()).unwrap();
         let metered = |metric: &str| if metric == "alerts" { 100 } else { 0 };
-        let Ok(CheckResult::Limit(alerts)) =
-            check(&catalog, free, "alerts_per_month", 1, None, &metered)
-        else {
+        let Ok(CheckResult::Limit(alerts)) = check(&catalog, free, "alerts_per_month", 1, None, &metered) else {
             panic!("alerts is a limit")
         };
         assert!(!alerts.allowed);
         assert_eq!(alerts.used, 100);
         assert_eq!(
             check(&catalog, pro, "sla_tracking", 1, None, &metered),
-            Ok(CheckResult::Feature {
-                allowed: true,
-                reason: None
-            })
+            Ok(CheckResult::Feature { allowed: true, reason: None })
         );
         assert!(matches!(
             check(&catalog, free, "sla_tracking", 1, None, &metered),
             Ok(CheckResult::Feature { allowed: false, .. })
         ));
-        assert_eq!(
-            check(&catalog, free, "teleport", 1, None, &metered),
-            Err(UnknownEntitlement("teleport".into()))
-        );
+        assert_eq!(check(&catalog, free, "teleport", 1, None, &metered), Err(UnknownEntitlement("teleport".into())));
     }
 }

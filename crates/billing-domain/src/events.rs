@@ -4,8 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{
-    CheckoutSessionId, CustomerId, EventId, InvoiceId, PlanId, PriceId, ProcessorId,
-    SubscriptionId, WorkspaceId,
+    CheckoutSessionId, CustomerId, EventId, InvoiceId, PlanId, PriceId, ProcessorId, SubscriptionId, WorkspaceId,
 };
 use crate::money::Money;
 use crate::subscription::SubscriptionStatus;
@@ -58,12 +57,7 @@ pub enum EventPayload {
         plan_id: Option<PlanId>,
     },
     /// The customer's payment at checkout was declined; nothing changes but the attempt is audited.
-    CheckoutFailed {
-        session_id: CheckoutSessionId,
-        workspace_id: WorkspaceId,
-        plan_id: Option<PlanId>,
-        reason: String,
-    },
+    CheckoutFailed { session_id: CheckoutSessionId, workspace_id: WorkspaceId, plan_id: Option<PlanId>, reason: String },
     /// `customer.subscription.created|updated|deleted`: the whole object.
     SubscriptionChanged(SubscriptionSnapshot),
     /// An invoice of a subscription was paid.
@@ -85,11 +79,7 @@ pub enum EventPayload {
         attempt_count: u32,
     },
     /// The trial of a subscription ends soon.
-    TrialWillEnd {
-        customer_id: CustomerId,
-        subscription_id: SubscriptionId,
-        trial_end: Option<DateTime<Utc>>,
-    },
+    TrialWillEnd { customer_id: CustomerId, subscription_id: SubscriptionId, trial_end: Option<DateTime<Utc>> },
     /// Acknowledged and recorded, with no effect.
     Ignored,
 }
@@ -102,9 +92,9 @@ impl EventPayload {
             EventPayload::InvoicePaid { customer_id, .. }
             | EventPayload::InvoicePaymentFailed { customer_id, .. }
             | EventPayload::TrialWillEnd { customer_id, .. } => Some(customer_id),
-            EventPayload::CheckoutCompleted { .. }
-            | EventPayload::CheckoutFailed { .. }
-            | EventPayload::Ignored => None,
+            EventPayload::CheckoutCompleted { .. } | EventPayload::CheckoutFailed { .. } | EventPayload::Ignored => {
+                None
+            }
         }
     }
 
@@ -112,15 +102,9 @@ impl EventPayload {
     pub fn subscription_id(&self) -> Option<&SubscriptionId> {
         match self {
             EventPayload::SubscriptionChanged(s) => Some(&s.subscription_id),
-            EventPayload::InvoicePaid {
-                subscription_id, ..
-            }
-            | EventPayload::InvoicePaymentFailed {
-                subscription_id, ..
-            } => subscription_id.as_ref(),
-            EventPayload::TrialWillEnd {
-                subscription_id, ..
-            } => Some(subscription_id),
+            EventPayload::InvoicePaid { subscription_id, .. }
+            | EventPayload::InvoicePaymentFailed { subscription_id, .. } => subscription_id.as_ref(),
+            EventPayload::TrialWillEnd { subscription_id, .. } => Some(subscription_id),
             _ => None,
         }
     }

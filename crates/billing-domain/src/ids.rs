@@ -15,14 +15,9 @@ impl WorkspaceId {
     /// Validates the shape the SPEC allows; the error names the `id` field.
     pub fn parse(raw: impl Into<String>) -> Result<Self, ValidationError> {
         let raw = raw.into();
-        let valid_chars = raw
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
+        let valid_chars = raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
         if raw.is_empty() || raw.len() > 128 || !valid_chars {
-            return Err(ValidationError::new(
-                "id",
-                "must be 1-128 characters of A-Z, a-z, 0-9, '_', '.', ':' or '-'",
-            ));
+            return Err(ValidationError::new("id", "must be 1-128 characters of A-Z, a-z, 0-9, '_', '.', ':' or '-'"));
         }
         Ok(Self(raw))
     }

@@ -69,11 +69,7 @@ pub enum DecisionError {
     #[error("checkout completed without a plan id in its metadata")]
     MissingPlan,
     #[error("subscription {subscription} belongs to workspace {owner}, not {claimed}")]
-    WorkspaceMismatch {
-        subscription: SubscriptionId,
-        owner: WorkspaceId,
-        claimed: WorkspaceId,
-    },
+    WorkspaceMismatch { subscription: SubscriptionId, owner: WorkspaceId, claimed: WorkspaceId },
 }
 
 /// The link key under which events of an unknown customer wait.
@@ -109,34 +105,13 @@ impl Changes {
 
 /// Decides what `event` changes given what is `known`. Deterministic; the same inputs give the same decision.
 pub fn decide(event: &ProcessorEvent, known: Known<'_>) -> Result<Decision, DecisionError> {
-    let actor = Actor::Webhook {
-        processor: event.processor.clone(),
-        event_id: event.id.clone(),
-    };
+    let actor = Actor::Webhook { processor: event.processor.clone(), event_id: event.id.clone() };
     match &event.payload {
         EventPayload::Ignored => Ok(Decision::Ignore),
-        EventPayload::CheckoutCompleted {
-            session_id,
-            workspace_id,
-            customer_id,
-            mode,
-            plan_id,
-            ..
-        } => checkout_completed(
-            actor,
-            session_id,
-            workspace_id,
-            customer_id,
-            *mode,
-            plan_id.as_ref(),
-            known,
-        ),
-        EventPayload::CheckoutFailed {
-            session_id,
-            workspace_id,
-            plan_id,
-            reason,
-        } => {
+        EventPayload::CheckoutCompleted { session_id, workspace_id, customer_id, mode, plan_id, .. } => {
+            checkout_completed(actor, session_id, workspace_id, customer_id, *mode, plan_id.as_ref(), known)
+        }
+        EventPayload::CheckoutFailed { session_id, workspace_id, plan_id, reason } => {
             let audit = AuditRecord {
                 workspace_id: workspace_id.clone(),
                 action: "checkout.payment_failed".into(),
@@ -145,10 +120,7 @@ pub fn decide(event: &ProcessorEvent, known: Known<'_>) -> Result<Decision, Deci
                 after: Some(json!({"session_id": session_id, "plan": plan_id, "reason": reason})),
                 request_id: None,
             };
-            Ok(Decision::Apply(Box::new(Changes {
-                audit: vec![audit],
-                ..Changes::default()
-            })))
+            Ok(Decision::Apply(Box::new(Changes { audit: vec![audit], ..Changes::default() })))
         }
         payload => {
             // Every remaining payload names its customer; one that does not has nothing to apply to.
@@ -156,9 +128,7 @@ pub fn decide(event: &ProcessorEvent, known: Known<'_>) -> Result<Decision, Deci
                 return Ok(Decision::Ignore);
             };
             let Some(workspace) = known.workspace else {
-                return Ok(Decision::Park {
-                    link: customer_link(customer),
-                });
+                return Ok(Decision::Park { link: customer_link(customer) });
             };
             subscription_event(event, actor, workspace, customer, known)
         }
@@ -175,16 +145,11 @@ fn checkout_completed(
     plan_id: Option<&PlanId>,
     known: Known<'_>,
 ) -> Result<Decision, DecisionError> {
-    let mut changes = Changes {
-        link_customer: Some((customer_id.clone(), workspace_id.clone())),
-        ..Changes::default()
-    };
+    let mut changes =
+        Changes { link_customer: Some((customer_id.clone(), workspace_id.clone())), ..Changes::default() };
     if mode == CheckoutMode::Payment {
         let plan_id = plan_id.ok_or(DecisionError::MissingPlan)?;
-        let plan = known
-            .catalog
-            .get(plan_id)
-            .ok_or_else(|| DecisionError::UnknownPlan(plan_id.to_string()))?;
+        let plan = known.catalog.get(plan_id).ok_or_else(|| DecisionError::UnknownPlan(plan_id.to_string()))?;
         if let PlanKind::Credits { credits } = plan.kind {
             changes.credit_grant = Some(CreditGrant {
                 workspace_id: workspace_id.clone(),
@@ -244,36 +209,23 @@ fn subscription_event(
             );
             // A status without terms cannot start a record: wait for the subscription itself.
             let Some(first) = first else {
-                return Ok(Decision::Park {
-                    link: subscription_link(subscription_id),
-                });
+                return Ok(Decision::Park { link: subscription_link(subscription_id) });
             };
             first
         }
     };
-    let changed = known
-        .subscription
-        .is_none_or(|before| !before.same_state(&after));
+    let changed = known.subscription.is_none_or(|before| !before.same_state(&after));
     event_effects(event, workspace, &mut changes);
     if changed {
-        let after = Subscription {
-            version: known.subscription.map_or(0, |b| b.version + 1),
-            ..after
-        };
+        let after = Subscription { version: known.subscription.map_or(0, |b| b.version + 1), ..after };
         transition_effects(known.subscription, &after, event, &actor, &mut changes);
-        changes.subscription = Some(SubscriptionChange {
-            before: known.subscription.cloned(),
-            after,
-        });
+        changes.subscription = Some(SubscriptionChange { before: known.subscription.cloned(), after });
     }
     Ok(Decision::Apply(Box::new(changes)))
 }
 
 /// Turns an event into a subscription observation; `None` when the event says nothing about the subscription.
-fn observe(
-    event: &ProcessorEvent,
-    catalog: &Catalog,
-) -> Result<Option<Observation>, DecisionError> {
+fn observe(event: &ProcessorEvent, catalog: &Catalog) -> Result<Option<Observation>, DecisionError> {
     let plan_for = |price: &PriceId| {
         catalog
             .by_price(&event.processor, price)
@@ -281,12 +233,7 @@ fn observe(
             .ok_or_else(|| DecisionError::UnknownPrice(price.to_string()))
     };
     let at = event.occurred_at;
-    let observed = |terms| {
-        Some(ObservedTerms {
-            source: TermsSource::Invoice,
-            terms,
-        })
-    };
+    let observed = |terms| Some(ObservedTerms { source: TermsSource::Invoice, terms });
     Ok(match &event.payload {
         EventPayload::SubscriptionChanged(s) => Some(Observation {
             at,
@@ -306,12 +253,7 @@ fn observe(
         }),
         // Terms inferred from an invoice always lose to a snapshot's (TermsSource order), so they only fill in
         // until the subscription object itself arrives.
-        EventPayload::InvoicePaid {
-            price_id,
-            period_start,
-            period_end,
-            ..
-        } => Some(Observation {
+        EventPayload::InvoicePaid { price_id, period_start, period_end, .. } => Some(Observation {
             at,
             status: SubscriptionStatus::Active,
             terms: match price_id {
@@ -327,11 +269,9 @@ fn observe(
                 None => None,
             },
         }),
-        EventPayload::InvoicePaymentFailed { .. } => Some(Observation {
-            at,
-            status: SubscriptionStatus::PastDue,
-            terms: None,
-        }),
+        EventPayload::InvoicePaymentFailed { .. } => {
+            Some(Observation { at, status: SubscriptionStatus::PastDue, terms: None })
+        }
         _ => None,
     })
 }
@@ -339,20 +279,13 @@ fn observe(
 /// Effects of the event itself, independent of whether the state changed (each deduplicated by its key).
 fn event_effects(event: &ProcessorEvent, workspace: &WorkspaceId, changes: &mut Changes) {
     match &event.payload {
-        EventPayload::InvoicePaid {
-            invoice_id, amount, ..
-        } => changes.outbox.push(email(
+        EventPayload::InvoicePaid { invoice_id, amount, .. } => changes.outbox.push(email(
             workspace,
             format!("email:receipt:{invoice_id}"),
             NotificationKind::PaymentSucceeded,
             json!({"invoice_id": invoice_id, "amount": amount}),
         )),
-        EventPayload::InvoicePaymentFailed {
-            invoice_id,
-            amount,
-            attempt_count,
-            ..
-        } => {
+        EventPayload::InvoicePaymentFailed { invoice_id, amount, attempt_count, .. } => {
             changes.outbox.push(email(
                 workspace,
                 format!("email:payment_failed:{invoice_id}:{attempt_count}"),
@@ -366,11 +299,7 @@ fn event_effects(event: &ProcessorEvent, workspace: &WorkspaceId, changes: &mut 
                 json!({"invoice_id": invoice_id, "amount": amount, "attempt": attempt_count}),
             ));
         }
-        EventPayload::TrialWillEnd {
-            subscription_id,
-            trial_end,
-            ..
-        } => changes.outbox.push(email(
+        EventPayload::TrialWillEnd { subscription_id, trial_end, .. } => changes.outbox.push(email(
             workspace,
             format!("email:trial_ending:{subscription_id}"),
             NotificationKind::TrialEnding,
@@ -399,12 +328,7 @@ fn transition_effects(
     };
     changes.audit.push(AuditRecord {
         workspace_id: workspace.clone(),
-        action: if before.is_none() {
-            "subscription.created"
-        } else {
-            "subscription.updated"
-        }
-        .into(),
+        action: if before.is_none() { "subscription.created" } else { "subscription.updated" }.into(),
         actor: actor.clone(),
         before: before.map(summary),
         after: Some(summary(after)),
@@ -412,10 +336,7 @@ fn transition_effects(
     });
     changes.outbox.push(webhook(
         workspace,
-        format!(
-            "webhook:subscription:{}:{}:{}",
-            after.id, event.processor, event.id
-        ),
+        format!("webhook:subscription:{}:{}:{}", after.id, event.processor, event.id),
         "billing.subscription.updated",
         summary(after),
     ));
@@ -439,32 +360,15 @@ fn transition_effects(
     }
 }
 
-fn email(
-    workspace: &WorkspaceId,
-    key: String,
-    kind: NotificationKind,
-    payload: serde_json::Value,
-) -> OutboxMessage {
-    OutboxMessage {
-        dedup_key: key,
-        workspace_id: workspace.clone(),
-        target: OutboxTarget::Email { kind },
-        payload,
-    }
+fn email(workspace: &WorkspaceId, key: String, kind: NotificationKind, payload: serde_json::Value) -> OutboxMessage {
+    OutboxMessage { dedup_key: key, workspace_id: workspace.clone(), target: OutboxTarget::Email { kind }, payload }
 }
 
-fn webhook(
-    workspace: &WorkspaceId,
-    key: String,
-    topic: &str,
-    payload: serde_json::Value,
-) -> OutboxMessage {
+fn webhook(workspace: &WorkspaceId, key: String, topic: &str, payload: serde_json::Value) -> OutboxMessage {
     OutboxMessage {
         dedup_key: key,
         workspace_id: workspace.clone(),
-        target: OutboxTarget::Webhook {
-            topic: topic.into(),
-        },
+        target: OutboxTarget::Webhook { topic: topic.into() },
         payload,
     }
 }

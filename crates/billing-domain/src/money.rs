@@ -16,10 +16,7 @@ impl Currency {
         if raw.len() == 3 && raw.chars().all(|c| c.is_ascii_alphabetic()) {
             Ok(Self(raw.to_ascii_uppercase()))
         } else {
-            Err(ValidationError::new(
-                "currency",
-                "must be a three-letter ISO 4217 code",
-            ))
+            Err(ValidationError::new("currency", "must be a three-letter ISO 4217 code"))
         }
     }
 

@@ -12,10 +12,7 @@ pub enum Actor {
     /// A service API key, by its configured name (never the key).
     ApiKey { name: String },
     /// A processor webhook event.
-    Webhook {
-        processor: ProcessorId,
-        event_id: EventId,
-    },
+    Webhook { processor: ProcessorId, event_id: EventId },
     /// A background job of Tollgate itself.
     System { job: String },
 }

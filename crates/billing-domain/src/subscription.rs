@@ -165,9 +165,7 @@ impl Subscription {
     /// Returns the merged record (version unchanged; the caller bumps it when persisting a change).
     pub fn merge(&self, observation: &Observation) -> Self {
         let mut next = self.clone();
-        if Self::status_key(observation.status, observation.at)
-            > Self::status_key(self.status, self.status_at)
-        {
+        if Self::status_key(observation.status, observation.at) > Self::status_key(self.status, self.status_at) {
             next.status = observation.status;
             next.status_at = observation.at;
             if observation.status.is_terminal() && next.canceled_at.is_none() {
@@ -175,8 +173,7 @@ impl Subscription {
             }
         }
         if let Some(observed) = &observation.terms
-            && (observed.source, observation.at, &observed.terms)
-                > (self.terms_source, self.terms_at, &self.terms)
+            && (observed.source, observation.at, &observed.terms) > (self.terms_source, self.terms_at, &self.terms)
         {
             next.terms = observed.terms.clone();
             next.terms_source = observed.source;
@@ -187,13 +184,7 @@ impl Subscription {
 
     /// Whether two records hold the same billing state (ignoring the storage version).
     pub fn same_state(&self, other: &Self) -> bool {
-        Self {
-            version: 0,
-            ..self.clone()
-        } == Self {
-            version: 0,
-            ..other.clone()
-        }
+        Self { version: 0, ..self.clone() } == Self { version: 0, ..other.clone() }
     }
 }
 
@@ -218,10 +209,7 @@ mod tests {
         Observation {
             at: Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap(),
             status,
-            terms: Some(ObservedTerms {
-                source: TermsSource::Snapshot,
-                terms: terms(cancel),
-            }),
+            terms: Some(ObservedTerms { source: TermsSource::Snapshot, terms: terms(cancel) }),
         }
     }
 

@@ -13,10 +13,7 @@ pub struct TrialPolicy {
 
 impl Default for TrialPolicy {
     fn default() -> Self {
-        Self {
-            days: 14,
-            plan: PlanId::new("pro"),
-        }
+        Self { days: 14, plan: PlanId::new("pro") }
     }
 }
 

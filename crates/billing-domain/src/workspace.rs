@@ -35,11 +35,7 @@ pub struct WorkspaceProfile {
 
 impl WorkspaceProfile {
     /// Validates every field and reports all problems at once, each naming its field.
-    pub fn parse(
-        name: &str,
-        owner_email: &str,
-        billing_details: BillingDetails,
-    ) -> Result<Self, ValidationErrors> {
+    pub fn parse(name: &str, owner_email: &str, billing_details: BillingDetails) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 200 {
@@ -53,11 +49,7 @@ impl WorkspaceProfile {
         let Some(owner_email) = email.filter(|_| errors.0.is_empty()) else {
             return Err(errors);
         };
-        Ok(Self {
-            name: name.to_owned(),
-            owner_email,
-            billing_details,
-        })
+        Ok(Self { name: name.to_owned(), owner_email, billing_details })
     }
 }
 
@@ -134,10 +126,7 @@ impl BillingDetails {
         ];
         for (field, value) in text_fields {
             if value.as_ref().is_some_and(|v| v.chars().count() > 200) {
-                problems.push(ValidationError::new(
-                    field,
-                    "must be at most 200 characters",
-                ));
+                problems.push(ValidationError::new(field, "must be at most 200 characters"));
             }
         }
         if let Some(country) = &self.country {
@@ -152,10 +141,7 @@ impl BillingDetails {
         for (i, tax_id) in self.tax_ids.iter().enumerate() {
             let kind_ok = !tax_id.kind.is_empty()
                 && tax_id.kind.len() <= 32
-                && tax_id
-                    .kind
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c == '_');
+                && tax_id.kind.chars().all(|c| c.is_ascii_lowercase() || c == '_');
             if !kind_ok {
                 problems.push(ValidationError::new(
                     format!("tax_ids[{i}].type"),
@@ -163,10 +149,7 @@ impl BillingDetails {
                 ));
             }
             if tax_id.value.trim().is_empty() || tax_id.value.len() > 64 {
-                problems.push(ValidationError::new(
-                    format!("tax_ids[{i}].value"),
-                    "must be 1-64 characters",
-                ));
+                problems.push(ValidationError::new(format!("tax_ids[{i}].value"), "must be 1-64 characters"));
             }
         }
         problems
@@ -181,10 +164,7 @@ mod tests {
     fn profile_reports_every_bad_field() {
         let details = BillingDetails {
             country: Some("germany".into()),
-            tax_ids: vec![TaxId {
-                kind: "EU VAT".into(),
-                value: "".into(),
-            }],
+            tax_ids: vec![TaxId { kind: "EU VAT".into(), value: "".into() }],
             ..Default::default()
         };
         let errors = WorkspaceProfile::parse(" ", "nope", details).unwrap_err();

@@ -59,9 +59,7 @@ pub fn hash_key(key: &str) -> String {
 
 impl ApiKeys {
     /// Builds the index from `(name, "sha256:<hex>", scopes)`; a malformed entry is a startup error.
-    pub fn new<'a>(
-        keys: impl IntoIterator<Item = (&'a str, &'a str, &'a [String])>,
-    ) -> Result<Self, String> {
+    pub fn new<'a>(keys: impl IntoIterator<Item = (&'a str, &'a str, &'a [String])>) -> Result<Self, String> {
         let mut by_hash = HashMap::new();
         for (name, hash, scopes) in keys {
             let hex_digest = hash
@@ -73,17 +71,9 @@ impl ApiKeys {
                 .ok_or_else(|| format!("api key `{name}`: hash must be 64 hex characters"))?;
             let scopes = scopes
                 .iter()
-                .map(|s| {
-                    Scope::parse(s).ok_or_else(|| format!("api key `{name}`: unknown scope `{s}`"))
-                })
+                .map(|s| Scope::parse(s).ok_or_else(|| format!("api key `{name}`: unknown scope `{s}`")))
                 .collect::<Result<BTreeSet<_>, _>>()?;
-            by_hash.insert(
-                digest,
-                KeyEntry {
-                    name: name.to_owned(),
-                    scopes,
-                },
-            );
+            by_hash.insert(digest, KeyEntry { name: name.to_owned(), scopes });
         }
         Ok(Self { by_hash })
     }
@@ -92,10 +82,7 @@ impl ApiKeys {
     /// about the key through timing.
     fn authenticate(&self, key: &str) -> Option<Caller> {
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        self.by_hash.get(&digest).map(|entry| Caller {
-            name: entry.name.clone(),
-            scopes: entry.scopes.clone(),
-        })
+        self.by_hash.get(&digest).map(|entry| Caller { name: entry.name.clone(), scopes: entry.scopes.clone() })
     }
 }
 
@@ -123,9 +110,7 @@ impl Caller {
 
     /// The audit actor for this caller.
     pub fn actor(&self) -> Actor {
-        Actor::ApiKey {
-            name: self.name.clone(),
-        }
+        Actor::ApiKey { name: self.name.clone() }
     }
 }
 
@@ -139,30 +124,20 @@ impl FromRequest for Caller {
 }
 
 fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
-    let keys = req
-        .app_data::<web::Data<ApiKeys>>()
-        .ok_or_else(|| ApiError::internal("ApiKeys missing from app data"))?;
+    let keys =
+        req.app_data::<web::Data<ApiKeys>>().ok_or_else(|| ApiError::internal("ApiKeys missing from app data"))?;
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
-        .ok_or_else(|| {
-            ApiError::unauthorized("missing `Authorization: Bearer <api key>` header")
-        })?;
+        .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <api key>` header"))?;
     let token = header
         .to_str()
         .ok()
-        .and_then(|value| {
-            value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "))
-        })
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
         .map(str::trim)
         .filter(|token| !token.is_empty())
-        .ok_or_else(|| {
-            ApiError::unauthorized("the Authorization header must be `Bearer <api key>`")
-        })?;
-    keys.authenticate(token)
-        .ok_or_else(|| ApiError::unauthorized("the API key is not valid"))
+        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <api key>`"))?;
+    keys.authenticate(token).ok_or_else(|| ApiError::unauthorized("the API key is not valid"))
 }
 
 #[cfg(test)]
@@ -180,10 +155,7 @@ mod tests {
         let caller = keys().authenticate("secret-key").unwrap();
         assert_eq!(caller.name, "backend");
         assert!(caller.require(Scope::BillingRead).is_ok());
-        assert_eq!(
-            caller.require(Scope::BillingWrite).unwrap_err().status,
-            StatusCode::FORBIDDEN
-        );
+        assert_eq!(caller.require(Scope::BillingWrite).unwrap_err().status, StatusCode::FORBIDDEN);
         assert!(keys().authenticate("secret-key ").is_none());
         assert!(keys().authenticate("other").is_none());
     }
@@ -197,10 +169,6 @@ mod tests {
         assert!(short.contains("64 hex"));
         let bad_scope = vec!["root".to_string()];
         let hash = format!("sha256:{}", hash_key("x"));
-        assert!(
-            ApiKeys::new([("k3", hash.as_str(), bad_scope.as_slice())])
-                .unwrap_err()
-                .contains("root")
-        );
+        assert!(ApiKeys::new([("k3", hash.as_str(), bad_scope.as_slice())]).unwrap_err().contains("root"));
     }
 }

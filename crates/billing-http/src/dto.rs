@@ -58,14 +58,8 @@ impl From<WorkspaceOverview> for WorkspaceView {
             plan: o.plan.to_string(),
             plan_source: o.plan_source,
             subscription_status: o.subscription.as_ref().map(|s| s.status.as_str()),
-            cancel_at_period_end: o
-                .subscription
-                .as_ref()
-                .is_some_and(|s| s.terms.cancel_at_period_end),
-            current_period_end: o
-                .subscription
-                .as_ref()
-                .and_then(|s| s.terms.current_period_end),
+            cancel_at_period_end: o.subscription.as_ref().is_some_and(|s| s.terms.cancel_at_period_end),
+            current_period_end: o.subscription.as_ref().and_then(|s| s.terms.current_period_end),
             trial_ends_at: ws.trial_ends_at,
             trial_days_remaining: o.trial_days_remaining,
             credit_balance: ws.credit_balance,
@@ -91,14 +85,7 @@ pub fn redirect_url(field: &str, value: &str) -> Result<String, ValidationError>
     let ok = (value.starts_with("https://") || value.starts_with("http://"))
         && value.len() <= 2048
         && !value.chars().any(|c| c.is_whitespace() || c.is_control());
-    if ok {
-        Ok(value.to_owned())
-    } else {
-        Err(ValidationError::new(
-            field,
-            "must be an absolute http(s) URL",
-        ))
-    }
+    if ok { Ok(value.to_owned()) } else { Err(ValidationError::new(field, "must be an absolute http(s) URL")) }
 }
 
 /// `POST /v1/workspaces/{id}/entitlements/check`.

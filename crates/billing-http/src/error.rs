@@ -26,20 +26,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(
-        status: StatusCode,
-        code: &'static str,
-        title: &'static str,
-        detail: impl Into<String>,
-    ) -> Self {
-        Self {
-            status,
-            code,
-            title,
-            detail: detail.into(),
-            errors: Vec::new(),
-            extra: None,
-        }
+    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, code, title, detail: detail.into(), errors: Vec::new(), extra: None }
     }
 
     pub fn with_extra(mut self, extra: serde_json::Value) -> Self {
@@ -49,25 +37,11 @@ impl ApiError {
 
     /// 400 naming each invalid field.
     pub fn validation(errors: ValidationErrors) -> Self {
-        let problems: Vec<FieldProblem> = errors
-            .0
-            .into_iter()
-            .map(|e| FieldProblem {
-                field: e.field,
-                message: e.message,
-            })
-            .collect();
+        let problems: Vec<FieldProblem> =
+            errors.0.into_iter().map(|e| FieldProblem { field: e.field, message: e.message }).collect();
         let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
         let detail = format!("invalid fields: {}", fields.join(", "));
-        Self {
-            errors: problems,
-            ..Self::new(
-                StatusCode::BAD_REQUEST,
-                "validation_failed",
-                "Invalid request",
-                detail,
-            )
-        }
+        Self { errors: problems, ..Self::new(StatusCode::BAD_REQUEST, "validation_failed", "Invalid request", detail) }
     }
 
     /// 400 for a single invalid field.
@@ -84,12 +58,7 @@ impl ApiError {
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Unauthorized",
-            detail,
-        )
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail)
     }
 
     /// 500 for a bug or an unexpected failure: logged here with its cause, generic to the caller.
@@ -129,10 +98,7 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let problem = Problem {
-            kind: format!(
-                "https://tollgate.dev/problems/{}",
-                self.code.replace('_', "-")
-            ),
+            kind: format!("https://tollgate.dev/problems/{}", self.code.replace('_', "-")),
             title: self.title,
             status: self.status.as_u16(),
             detail: &self.detail,
@@ -140,16 +106,11 @@ impl ResponseError for ApiError {
             errors: &self.errors,
         };
         let mut body = serde_json::to_value(&problem).unwrap_or_default();
-        if let (Some(serde_json::Value::Object(extra)), serde_json::Value::Object(map)) =
-            (&self.extra, &mut body)
-        {
+        if let (Some(serde_json::Value::Object(extra)), serde_json::Value::Object(map)) = (&self.extra, &mut body) {
             map.extend(extra.clone());
         }
         HttpResponse::build(self.status)
-            .insert_header((
-                actix_web::http::header::CONTENT_TYPE,
-                "application/problem+json",
-            ))
+            .insert_header((actix_web::http::header::CONTENT_TYPE, "application/problem+json"))
             .body(body.to_string())
     }
 }

@@ -10,8 +10,7 @@ use crate::error::ApiError;
 /// Maps JSON body failures: too large → 413, wrong content type → 415, bad JSON or fields → 400 naming the field.
 pub fn json_error(error: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
     let api_error = match &error {
-        JsonPayloadError::Overflow { limit }
-        | JsonPayloadError::OverflowKnownLength { limit, .. } => ApiError::new(
+        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             "Payload too large",
@@ -24,12 +23,7 @@ pub fn json_error(error: JsonPayloadError, _: &HttpRequest) -> actix_web::Error 
             "the request body must be application/json",
         ),
         JsonPayloadError::Deserialize(e) => body_problem(e),
-        other => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            "Invalid request body",
-            other.to_string(),
-        ),
+        other => ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "Invalid request body", other.to_string()),
     };
     api_error.into()
 }
@@ -38,12 +32,7 @@ pub fn json_error(error: JsonPayloadError, _: &HttpRequest) -> actix_web::Error 
 fn body_problem(error: &serde_json::Error) -> ApiError {
     let message = error.to_string();
     if error.is_syntax() || error.is_eof() {
-        return ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            "Malformed JSON",
-            message,
-        );
+        return ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON", message);
     }
     let named = |marker: &str| {
         message.find(marker).and_then(|start| {
@@ -51,44 +40,24 @@ fn body_problem(error: &serde_json::Error) -> ApiError {
             rest.find('`').map(|end| rest[..end].to_owned())
         })
     };
-    let field = named("unknown field `")
-        .or_else(|| named("missing field `"))
-        .unwrap_or_else(|| "body".to_owned());
-    let clean = message
-        .split(" at line")
-        .next()
-        .unwrap_or(&message)
-        .to_owned();
+    let field = named("unknown field `").or_else(|| named("missing field `")).unwrap_or_else(|| "body".to_owned());
+    let clean = message.split(" at line").next().unwrap_or(&message).to_owned();
     ApiError::field(&field, clean)
 }
 
 /// Query-string failures → 400.
 pub fn query_error(error: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "invalid_query",
-        "Invalid query string",
-        error.to_string(),
-    )
-    .into()
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "Invalid query string", error.to_string()).into()
 }
 
 /// Path failures → 400.
 pub fn path_error(error: PathError, _: &HttpRequest) -> actix_web::Error {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "invalid_path",
-        "Invalid path",
-        error.to_string(),
-    )
-    .into()
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", "Invalid path", error.to_string()).into()
 }
 
 /// The extractor configurations of every JSON API route.
 pub fn json_config(max_bytes: usize) -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(max_bytes)
-        .error_handler(json_error)
+    web::JsonConfig::default().limit(max_bytes).error_handler(json_error)
 }
 
 #[cfg(test)]
@@ -104,8 +73,7 @@ mod tests {
 
     #[test]
     fn serde_errors_name_the_field() {
-        let unknown =
-            serde_json::from_str::<Body>(r#"{"plan":"pro","coupon_code":"X"}"#).unwrap_err();
+        let unknown = serde_json::from_str::<Body>(r#"{"plan":"pro","coupon_code":"X"}"#).unwrap_err();
         let problem = body_problem(&unknown);
         assert_eq!(problem.code, "validation_failed");
         assert_eq!(problem.errors[0].field, "coupon_code");

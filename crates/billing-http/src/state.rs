@@ -6,9 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use billing_domain::catalog::Catalog;
 use billing_domain::ports::{AuditLog, Clock, SubscriptionRepository, WebhookOps};
-use billing_domain::services::{
-    CheckoutService, EntitlementService, TrialService, WebhookService, WorkspaceService,
-};
+use billing_domain::services::{CheckoutService, EntitlementService, TrialService, WebhookService, WorkspaceService};
 use billing_sandbox::SandboxProcessor;
 
 /// Answers whether the service can do its work (the database answers).

@@ -32,11 +32,7 @@ impl SandboxConfig {
         if self.webhook_secrets.is_empty() {
             return Err(SandboxConfigError::NoWebhookSecret);
         }
-        if let Some(index) = self
-            .webhook_secrets
-            .iter()
-            .position(|s| s.expose_secret().is_empty())
-        {
+        if let Some(index) = self.webhook_secrets.iter().position(|s| s.expose_secret().is_empty()) {
             return Err(SandboxConfigError::EmptyWebhookSecret(index));
         }
         let url = self.public_base_url.as_str();

@@ -17,7 +17,5 @@ mod test_support;
 pub use config::{SandboxConfig, SandboxConfigError};
 pub use parse::parse_event;
 pub use payloads::API_VERSION;
-pub use processor::{
-    PROCESSOR_ID, SIGNATURE_HEADER, SandboxError, SandboxProcessor, SessionView, SignedDelivery,
-};
+pub use processor::{PROCESSOR_ID, SIGNATURE_HEADER, SandboxError, SandboxProcessor, SessionView, SignedDelivery};
 pub use state::SessionStatus;

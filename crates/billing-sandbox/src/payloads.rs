@@ -33,33 +33,17 @@ pub(crate) fn event(id: &str, event_type: &str, created: DateTime<Utc>, object: 
 
 /// Outcome of a checkout, which decides the session's payment fields.
 pub(crate) enum CheckoutOutcome<'a> {
-    Paid {
-        subscription: Option<&'a SubscriptionId>,
-        invoice: Option<&'a InvoiceId>,
-    },
-    Declined {
-        code: &'a str,
-        message: &'a str,
-    },
+    Paid { subscription: Option<&'a SubscriptionId>, invoice: Option<&'a InvoiceId> },
+    Declined { code: &'a str, message: &'a str },
 }
 
 /// A `checkout.session` object after the customer pressed Pay or Decline.
 pub(crate) fn checkout_session(session: &SessionRecord, outcome: &CheckoutOutcome<'_>) -> Value {
-    let mode = if session.plan.is_subscription() {
-        "subscription"
-    } else {
-        "payment"
-    };
+    let mode = if session.plan.is_subscription() { "subscription" } else { "payment" };
     let (payment_status, subscription, invoice, last_payment_error) = match outcome {
-        CheckoutOutcome::Paid {
-            subscription,
-            invoice,
-        } => (
-            "paid",
-            subscription.map(|s| s.as_str()),
-            invoice.map(|i| i.as_str()),
-            Value::Null,
-        ),
+        CheckoutOutcome::Paid { subscription, invoice } => {
+            ("paid", subscription.map(|s| s.as_str()), invoice.map(|i| i.as_str()), Value::Null)
+        }
         // Real sessions carry the decline on their PaymentIntent; inlining it keeps the sandbox event self-contained.
         CheckoutOutcome::Declined { code, message } => (
             "unpaid",

@@ -3,14 +3,12 @@
 use async_trait::async_trait;
 use billing_domain::error::ProcessorError;
 use billing_domain::events::{ProcessorEvent, SubscriptionSnapshot};
-use billing_domain::ids::{
-    CheckoutSessionId, CustomerId, InvoiceId, PriceId, ProcessorId, SubscriptionId,
-};
+use billing_domain::ids::{CheckoutSessionId, CustomerId, InvoiceId, PriceId, ProcessorId, SubscriptionId};
 use billing_domain::money::Money;
 use billing_domain::ports::{
-    Capabilities, CheckoutOps, CheckoutRequest, CheckoutSession, CustomerOps, InvoiceOps,
-    InvoicePage, PaymentIntent, PaymentOps, PortalOps, ProcessorInfo, Proration, Refund,
-    SubscriptionOps, UsageReportingOps, WebhookError, WebhookHeaders, WebhookOps,
+    Capabilities, CheckoutOps, CheckoutRequest, CheckoutSession, CustomerOps, InvoiceOps, InvoicePage, PaymentIntent,
+    PaymentOps, PortalOps, ProcessorInfo, Proration, Refund, SubscriptionOps, UsageReportingOps, WebhookError,
+    WebhookHeaders, WebhookOps,
 };
 use billing_domain::workspace::Workspace;
 use chrono::{DateTime, Utc};
@@ -49,16 +47,11 @@ impl CustomerOps for SandboxProcessor {
         let mut state = self.lock();
         if let Some(known) = known {
             // Remember it so a sandbox restarted with empty records still never makes a second customer.
-            state
-                .customers
-                .entry(workspace.id.clone())
-                .or_insert_with(|| known.clone());
+            state.customers.entry(workspace.id.clone()).or_insert_with(|| known.clone());
             return Ok(known);
         }
-        let customer = state
-            .customers
-            .entry(workspace.id.clone())
-            .or_insert_with(|| CustomerId::new(self.ids.new_id("cus_sbx_")));
+        let customer =
+            state.customers.entry(workspace.id.clone()).or_insert_with(|| CustomerId::new(self.ids.new_id("cus_sbx_")));
         Ok(customer.clone())
     }
 }
@@ -66,10 +59,7 @@ impl CustomerOps for SandboxProcessor {
 #[async_trait]
 impl CheckoutOps for SandboxProcessor {
     #[tracing::instrument(skip_all, fields(workspace_id = %request.workspace.id, plan_id = %request.plan.id))]
-    async fn create_checkout(
-        &self,
-        request: &CheckoutRequest,
-    ) -> Result<CheckoutSession, ProcessorError> {
+    async fn create_checkout(&self, request: &CheckoutRequest) -> Result<CheckoutSession, ProcessorError> {
         let now = self.clock.now();
         let mut state = self.lock();
         let id = match state.sessions_by_key.get(&request.idempotency_key) {
@@ -90,13 +80,8 @@ impl CheckoutOps for SandboxProcessor {
                         created: now,
                     },
                 );
-                state
-                    .sessions_by_key
-                    .insert(request.idempotency_key.clone(), id.clone());
-                state
-                    .customers
-                    .entry(request.workspace.id.clone())
-                    .or_insert_with(|| request.customer_id.clone());
+                state.sessions_by_key.insert(request.idempotency_key.clone(), id.clone());
+                state.customers.entry(request.workspace.id.clone()).or_insert_with(|| request.customer_id.clone());
                 id
             }
         };
@@ -107,11 +92,7 @@ impl CheckoutOps for SandboxProcessor {
 
 #[async_trait]
 impl PortalOps for SandboxProcessor {
-    async fn create_portal(
-        &self,
-        _customer: &CustomerId,
-        _return_url: &str,
-    ) -> Result<String, ProcessorError> {
+    async fn create_portal(&self, _customer: &CustomerId, _return_url: &str) -> Result<String, ProcessorError> {
         Err(ProcessorError::Unsupported("a billing portal"))
     }
 }
@@ -130,11 +111,7 @@ impl SubscriptionOps for SandboxProcessor {
     }
 
     #[tracing::instrument(skip_all, fields(subscription_id = %id))]
-    async fn resume(
-        &self,
-        id: &SubscriptionId,
-        idempotency_key: &str,
-    ) -> Result<SubscriptionSnapshot, ProcessorError> {
+    async fn resume(&self, id: &SubscriptionId, idempotency_key: &str) -> Result<SubscriptionSnapshot, ProcessorError> {
         self.change(id, SubscriptionChange::Resume, idempotency_key)
     }
 
@@ -170,8 +147,7 @@ impl SandboxProcessor {
         idempotency_key: &str,
     ) -> Result<SubscriptionSnapshot, ProcessorError> {
         let now = self.clock.now();
-        self.lock()
-            .change_subscription(id, change, idempotency_key, now)
+        self.lock().change_subscription(id, change, idempotency_key, now)
     }
 }
 
@@ -184,8 +160,7 @@ impl InvoiceOps for SandboxProcessor {
         limit: u32,
         starting_after: Option<InvoiceId>,
     ) -> Result<InvoicePage, ProcessorError> {
-        self.lock()
-            .invoice_page(customer, limit, starting_after.as_ref())
+        self.lock().invoice_page(customer, limit, starting_after.as_ref())
     }
 }
 
@@ -236,13 +211,7 @@ impl WebhookOps for SandboxProcessor {
             .find(|(name, _)| name.eq_ignore_ascii_case(SIGNATURE_HEADER))
             .map(|(_, value)| value.as_str())
             .ok_or(WebhookError::MissingSignature("Sandbox-Signature"))?;
-        signature::verify(
-            header,
-            body,
-            &self.config.webhook_secrets,
-            now,
-            self.config.tolerance_secs,
-        )?;
+        signature::verify(header, body, &self.config.webhook_secrets, now, self.config.tolerance_secs)?;
         parse_event(&self.id(), body)
     }
 }

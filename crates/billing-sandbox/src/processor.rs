@@ -6,9 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use billing_domain::catalog::{Interval, PlanKind};
 use billing_domain::events::SubscriptionSnapshot;
-use billing_domain::ids::{
-    CheckoutSessionId, InvoiceId, PlanId, ProcessorId, SubscriptionId, WorkspaceId,
-};
+use billing_domain::ids::{CheckoutSessionId, InvoiceId, PlanId, ProcessorId, SubscriptionId, WorkspaceId};
 use billing_domain::money::Money;
 use billing_domain::ports::{Clock, IdGenerator};
 use billing_domain::subscription::SubscriptionStatus;
@@ -37,9 +35,7 @@ pub struct SandboxProcessor {
 
 impl std::fmt::Debug for SandboxProcessor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SandboxProcessor")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
+        f.debug_struct("SandboxProcessor").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
@@ -86,12 +82,7 @@ const DECLINE_MESSAGE: &str = "Your card was declined.";
 impl SandboxProcessor {
     /// A sandbox with no records; check `config` with [`SandboxConfig::validate`] at startup.
     pub fn new(config: SandboxConfig, ids: Arc<dyn IdGenerator>, clock: Arc<dyn Clock>) -> Self {
-        Self {
-            config,
-            ids,
-            clock,
-            state: Mutex::new(State::default()),
-        }
+        Self { config, ids, clock, state: Mutex::new(State::default()) }
     }
 
     /// The processor id, `sandbox`.
@@ -132,35 +123,20 @@ impl SandboxProcessor {
         let mut events = Vec::new();
         match session.plan.kind {
             PlanKind::Subscription { interval } => {
-                let (subscription, invoice) =
-                    self.subscribe(session, interval, now, invoice_number);
+                let (subscription, invoice) = self.subscribe(session, interval, now, invoice_number);
                 let subscription_id = subscription.snapshot.subscription_id.clone();
                 let invoice_id = invoice.id.clone();
-                let outcome = CheckoutOutcome::Paid {
-                    subscription: Some(&subscription_id),
-                    invoice: Some(&invoice_id),
-                };
-                events.push((
-                    "checkout.session.completed",
-                    payloads::checkout_session(session, &outcome),
-                ));
-                events.push((
-                    "customer.subscription.created",
-                    payloads::subscription(&subscription),
-                ));
+                let outcome =
+                    CheckoutOutcome::Paid { subscription: Some(&subscription_id), invoice: Some(&invoice_id) };
+                events.push(("checkout.session.completed", payloads::checkout_session(session, &outcome)));
+                events.push(("customer.subscription.created", payloads::subscription(&subscription)));
                 events.push(("invoice.paid", payloads::invoice(&invoice, Some(interval))));
                 state.subscriptions.insert(subscription_id, subscription);
                 state.invoices.push(invoice);
             }
             PlanKind::Credits { .. } => {
-                let outcome = CheckoutOutcome::Paid {
-                    subscription: None,
-                    invoice: None,
-                };
-                events.push((
-                    "checkout.session.completed",
-                    payloads::checkout_session(session, &outcome),
-                ));
+                let outcome = CheckoutOutcome::Paid { subscription: None, invoice: None };
+                events.push(("checkout.session.completed", payloads::checkout_session(session, &outcome)));
             }
         }
         session.status = SessionStatus::Paid;
@@ -177,18 +153,11 @@ impl SandboxProcessor {
         let Some(secret) = self.config.webhook_secrets.first() else {
             return Err(SandboxError::NoSigningSecret);
         };
-        let outcome = CheckoutOutcome::Declined {
-            code: DECLINE_CODE,
-            message: DECLINE_MESSAGE,
-        };
+        let outcome = CheckoutOutcome::Declined { code: DECLINE_CODE, message: DECLINE_MESSAGE };
         let object = payloads::checkout_session(session, &outcome);
         session.status = SessionStatus::Declined;
         tracing::info!("sandbox checkout declined");
-        Ok(self.sign_all(
-            secret,
-            now,
-            vec![("checkout.session.async_payment_failed", object)],
-        ))
+        Ok(self.sign_all(secret, now, vec![("checkout.session.async_payment_failed", object)]))
     }
 
     /// The active subscription and paid first invoice a paid subscription checkout creates.
@@ -256,12 +225,7 @@ impl SandboxProcessor {
                 let event_id = self.ids.new_id("evt_sbx_");
                 let body = payloads::event(&event_id, event_type, now, object).to_string();
                 let signature = signature::sign(secret, now.timestamp(), body.as_bytes());
-                SignedDelivery {
-                    event_id,
-                    event_type: event_type.to_owned(),
-                    body,
-                    signature,
-                }
+                SignedDelivery { event_id, event_type: event_type.to_owned(), body, signature }
             })
             .collect()
     }
@@ -272,9 +236,7 @@ fn open_session<'a>(
     sessions: &'a mut HashMap<CheckoutSessionId, SessionRecord>,
     id: &str,
 ) -> Result<&'a mut SessionRecord, SandboxError> {
-    let session = sessions
-        .get_mut(&CheckoutSessionId::new(id))
-        .ok_or(SandboxError::UnknownSession)?;
+    let session = sessions.get_mut(&CheckoutSessionId::new(id)).ok_or(SandboxError::UnknownSession)?;
     match session.status {
         SessionStatus::Open => Ok(session),
         other => Err(SandboxError::NotOpen(other)),
@@ -294,12 +256,8 @@ fn period_end(start: DateTime<Utc>, interval: Interval) -> DateTime<Utc> {
 /// The plan kind in words for the checkout page.
 fn describe(kind: &PlanKind) -> String {
     match kind {
-        PlanKind::Subscription {
-            interval: Interval::Month,
-        } => "Monthly subscription".to_owned(),
-        PlanKind::Subscription {
-            interval: Interval::Year,
-        } => "Yearly subscription".to_owned(),
+        PlanKind::Subscription { interval: Interval::Month } => "Monthly subscription".to_owned(),
+        PlanKind::Subscription { interval: Interval::Year } => "Yearly subscription".to_owned(),
         PlanKind::Credits { credits } => format!("One-time purchase of {credits} credits"),
     }
 }

@@ -31,27 +31,16 @@ pub fn verify(
     let parsed = parse_header(header)?;
     let matched = secrets.iter().any(|secret| {
         let mac = keyed_mac(secret, parsed.timestamp, body);
-        parsed
-            .signatures
-            .iter()
-            .any(|candidate| mac.clone().verify_slice(candidate).is_ok())
+        parsed.signatures.iter().any(|candidate| mac.clone().verify_slice(candidate).is_ok())
     });
     if !matched {
         return Err(WebhookError::BadSignature);
     }
     // Checked only after the signature so an unauthenticated caller learns nothing about our clock or tolerance.
     let tolerance = tolerance_secs.max(0);
-    let fresh = now
-        .timestamp()
-        .checked_sub(parsed.timestamp)
-        .is_some_and(|age| age.unsigned_abs() <= tolerance.unsigned_abs());
-    if fresh {
-        Ok(())
-    } else {
-        Err(WebhookError::StaleTimestamp {
-            tolerance_secs: tolerance,
-        })
-    }
+    let fresh =
+        now.timestamp().checked_sub(parsed.timestamp).is_some_and(|age| age.unsigned_abs() <= tolerance.unsigned_abs());
+    if fresh { Ok(()) } else { Err(WebhookError::StaleTimestamp { tolerance_secs: tolerance }) }
 }
 
 /// A header split into its timestamp and the decoded `v1` tags.
@@ -65,15 +54,10 @@ fn parse_header(header: &str) -> Result<ParsedHeader, WebhookError> {
     let mut timestamp = None;
     let mut signatures = Vec::new();
     for item in header.split(',') {
-        let (key, value) = item
-            .trim()
-            .split_once('=')
-            .ok_or(WebhookError::MalformedSignature)?;
+        let (key, value) = item.trim().split_once('=').ok_or(WebhookError::MalformedSignature)?;
         match key {
             "t" => {
-                let t = value
-                    .parse::<i64>()
-                    .map_err(|_| WebhookError::MalformedSignature)?;
+                let t = value.parse::<i64>().map_err(|_| WebhookError::MalformedSignature)?;
                 if timestamp.replace(t).is_some() {
                     return Err(WebhookError::MalformedSignature);
                 }
@@ -90,10 +74,7 @@ fn parse_header(header: &str) -> Result<ParsedHeader, WebhookError> {
         }
     }
     match timestamp {
-        Some(timestamp) if !signatures.is_empty() => Ok(ParsedHeader {
-            timestamp,
-            signatures,
-        }),
+        Some(timestamp) if !signatures.is_empty() => Ok(ParsedHeader { timestamp, signatures }),
         _ => Err(WebhookError::MalformedSignature),
     }
 }
@@ -175,23 +156,14 @@ mod tests {
         let s = secret("whsec_test");
         let header = sign(&s, T, BODY);
         let tampered = br#"{"id":"evt_1","type":"invoice.paid "}"#;
-        assert_eq!(
-            verify(&header, tampered, &[s], at(T), 300),
-            Err(WebhookError::BadSignature)
-        );
+        assert_eq!(verify(&header, tampered, &[s], at(T), 300), Err(WebhookError::BadSignature));
     }
 
     #[test]
     fn rejects_a_wrong_secret_and_an_empty_secret_list() {
         let header = sign(&secret("whsec_a"), T, BODY);
-        assert_eq!(
-            verify(&header, BODY, &[secret("whsec_b")], at(T), 300),
-            Err(WebhookError::BadSignature)
-        );
-        assert_eq!(
-            verify(&header, BODY, &[], at(T), 300),
-            Err(WebhookError::BadSignature)
-        );
+        assert_eq!(verify(&header, BODY, &[secret("whsec_b")], at(T), 300), Err(WebhookError::BadSignature));
+        assert_eq!(verify(&header, BODY, &[], at(T), 300), Err(WebhookError::BadSignature));
     }
 
     #[test]
@@ -207,33 +179,22 @@ mod tests {
         let good_tag = good.split_once(",v1=").unwrap().1;
         let bad_tag = "00".repeat(TAG_LEN);
         let header = format!("t={T},v1={bad_tag},v0=ignored,v1={good_tag},v1={bad_tag}");
-        assert_eq!(
-            verify(&header, BODY, &[secret("whsec_a")], at(T), 300),
-            Ok(())
-        );
+        assert_eq!(verify(&header, BODY, &[secret("whsec_a")], at(T), 300), Ok(()));
         let none_match = format!("t={T},v1={bad_tag},v1={bad_tag}");
-        assert_eq!(
-            verify(&none_match, BODY, &[secret("whsec_a")], at(T), 300),
-            Err(WebhookError::BadSignature)
-        );
+        assert_eq!(verify(&none_match, BODY, &[secret("whsec_a")], at(T), 300), Err(WebhookError::BadSignature));
     }
 
     #[test]
     fn rejects_stale_and_future_timestamps_but_accepts_the_edges() {
         let s = [secret("whsec_a")];
         let header = sign(&s[0], T, BODY);
-        let stale = Err(WebhookError::StaleTimestamp {
-            tolerance_secs: 300,
-        });
+        let stale = Err(WebhookError::StaleTimestamp { tolerance_secs: 300 });
         assert_eq!(verify(&header, BODY, &s, at(T + 300), 300), Ok(()));
         assert_eq!(verify(&header, BODY, &s, at(T - 300), 300), Ok(()));
         assert_eq!(verify(&header, BODY, &s, at(T + 301), 300), stale);
         assert_eq!(verify(&header, BODY, &s, at(T - 301), 300), stale);
         let ancient = sign(&s[0], i64::MIN, BODY);
-        assert!(matches!(
-            verify(&ancient, BODY, &s, at(T), 300),
-            Err(WebhookError::StaleTimestamp { .. })
-        ));
+        assert!(matches!(verify(&ancient, BODY, &s, at(T), 300), Err(WebhookError::StaleTimestamp { .. })));
     }
 
     #[test]

@@ -6,9 +6,7 @@ use std::collections::HashMap;
 use billing_domain::catalog::{Interval, Plan};
 use billing_domain::error::ProcessorError;
 use billing_domain::events::SubscriptionSnapshot;
-use billing_domain::ids::{
-    CheckoutSessionId, CustomerId, InvoiceId, PlanId, PriceId, SubscriptionId, WorkspaceId,
-};
+use billing_domain::ids::{CheckoutSessionId, CustomerId, InvoiceId, PlanId, PriceId, SubscriptionId, WorkspaceId};
 use billing_domain::money::Money;
 use billing_domain::ports::{Invoice, InvoicePage};
 use billing_domain::subscription::SubscriptionStatus;
@@ -111,11 +109,7 @@ pub(crate) enum SubscriptionChange {
 
 impl SubscriptionRecord {
     /// Applies `change` at `now`. A canceled subscription is terminal, as at Stripe: every change is refused.
-    pub fn apply(
-        &mut self,
-        change: &SubscriptionChange,
-        now: DateTime<Utc>,
-    ) -> Result<(), ProcessorError> {
+    pub fn apply(&mut self, change: &SubscriptionChange, now: DateTime<Utc>) -> Result<(), ProcessorError> {
         if self.snapshot.status == SubscriptionStatus::Canceled {
             return Err(ProcessorError::Rejected(format!(
                 "subscription `{}` is canceled",
@@ -123,12 +117,8 @@ impl SubscriptionRecord {
             )));
         }
         match change {
-            SubscriptionChange::Cancel {
-                at_period_end: true,
-            } => self.snapshot.cancel_at_period_end = true,
-            SubscriptionChange::Cancel {
-                at_period_end: false,
-            } => {
+            SubscriptionChange::Cancel { at_period_end: true } => self.snapshot.cancel_at_period_end = true,
+            SubscriptionChange::Cancel { at_period_end: false } => {
                 self.snapshot.status = SubscriptionStatus::Canceled;
                 self.snapshot.cancel_at_period_end = false;
                 self.canceled_at = Some(now);
@@ -149,8 +139,7 @@ pub(crate) struct State {
     pub subscriptions: HashMap<SubscriptionId, SubscriptionRecord>,
     /// In creation order, so the newest is last whatever the clock says.
     pub invoices: Vec<InvoiceRecord>,
-    pub subscription_changes:
-        HashMap<String, (SubscriptionId, SubscriptionChange, SubscriptionSnapshot)>,
+    pub subscription_changes: HashMap<String, (SubscriptionId, SubscriptionChange, SubscriptionSnapshot)>,
 }
 
 /// Stripe's own bounds on a list `limit`.
@@ -171,35 +160,23 @@ impl State {
         idempotency_key: &str,
         now: DateTime<Utc>,
     ) -> Result<SubscriptionSnapshot, ProcessorError> {
-        if let Some((seen_id, seen_change, snapshot)) =
-            self.subscription_changes.get(idempotency_key)
-        {
+        if let Some((seen_id, seen_change, snapshot)) = self.subscription_changes.get(idempotency_key) {
             return if seen_id == id && *seen_change == change {
                 Ok(snapshot.clone())
             } else {
-                Err(ProcessorError::Rejected(
-                    "idempotency key was already used for a different request".to_owned(),
-                ))
+                Err(ProcessorError::Rejected("idempotency key was already used for a different request".to_owned()))
             };
         }
         let record = self.subscription_mut(id)?;
         record.apply(&change, now)?;
         let snapshot = record.snapshot.clone();
-        self.subscription_changes.insert(
-            idempotency_key.to_owned(),
-            (id.clone(), change, snapshot.clone()),
-        );
+        self.subscription_changes.insert(idempotency_key.to_owned(), (id.clone(), change, snapshot.clone()));
         Ok(snapshot)
     }
 
     /// The subscription `id`, or `Rejected` as the port requires for an unknown id.
-    pub fn subscription_mut(
-        &mut self,
-        id: &SubscriptionId,
-    ) -> Result<&mut SubscriptionRecord, ProcessorError> {
-        self.subscriptions
-            .get_mut(id)
-            .ok_or_else(|| ProcessorError::Rejected(format!("no subscription `{id}`")))
+    pub fn subscription_mut(&mut self, id: &SubscriptionId) -> Result<&mut SubscriptionRecord, ProcessorError> {
+        self.subscriptions.get_mut(id).ok_or_else(|| ProcessorError::Rejected(format!("no subscription `{id}`")))
     }
 
     /// At most `limit` (1–100) invoices of `customer` after `starting_after`, newest first.
@@ -209,12 +186,8 @@ impl State {
         limit: u32,
         starting_after: Option<&InvoiceId>,
     ) -> Result<InvoicePage, ProcessorError> {
-        let newest_first: Vec<&InvoiceRecord> = self
-            .invoices
-            .iter()
-            .rev()
-            .filter(|invoice| &invoice.customer_id == customer)
-            .collect();
+        let newest_first: Vec<&InvoiceRecord> =
+            self.invoices.iter().rev().filter(|invoice| &invoice.customer_id == customer).collect();
         let start = match starting_after {
             None => 0,
             Some(_) if newest_first.is_empty() => 0,
@@ -222,22 +195,14 @@ impl State {
                 let at = newest_first
                     .iter()
                     .position(|invoice| &invoice.id == cursor)
-                    .ok_or_else(|| {
-                        ProcessorError::Rejected(format!("no invoice `{cursor}` for this customer"))
-                    })?;
+                    .ok_or_else(|| ProcessorError::Rejected(format!("no invoice `{cursor}` for this customer")))?;
                 at + 1
             }
         };
-        let limit = usize::try_from(limit)
-            .unwrap_or(MAX_PAGE)
-            .clamp(1, MAX_PAGE);
+        let limit = usize::try_from(limit).unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
         let rest = newest_first.get(start..).unwrap_or_default();
         Ok(InvoicePage {
-            invoices: rest
-                .iter()
-                .take(limit)
-                .map(|invoice| invoice.to_domain())
-                .collect(),
+            invoices: rest.iter().take(limit).map(|invoice| invoice.to_domain()).collect(),
             has_more: rest.len() > limit,
         })
     }

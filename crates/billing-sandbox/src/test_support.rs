@@ -51,19 +51,12 @@ pub fn config() -> SandboxConfig {
 }
 
 pub fn processor() -> SandboxProcessor {
-    SandboxProcessor::new(
-        config(),
-        Arc::new(CountingIds::default()),
-        Arc::new(FixedClock(now())),
-    )
+    SandboxProcessor::new(config(), Arc::new(CountingIds::default()), Arc::new(FixedClock(now())))
 }
 
 fn plan(id: &str, name: &str, kind: PlanKind, minor: i64) -> Plan {
     let mut processor_prices = BTreeMap::new();
-    processor_prices.insert(
-        ProcessorId::new("sandbox"),
-        PriceId::new(format!("sbx_price_{id}")),
-    );
+    processor_prices.insert(ProcessorId::new("sandbox"), PriceId::new(format!("sbx_price_{id}")));
     Plan {
         id: PlanId::new(id),
         name: name.to_owned(),
@@ -79,47 +72,24 @@ fn plan(id: &str, name: &str, kind: PlanKind, minor: i64) -> Plan {
 }
 
 pub fn pro_monthly() -> Plan {
-    plan(
-        "pro",
-        "Pro",
-        PlanKind::Subscription {
-            interval: Interval::Month,
-        },
-        4900,
-    )
+    plan("pro", "Pro", PlanKind::Subscription { interval: Interval::Month }, 4900)
 }
 
 pub fn pro_yearly() -> Plan {
-    plan(
-        "pro_yearly",
-        "Pro (yearly)",
-        PlanKind::Subscription {
-            interval: Interval::Year,
-        },
-        49000,
-    )
+    plan("pro_yearly", "Pro (yearly)", PlanKind::Subscription { interval: Interval::Year }, 49000)
 }
 
 pub fn credits10() -> Plan {
-    plan(
-        "credits10",
-        "10 credits",
-        PlanKind::Credits { credits: 10 },
-        999,
-    )
+    plan("credits10", "10 credits", PlanKind::Credits { credits: 10 }, 999)
 }
 
 pub fn workspace(id: &str) -> Workspace {
-    let profile =
-        WorkspaceProfile::parse("Acme", "owner@example.com", BillingDetails::default()).unwrap();
+    let profile = WorkspaceProfile::parse("Acme", "owner@example.com", BillingDetails::default()).unwrap();
     Workspace::create(WorkspaceId::parse(id).unwrap(), profile, now())
 }
 
 pub fn checkout_request(workspace_id: &str, customer: &CustomerId, plan: Plan) -> CheckoutRequest {
-    let price_id = plan
-        .price_for(&ProcessorId::new("sandbox"))
-        .unwrap()
-        .clone();
+    let price_id = plan.price_for(&ProcessorId::new("sandbox")).unwrap().clone();
     CheckoutRequest {
         workspace: workspace(workspace_id),
         customer_id: customer.clone(),

@@ -33,18 +33,15 @@ pub async fn connect(url: &str) -> Result<Store, StoreError> {
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         options.max_connections(POSTGRES_POOL_SIZE);
     } else {
-        return Err(StoreError::Other(
-            "unsupported database URL: expected sqlite: or postgres:".to_owned(),
-        ));
+        return Err(StoreError::Other("unsupported database URL: expected sqlite: or postgres:".to_owned()));
     }
     let conn = Database::connect(options).await.map_err(map_db_err)?;
     Ok(Repo::new(conn))
 }
 
 fn prepare_sqlite(url: &str, options: &mut ConnectOptions) -> Result<(), StoreError> {
-    let parsed: SqliteConnectOptions = url
-        .parse()
-        .map_err(|e| StoreError::Other(format!("invalid SQLite URL: {e}")))?;
+    let parsed: SqliteConnectOptions =
+        url.parse().map_err(|e| StoreError::Other(format!("invalid SQLite URL: {e}")))?;
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
     if in_memory {
         // Every connection to `:memory:` would see its own empty database, so the pool must be one connection.
@@ -53,24 +50,16 @@ fn prepare_sqlite(url: &str, options: &mut ConnectOptions) -> Result<(), StoreEr
         if let Some(dir) = parsed.get_filename().parent()
             && !dir.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
         }
         // Several connections are safe because every write transaction is `BEGIN IMMEDIATE` (see
         // `Repo::begin_write`) and single statements wait out `busy_timeout`; WAL lets reads run beside a writer.
         options.max_connections(SQLITE_POOL_SIZE);
     }
     options.map_sqlx_sqlite_opts(move |opts| {
-        let opts = opts
-            .busy_timeout(SQLITE_BUSY_TIMEOUT)
-            .foreign_keys(true)
-            .create_if_missing(true);
-        if in_memory {
-            opts
-        } else {
-            opts.journal_mode(SqliteJournalMode::Wal)
-        }
+        let opts = opts.busy_timeout(SQLITE_BUSY_TIMEOUT).foreign_keys(true).create_if_missing(true);
+        if in_memory { opts } else { opts.journal_mode(SqliteJournalMode::Wal) }
     });
     Ok(())
 }

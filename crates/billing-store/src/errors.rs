@@ -15,13 +15,11 @@ pub(crate) fn map_db_err(err: DbErr) -> StoreError {
     }
     match &err {
         DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => StoreError::Unavailable(err.to_string()),
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-            match classify_sqlx(e) {
-                Class::Unavailable => StoreError::Unavailable(err.to_string()),
-                Class::Conflict => StoreError::Conflict(err.to_string()),
-                Class::Other => StoreError::Other(err.to_string()),
-            }
-        }
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => match classify_sqlx(e) {
+            Class::Unavailable => StoreError::Unavailable(err.to_string()),
+            Class::Conflict => StoreError::Conflict(err.to_string()),
+            Class::Other => StoreError::Other(err.to_string()),
+        },
         _ => StoreError::Other(err.to_string()),
     }
 }
@@ -57,9 +55,7 @@ fn classify_code(code: &str) -> Class {
         // PostgreSQL: serialization failure and deadlock; the transaction lost a race and may be retried.
         "40001" | "40P01" => Class::Conflict,
         // PostgreSQL: connection exceptions, insufficient resources, operator intervention (shutdown, …).
-        c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57P") => {
-            Class::Unavailable
-        }
+        c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57P") => Class::Unavailable,
         // SQLite: BUSY/LOCKED and their extended codes; the busy timeout expired while another writer held the lock.
         "5" | "6" | "261" | "262" | "517" | "773" => Class::Unavailable,
         _ => Class::Other,

@@ -6,9 +6,7 @@ use billing_domain::error::StoreError;
 use billing_domain::ids::{CustomerId, PlanId, PriceId, ProcessorId, SubscriptionId, WorkspaceId};
 use billing_domain::ports::InboxStatus;
 use billing_domain::records::{AuditEntry, AuditRecord, OutboxMessage, PendingMessage};
-use billing_domain::subscription::{
-    Subscription, SubscriptionStatus, SubscriptionTerms, TermsSource,
-};
+use billing_domain::subscription::{Subscription, SubscriptionStatus, SubscriptionTerms, TermsSource};
 use billing_domain::workspace::Workspace;
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::{NotSet, Set};
@@ -45,8 +43,7 @@ pub(crate) fn workspace_from_row(m: workspace::Model) -> Result<Workspace, Store
     Ok(Workspace {
         id: WorkspaceId::parse(m.id).map_err(|e| corrupt("workspaces.id", e))?,
         name: m.name,
-        owner_email: Email::parse(m.owner_email)
-            .map_err(|e| corrupt("workspaces.owner_email", e))?,
+        owner_email: Email::parse(m.owner_email).map_err(|e| corrupt("workspaces.owner_email", e))?,
         billing_details: serde_json::from_str(&m.billing_details)
             .map_err(|e| corrupt("workspaces.billing_details", e))?,
         trial_ends_at: m.trial_ends_at,
@@ -68,10 +65,7 @@ pub(crate) fn terms_source_str(source: TermsSource) -> Result<String, StoreError
 }
 
 /// Every column of a subscription row except the bookkeeping timestamps, which the caller decides.
-pub(crate) fn subscription_row(
-    s: &Subscription,
-    now: DateTime<Utc>,
-) -> Result<subscription::ActiveModel, StoreError> {
+pub(crate) fn subscription_row(s: &Subscription, now: DateTime<Utc>) -> Result<subscription::ActiveModel, StoreError> {
     Ok(subscription::ActiveModel {
         processor: Set(s.processor.as_str().to_owned()),
         id: Set(s.id.as_str().to_owned()),
@@ -96,16 +90,13 @@ pub(crate) fn subscription_row(
 }
 
 pub(crate) fn subscription_from_row(m: subscription::Model) -> Result<Subscription, StoreError> {
-    let status = SubscriptionStatus::parse(&m.status)
-        .ok_or_else(|| corrupt("subscriptions.status", &m.status))?;
-    let terms_source: TermsSource =
-        serde_json::from_value(serde_json::Value::String(m.terms_source))
-            .map_err(|e| corrupt("subscriptions.terms_source", e))?;
+    let status = SubscriptionStatus::parse(&m.status).ok_or_else(|| corrupt("subscriptions.status", &m.status))?;
+    let terms_source: TermsSource = serde_json::from_value(serde_json::Value::String(m.terms_source))
+        .map_err(|e| corrupt("subscriptions.terms_source", e))?;
     Ok(Subscription {
         id: SubscriptionId::new(m.id),
         processor: ProcessorId::new(m.processor),
-        workspace_id: WorkspaceId::parse(m.workspace_id)
-            .map_err(|e| corrupt("subscriptions.workspace_id", e))?,
+        workspace_id: WorkspaceId::parse(m.workspace_id).map_err(|e| corrupt("subscriptions.workspace_id", e))?,
         customer_id: CustomerId::new(m.customer_id),
         status,
         status_at: m.status_at,
@@ -113,8 +104,7 @@ pub(crate) fn subscription_from_row(m: subscription::Model) -> Result<Subscripti
         terms: SubscriptionTerms {
             plan_id: PlanId::new(m.plan_id),
             price_id: PriceId::new(m.price_id),
-            quantity: u32::try_from(m.quantity)
-                .map_err(|e| corrupt("subscriptions.quantity", e))?,
+            quantity: u32::try_from(m.quantity).map_err(|e| corrupt("subscriptions.quantity", e))?,
             cancel_at_period_end: m.cancel_at_period_end,
             current_period_start: m.current_period_start,
             current_period_end: m.current_period_end,
@@ -139,10 +129,7 @@ fn optional_json(value: &Option<serde_json::Value>) -> Option<String> {
     value.as_ref().map(serde_json::Value::to_string)
 }
 
-pub(crate) fn audit_row(
-    record: &AuditRecord,
-    at: DateTime<Utc>,
-) -> Result<audit_log::ActiveModel, StoreError> {
+pub(crate) fn audit_row(record: &AuditRecord, at: DateTime<Utc>) -> Result<audit_log::ActiveModel, StoreError> {
     Ok(audit_log::ActiveModel {
         id: NotSet,
         workspace_id: Set(record.workspace_id.as_str().to_owned()),
@@ -156,16 +143,13 @@ pub(crate) fn audit_row(
 }
 
 pub(crate) fn audit_from_row(m: audit_log::Model) -> Result<AuditEntry, StoreError> {
-    let parse = |raw: Option<String>, what| {
-        raw.map(|s| serde_json::from_str(&s).map_err(|e| corrupt(what, e)))
-            .transpose()
-    };
+    let parse =
+        |raw: Option<String>, what| raw.map(|s| serde_json::from_str(&s).map_err(|e| corrupt(what, e))).transpose();
     Ok(AuditEntry {
         id: m.id,
         at: m.created_at,
         record: AuditRecord {
-            workspace_id: WorkspaceId::parse(m.workspace_id)
-                .map_err(|e| corrupt("audit_log.workspace_id", e))?,
+            workspace_id: WorkspaceId::parse(m.workspace_id).map_err(|e| corrupt("audit_log.workspace_id", e))?,
             action: m.action,
             actor: serde_json::from_str(&m.actor).map_err(|e| corrupt("audit_log.actor", e))?,
             before: parse(m.before, "audit_log.before")?,
@@ -182,17 +166,12 @@ pub(crate) mod outbox_status {
     pub const DEAD: &str = "dead";
 }
 
-pub(crate) fn outbox_row(
-    message: &OutboxMessage,
-    now: DateTime<Utc>,
-) -> Result<outbox::ActiveModel, StoreError> {
+pub(crate) fn outbox_row(message: &OutboxMessage, now: DateTime<Utc>) -> Result<outbox::ActiveModel, StoreError> {
     Ok(outbox::ActiveModel {
         id: NotSet,
         dedup_key: Set(message.dedup_key.clone()),
         workspace_id: Set(message.workspace_id.as_str().to_owned()),
-        target: Set(
-            serde_json::to_string(&message.target).map_err(|e| unencodable("outbox target", e))?
-        ),
+        target: Set(serde_json::to_string(&message.target).map_err(|e| unencodable("outbox target", e))?),
         payload: Set(message.payload.to_string()),
         status: Set(outbox_status::PENDING.to_owned()),
         attempts: Set(0),
@@ -209,8 +188,7 @@ pub(crate) fn pending_from_row(m: outbox::Model) -> Result<PendingMessage, Store
         attempts: attempts(m.attempts, "outbox.attempts")?,
         message: OutboxMessage {
             dedup_key: m.dedup_key,
-            workspace_id: WorkspaceId::parse(m.workspace_id)
-                .map_err(|e| corrupt("outbox.workspace_id", e))?,
+            workspace_id: WorkspaceId::parse(m.workspace_id).map_err(|e| corrupt("outbox.workspace_id", e))?,
             target: serde_json::from_str(&m.target).map_err(|e| corrupt("outbox.target", e))?,
             payload: serde_json::from_str(&m.payload).map_err(|e| corrupt("outbox.payload", e))?,
         },

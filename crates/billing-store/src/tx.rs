@@ -2,9 +2,7 @@
 
 use async_trait::async_trait;
 use billing_domain::error::StoreError;
-use billing_domain::ports::{
-    AuditLog, EventInbox, Outbox, SubscriptionRepository, Transaction, WorkspaceRepository,
-};
+use billing_domain::ports::{AuditLog, EventInbox, Outbox, SubscriptionRepository, Transaction, WorkspaceRepository};
 use sea_orm::DatabaseTransaction;
 
 use crate::errors::map_db_err;
@@ -18,9 +16,7 @@ pub struct StoreTx {
 
 impl StoreTx {
     pub(crate) fn new(tx: DatabaseTransaction) -> Self {
-        Self {
-            repo: Repo::new(tx),
-        }
+        Self { repo: Repo::new(tx) }
     }
 }
 

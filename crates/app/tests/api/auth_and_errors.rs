@@ -6,16 +6,10 @@ use crate::helpers::{Backend, DEV_KEY, READ_KEY, spawn_app};
 
 async fn problem(response: reqwest::Response, status: u16) -> Value {
     assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
     let body: Value = response.json().await.unwrap();
     for member in ["type", "title", "status", "detail", "code"] {
-        assert!(
-            body.get(member).is_some(),
-            "problem without {member}: {body}"
-        );
+        assert!(body.get(member).is_some(), "problem without {member}: {body}");
     }
     assert_eq!(body["status"], status);
     body
@@ -27,35 +21,12 @@ async fn requests_without_a_valid_key_get_401() {
     let url = app.url("/v1/plans");
     let missing = problem(app.client.get(&url).send().await.unwrap(), 401).await;
     assert_eq!(missing["code"], "unauthorized");
-    let wrong = problem(
-        app.client
-            .get(&url)
-            .bearer_auth("tg_wrong")
-            .send()
-            .await
-            .unwrap(),
-        401,
-    )
-    .await;
+    let wrong = problem(app.client.get(&url).bearer_auth("tg_wrong").send().await.unwrap(), 401).await;
     assert!(wrong["detail"].as_str().unwrap().contains("not valid"));
-    let basic = app
-        .client
-        .get(&url)
-        .header("authorization", "Basic abc")
-        .send()
-        .await
-        .unwrap();
+    let basic = app.client.get(&url).header("authorization", "Basic abc").send().await.unwrap();
     problem(basic, 401).await;
-    for path in [
-        "/v1/workspaces/acme",
-        "/v1/workspaces/acme/entitlements",
-        "/v1/workspaces/acme/audit",
-    ] {
-        assert_eq!(
-            app.client.get(app.url(path)).send().await.unwrap().status(),
-            401,
-            "{path}"
-        );
+    for path in ["/v1/workspaces/acme", "/v1/workspaces/acme/entitlements", "/v1/workspaces/acme/audit"] {
+        assert_eq!(app.client.get(app.url(path)).send().await.unwrap().status(), 401, "{path}");
     }
 }
 
@@ -63,26 +34,11 @@ async fn requests_without_a_valid_key_get_401() {
 async fn a_read_only_key_cannot_write() {
     let app = spawn_app(Backend::Sqlite).await;
     let body = json!({"name": "Acme", "owner_email": "a@acme.test"});
-    let response = app
-        .client
-        .put(app.url("/v1/workspaces/acme"))
-        .bearer_auth(READ_KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let response =
+        app.client.put(app.url("/v1/workspaces/acme")).bearer_auth(READ_KEY).json(&body).send().await.unwrap();
     let body = problem(response, 403).await;
     assert_eq!(body["code"], "insufficient_scope");
-    assert_eq!(
-        app.client
-            .get(app.url("/v1/plans"))
-            .bearer_auth(READ_KEY)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.client.get(app.url("/v1/plans")).bearer_auth(READ_KEY).send().await.unwrap().status(), 200);
 }
 
 #[tokio::test]
@@ -97,61 +53,29 @@ async fn bad_input_is_named_and_changes_nothing() {
             .send()
     };
     let invalid = problem(
-        put(
-            "acme",
-            json!({"name": "", "owner_email": "nope"}).to_string(),
-            "application/json",
-        )
-        .await
-        .unwrap(),
+        put("acme", json!({"name": "", "owner_email": "nope"}).to_string(), "application/json").await.unwrap(),
         400,
     )
     .await;
-    let fields: Vec<&str> = invalid["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields: Vec<&str> =
+        invalid["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     assert_eq!(fields, ["name", "owner_email"]);
     let unknown = problem(
-        put(
-            "acme",
-            json!({"name": "A", "owner_email": "a@b.co", "plan": "pro"}).to_string(),
-            "application/json",
-        )
-        .await
-        .unwrap(),
+        put("acme", json!({"name": "A", "owner_email": "a@b.co", "plan": "pro"}).to_string(), "application/json")
+            .await
+            .unwrap(),
         400,
     )
     .await;
     assert_eq!(unknown["errors"][0]["field"], "plan");
     let bad_id = problem(
-        put(
-            "a%2Fb",
-            json!({"name": "A", "owner_email": "a@b.co"}).to_string(),
-            "application/json",
-        )
-        .await
-        .unwrap(),
+        put("a%2Fb", json!({"name": "A", "owner_email": "a@b.co"}).to_string(), "application/json").await.unwrap(),
         400,
     )
     .await;
     assert_eq!(bad_id["errors"][0]["field"], "id");
-    problem(
-        put("acme", "{\"name\":".into(), "application/json")
-            .await
-            .unwrap(),
-        400,
-    )
-    .await;
-    problem(
-        put("acme", "name=A".into(), "application/x-www-form-urlencoded")
-            .await
-            .unwrap(),
-        415,
-    )
-    .await;
+    problem(put("acme", "{\"name\":".into(), "application/json").await.unwrap(), 400).await;
+    problem(put("acme", "name=A".into(), "application/x-www-form-urlencoded").await.unwrap(), 415).await;
     let big = json!({"name": "x".repeat(70_000), "owner_email": "a@b.co"}).to_string();
     problem(put("acme", big, "application/json").await.unwrap(), 413).await;
     assert_eq!(app.count("workspaces").await, 0, "nothing was stored");
@@ -161,33 +85,17 @@ async fn bad_input_is_named_and_changes_nothing() {
     problem(app.get("/v1/nothing-here").await, 404).await;
 
     app.put_workspace("acme").await;
-    let unknown_plan = problem(
-        app.post_json("/v1/workspaces/acme/checkout", json!({"plan": "gold"}))
-            .await,
-        400,
-    )
-    .await;
-    assert_eq!(
-        unknown_plan["valid_plans"],
-        json!(["free", "hobby", "pro", "credits10"])
-    );
+    let unknown_plan = problem(app.post_json("/v1/workspaces/acme/checkout", json!({"plan": "gold"})).await, 400).await;
+    assert_eq!(unknown_plan["valid_plans"], json!(["free", "hobby", "pro", "credits10"]));
     assert_eq!(unknown_plan["errors"][0]["field"], "plan");
     let bad_url = problem(
-        app.post_json(
-            "/v1/workspaces/acme/checkout",
-            json!({"plan": "pro", "success_url": "javascript:alert(1)"}),
-        )
-        .await,
+        app.post_json("/v1/workspaces/acme/checkout", json!({"plan": "pro", "success_url": "javascript:alert(1)"}))
+            .await,
         400,
     )
     .await;
     assert_eq!(bad_url["errors"][0]["field"], "success_url");
-    let free = problem(
-        app.post_json("/v1/workspaces/acme/checkout", json!({"plan": "free"}))
-            .await,
-        400,
-    )
-    .await;
+    let free = problem(app.post_json("/v1/workspaces/acme/checkout", json!({"plan": "free"})).await, 400).await;
     assert_eq!(free["errors"][0]["field"], "plan");
 }
 
@@ -214,14 +122,6 @@ async fn health_and_readiness_answer() {
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
     assert!(health.headers().contains_key("x-request-id"));
-    let ready: Value = app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: Value = app.client.get(app.url("/readyz")).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready["database"], "ok");
 }

@@ -42,10 +42,7 @@ async fn fresh_database(backend: Backend) -> String {
         Backend::Sqlite => {
             let dir = std::env::temp_dir().join("tollgate-api-tests");
             std::fs::create_dir_all(&dir).expect("temp dir");
-            format!(
-                "sqlite://{}?mode=rwc",
-                dir.join(format!("{name}.db")).display()
-            )
+            format!("sqlite://{}?mode=rwc", dir.join(format!("{name}.db")).display())
         }
         Backend::Postgres => {
             let admin_url = std::env::var("TEST_POSTGRES_URL")
@@ -56,14 +53,8 @@ async fn fresh_database(backend: Backend) -> String {
                      `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` or run scripts/test."
                 )
             });
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create test database");
-            let base = admin_url
-                .rsplit_once('/')
-                .map(|(base, _)| base)
-                .unwrap_or(&admin_url);
+            admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+            let base = admin_url.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin_url);
             format!("{base}/{name}")
         }
     }
@@ -71,8 +62,7 @@ async fn fresh_database(backend: Backend) -> String {
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
     let root = repo_root();
-    let mut settings = Settings::load_from(&root.join("config"), "development")
-        .expect("development settings load");
+    let mut settings = Settings::load_from(&root.join("config"), "development").expect("development settings load");
     settings.server.port = 0;
     settings.server.host = "127.0.0.1".into();
     settings.catalog.path = root.join("config/plans.toml");
@@ -81,27 +71,15 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     settings.database.migrate_on_start = true;
     settings.auth.api_keys.push(ApiKeySettings {
         name: "reader".into(),
-        hash: format!(
-            "sha256:{}",
-            hex::encode(Sha256::digest(READ_KEY.as_bytes()))
-        ),
+        hash: format!("sha256:{}", hex::encode(Sha256::digest(READ_KEY.as_bytes()))),
         scopes: vec!["billing:read".into()],
     });
     let catalog = load_catalog(&settings.catalog.path).expect("shipped catalog loads");
-    let app = Application::build(settings, catalog)
-        .await
-        .expect("app builds");
+    let app = Application::build(settings, catalog).await.expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    TestApp {
-        address,
-        client,
-        db_url,
-    }
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    TestApp { address, client, db_url }
 }
 
 impl TestApp {
@@ -110,22 +88,11 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .bearer_auth(DEV_KEY)
-            .send()
-            .await
-            .expect("request")
+        self.client.get(self.url(path)).bearer_auth(DEV_KEY).send().await.expect("request")
     }
 
     pub async fn post_json(&self, path: &str, body: Value) -> reqwest::Response {
-        self.client
-            .post(self.url(path))
-            .bearer_auth(DEV_KEY)
-            .json(&body)
-            .send()
-            .await
-            .expect("request")
+        self.client.post(self.url(path)).bearer_auth(DEV_KEY).json(&body).send().await.expect("request")
     }
 
     pub async fn put_workspace(&self, id: &str) -> reqwest::Response {
@@ -140,23 +107,14 @@ impl TestApp {
     }
 
     pub async fn checkout(&self, id: &str, plan: &str) -> Value {
-        let response = self
-            .post_json(
-                &format!("/v1/workspaces/{id}/checkout"),
-                json!({"plan": plan}),
-            )
-            .await;
+        let response = self.post_json(&format!("/v1/workspaces/{id}/checkout"), json!({"plan": plan})).await;
         assert_eq!(response.status(), 201, "checkout failed");
         response.json().await.unwrap()
     }
 
     /// Presses a button on the sandbox checkout page, as a browser form post.
     pub async fn press(&self, session_id: &str, button: &str) -> reqwest::Response {
-        self.client
-            .post(self.url(&format!("/sandbox/checkout/{session_id}/{button}")))
-            .send()
-            .await
-            .unwrap()
+        self.client.post(self.url(&format!("/sandbox/checkout/{session_id}/{button}"))).send().await.unwrap()
     }
 
     pub async fn json_of(&self, path: &str) -> Value {
@@ -166,22 +124,13 @@ impl TestApp {
     }
 
     pub async fn audit_actions(&self, id: &str) -> Vec<String> {
-        let audit = self
-            .json_of(&format!("/v1/workspaces/{id}/audit?limit=200"))
-            .await;
-        audit["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["action"].as_str().unwrap().to_owned())
-            .collect()
+        let audit = self.json_of(&format!("/v1/workspaces/{id}/audit?limit=200")).await;
+        audit["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap().to_owned()).collect()
     }
 
     /// The sandbox customer linked when the workspace's first checkout started.
     pub async fn customer_of(&self, id: &str) -> String {
-        let audit = self
-            .json_of(&format!("/v1/workspaces/{id}/audit?limit=200"))
-            .await;
+        let audit = self.json_of(&format!("/v1/workspaces/{id}/audit?limit=200")).await;
         audit["entries"]
             .as_array()
             .unwrap()
@@ -193,10 +142,7 @@ impl TestApp {
     }
 
     pub async fn post_webhook(&self, body: &str, signature: Option<&str>) -> reqwest::Response {
-        let mut request = self
-            .client
-            .post(self.url("/webhooks/sandbox"))
-            .header("content-type", "application/json");
+        let mut request = self.client.post(self.url("/webhooks/sandbox")).header("content-type", "application/json");
         if let Some(signature) = signature {
             request = request.header("Sandbox-Signature", signature);
         }
@@ -208,10 +154,7 @@ impl TestApp {
         let db: DatabaseConnection = Database::connect(&self.db_url).await.unwrap();
         let backend = db.get_database_backend();
         let row = db
-            .query_one_raw(Statement::from_string(
-                backend,
-                format!("SELECT COUNT(*) AS n FROM {table}"),
-            ))
+            .query_one_raw(Statement::from_string(backend, format!("SELECT COUNT(*) AS n FROM {table}")))
             .await
             .unwrap()
             .unwrap();
@@ -233,12 +176,7 @@ pub fn now() -> i64 {
 }
 
 /// A Stripe-shaped `customer.subscription.created` event for `customer` on the sandbox pro price.
-pub fn subscription_event(
-    event_id: &str,
-    customer: &str,
-    subscription: &str,
-    created: i64,
-) -> String {
+pub fn subscription_event(event_id: &str, customer: &str, subscription: &str, created: i64) -> String {
     json!({
         "id": event_id,
         "object": "event",

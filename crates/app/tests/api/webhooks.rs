@@ -21,29 +21,14 @@ async fn concurrent_duplicates(backend: Backend) {
         let body: Value = response.json().await.unwrap();
         outcomes.push(body["outcome"].as_str().unwrap().to_owned());
     }
-    assert_eq!(
-        outcomes.iter().filter(|o| *o == "applied").count(),
-        1,
-        "{outcomes:?}"
-    );
-    assert_eq!(
-        outcomes.iter().filter(|o| *o == "duplicate").count(),
-        9,
-        "{outcomes:?}"
-    );
+    assert_eq!(outcomes.iter().filter(|o| *o == "applied").count(), 1, "{outcomes:?}");
+    assert_eq!(outcomes.iter().filter(|o| *o == "duplicate").count(), 9, "{outcomes:?}");
     assert_eq!(app.count("inbox_events").await, 1);
     assert_eq!(app.count("subscriptions").await, 1);
-    assert_eq!(
-        app.count("audit_log").await,
-        audit_before + 1,
-        "one state change, one audit entry"
-    );
+    assert_eq!(app.count("audit_log").await, audit_before + 1, "one state change, one audit entry");
     assert_eq!(app.json_of("/v1/workspaces/acme").await["plan"], "pro");
 }
-on_both_databases!(
-    ten_concurrent_deliveries_change_state_once,
-    concurrent_duplicates
-);
+on_both_databases!(ten_concurrent_deliveries_change_state_once, concurrent_duplicates);
 
 async fn rejected_deliveries(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -51,40 +36,17 @@ async fn rejected_deliveries(backend: Backend) {
     let body = subscription_event("evt_bad_1", "cus_x", "sub_x", now());
     let cases: Vec<(&str, Option<String>, String)> = vec![
         ("no signature", None, body.clone()),
-        (
-            "bad signature",
-            Some(sign(&body, now()).replace("v1=", "v1=00")),
-            body.clone(),
-        ),
-        (
-            "other body",
-            Some(sign(&body, now())),
-            body.replace("active", "past_due"),
-        ),
-        (
-            "stale timestamp",
-            Some(sign(&body, now() - 301)),
-            body.clone(),
-        ),
-        (
-            "malformed json",
-            Some(sign("{not json", now())),
-            "{not json".to_owned(),
-        ),
+        ("bad signature", Some(sign(&body, now()).replace("v1=", "v1=00")), body.clone()),
+        ("other body", Some(sign(&body, now())), body.replace("active", "past_due")),
+        ("stale timestamp", Some(sign(&body, now() - 301)), body.clone()),
+        ("malformed json", Some(sign("{not json", now())), "{not json".to_owned()),
     ];
     for (case, signature, payload) in cases {
         let response = app.post_webhook(&payload, signature.as_deref()).await;
         assert_eq!(response.status(), 400, "{case}");
-        assert_eq!(
-            response.headers()["content-type"],
-            "application/problem+json",
-            "{case}"
-        );
+        assert_eq!(response.headers()["content-type"], "application/problem+json", "{case}");
         let problem: Value = response.json().await.unwrap();
-        assert!(
-            problem["code"].as_str().unwrap().starts_with("webhook_"),
-            "{case}: {problem}"
-        );
+        assert!(problem["code"].as_str().unwrap().starts_with("webhook_"), "{case}: {problem}");
     }
     let huge = format!("{{\"pad\":\"{}\"}}", "x".repeat(1024 * 1024));
     let response = app.post_webhook(&huge, Some(&sign(&huge, now()))).await;
@@ -92,10 +54,7 @@ async fn rejected_deliveries(backend: Backend) {
     assert_eq!(app.count("inbox_events").await, 0);
     assert_eq!(app.count("parked_events").await, 0);
 }
-on_both_databases!(
-    bad_deliveries_get_4xx_and_store_nothing,
-    rejected_deliveries
-);
+on_both_databases!(bad_deliveries_get_4xx_and_store_nothing, rejected_deliveries);
 
 async fn early_events_park(backend: Backend) {
     let app = spawn_app(backend).await;

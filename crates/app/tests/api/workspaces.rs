@@ -30,37 +30,14 @@ async fn entitlement_checks_answer_limits_and_features() {
     let app = spawn_app(Backend::Sqlite).await;
     app.put_workspace("acme").await;
     let check = |body: Value| app.post_json("/v1/workspaces/acme/entitlements/check", body);
-    let members: Value = check(json!({"key": "workspace_members", "current": 1}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        members["allowed"], false,
-        "free allows one member: {members}"
-    );
-    assert!(
-        members["reason"]
-            .as_str()
-            .unwrap()
-            .contains("workspace_members")
-    );
-    let alerts: Value = check(json!({"key": "alerts_per_month"}))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let members: Value = check(json!({"key": "workspace_members", "current": 1})).await.json().await.unwrap();
+    assert_eq!(members["allowed"], false, "free allows one member: {members}");
+    assert!(members["reason"].as_str().unwrap().contains("workspace_members"));
+    let alerts: Value = check(json!({"key": "alerts_per_month"})).await.json().await.unwrap();
     assert_eq!(alerts["allowed"], true);
     assert_eq!(alerts["used"], 0);
-    let feature: Value = check(json!({"key": "sla_tracking"}))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        feature,
-        json!({"allowed": false, "reason": "feature `sla_tracking` is not included in plan `free`"})
-    );
+    let feature: Value = check(json!({"key": "sla_tracking"})).await.json().await.unwrap();
+    assert_eq!(feature, json!({"allowed": false, "reason": "feature `sla_tracking` is not included in plan `free`"}));
     let unknown = check(json!({"key": "teleport"})).await;
     assert_eq!(unknown.status(), 400);
     let problem: Value = unknown.json().await.unwrap();
@@ -71,11 +48,6 @@ async fn entitlement_checks_answer_limits_and_features() {
 async fn plans_list_the_shipped_catalog() {
     let app = spawn_app(Backend::Sqlite).await;
     let plans = app.json_of("/v1/plans").await;
-    let ids: Vec<&str> = plans["plans"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> = plans["plans"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["free", "hobby", "pro", "credits10"]);
 }

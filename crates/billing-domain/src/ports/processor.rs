@@ -72,10 +72,7 @@ pub struct CheckoutSession {
 pub trait CheckoutOps: Send + Sync {
     /// Creates a session for `request.plan` (subscription or one-time payment by plan kind). MUST be idempotent on
     /// `request.idempotency_key`. MUST return `Unavailable` on transport failure.
-    async fn create_checkout(
-        &self,
-        request: &CheckoutRequest,
-    ) -> Result<CheckoutSession, ProcessorError>;
+    async fn create_checkout(&self, request: &CheckoutRequest) -> Result<CheckoutSession, ProcessorError>;
 }
 
 /// The processor's self-service billing portal.
@@ -83,11 +80,7 @@ pub trait CheckoutOps: Send + Sync {
 #[async_trait]
 pub trait PortalOps: Send + Sync {
     /// A portal URL for `customer` returning to `return_url`. MUST return `Unsupported` if the processor has none.
-    async fn create_portal(
-        &self,
-        customer: &CustomerId,
-        return_url: &str,
-    ) -> Result<String, ProcessorError>;
+    async fn create_portal(&self, customer: &CustomerId, return_url: &str) -> Result<String, ProcessorError>;
 }
 
 /// Proration when changing plans.
@@ -110,11 +103,7 @@ pub trait SubscriptionOps: Send + Sync {
         at_period_end: bool,
         idempotency_key: &str,
     ) -> Result<SubscriptionSnapshot, ProcessorError>;
-    async fn resume(
-        &self,
-        id: &SubscriptionId,
-        idempotency_key: &str,
-    ) -> Result<SubscriptionSnapshot, ProcessorError>;
+    async fn resume(&self, id: &SubscriptionId, idempotency_key: &str) -> Result<SubscriptionSnapshot, ProcessorError>;
     async fn change_price(
         &self,
         id: &SubscriptionId,

@@ -95,26 +95,15 @@ pub enum ConsumeOutcome {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait SubscriptionRepository: Send + Sync {
-    async fn get(
-        &self,
-        processor: &ProcessorId,
-        id: &SubscriptionId,
-    ) -> Result<Option<Subscription>, StoreError>;
+    async fn get(&self, processor: &ProcessorId, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError>;
     /// The subscription that decides a workspace's plan: a non-terminal one before terminal ones, then the most
     /// recent status change, then the greatest id (deterministic).
-    async fn current_for_workspace(
-        &self,
-        workspace: &WorkspaceId,
-    ) -> Result<Option<Subscription>, StoreError>;
+    async fn current_for_workspace(&self, workspace: &WorkspaceId) -> Result<Option<Subscription>, StoreError>;
     /// MUST return `Duplicate` when (processor, id) exists.
     async fn insert(&self, subscription: &Subscription) -> Result<(), StoreError>;
     /// Writes `subscription` where the stored version equals `expected_version` (compare-and-set) and stores
     /// `subscription.version`. MUST return `Conflict` when no row matched.
-    async fn update(
-        &self,
-        subscription: &Subscription,
-        expected_version: i64,
-    ) -> Result<(), StoreError>;
+    async fn update(&self, subscription: &Subscription, expected_version: i64) -> Result<(), StoreError>;
 }
 
 /// Inbox status of a webhook event.
@@ -143,15 +132,9 @@ impl InboxStatus {
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [
-            Self::Received,
-            Self::Processed,
-            Self::Parked,
-            Self::Ignored,
-            Self::Failed,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == raw)
+        [Self::Received, Self::Processed, Self::Parked, Self::Ignored, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
     }
 }
 
@@ -183,12 +166,8 @@ pub trait EventInbox: Send + Sync {
     async fn record(&self, event: &InboxEvent) -> Result<Recorded, StoreError>;
     /// Claims a `failed` event for another attempt (compare-and-set on status and attempts). Returns `false` when
     /// another delivery claimed it first.
-    async fn claim_retry(
-        &self,
-        processor: &ProcessorId,
-        event_id: &EventId,
-        attempts: u32,
-    ) -> Result<bool, StoreError>;
+    async fn claim_retry(&self, processor: &ProcessorId, event_id: &EventId, attempts: u32)
+    -> Result<bool, StoreError>;
     /// Sets the final status (and error text, if any) of an event.
     async fn set_status(
         &self,
@@ -200,19 +179,10 @@ pub trait EventInbox: Send + Sync {
     /// Records a failed attempt: inserts the event as `failed` or, if present, sets `failed` and increments attempts.
     async fn record_failure(&self, event: &InboxEvent, error: &str) -> Result<(), StoreError>;
     /// Parks a translated event under `link` (e.g. `customer:cus_1`) until that link appears.
-    async fn park(
-        &self,
-        event: &ProcessorEvent,
-        link: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    async fn park(&self, event: &ProcessorEvent, link: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
     /// Removes and returns the events parked under `link`, oldest first. Inside a transaction, removal and the
     /// caller's apply commit together, so a parked event is applied exactly once.
-    async fn take_parked(
-        &self,
-        processor: &ProcessorId,
-        link: &str,
-    ) -> Result<Vec<ProcessorEvent>, StoreError>;
+    async fn take_parked(&self, processor: &ProcessorId, link: &str) -> Result<Vec<ProcessorEvent>, StoreError>;
     /// Counts events by status (operations and tests).
     async fn count_by_status(&self, status: InboxStatus) -> Result<u64, StoreError>;
 }
@@ -237,11 +207,7 @@ pub trait AuditLog: Send + Sync {
 #[async_trait]
 pub trait Outbox: Send + Sync {
     /// Enqueues unless `dedup_key` exists; returns whether it was new. MUST be atomic (unique constraint).
-    async fn enqueue(
-        &self,
-        message: &OutboxMessage,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    async fn enqueue(&self, message: &OutboxMessage, now: DateTime<Utc>) -> Result<bool, StoreError>;
     /// Claims up to `limit` messages due at `now`, leasing each until `lease_until` so no other worker takes it.
     async fn claim_due(
         &self,
@@ -251,12 +217,7 @@ pub trait Outbox: Send + Sync {
     ) -> Result<Vec<PendingMessage>, StoreError>;
     async fn mark_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError>;
     /// Records a failed attempt and when to try again (`None`: give up).
-    async fn mark_failed(
-        &self,
-        id: i64,
-        error: &str,
-        retry_at: Option<DateTime<Utc>>,
-    ) -> Result<(), StoreError>;
+    async fn mark_failed(&self, id: i64, error: &str, retry_at: Option<DateTime<Utc>>) -> Result<(), StoreError>;
 }
 
 /// A usage event (issue: metering). `id` is the caller's idempotency key, unique per workspace.
@@ -303,12 +264,7 @@ pub trait CouponRepository: Send + Sync {
     async fn insert(&self, coupon: &Coupon) -> Result<(), StoreError>;
     /// Takes one use atomically (`used_count < max_uses` compare-and-set): of two concurrent redemptions of the
     /// last use exactly one gets `Redeemed`.
-    async fn redeem(
-        &self,
-        code: &str,
-        workspace: &WorkspaceId,
-        now: DateTime<Utc>,
-    ) -> Result<Redemption, StoreError>;
+    async fn redeem(&self, code: &str, workspace: &WorkspaceId, now: DateTime<Utc>) -> Result<Redemption, StoreError>;
 }
 
 /// The repositories of one open transaction.

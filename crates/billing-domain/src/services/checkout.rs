@@ -56,76 +56,43 @@ impl CheckoutService {
         audit: Arc<dyn AuditLog>,
         ids: Arc<dyn crate::ports::IdGenerator>,
     ) -> Self {
-        Self {
-            ctx,
-            processor,
-            audit,
-            ids,
-        }
+        Self { ctx, processor, audit, ids }
     }
 
     /// Finds or creates the processor customer, then opens a session for the plan. Processor failures change
     /// nothing locally but the customer link (which is correct regardless of the checkout's fate).
     pub async fn start(&self, request: StartCheckout) -> Result<CheckoutSession, CheckoutError> {
-        let workspace = self
-            .ctx
-            .workspaces
-            .get(&request.workspace_id)
-            .await?
-            .ok_or(CheckoutError::WorkspaceNotFound)?;
+        let workspace =
+            self.ctx.workspaces.get(&request.workspace_id).await?.ok_or(CheckoutError::WorkspaceNotFound)?;
         let plan = self.ctx.catalog.require(&request.plan)?;
         let processor_id = self.processor.id();
-        let not_purchasable = |reason: &str| CheckoutError::NotPurchasable {
-            plan: plan.id.to_string(),
-            reason: reason.to_owned(),
-        };
+        let not_purchasable =
+            |reason: &str| CheckoutError::NotPurchasable { plan: plan.id.to_string(), reason: reason.to_owned() };
         if plan.is_default {
-            return Err(not_purchasable(
-                "it is the free plan every workspace already has",
-            ));
+            return Err(not_purchasable("it is the free plan every workspace already has"));
         }
-        let price_id = plan.price_for(&processor_id).cloned().ok_or_else(|| {
-            not_purchasable(&format!("it has no price for processor `{processor_id}`"))
-        })?;
+        let price_id = plan
+            .price_for(&processor_id)
+            .cloned()
+            .ok_or_else(|| not_purchasable(&format!("it has no price for processor `{processor_id}`")))?;
         if plan.is_subscription()
-            && let Some(current) = self
-                .ctx
-                .subscriptions
-                .current_for_workspace(&workspace.id)
-                .await?
+            && let Some(current) = self.ctx.subscriptions.current_for_workspace(&workspace.id).await?
             && current.status.grants_plan()
             && current.terms.plan_id == plan.id
         {
-            return Err(CheckoutError::AlreadySubscribed {
-                plan: plan.id.to_string(),
-            });
+            return Err(CheckoutError::AlreadySubscribed { plan: plan.id.to_string() });
         }
 
-        let known = self
-            .ctx
-            .workspaces
-            .customer_of_workspace(&processor_id, &workspace.id)
-            .await?;
-        let customer_id = self
-            .processor
-            .ensure_customer(&workspace, known.clone())
-            .await?;
+        let known = self.ctx.workspaces.customer_of_workspace(&processor_id, &workspace.id).await?;
+        let customer_id = self.processor.ensure_customer(&workspace, known.clone()).await?;
         let now = self.ctx.clock.now();
         if known.is_none() {
-            match self
-                .ctx
-                .workspaces
-                .link_customer(&processor_id, &customer_id, &workspace.id, now)
-                .await
-            {
+            match self.ctx.workspaces.link_customer(&processor_id, &customer_id, &workspace.id, now).await {
                 Ok(_) | Err(StoreError::Duplicate(_)) => {}
                 Err(other) => return Err(other.into()),
             }
         }
-        let client_key = request
-            .idempotency_key
-            .clone()
-            .unwrap_or_else(|| self.ids.new_id("req_"));
+        let client_key = request.idempotency_key.clone().unwrap_or_else(|| self.ids.new_id("req_"));
         let session = self
             .processor
             .create_checkout(&CheckoutRequest {
@@ -143,9 +110,7 @@ impl CheckoutService {
             action: "checkout.started".into(),
             actor: request.actor,
             before: None,
-            after: Some(
-                json!({"session_id": session.id, "plan": plan.id, "customer_id": customer_id}),
-            ),
+            after: Some(json!({"session_id": session.id, "plan": plan.id, "customer_id": customer_id})),
             request_id: request.request_id,
         };
         self.audit.append(&record, now).await?;

@@ -64,13 +64,8 @@ impl EntitlementService {
     pub async fn all(&self, id: &WorkspaceId) -> Result<EntitlementsView, EntitlementError> {
         let (workspace, subscription) = self.load(id).await?;
         let now = self.ctx.clock.now();
-        let effective = effective_plan(
-            &self.ctx.catalog,
-            &workspace,
-            subscription.as_ref(),
-            now,
-            self.ctx.policy.grace_period,
-        );
+        let effective =
+            effective_plan(&self.ctx.catalog, &workspace, subscription.as_ref(), now, self.ctx.policy.grace_period);
         let (from, to) = usage_period(subscription.as_ref(), now);
         let totals = self.usage.totals(id, from, to).await?;
         let limits = self
@@ -79,12 +74,7 @@ impl EntitlementService {
             .limit_declarations()
             .iter()
             .map(|(name, declaration)| {
-                let limit = effective
-                    .plan
-                    .limits
-                    .get(name)
-                    .copied()
-                    .unwrap_or(Limit::Limited(0));
+                let limit = effective.plan.limits.get(name).copied().unwrap_or(Limit::Limited(0));
                 let used = match declaration.source() {
                     Some(LimitSource::Usage { metric }) => whole_units(totals.get(&metric)),
                     _ => 0,
@@ -123,19 +113,10 @@ impl EntitlementService {
     ) -> Result<CheckResult, EntitlementError> {
         let (workspace, subscription) = self.load(id).await?;
         let now = self.ctx.clock.now();
-        let effective = effective_plan(
-            &self.ctx.catalog,
-            &workspace,
-            subscription.as_ref(),
-            now,
-            self.ctx.policy.grace_period,
-        );
+        let effective =
+            effective_plan(&self.ctx.catalog, &workspace, subscription.as_ref(), now, self.ctx.policy.grace_period);
         let needs_usage = matches!(
-            self.ctx
-                .catalog
-                .limit_declarations()
-                .get(key)
-                .and_then(|d| d.source()),
+            self.ctx.catalog.limit_declarations().get(key).and_then(|d| d.source()),
             Some(LimitSource::Usage { .. })
         );
         let totals = if needs_usage {
@@ -145,26 +126,11 @@ impl EntitlementService {
             BTreeMap::new()
         };
         let metered = |metric: &str| whole_units(totals.get(metric));
-        Ok(check(
-            &self.ctx.catalog,
-            effective.plan,
-            key,
-            requested,
-            current,
-            &metered,
-        )?)
+        Ok(check(&self.ctx.catalog, effective.plan, key, requested, current, &metered)?)
     }
 
-    async fn load(
-        &self,
-        id: &WorkspaceId,
-    ) -> Result<(Workspace, Option<Subscription>), EntitlementError> {
-        let workspace = self
-            .ctx
-            .workspaces
-            .get(id)
-            .await?
-            .ok_or(EntitlementError::WorkspaceNotFound)?;
+    async fn load(&self, id: &WorkspaceId) -> Result<(Workspace, Option<Subscription>), EntitlementError> {
+        let workspace = self.ctx.workspaces.get(id).await?.ok_or(EntitlementError::WorkspaceNotFound)?;
         let subscription = self.ctx.subscriptions.current_for_workspace(id).await?;
         Ok((workspace, subscription))
     }
@@ -177,31 +143,17 @@ fn whole_units(total: Option<&Decimal>) -> u64 {
 
 /// The period `*_per_month` limits count in: the subscription's current period when it has one, else the
 /// calendar month (UTC).
-pub(crate) fn usage_period(
-    subscription: Option<&Subscription>,
-    now: DateTime<Utc>,
-) -> (DateTime<Utc>, DateTime<Utc>) {
+pub(crate) fn usage_period(subscription: Option<&Subscription>, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
     if let Some(sub) = subscription
         && sub.status.grants_plan()
-        && let (Some(start), Some(end)) =
-            (sub.terms.current_period_start, sub.terms.current_period_end)
+        && let (Some(start), Some(end)) = (sub.terms.current_period_start, sub.terms.current_period_end)
         && start <= now
         && now < end
     {
         return (start, end);
     }
-    let start = Utc
-        .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
-        .single()
-        .unwrap_or(now);
-    let (year, month) = if now.month() == 12 {
-        (now.year() + 1, 1)
-    } else {
-        (now.year(), now.month() + 1)
-    };
-    let end = Utc
-        .with_ymd_and_hms(year, month, 1, 0, 0, 0)
-        .single()
-        .unwrap_or(now);
+    let start = Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0).single().unwrap_or(now);
+    let (year, month) = if now.month() == 12 { (now.year() + 1, 1) } else { (now.year(), now.month() + 1) };
+    let end = Utc.with_ymd_and_hms(year, month, 1, 0, 0, 0).single().unwrap_or(now);
     (start, end)
 }

@@ -35,10 +35,7 @@ pub struct BillingPolicy {
 
 impl Default for BillingPolicy {
     fn default() -> Self {
-        Self {
-            trial: TrialPolicy::default(),
-            grace_period: Duration::days(7),
-        }
+        Self { trial: TrialPolicy::default(), grace_period: Duration::days(7) }
     }
 }
 

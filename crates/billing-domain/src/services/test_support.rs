@@ -11,9 +11,8 @@ use crate::catalog::tests::test_catalog;
 use crate::error::StoreError;
 use crate::ids::WorkspaceId;
 use crate::ports::{
-    AuditLog, EventInbox, MockAuditLog, MockClock, MockEventInbox, MockOutbox,
-    MockSubscriptionRepository, MockWorkspaceRepository, Outbox, SubscriptionRepository,
-    Transaction, WorkspaceRepository,
+    AuditLog, EventInbox, MockAuditLog, MockClock, MockEventInbox, MockOutbox, MockSubscriptionRepository,
+    MockWorkspaceRepository, Outbox, SubscriptionRepository, Transaction, WorkspaceRepository,
 };
 use crate::workspace::{BillingDetails, Workspace, WorkspaceProfile};
 
@@ -62,16 +61,12 @@ pub fn clock() -> Arc<MockClock> {
 }
 
 pub fn workspace(id: &str) -> Workspace {
-    let profile =
-        WorkspaceProfile::parse("Acme", "ops@acme.test", BillingDetails::default()).unwrap();
+    let profile = WorkspaceProfile::parse("Acme", "ops@acme.test", BillingDetails::default()).unwrap();
     Workspace::create(WorkspaceId::parse(id).unwrap(), profile, now())
 }
 
 /// A context over the given read-side mocks with the shared test catalog.
-pub fn context(
-    workspaces: MockWorkspaceRepository,
-    subscriptions: MockSubscriptionRepository,
-) -> Context {
+pub fn context(workspaces: MockWorkspaceRepository, subscriptions: MockSubscriptionRepository) -> Context {
     Context {
         catalog: Arc::new(test_catalog()),
         policy: BillingPolicy::default(),

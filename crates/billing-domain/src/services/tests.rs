@@ -23,8 +23,8 @@ use crate::error::{ProcessorError, StoreError};
 use crate::events::{CheckoutMode, EventPayload, ProcessorEvent, SubscriptionSnapshot};
 use crate::ids::{CustomerId, WorkspaceId};
 use crate::ports::{
-    CheckoutSession, InboxStatus, MockIdGenerator, MockSubscriptionRepository, MockUnitOfWork,
-    MockUsageRepository, MockWorkspaceRepository, Recorded,
+    CheckoutSession, InboxStatus, MockIdGenerator, MockSubscriptionRepository, MockUnitOfWork, MockUsageRepository,
+    MockWorkspaceRepository, Recorded,
 };
 use crate::records::Actor;
 use crate::subscription::SubscriptionStatus;
@@ -89,16 +89,12 @@ use processor_mock::MockProcessor;
 fn uow_with(tx: MockTx) -> MockUnitOfWork {
     let mut uow = MockUnitOfWork::new();
     let mut slot = Some(tx);
-    uow.expect_begin()
-        .times(1)
-        .returning(move || Ok(Box::new(slot.take().expect("begin called once"))));
+    uow.expect_begin().times(1).returning(move || Ok(Box::new(slot.take().expect("begin called once"))));
     uow
 }
 
 fn actor() -> Actor {
-    Actor::ApiKey {
-        name: "backend".into(),
-    }
+    Actor::ApiKey { name: "backend".into() }
 }
 
 fn profile() -> WorkspaceProfile {
@@ -213,9 +209,7 @@ fn checkout_service(
 
 fn sandbox_processor() -> MockProcessor {
     let mut processor = MockProcessor::new();
-    processor
-        .expect_id()
-        .return_const(crate::ids::ProcessorId::new("sandbox"));
+    processor.expect_id().return_const(crate::ids::ProcessorId::new("sandbox"));
     processor
 }
 
@@ -466,17 +460,8 @@ async fn entitlements_check_reads_usage_only_for_usage_limits() {
 
 #[test]
 fn usage_period_is_the_calendar_month_without_a_subscription() {
-    let (from, to) = entitlements::usage_period(
-        None,
-        chrono::Utc.with_ymd_and_hms(2026, 12, 15, 0, 0, 0).unwrap(),
-    );
-    assert_eq!(
-        from,
-        chrono::Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap()
-    );
-    assert_eq!(
-        to,
-        chrono::Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap()
-    );
+    let (from, to) = entitlements::usage_period(None, chrono::Utc.with_ymd_and_hms(2026, 12, 15, 0, 0, 0).unwrap());
+    assert_eq!(from, chrono::Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap());
+    assert_eq!(to, chrono::Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap());
     let _ = AtomicBool::new(false);
 }

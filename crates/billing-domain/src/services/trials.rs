@@ -52,11 +52,7 @@ impl TrialService {
         if tx.workspaces().get(id).await?.is_none() {
             return Err(TrialError::WorkspaceNotFound);
         }
-        if !tx
-            .workspaces()
-            .start_trial(id, &policy.plan, ends_at, now)
-            .await?
-        {
+        if !tx.workspaces().start_trial(id, &policy.plan, ends_at, now).await? {
             return Err(TrialError::AlreadyUsed);
         }
         let record = AuditRecord {
@@ -68,11 +64,7 @@ impl TrialService {
             request_id,
         };
         tx.audit().append(&record, now).await?;
-        let workspace = tx
-            .workspaces()
-            .get(id)
-            .await?
-            .ok_or(TrialError::WorkspaceNotFound)?;
+        let workspace = tx.workspaces().get(id).await?.ok_or(TrialError::WorkspaceNotFound)?;
         tx.commit().await?;
         Ok(workspace)
     }

@@ -66,19 +66,11 @@ const CONFLICT_RETRIES: usize = 5;
 
 impl WebhookService {
     pub fn new(uow: Arc<dyn UnitOfWork>, catalog: Arc<Catalog>, clock: Arc<dyn Clock>) -> Self {
-        Self {
-            uow,
-            catalog,
-            clock,
-        }
+        Self { uow, catalog, clock }
     }
 
     /// Records `event` (its raw body `raw`) in the inbox and applies it exactly once. Returns only after commit.
-    pub async fn ingest(
-        &self,
-        event: &ProcessorEvent,
-        raw: &str,
-    ) -> Result<IngestOutcome, IngestError> {
+    pub async fn ingest(&self, event: &ProcessorEvent, raw: &str) -> Result<IngestOutcome, IngestError> {
         let inbox_event = InboxEvent {
             processor: event.processor.clone(),
             event_id: event.id.clone(),
@@ -91,15 +83,8 @@ impl WebhookService {
             let tx = self.uow.begin().await?;
             match tx.inbox().record(&inbox_event).await? {
                 Recorded::New => {}
-                Recorded::Seen {
-                    status: InboxStatus::Failed,
-                    attempts,
-                } => {
-                    if !tx
-                        .inbox()
-                        .claim_retry(&event.processor, &event.id, attempts)
-                        .await?
-                    {
+                Recorded::Seen { status: InboxStatus::Failed, attempts } => {
+                    if !tx.inbox().claim_retry(&event.processor, &event.id, attempts).await? {
                         return Ok(IngestOutcome::Duplicate);
                     }
                 }
@@ -112,15 +97,11 @@ impl WebhookService {
                         IngestOutcome::Ignored => InboxStatus::Ignored,
                         _ => InboxStatus::Processed,
                     };
-                    tx.inbox()
-                        .set_status(&event.processor, &event.id, status, None)
-                        .await?;
+                    tx.inbox().set_status(&event.processor, &event.id, status, None).await?;
                     tx.commit().await?;
                     return Ok(outcome);
                 }
-                Err(ApplyError::Store(
-                    StoreError::Conflict(what) | StoreError::Duplicate(what),
-                )) => {
+                Err(ApplyError::Store(StoreError::Conflict(what) | StoreError::Duplicate(what))) => {
                     // A concurrent event changed the same rows; the transaction rolls back on drop. Go again.
                     last_conflict = Some(what);
                 }
@@ -137,10 +118,8 @@ impl WebhookService {
                 }
             }
         }
-        let reason = format!(
-            "still conflicting after {CONFLICT_RETRIES} attempts: {}",
-            last_conflict.unwrap_or_default()
-        );
+        let reason =
+            format!("still conflicting after {CONFLICT_RETRIES} attempts: {}", last_conflict.unwrap_or_default());
         let _ = self.record_failure(&inbox_event, &reason).await;
         Err(StoreError::Conflict(reason).into())
     }
@@ -168,9 +147,7 @@ impl WebhookService {
                     IngestOutcome::Ignored => InboxStatus::Ignored,
                     _ => InboxStatus::Processed,
                 };
-                tx.inbox()
-                    .set_status(&parked.processor, &parked.id, status, None)
-                    .await?;
+                tx.inbox().set_status(&parked.processor, &parked.id, status, None).await?;
                 queue.extend(new_links);
             }
         }
@@ -185,30 +162,21 @@ impl WebhookService {
         now: DateTime<Utc>,
     ) -> Result<(IngestOutcome, Vec<String>), ApplyError> {
         let workspace = match event.payload.customer_id() {
-            Some(customer) => {
-                tx.workspaces()
-                    .workspace_of_customer(&event.processor, customer)
-                    .await?
-            }
+            Some(customer) => tx.workspaces().workspace_of_customer(&event.processor, customer).await?,
             None => None,
         };
         let subscription = match event.payload.subscription_id() {
             Some(id) => tx.subscriptions().get(&event.processor, id).await?,
             None => None,
         };
-        if let EventPayload::CheckoutCompleted { workspace_id, .. }
-        | EventPayload::CheckoutFailed { workspace_id, .. } = &event.payload
+        if let EventPayload::CheckoutCompleted { workspace_id, .. } | EventPayload::CheckoutFailed { workspace_id, .. } =
+            &event.payload
             && tx.workspaces().get(workspace_id).await?.is_none()
         {
-            return Err(ApplyError::Decision(format!(
-                "workspace `{workspace_id}` does not exist"
-            )));
+            return Err(ApplyError::Decision(format!("workspace `{workspace_id}` does not exist")));
         }
-        let known = Known {
-            catalog: &self.catalog,
-            workspace: workspace.as_ref(),
-            subscription: subscription.as_ref(),
-        };
+        let known =
+            Known { catalog: &self.catalog, workspace: workspace.as_ref(), subscription: subscription.as_ref() };
         match decide(event, known)? {
             Decision::Ignore => Ok((IngestOutcome::Ignored, Vec::new())),
             Decision::Park { link } => {
@@ -232,16 +200,10 @@ async fn write(
     now: DateTime<Utc>,
 ) -> Result<(), ApplyError> {
     if let Some((customer, workspace)) = &changes.link_customer {
-        match tx
-            .workspaces()
-            .link_customer(processor, customer, workspace, now)
-            .await
-        {
+        match tx.workspaces().link_customer(processor, customer, workspace, now).await {
             Ok(_) => {}
             Err(StoreError::Duplicate(what)) => {
-                return Err(ApplyError::Decision(format!(
-                    "customer {customer} is linked elsewhere: {what}"
-                )));
+                return Err(ApplyError::Decision(format!("customer {customer} is linked elsewhere: {what}")));
             }
             Err(other) => return Err(other.into()),
         }
@@ -249,17 +211,11 @@ async fn write(
     if let Some(change) = &changes.subscription {
         match &change.before {
             None => tx.subscriptions().insert(&change.after).await?,
-            Some(before) => {
-                tx.subscriptions()
-                    .update(&change.after, before.version)
-                    .await?
-            }
+            Some(before) => tx.subscriptions().update(&change.after, before.version).await?,
         }
     }
     if let Some(grant) = &changes.credit_grant {
-        tx.workspaces()
-            .grant_credits(&grant.workspace_id, grant.amount, &grant.key, now)
-            .await?;
+        tx.workspaces().grant_credits(&grant.workspace_id, grant.amount, &grant.key, now).await?;
     }
     for record in &changes.audit {
         tx.audit().append(record, now).await?;

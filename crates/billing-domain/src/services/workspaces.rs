@@ -61,11 +61,7 @@ impl WorkspaceService {
             let tx = self.uow.begin().await?;
             let existing = tx.workspaces().get(&id).await?;
             let (workspace, created, before) = match existing {
-                None => (
-                    Workspace::create(id.clone(), profile.clone(), now),
-                    true,
-                    None,
-                ),
+                None => (Workspace::create(id.clone(), profile.clone(), now), true, None),
                 Some(current) => {
                     let mut updated = current.clone();
                     updated.update_profile(profile.clone(), now);
@@ -84,12 +80,7 @@ impl WorkspaceService {
             }
             let record = AuditRecord {
                 workspace_id: id.clone(),
-                action: if created {
-                    "workspace.created"
-                } else {
-                    "workspace.updated"
-                }
-                .into(),
+                action: if created { "workspace.created" } else { "workspace.updated" }.into(),
                 actor: actor.clone(),
                 before: before.as_ref().map(profile_json),
                 after: Some(profile_json(&workspace)),
@@ -104,21 +95,11 @@ impl WorkspaceService {
 
     /// The workspace with its effective plan and current subscription.
     pub async fn overview(&self, id: &WorkspaceId) -> Result<WorkspaceOverview, WorkspaceError> {
-        let workspace = self
-            .ctx
-            .workspaces
-            .get(id)
-            .await?
-            .ok_or(WorkspaceError::NotFound)?;
+        let workspace = self.ctx.workspaces.get(id).await?.ok_or(WorkspaceError::NotFound)?;
         let subscription = self.ctx.subscriptions.current_for_workspace(id).await?;
         let now = self.ctx.clock.now();
-        let effective = effective_plan(
-            &self.ctx.catalog,
-            &workspace,
-            subscription.as_ref(),
-            now,
-            self.ctx.policy.grace_period,
-        );
+        let effective =
+            effective_plan(&self.ctx.catalog, &workspace, subscription.as_ref(), now, self.ctx.policy.grace_period);
         Ok(WorkspaceOverview {
             plan: effective.plan.id.clone(),
             plan_source: effective.source,

@@ -45,22 +45,10 @@ fn t(secs: i64) -> DateTime<Utc> {
 }
 
 fn event(id: &str, kind: &str, at: i64, payload: EventPayload) -> ProcessorEvent {
-    ProcessorEvent {
-        id: id.into(),
-        processor: "sandbox".into(),
-        event_type: kind.into(),
-        occurred_at: t(at),
-        payload,
-    }
+    ProcessorEvent { id: id.into(), processor: "sandbox".into(), event_type: kind.into(), occurred_at: t(at), payload }
 }
 
-fn snapshot(
-    sub: &str,
-    price: &str,
-    status: SubscriptionStatus,
-    cancel: bool,
-    period: i64,
-) -> EventPayload {
+fn snapshot(sub: &str, price: &str, status: SubscriptionStatus, cancel: bool, period: i64) -> EventPayload {
     EventPayload::SubscriptionChanged(SubscriptionSnapshot {
         subscription_id: sub.into(),
         customer_id: "cus_1".into(),
@@ -96,14 +84,7 @@ fn payment_failed(invoice: &str, sub: &str, attempt: u32) -> EventPayload {
     }
 }
 
-fn checkout(
-    id: &str,
-    session: &str,
-    at: i64,
-    mode: CheckoutMode,
-    sub: Option<&str>,
-    plan: &str,
-) -> ProcessorEvent {
+fn checkout(id: &str, session: &str, at: i64, mode: CheckoutMode, sub: Option<&str>, plan: &str) -> ProcessorEvent {
     event(
         id,
         "checkout.session.completed",
@@ -125,131 +106,37 @@ fn checkout(
 fn lifecycle() -> Vec<ProcessorEvent> {
     use SubscriptionStatus::*;
     vec![
-        checkout(
-            "evt_01",
-            "cs_1",
-            0,
-            CheckoutMode::Subscription,
-            Some("sub_1"),
-            "hobby",
-        ),
-        event(
-            "evt_02",
-            "customer.subscription.created",
-            1,
-            snapshot("sub_1", "price_hobby", Active, false, 1),
-        ),
-        event(
-            "evt_03",
-            "invoice.paid",
-            1,
-            invoice_paid("in_1", "sub_1", Some("price_hobby"), 1),
-        ),
-        event(
-            "evt_04",
-            "customer.subscription.updated",
-            100,
-            snapshot("sub_1", "price_pro", Active, false, 1),
-        ),
-        event(
-            "evt_05",
-            "invoice.payment_failed",
-            200,
-            payment_failed("in_2", "sub_1", 1),
-        ),
-        event(
-            "evt_06",
-            "invoice.paid",
-            200,
-            invoice_paid("in_2", "sub_1", None, 200),
-        ),
-        event(
-            "evt_07",
-            "invoice.payment_failed",
-            300,
-            payment_failed("in_3", "sub_1", 1),
-        ),
-        event(
-            "evt_08",
-            "customer.subscription.updated",
-            300,
-            snapshot("sub_1", "price_pro", PastDue, false, 200),
-        ),
-        event(
-            "evt_09",
-            "invoice.paid",
-            400,
-            invoice_paid("in_3", "sub_1", Some("price_pro"), 200),
-        ),
-        event(
-            "evt_10",
-            "customer.subscription.updated",
-            500,
-            snapshot("sub_1", "price_pro", Active, true, 200),
-        ),
-        event(
-            "evt_11",
-            "customer.subscription.deleted",
-            600,
-            snapshot("sub_1", "price_pro", Canceled, true, 200),
-        ),
-        event(
-            "evt_12",
-            "invoice.paid",
-            650,
-            invoice_paid("in_4", "sub_1", Some("price_pro"), 650),
-        ),
-        checkout(
-            "evt_13",
-            "cs_2",
-            700,
-            CheckoutMode::Payment,
-            None,
-            "credits10",
-        ),
-        event(
-            "evt_14",
-            "invoice.payment_failed",
-            800,
-            payment_failed("in_5", "sub_2", 1),
-        ),
-        event(
-            "evt_15",
-            "customer.subscription.created",
-            800,
-            snapshot("sub_2", "price_hobby", Active, false, 800),
-        ),
-        event(
-            "evt_16",
-            "invoice.paid",
-            801,
-            invoice_paid("in_6", "sub_2", Some("price_hobby"), 800),
-        ),
+        checkout("evt_01", "cs_1", 0, CheckoutMode::Subscription, Some("sub_1"), "hobby"),
+        event("evt_02", "customer.subscription.created", 1, snapshot("sub_1", "price_hobby", Active, false, 1)),
+        event("evt_03", "invoice.paid", 1, invoice_paid("in_1", "sub_1", Some("price_hobby"), 1)),
+        event("evt_04", "customer.subscription.updated", 100, snapshot("sub_1", "price_pro", Active, false, 1)),
+        event("evt_05", "invoice.payment_failed", 200, payment_failed("in_2", "sub_1", 1)),
+        event("evt_06", "invoice.paid", 200, invoice_paid("in_2", "sub_1", None, 200)),
+        event("evt_07", "invoice.payment_failed", 300, payment_failed("in_3", "sub_1", 1)),
+        event("evt_08", "customer.subscription.updated", 300, snapshot("sub_1", "price_pro", PastDue, false, 200)),
+        event("evt_09", "invoice.paid", 400, invoice_paid("in_3", "sub_1", Some("price_pro"), 200)),
+        event("evt_10", "customer.subscription.updated", 500, snapshot("sub_1", "price_pro", Active, true, 200)),
+        event("evt_11", "customer.subscription.deleted", 600, snapshot("sub_1", "price_pro", Canceled, true, 200)),
+        event("evt_12", "invoice.paid", 650, invoice_paid("in_4", "sub_1", Some("price_pro"), 650)),
+        checkout("evt_13", "cs_2", 700, CheckoutMode::Payment, None, "credits10"),
+        event("evt_14", "invoice.payment_failed", 800, payment_failed("in_5", "sub_2", 1)),
+        event("evt_15", "customer.subscription.created", 800, snapshot("sub_2", "price_hobby", Active, false, 800)),
+        event("evt_16", "invoice.paid", 801, invoice_paid("in_6", "sub_2", Some("price_hobby"), 800)),
     ]
 }
 
 fn fresh_store() -> MemoryStore {
     let store = MemoryStore::default();
-    let profile =
-        WorkspaceProfile::parse("Acme", "ops@acme.test", BillingDetails::default()).unwrap();
+    let profile = WorkspaceProfile::parse("Acme", "ops@acme.test", BillingDetails::default()).unwrap();
     let workspace = Workspace::create(WorkspaceId::parse("acme").unwrap(), profile, t(0));
-    store
-        .committed
-        .lock()
-        .unwrap()
-        .workspaces
-        .insert(workspace.id.clone(), workspace);
+    store.committed.lock().unwrap().workspaces.insert(workspace.id.clone(), workspace);
     store
 }
 
 /// Delivers events one by one through the real service and returns the final committed state.
 fn deliver(events: &[ProcessorEvent]) -> State {
     let store = fresh_store();
-    let service = WebhookService::new(
-        Arc::new(store.clone()),
-        Arc::new(catalog()),
-        Arc::new(FixedClock),
-    );
+    let service = WebhookService::new(Arc::new(store.clone()), Arc::new(catalog()), Arc::new(FixedClock));
     futures::executor::block_on(async {
         for e in events {
             service.ingest(e, "{}").await.expect("ingest");
@@ -264,29 +151,12 @@ fn billing_state(state: &State) -> impl PartialEq + std::fmt::Debug + use<> {
     let subscriptions: Vec<_> = state
         .subscriptions
         .values()
-        .map(|s| billing_domain::subscription::Subscription {
-            version: 0,
-            ..s.clone()
-        })
+        .map(|s| billing_domain::subscription::Subscription { version: 0, ..s.clone() })
         .collect();
-    let mut parked: Vec<_> = state
-        .parked
-        .iter()
-        .map(|(link, e)| (link.clone(), e.id.clone()))
-        .collect();
+    let mut parked: Vec<_> = state.parked.iter().map(|(link, e)| (link.clone(), e.id.clone())).collect();
     parked.sort();
-    let balances: Vec<_> = state
-        .workspaces
-        .values()
-        .map(|w| w.credit_balance)
-        .collect();
-    (
-        subscriptions,
-        state.customers.clone(),
-        balances,
-        parked,
-        state.inbox.clone(),
-    )
+    let balances: Vec<_> = state.workspaces.values().map(|w| w.credit_balance).collect();
+    (subscriptions, state.customers.clone(), balances, parked, state.inbox.clone())
 }
 
 /// A subset of the lifecycle, then that subset shuffled with random duplicates.
@@ -327,15 +197,9 @@ fn the_full_lifecycle_in_order_ends_where_it_should() {
     // 801 makes it active.
     assert_eq!(sub_2.status, SubscriptionStatus::Active);
     assert_eq!(sub_2.status_at, t(801));
-    let without_last: Vec<_> = lifecycle()
-        .into_iter()
-        .filter(|e| e.id.as_str() != "evt_16")
-        .collect();
+    let without_last: Vec<_> = lifecycle().into_iter().filter(|e| e.id.as_str() != "evt_16").collect();
     let tied = deliver(&without_last);
-    assert_eq!(
-        tied.subscriptions[&("sandbox".into(), "sub_2".into())].status,
-        SubscriptionStatus::PastDue
-    );
+    assert_eq!(tied.subscriptions[&("sandbox".into(), "sub_2".into())].status, SubscriptionStatus::PastDue);
     assert_eq!(state.workspaces.values().next().unwrap().credit_balance, 10);
     assert!(state.parked.is_empty(), "{:?}", state.parked);
 }
@@ -346,19 +210,8 @@ fn reversed_delivery_parks_then_applies_everything() {
     events.reverse();
     let reversed = deliver(&events);
     assert!(reversed.parked.is_empty());
-    assert_eq!(
-        billing_state(&reversed),
-        billing_state(&deliver(&lifecycle()))
-    );
+    assert_eq!(billing_state(&reversed), billing_state(&deliver(&lifecycle())));
     // Duplicated credits checkouts still grant once.
     let twice: Vec<_> = lifecycle().into_iter().chain(lifecycle()).collect();
-    assert_eq!(
-        deliver(&twice)
-            .workspaces
-            .values()
-            .next()
-            .unwrap()
-            .credit_balance,
-        10
-    );
+    assert_eq!(deliver(&twice).workspaces.values().next().unwrap().credit_balance, 10);
 }

@@ -44,10 +44,7 @@ pub struct MemoryTx {
 impl UnitOfWork for MemoryStore {
     async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError> {
         let copy = self.committed.lock().unwrap().clone();
-        Ok(Box::new(MemoryTx {
-            store: self.clone(),
-            state: Mutex::new(copy),
-        }))
+        Ok(Box::new(MemoryTx { store: self.clone(), state: Mutex::new(copy) }))
     }
 }
 
@@ -75,9 +72,7 @@ impl Transaction for MemoryTx {
 }
 
 fn unused<T>(what: &str) -> Result<T, StoreError> {
-    Err(StoreError::Other(format!(
-        "{what} is not used by these tests"
-    )))
+    Err(StoreError::Other(format!("{what} is not used by these tests")))
 }
 
 #[async_trait]
@@ -90,9 +85,7 @@ impl WorkspaceRepository for MemoryTx {
         if state.workspaces.contains_key(&workspace.id) {
             return Err(StoreError::Duplicate(workspace.id.to_string()));
         }
-        state
-            .workspaces
-            .insert(workspace.id.clone(), workspace.clone());
+        state.workspaces.insert(workspace.id.clone(), workspace.clone());
         Ok(())
     }
     async fn update_profile(&self, _: &Workspace) -> Result<(), StoreError> {
@@ -107,24 +100,10 @@ impl WorkspaceRepository for MemoryTx {
     ) -> Result<bool, StoreError> {
         unused("start_trial")
     }
-    async fn workspace_of_customer(
-        &self,
-        p: &ProcessorId,
-        c: &CustomerId,
-    ) -> Result<Option<WorkspaceId>, StoreError> {
-        Ok(self
-            .state
-            .lock()
-            .unwrap()
-            .customers
-            .get(&(p.clone(), c.clone()))
-            .cloned())
+    async fn workspace_of_customer(&self, p: &ProcessorId, c: &CustomerId) -> Result<Option<WorkspaceId>, StoreError> {
+        Ok(self.state.lock().unwrap().customers.get(&(p.clone(), c.clone())).cloned())
     }
-    async fn customer_of_workspace(
-        &self,
-        _: &ProcessorId,
-        _: &WorkspaceId,
-    ) -> Result<Option<CustomerId>, StoreError> {
+    async fn customer_of_workspace(&self, _: &ProcessorId, _: &WorkspaceId) -> Result<Option<CustomerId>, StoreError> {
         unused("customer_of_workspace")
     }
     async fn link_customer(
@@ -155,10 +134,7 @@ impl WorkspaceRepository for MemoryTx {
         if !state.ledger.insert((id.clone(), key.to_owned())) {
             return Ok(false);
         }
-        let workspace = state
-            .workspaces
-            .get_mut(id)
-            .ok_or_else(|| StoreError::Other("no workspace".into()))?;
+        let workspace = state.workspaces.get_mut(id).ok_or_else(|| StoreError::Other("no workspace".into()))?;
         workspace.credit_balance += amount;
         Ok(true)
     }
@@ -175,23 +151,10 @@ impl WorkspaceRepository for MemoryTx {
 
 #[async_trait]
 impl SubscriptionRepository for MemoryTx {
-    async fn get(
-        &self,
-        p: &ProcessorId,
-        id: &SubscriptionId,
-    ) -> Result<Option<Subscription>, StoreError> {
-        Ok(self
-            .state
-            .lock()
-            .unwrap()
-            .subscriptions
-            .get(&(p.clone(), id.clone()))
-            .cloned())
+    async fn get(&self, p: &ProcessorId, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError> {
+        Ok(self.state.lock().unwrap().subscriptions.get(&(p.clone(), id.clone())).cloned())
     }
-    async fn current_for_workspace(
-        &self,
-        w: &WorkspaceId,
-    ) -> Result<Option<Subscription>, StoreError> {
+    async fn current_for_workspace(&self, w: &WorkspaceId) -> Result<Option<Subscription>, StoreError> {
         let state = self.state.lock().unwrap();
         Ok(state
             .subscriptions
@@ -211,10 +174,7 @@ impl SubscriptionRepository for MemoryTx {
     }
     async fn update(&self, s: &Subscription, expected_version: i64) -> Result<(), StoreError> {
         let mut state = self.state.lock().unwrap();
-        match state
-            .subscriptions
-            .get_mut(&(s.processor.clone(), s.id.clone()))
-        {
+        match state.subscriptions.get_mut(&(s.processor.clone(), s.id.clone())) {
             Some(current) if current.version == expected_version => {
                 *current = s.clone();
                 Ok(())
@@ -230,10 +190,7 @@ impl EventInbox for MemoryTx {
         let mut state = self.state.lock().unwrap();
         let key = (event.processor.clone(), event.event_id.clone());
         if let Some((status, attempts)) = state.inbox.get(&key) {
-            return Ok(Recorded::Seen {
-                status: *status,
-                attempts: *attempts,
-            });
+            return Ok(Recorded::Seen { status: *status, attempts: *attempts });
         }
         state.inbox.insert(key, (InboxStatus::Received, 1));
         Ok(Recorded::New)
@@ -249,51 +206,26 @@ impl EventInbox for MemoryTx {
         _: Option<String>,
     ) -> Result<(), StoreError> {
         let mut state = self.state.lock().unwrap();
-        let entry = state
-            .inbox
-            .get_mut(&(p.clone(), id.clone()))
-            .ok_or_else(|| StoreError::Other("no event".into()))?;
+        let entry =
+            state.inbox.get_mut(&(p.clone(), id.clone())).ok_or_else(|| StoreError::Other("no event".into()))?;
         entry.0 = status;
         Ok(())
     }
     async fn record_failure(&self, event: &InboxEvent, error: &str) -> Result<(), StoreError> {
-        Err(StoreError::Other(format!(
-            "unexpected failure of {}: {error}",
-            event.event_id
-        )))
+        Err(StoreError::Other(format!("unexpected failure of {}: {error}", event.event_id)))
     }
-    async fn park(
-        &self,
-        event: &ProcessorEvent,
-        link: &str,
-        _: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.state
-            .lock()
-            .unwrap()
-            .parked
-            .push((link.to_owned(), event.clone()));
+    async fn park(&self, event: &ProcessorEvent, link: &str, _: DateTime<Utc>) -> Result<(), StoreError> {
+        self.state.lock().unwrap().parked.push((link.to_owned(), event.clone()));
         Ok(())
     }
-    async fn take_parked(
-        &self,
-        _: &ProcessorId,
-        link: &str,
-    ) -> Result<Vec<ProcessorEvent>, StoreError> {
+    async fn take_parked(&self, _: &ProcessorId, link: &str) -> Result<Vec<ProcessorEvent>, StoreError> {
         let mut state = self.state.lock().unwrap();
         let (taken, kept): (Vec<_>, Vec<_>) = state.parked.drain(..).partition(|(l, _)| l == link);
         state.parked = kept;
         Ok(taken.into_iter().map(|(_, e)| e).collect())
     }
     async fn count_by_status(&self, status: InboxStatus) -> Result<u64, StoreError> {
-        Ok(self
-            .state
-            .lock()
-            .unwrap()
-            .inbox
-            .values()
-            .filter(|(s, _)| *s == status)
-            .count() as u64)
+        Ok(self.state.lock().unwrap().inbox.values().filter(|(s, _)| *s == status).count() as u64)
     }
 }
 
@@ -303,12 +235,7 @@ impl AuditLog for MemoryTx {
         self.state.lock().unwrap().audit.push(record.clone());
         Ok(())
     }
-    async fn list(
-        &self,
-        _: &WorkspaceId,
-        _: u32,
-        _: Option<i64>,
-    ) -> Result<Vec<AuditEntry>, StoreError> {
+    async fn list(&self, _: &WorkspaceId, _: u32, _: Option<i64>) -> Result<Vec<AuditEntry>, StoreError> {
         unused("audit list")
     }
 }
@@ -316,30 +243,15 @@ impl AuditLog for MemoryTx {
 #[async_trait]
 impl Outbox for MemoryTx {
     async fn enqueue(&self, message: &OutboxMessage, _: DateTime<Utc>) -> Result<bool, StoreError> {
-        Ok(self
-            .state
-            .lock()
-            .unwrap()
-            .outbox
-            .insert(message.dedup_key.clone()))
+        Ok(self.state.lock().unwrap().outbox.insert(message.dedup_key.clone()))
     }
-    async fn claim_due(
-        &self,
-        _: DateTime<Utc>,
-        _: DateTime<Utc>,
-        _: u32,
-    ) -> Result<Vec<PendingMessage>, StoreError> {
+    async fn claim_due(&self, _: DateTime<Utc>, _: DateTime<Utc>, _: u32) -> Result<Vec<PendingMessage>, StoreError> {
         unused("claim_due")
     }
     async fn mark_delivered(&self, _: i64, _: DateTime<Utc>) -> Result<(), StoreError> {
         unused("mark_delivered")
     }
-    async fn mark_failed(
-        &self,
-        _: i64,
-        _: &str,
-        _: Option<DateTime<Utc>>,
-    ) -> Result<(), StoreError> {
+    async fn mark_failed(&self, _: i64, _: &str, _: Option<DateTime<Utc>>) -> Result<(), StoreError> {
         unused("mark_failed")
     }
 }

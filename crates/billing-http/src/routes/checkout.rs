@@ -18,8 +18,7 @@ impl From<CheckoutError> for ApiError {
             CheckoutError::WorkspaceNotFound => ApiError::workspace_not_found(),
             CheckoutError::UnknownPlan(unknown) => {
                 let valid = unknown.valid.clone();
-                ApiError::field("plan", unknown.to_string())
-                    .with_extra(json!({"valid_plans": valid}))
+                ApiError::field("plan", unknown.to_string()).with_extra(json!({"valid_plans": valid}))
             }
             CheckoutError::NotPurchasable { plan, reason } => {
                 ApiError::field("plan", format!("plan `{plan}` cannot be bought: {reason}"))
@@ -52,28 +51,16 @@ pub async fn start(
     let body = body.into_inner();
     let mut errors = ValidationErrors::default();
     let defaults = &state.checkout_defaults;
-    let success_url = errors.check(redirect_url(
-        "success_url",
-        body.success_url.as_deref().unwrap_or(&defaults.success_url),
-    ));
-    let cancel_url = errors.check(redirect_url(
-        "cancel_url",
-        body.cancel_url.as_deref().unwrap_or(&defaults.cancel_url),
-    ));
+    let success_url =
+        errors.check(redirect_url("success_url", body.success_url.as_deref().unwrap_or(&defaults.success_url)));
+    let cancel_url =
+        errors.check(redirect_url("cancel_url", body.cancel_url.as_deref().unwrap_or(&defaults.cancel_url)));
     let idempotency_key = match req.headers().get("idempotency-key") {
         None => None,
         Some(value) => errors.check(
-            value
-                .to_str()
-                .ok()
-                .filter(|k| !k.is_empty() && k.len() <= 255)
-                .map(str::to_owned)
-                .ok_or_else(|| {
-                    billing_domain::error::ValidationError::new(
-                        "Idempotency-Key",
-                        "must be 1-255 visible ASCII characters",
-                    )
-                }),
+            value.to_str().ok().filter(|k| !k.is_empty() && k.len() <= 255).map(str::to_owned).ok_or_else(|| {
+                billing_domain::error::ValidationError::new("Idempotency-Key", "must be 1-255 visible ASCII characters")
+            }),
         ),
     };
     let (Some(success_url), Some(cancel_url)) = (success_url, cancel_url) else {

@@ -43,14 +43,8 @@ pub async fn check(
     let id = workspace_id(&path)?;
     let body = body.into_inner();
     if body.key.trim().is_empty() {
-        return Err(ApiError::field(
-            "key",
-            "must name a limit or feature of the catalog",
-        ));
+        return Err(ApiError::field("key", "must name a limit or feature of the catalog"));
     }
-    let result = state
-        .entitlements
-        .check(&id, &body.key, body.requested.unwrap_or(1), body.current)
-        .await?;
+    let result = state.entitlements.check(&id, &body.key, body.requested.unwrap_or(1), body.current).await?;
     Ok(HttpResponse::Ok().json(result))
 }

@@ -23,37 +23,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::put().to(workspaces::put))
                 .route(web::get().to(workspaces::get)),
         )
-        .route(
-            "/v1/workspaces/{id}/subscription",
-            web::get().to(workspaces::subscription),
-        )
-        .route(
-            "/v1/workspaces/{id}/trial",
-            web::post().to(workspaces::start_trial),
-        )
-        .route(
-            "/v1/workspaces/{id}/audit",
-            web::get().to(workspaces::audit),
-        )
-        .route(
-            "/v1/workspaces/{id}/checkout",
-            web::post().to(checkout::start),
-        )
-        .route(
-            "/v1/workspaces/{id}/entitlements",
-            web::get().to(entitlements::all),
-        )
-        .route(
-            "/v1/workspaces/{id}/entitlements/check",
-            web::post().to(entitlements::check),
-        )
+        .route("/v1/workspaces/{id}/subscription", web::get().to(workspaces::subscription))
+        .route("/v1/workspaces/{id}/trial", web::post().to(workspaces::start_trial))
+        .route("/v1/workspaces/{id}/audit", web::get().to(workspaces::audit))
+        .route("/v1/workspaces/{id}/checkout", web::post().to(checkout::start))
+        .route("/v1/workspaces/{id}/entitlements", web::get().to(entitlements::all))
+        .route("/v1/workspaces/{id}/entitlements/check", web::post().to(entitlements::check))
         .route("/webhooks/{processor}", web::post().to(webhooks::receive))
         .route("/sandbox/checkout/{id}", web::get().to(sandbox::page))
         .route("/sandbox/checkout/{id}/pay", web::post().to(sandbox::pay))
-        .route(
-            "/sandbox/checkout/{id}/decline",
-            web::post().to(sandbox::decline),
-        );
+        .route("/sandbox/checkout/{id}/decline", web::post().to(sandbox::decline));
 }
 
 /// Unknown routes and methods answer problem+json too.

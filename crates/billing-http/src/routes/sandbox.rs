@@ -8,36 +8,22 @@ use crate::error::ApiError;
 use crate::state::SandboxPages;
 
 fn pages(sandbox: Option<web::Data<SandboxPages>>) -> Result<web::Data<SandboxPages>, ApiError> {
-    sandbox.ok_or_else(|| {
-        ApiError::not_found("sandbox_disabled", "the sandbox processor is not enabled")
-    })
+    sandbox.ok_or_else(|| ApiError::not_found("sandbox_disabled", "the sandbox processor is not enabled"))
 }
 
 fn session_not_found() -> ApiError {
-    ApiError::not_found(
-        "checkout_session_not_found",
-        "no sandbox checkout session with this id",
-    )
+    ApiError::not_found("checkout_session_not_found", "no sandbox checkout session with this id")
 }
 
 /// `GET /sandbox/checkout/{id}`: the hosted page.
-pub async fn page(
-    sandbox: Option<web::Data<SandboxPages>>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn page(sandbox: Option<web::Data<SandboxPages>>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let sandbox = pages(sandbox)?;
-    let session = sandbox
-        .processor
-        .session(&path)
-        .ok_or_else(session_not_found)?;
+    let session = sandbox.processor.session(&path).ok_or_else(session_not_found)?;
     Ok(html(StatusCode::OK, checkout_page(&session)))
 }
 
 /// `POST /sandbox/checkout/{id}/pay`.
-pub async fn pay(
-    sandbox: Option<web::Data<SandboxPages>>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn pay(sandbox: Option<web::Data<SandboxPages>>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let sandbox = pages(sandbox)?;
     let deliveries = sandbox.processor.pay(&path).map_err(sandbox_error)?;
     finish(&sandbox, &path, deliveries, "Payment succeeded").await
@@ -76,11 +62,7 @@ async fn finish(
     let mut rows = String::new();
     let mut all_ok = true;
     for delivery in &deliveries {
-        let answer = match sandbox
-            .delivery
-            .deliver(&delivery.body, &delivery.signature)
-            .await
-        {
+        let answer = match sandbox.delivery.deliver(&delivery.body, &delivery.signature).await {
             Ok(status) => {
                 all_ok &= (200..300).contains(&status);
                 status.to_string()
@@ -98,10 +80,7 @@ async fn finish(
             escape(&answer)
         ));
     }
-    let session = sandbox
-        .processor
-        .session(session_id)
-        .ok_or_else(session_not_found)?;
+    let session = sandbox.processor.session(session_id).ok_or_else(session_not_found)?;
     let back = match session.status {
         SessionStatus::Paid => &session.success_url,
         _ => &session.cancel_url,
@@ -113,28 +92,15 @@ async fn finish(
         escape(headline),
         escape(session.workspace_id.as_str()),
         escape(&session.plan_name),
-        if all_ok {
-            "Every event was accepted by Tollgate."
-        } else {
-            "Some events were not accepted; see the logs."
-        },
+        if all_ok { "Every event was accepted by Tollgate." } else { "Some events were not accepted; see the logs." },
         escape(back),
     );
-    let status = if all_ok {
-        StatusCode::OK
-    } else {
-        StatusCode::BAD_GATEWAY
-    };
+    let status = if all_ok { StatusCode::OK } else { StatusCode::BAD_GATEWAY };
     Ok(html(status, page_shell("Sandbox checkout", &body)))
 }
 
 fn checkout_page(session: &SessionView) -> String {
-    let amount = format!(
-        "{}.{:02} {}",
-        session.price.minor / 100,
-        session.price.minor % 100,
-        session.price.currency
-    );
+    let amount = format!("{}.{:02} {}", session.price.minor / 100, session.price.minor % 100, session.price.currency);
     let actions = if session.status == SessionStatus::Open {
         format!(
             "<form method=\"post\" action=\"/sandbox/checkout/{id}/pay\"><button type=\"submit\">Pay {amount}</button></form>\
@@ -143,10 +109,7 @@ fn checkout_page(session: &SessionView) -> String {
             amount = escape(&amount),
         )
     } else {
-        format!(
-            "<p>This checkout is <strong>{}</strong>.</p>",
-            escape(session.status.as_str())
-        )
+        format!("<p>This checkout is <strong>{}</strong>.</p>", escape(session.status.as_str()))
     };
     let body = format!(
         "<h1>Sandbox checkout</h1><p>No real money moves: this page stands in for a processor's hosted checkout.</p>\
@@ -169,27 +132,18 @@ fn page_shell(title: &str, body: &str) -> String {
 }
 
 fn html(status: StatusCode, body: String) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(body)
+    HttpResponse::build(status).content_type("text/html; charset=utf-8").body(body)
 }
 
 /// Minimal HTML escaping for text and attribute values.
 fn escape(raw: &str) -> String {
-    raw.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
+    raw.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn escapes_markup() {
-        assert_eq!(
-            super::escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
+        assert_eq!(super::escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
     }
 }

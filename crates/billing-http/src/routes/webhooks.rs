@@ -21,12 +21,7 @@ impl From<WebhookError> for ApiError {
             WebhookError::StaleTimestamp { .. } => "webhook_timestamp_stale",
             WebhookError::MalformedPayload(_) => "webhook_payload_invalid",
         };
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            code,
-            "Webhook rejected",
-            error.to_string(),
-        )
+        ApiError::new(StatusCode::BAD_REQUEST, code, "Webhook rejected", error.to_string())
     }
 }
 
@@ -38,22 +33,15 @@ pub async fn receive(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let verifier = state.webhook_verifiers.get(path.as_str()).ok_or_else(|| {
-        ApiError::not_found(
-            "processor_not_found",
-            format!("no processor `{path}` is configured"),
-        )
-    })?;
+    let verifier = state
+        .webhook_verifiers
+        .get(path.as_str())
+        .ok_or_else(|| ApiError::not_found("processor_not_found", format!("no processor `{path}` is configured")))?;
     let body = read_limited(&req, payload).await?;
     let headers: WebhookHeaders = req
         .headers()
         .iter()
-        .filter_map(|(name, value)| {
-            value
-                .to_str()
-                .ok()
-                .map(|v| (name.as_str().to_ascii_lowercase(), v.to_owned()))
-        })
+        .filter_map(|(name, value)| value.to_str().ok().map(|v| (name.as_str().to_ascii_lowercase(), v.to_owned())))
         .collect();
     let event = verifier.verify_and_parse(&headers, &body, state.clock.now())?;
     let span = tracing::Span::current();
@@ -61,13 +49,9 @@ pub async fn receive(
     span.record("event_type", event.event_type.as_str());
     // The signature covered these exact bytes, which the parser already accepted as JSON text.
     let raw = String::from_utf8_lossy(&body);
-    let outcome = state
-        .webhooks
-        .ingest(&event, &raw)
-        .await
-        .map_err(|e| match e {
-            IngestError::Store(store) => ApiError::from(store),
-        })?;
+    let outcome = state.webhooks.ingest(&event, &raw).await.map_err(|e| match e {
+        IngestError::Store(store) => ApiError::from(store),
+    })?;
     let outcome_name = match &outcome {
         IngestOutcome::Applied => "applied",
         IngestOutcome::Duplicate => "duplicate",
@@ -79,8 +63,7 @@ pub async fn receive(
         }
     };
     tracing::info!(outcome = outcome_name, "webhook received");
-    Ok(HttpResponse::Ok()
-        .json(json!({"received": true, "event_id": event.id, "outcome": outcome_name})))
+    Ok(HttpResponse::Ok().json(json!({"received": true, "event_id": event.id, "outcome": outcome_name})))
 }
 
 fn too_large() -> ApiError {
@@ -104,14 +87,8 @@ async fn read_limited(req: &HttpRequest, mut payload: web::Payload) -> Result<Ve
     }
     let mut body = Vec::with_capacity(declared.unwrap_or(4096).min(MAX_WEBHOOK_BYTES));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                "Invalid body",
-                e.to_string(),
-            )
-        })?;
+        let chunk =
+            chunk.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "Invalid body", e.to_string()))?;
         if body.len() + chunk.len() > MAX_WEBHOOK_BYTES {
             return Err(too_large());
         }

@@ -32,25 +32,11 @@ pub async fn put(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::BillingWrite)?;
     let id = workspace_id(&path)?;
-    let profile = body
-        .into_inner()
-        .try_into_domain()
-        .map_err(ApiError::validation)?;
-    let (_, created) = state
-        .workspaces
-        .upsert(
-            id.clone(),
-            profile,
-            caller.actor(),
-            Some(request_id.to_string()),
-        )
-        .await?;
+    let profile = body.into_inner().try_into_domain().map_err(ApiError::validation)?;
+    let (_, created) =
+        state.workspaces.upsert(id.clone(), profile, caller.actor(), Some(request_id.to_string())).await?;
     let view = WorkspaceView::from(state.workspaces.overview(&id).await?);
-    Ok(if created {
-        HttpResponse::Created().json(view)
-    } else {
-        HttpResponse::Ok().json(view)
-    })
+    Ok(if created { HttpResponse::Created().json(view) } else { HttpResponse::Ok().json(view) })
 }
 
 /// `GET /v1/workspaces/{id}`.
@@ -75,12 +61,9 @@ pub async fn subscription(
     caller.require(Scope::BillingRead)?;
     let id = workspace_id(&path)?;
     let overview = state.workspaces.overview(&id).await?;
-    let subscription = overview.subscription.ok_or_else(|| {
-        ApiError::not_found(
-            "subscription_not_found",
-            "this workspace has no subscription",
-        )
-    })?;
+    let subscription = overview
+        .subscription
+        .ok_or_else(|| ApiError::not_found("subscription_not_found", "this workspace has no subscription"))?;
     Ok(HttpResponse::Ok().json(SubscriptionView::from(subscription)))
 }
 
@@ -95,9 +78,7 @@ impl From<TrialError> for ApiError {
                 "Trial already used",
                 "this workspace has already had its one trial",
             ),
-            TrialError::PlanMissing(plan) => {
-                ApiError::internal(format!("trial plan `{plan}` missing from catalog"))
-            }
+            TrialError::PlanMissing(plan) => ApiError::internal(format!("trial plan `{plan}` missing from catalog")),
             TrialError::Store(e) => e.into(),
         }
     }
@@ -113,10 +94,7 @@ pub async fn start_trial(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::BillingWrite)?;
     let id = workspace_id(&path)?;
-    state
-        .trials
-        .start(&id, caller.actor(), Some(request_id.to_string()))
-        .await?;
+    state.trials.start(&id, caller.actor(), Some(request_id.to_string())).await?;
     Ok(HttpResponse::Created().json(WorkspaceView::from(state.workspaces.overview(&id).await?)))
 }
 
@@ -136,8 +114,6 @@ pub async fn audit(
     }
     state.workspaces.overview(&id).await?;
     let entries = state.audit.list(&id, limit, query.before).await?;
-    let next_before = (entries.len() == limit as usize)
-        .then(|| entries.last().map(|e| e.id))
-        .flatten();
+    let next_before = (entries.len() == limit as usize).then(|| entries.last().map(|e| e.id)).flatten();
     Ok(HttpResponse::Ok().json(json!({"entries": entries, "next_before": next_before})))
 }

@@ -8,8 +8,7 @@ mod tests;
 
 use billing_domain::events::{CheckoutMode, EventPayload, ProcessorEvent, SubscriptionSnapshot};
 use billing_domain::ids::{
-    CheckoutSessionId, CustomerId, EventId, InvoiceId, PlanId, PriceId, ProcessorId,
-    SubscriptionId, WorkspaceId,
+    CheckoutSessionId, CustomerId, EventId, InvoiceId, PlanId, PriceId, ProcessorId, SubscriptionId, WorkspaceId,
 };
 use billing_domain::money::{Currency, Money};
 use billing_domain::ports::WebhookError;
@@ -23,8 +22,7 @@ use views::{CheckoutView, EnvelopeView, IdRef, InvoiceLineView, InvoiceView, Sub
 /// Parses an already verified event body of `processor`. Unknown event types become [`EventPayload::Ignored`]; invalid
 /// JSON or a handled type without a field Tollgate needs is [`WebhookError::MalformedPayload`].
 pub fn parse_event(processor: &ProcessorId, body: &[u8]) -> Result<ProcessorEvent, WebhookError> {
-    let envelope: EnvelopeView =
-        serde_json::from_slice(body).map_err(|e| json_error("event", &e))?;
+    let envelope: EnvelopeView = serde_json::from_slice(body).map_err(|e| json_error("event", &e))?;
     let id = required("id", envelope.id)?;
     let event_type = required("type", envelope.event_type)?;
     let created = envelope.created.ok_or_else(|| missing("created"))?;
@@ -32,18 +30,10 @@ pub fn parse_event(processor: &ProcessorId, body: &[u8]) -> Result<ProcessorEven
     let object = envelope.data.and_then(|d| d.object);
     let payload = translate(&event_type, object).map_err(|error| match error {
         // Name the event type so the reason says which translation failed.
-        WebhookError::MalformedPayload(reason) => {
-            WebhookError::MalformedPayload(format!("{event_type}: {reason}"))
-        }
+        WebhookError::MalformedPayload(reason) => WebhookError::MalformedPayload(format!("{event_type}: {reason}")),
         other => other,
     })?;
-    Ok(ProcessorEvent {
-        id: EventId::new(id),
-        processor: processor.clone(),
-        event_type,
-        occurred_at,
-        payload,
-    })
+    Ok(ProcessorEvent { id: EventId::new(id), processor: processor.clone(), event_type, occurred_at, payload })
 }
 
 /// The payload of one event type; the object is only read for the types Tollgate handles.
@@ -54,9 +44,9 @@ fn translate(event_type: &str, object: Option<Value>) -> Result<EventPayload, We
         // Completes a checkout whose `completed` event arrived unpaid (bank debits, vouchers).
         "checkout.session.async_payment_succeeded" => checkout_completed(view(object()?)?, true),
         "checkout.session.async_payment_failed" => checkout_failed(view(object()?)?),
-        "customer.subscription.created" | "customer.subscription.updated" => Ok(
-            EventPayload::SubscriptionChanged(snapshot(view(object()?)?)?),
-        ),
+        "customer.subscription.created" | "customer.subscription.updated" => {
+            Ok(EventPayload::SubscriptionChanged(snapshot(view(object()?)?)?))
+        }
         "customer.subscription.deleted" => {
             let mut snapshot = snapshot(view(object()?)?)?;
             snapshot.status = SubscriptionStatus::Canceled;
@@ -109,22 +99,13 @@ fn checkout_failed(session: CheckoutView) -> Result<EventPayload, WebhookError> 
 }
 
 fn snapshot(subscription: SubscriptionView) -> Result<SubscriptionSnapshot, WebhookError> {
-    let item = subscription
-        .items
-        .and_then(|items| items.data.into_iter().next());
+    let item = subscription.items.and_then(|items| items.data.into_iter().next());
     let (item_price, item_plan, item_quantity, item_start, item_end) = match item {
-        Some(i) => (
-            i.price,
-            i.plan,
-            i.quantity,
-            i.current_period_start,
-            i.current_period_end,
-        ),
+        Some(i) => (i.price, i.plan, i.quantity, i.current_period_start, i.current_period_end),
         None => (None, None, None, None, None),
     };
     let status_word = required("status", subscription.status)?;
-    let status = SubscriptionStatus::parse(&status_word)
-        .ok_or_else(|| malformed("unknown subscription status"))?;
+    let status = SubscriptionStatus::parse(&status_word).ok_or_else(|| malformed("unknown subscription status"))?;
     let price = item_price.or(item_plan).or(subscription.plan);
     let quantity = item_quantity.or(subscription.quantity).unwrap_or(1);
     Ok(SubscriptionSnapshot {
@@ -138,10 +119,7 @@ fn snapshot(subscription: SubscriptionView) -> Result<SubscriptionSnapshot, Webh
             "current_period_start",
             subscription.current_period_start.or(item_start),
         )?,
-        current_period_end: optional_timestamp(
-            "current_period_end",
-            subscription.current_period_end.or(item_end),
-        )?,
+        current_period_end: optional_timestamp("current_period_end", subscription.current_period_end.or(item_end))?,
         trial_end: optional_timestamp("trial_end", subscription.trial_end)?,
     })
 }
@@ -160,17 +138,9 @@ fn invoice_parts(invoice: &mut InvoiceView) -> Result<InvoiceParts, WebhookError
     // The period's own charge, not a proration adjustment for a previous price, names the current price.
     let (main, prorations): (Vec<_>, Vec<_>) = lines.into_iter().partition(|l| !l.is_proration());
     let main_line = main.into_iter().chain(prorations).next();
-    let from_parent = invoice
-        .parent
-        .take()
-        .and_then(|p| p.subscription_details)
-        .and_then(|d| d.subscription);
-    let from_line = main_line
-        .as_ref()
-        .and_then(InvoiceLineView::subscription_id)
-        .map(str::to_owned);
-    let subscription =
-        optional_ref(invoice.subscription.take().or(from_parent)).or_else(|| non_empty(from_line));
+    let from_parent = invoice.parent.take().and_then(|p| p.subscription_details).and_then(|d| d.subscription);
+    let from_line = main_line.as_ref().and_then(InvoiceLineView::subscription_id).map(str::to_owned);
+    let subscription = optional_ref(invoice.subscription.take().or(from_parent)).or_else(|| non_empty(from_line));
     let currency_word = required("currency", invoice.currency.take())?;
     Ok(InvoiceParts {
         invoice_id: InvoiceId::new(required("id", invoice.id.take())?),
@@ -229,15 +199,9 @@ fn view<T: DeserializeOwned>(object: Value) -> Result<T, WebhookError> {
 }
 
 /// The workspace from `client_reference_id`, else from `metadata.workspace_id`.
-fn workspace_id(
-    client_reference_id: Option<String>,
-    metadata: Option<String>,
-) -> Result<WorkspaceId, WebhookError> {
-    let raw = non_empty(client_reference_id)
-        .or(non_empty(metadata))
-        .ok_or_else(|| missing("client_reference_id"))?;
-    WorkspaceId::parse(raw)
-        .map_err(|_| malformed("client_reference_id is not a valid workspace id"))
+fn workspace_id(client_reference_id: Option<String>, metadata: Option<String>) -> Result<WorkspaceId, WebhookError> {
+    let raw = non_empty(client_reference_id).or(non_empty(metadata)).ok_or_else(|| missing("client_reference_id"))?;
+    WorkspaceId::parse(raw).map_err(|_| malformed("client_reference_id is not a valid workspace id"))
 }
 
 fn required(field: &str, value: Option<String>) -> Result<String, WebhookError> {
@@ -260,10 +224,7 @@ fn timestamp(field: &str, unix: i64) -> Result<DateTime<Utc>, WebhookError> {
     DateTime::from_timestamp(unix, 0).ok_or_else(|| malformed(&format!("{field} is out of range")))
 }
 
-fn optional_timestamp(
-    field: &str,
-    unix: Option<i64>,
-) -> Result<Option<DateTime<Utc>>, WebhookError> {
+fn optional_timestamp(field: &str, unix: Option<i64>) -> Result<Option<DateTime<Utc>>, WebhookError> {
     unix.map(|t| timestamp(field, t)).transpose()
 }
 
@@ -285,10 +246,6 @@ fn json_error(what: &str, error: &serde_json::Error) -> WebhookError {
     if error.line() == 0 {
         malformed(&format!("{what} {problem}"))
     } else {
-        malformed(&format!(
-            "{what} {problem} (line {}, column {})",
-            error.line(),
-            error.column()
-        ))
+        malformed(&format!("{what} {problem} (line {}, column {})", error.line(), error.column()))
     }
 }

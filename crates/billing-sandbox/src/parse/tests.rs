@@ -54,11 +54,7 @@ fn malformed_reason(result: Result<EventPayload, WebhookError>) -> String {
 
 #[test]
 fn reads_the_envelope() {
-    let event = parse_event(
-        &ProcessorId::new("stripe"),
-        &wrap("plan.created", json!({})),
-    )
-    .unwrap();
+    let event = parse_event(&ProcessorId::new("stripe"), &wrap("plan.created", json!({}))).unwrap();
     assert_eq!(event.id.as_str(), "evt_test_1");
     assert_eq!(event.processor.as_str(), "stripe");
     assert_eq!(event.event_type, "plan.created");
@@ -79,32 +75,18 @@ fn reads_the_fixture_subscription_with_its_period_on_the_item() {
         current_period_end: at(976_287_773),
         trial_end: at(1_234_567_890),
     };
-    for event_type in [
-        "customer.subscription.created",
-        "customer.subscription.updated",
-    ] {
+    for event_type in ["customer.subscription.created", "customer.subscription.updated"] {
         let payload = parse(&wrap(event_type, fixture(SUBSCRIPTION))).unwrap();
         assert_eq!(payload, EventPayload::SubscriptionChanged(expected.clone()));
     }
-    let deleted = parse(&wrap(
-        "customer.subscription.deleted",
-        fixture(SUBSCRIPTION),
-    ))
-    .unwrap();
-    let canceled = SubscriptionSnapshot {
-        status: SubscriptionStatus::Canceled,
-        ..expected
-    };
+    let deleted = parse(&wrap("customer.subscription.deleted", fixture(SUBSCRIPTION))).unwrap();
+    let canceled = SubscriptionSnapshot { status: SubscriptionStatus::Canceled, ..expected };
     assert_eq!(deleted, EventPayload::SubscriptionChanged(canceled));
 }
 
 #[test]
 fn reads_the_fixture_subscription_as_a_trial_ending() {
-    let payload = parse(&wrap(
-        "customer.subscription.trial_will_end",
-        fixture(SUBSCRIPTION),
-    ))
-    .unwrap();
+    let payload = parse(&wrap("customer.subscription.trial_will_end", fixture(SUBSCRIPTION))).unwrap();
     assert_eq!(
         payload,
         EventPayload::TrialWillEnd {
@@ -181,14 +163,8 @@ fn takes_the_price_from_the_periods_own_line_not_a_proration() {
              "parent": {"subscription_item_details": {"subscription": "sub_1", "proration": false}}}
         ]}
     });
-    let EventPayload::InvoicePaid {
-        subscription_id,
-        price_id,
-        amount,
-        period_start,
-        period_end,
-        ..
-    } = parse(&wrap("invoice.paid", invoice)).unwrap()
+    let EventPayload::InvoicePaid { subscription_id, price_id, amount, period_start, period_end, .. } =
+        parse(&wrap("invoice.paid", invoice)).unwrap()
     else {
         panic!("expected InvoicePaid");
     };
@@ -202,10 +178,7 @@ fn takes_the_price_from_the_periods_own_line_not_a_proration() {
 fn reads_the_fixture_checkout_session() {
     // The fixture is an unpaid one-time payment: nothing is granted until `async_payment_succeeded`.
     let mut session = fixture(CHECKOUT);
-    assert_eq!(
-        parse(&wrap("checkout.session.completed", session.clone())).unwrap(),
-        EventPayload::Ignored
-    );
+    assert_eq!(parse(&wrap("checkout.session.completed", session.clone())).unwrap(), EventPayload::Ignored);
     session["client_reference_id"] = json!("ws_42");
     session["customer"] = json!("cus_QXg1o8vcGmoR32");
     session["metadata"] = json!({"plan_id": "credits10"});
@@ -220,10 +193,7 @@ fn reads_the_fixture_checkout_session() {
     let succeeded = wrap("checkout.session.async_payment_succeeded", session.clone());
     assert_eq!(parse(&succeeded).unwrap(), expected);
     session["payment_status"] = json!("paid");
-    assert_eq!(
-        parse(&wrap("checkout.session.completed", session.clone())).unwrap(),
-        expected
-    );
+    assert_eq!(parse(&wrap("checkout.session.completed", session.clone())).unwrap(), expected);
     let failed = parse(&wrap("checkout.session.async_payment_failed", session)).unwrap();
     assert_eq!(
         failed,
@@ -243,11 +213,8 @@ fn finds_the_workspace_in_metadata_when_there_is_no_client_reference() {
         "subscription": {"id": "sub_1", "object": "subscription"},
         "client_reference_id": null, "metadata": {"workspace_id": "ws_9", "plan_id": "pro", "other": "x"}
     });
-    let EventPayload::CheckoutCompleted {
-        workspace_id,
-        subscription_id,
-        ..
-    } = parse(&wrap("checkout.session.completed", session)).unwrap()
+    let EventPayload::CheckoutCompleted { workspace_id, subscription_id, .. } =
+        parse(&wrap("checkout.session.completed", session)).unwrap()
     else {
         panic!("expected CheckoutCompleted");
     };
@@ -283,30 +250,15 @@ fn reports_what_a_handled_event_is_missing() {
             fixture(SUBSCRIPTION).tap(|s| s["items"] = json!({"data": []})),
             "customer.subscription.updated: missing `items.data[0].price`",
         ),
-        (
-            "invoice.paid",
-            fixture(INVOICE).tap(|s| s["currency"] = json!(null)),
-            "invoice.paid: missing `currency`",
-        ),
-        (
-            "invoice.paid",
-            fixture(INVOICE).tap(|s| s["currency"] = json!("dollars")),
-            "invoice.paid: invalid currency",
-        ),
-        (
-            "invoice.paid",
-            json!("not an object"),
-            "invoice.paid: data.object is not an object",
-        ),
+        ("invoice.paid", fixture(INVOICE).tap(|s| s["currency"] = json!(null)), "invoice.paid: missing `currency`"),
+        ("invoice.paid", fixture(INVOICE).tap(|s| s["currency"] = json!("dollars")), "invoice.paid: invalid currency"),
+        ("invoice.paid", json!("not an object"), "invoice.paid: data.object is not an object"),
     ];
     for (event_type, object, reason) in cases {
         assert_eq!(malformed_reason(parse(&wrap(event_type, object))), reason);
     }
     let no_object = br#"{"id":"evt_1","type":"invoice.paid","created":1}"#;
-    assert_eq!(
-        malformed_reason(parse(no_object)),
-        "invoice.paid: missing `data.object`"
-    );
+    assert_eq!(malformed_reason(parse(no_object)), "invoice.paid: missing `data.object`");
 }
 
 #[test]
@@ -398,13 +350,8 @@ fn reads_expanded_references() {
         "subscription": {"id": "sub_9", "object": "subscription"}, "currency": "usd", "amount_paid": 4900,
         "lines": {"data": [{"price": {"id": "price_9", "object": "price"}, "period": {"start": 10, "end": 20}}]}
     });
-    let EventPayload::InvoicePaid {
-        invoice_id,
-        customer_id,
-        subscription_id,
-        price_id,
-        ..
-    } = parse(&wrap("invoice.paid", invoice)).unwrap()
+    let EventPayload::InvoicePaid { invoice_id, customer_id, subscription_id, price_id, .. } =
+        parse(&wrap("invoice.paid", invoice)).unwrap()
     else {
         panic!("expected InvoicePaid");
     };

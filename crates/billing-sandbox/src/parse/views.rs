@@ -169,16 +169,8 @@ pub(super) struct PeriodView {
 impl InvoiceLineView {
     /// The price of the line under either API shape.
     pub fn price_id(&self) -> Option<&str> {
-        let from_pricing = self
-            .pricing
-            .as_ref()
-            .and_then(|p| p.price_details.as_ref())
-            .and_then(|d| d.price.as_ref());
-        self.price
-            .as_ref()
-            .or(from_pricing)
-            .or(self.plan.as_ref())
-            .map(IdRef::id)
+        let from_pricing = self.pricing.as_ref().and_then(|p| p.price_details.as_ref()).and_then(|d| d.price.as_ref());
+        self.price.as_ref().or(from_pricing).or(self.plan.as_ref()).map(IdRef::id)
     }
 
     /// The subscription the line bills, under either API shape.

@@ -4,25 +4,20 @@ use billing_domain::error::ProcessorError;
 use billing_domain::ids::{CustomerId, InvoiceId, PriceId, SubscriptionId};
 use billing_domain::money::Money;
 use billing_domain::ports::{
-    CheckoutOps, CustomerOps, InvoiceOps, PaymentOps, PortalOps, ProcessorInfo, Proration,
-    SubscriptionOps, UsageReportingOps, WebhookError, WebhookOps,
+    CheckoutOps, CustomerOps, InvoiceOps, PaymentOps, PortalOps, ProcessorInfo, Proration, SubscriptionOps,
+    UsageReportingOps, WebhookError, WebhookOps,
 };
 use billing_domain::subscription::SubscriptionStatus;
 use chrono::Duration;
 use secrecy::SecretString;
 
 use crate::signature;
-use crate::test_support::{
-    self, CountingIds, FixedClock, checkout_request, now, pro_monthly, processor, workspace,
-};
+use crate::test_support::{self, CountingIds, FixedClock, checkout_request, now, pro_monthly, processor, workspace};
 use crate::{SIGNATURE_HEADER, SandboxProcessor};
 
 /// A paid monthly subscription of `workspace_id`, bought with checkout key `key`.
 async fn subscribe(sandbox: &SandboxProcessor, workspace_id: &str, key: &str) -> SubscriptionId {
-    let customer = sandbox
-        .ensure_customer(&workspace(workspace_id), None)
-        .await
-        .unwrap();
+    let customer = sandbox.ensure_customer(&workspace(workspace_id), None).await.unwrap();
     let mut request = checkout_request(workspace_id, &customer, pro_monthly());
     request.idempotency_key = key.to_owned();
     let session = sandbox.create_checkout(&request).await.unwrap();
@@ -46,22 +41,11 @@ async fn unsupported_capabilities_say_so() {
     let sandbox = processor();
     let customer = CustomerId::new("cus_sbx_1");
     let usd = Money::new(100, billing_domain::money::Currency::parse("USD").unwrap());
+    assert!(matches!(sandbox.create_portal(&customer, "https://x").await, Err(ProcessorError::Unsupported(_))));
+    assert!(matches!(sandbox.create_payment_intent(&customer, &usd, "k").await, Err(ProcessorError::Unsupported(_))));
+    assert!(matches!(sandbox.refund("pi_1", None, "k").await, Err(ProcessorError::Unsupported(_))));
     assert!(matches!(
-        sandbox.create_portal(&customer, "https://x").await,
-        Err(ProcessorError::Unsupported(_))
-    ));
-    assert!(matches!(
-        sandbox.create_payment_intent(&customer, &usd, "k").await,
-        Err(ProcessorError::Unsupported(_))
-    ));
-    assert!(matches!(
-        sandbox.refund("pi_1", None, "k").await,
-        Err(ProcessorError::Unsupported(_))
-    ));
-    assert!(matches!(
-        sandbox
-            .report_usage(&customer, "alerts", rust_decimal::Decimal::ONE, now(), "k")
-            .await,
+        sandbox.report_usage(&customer, "alerts", rust_decimal::Decimal::ONE, now(), "k").await,
         Err(ProcessorError::Unsupported(_))
     ));
 }
@@ -69,32 +53,17 @@ async fn unsupported_capabilities_say_so() {
 #[tokio::test]
 async fn ensure_customer_never_makes_two_per_workspace() {
     let sandbox = processor();
-    let first = sandbox
-        .ensure_customer(&workspace("ws_a"), None)
-        .await
-        .unwrap();
+    let first = sandbox.ensure_customer(&workspace("ws_a"), None).await.unwrap();
     assert!(first.as_str().starts_with("cus_sbx_"));
-    let again = sandbox
-        .ensure_customer(&workspace("ws_a"), None)
-        .await
-        .unwrap();
+    let again = sandbox.ensure_customer(&workspace("ws_a"), None).await.unwrap();
     assert_eq!(again, first);
-    let other = sandbox
-        .ensure_customer(&workspace("ws_b"), None)
-        .await
-        .unwrap();
+    let other = sandbox.ensure_customer(&workspace("ws_b"), None).await.unwrap();
     assert_ne!(other, first);
     let known = CustomerId::new("cus_sbx_from_before_restart");
-    let kept = sandbox
-        .ensure_customer(&workspace("ws_c"), Some(known.clone()))
-        .await
-        .unwrap();
+    let kept = sandbox.ensure_customer(&workspace("ws_c"), Some(known.clone())).await.unwrap();
     assert_eq!(kept, known);
     // Remembered, so a later call without the id finds the same customer.
-    let found = sandbox
-        .ensure_customer(&workspace("ws_c"), None)
-        .await
-        .unwrap();
+    let found = sandbox.ensure_customer(&workspace("ws_c"), None).await.unwrap();
     assert_eq!(found, known);
     assert_eq!(sandbox.lock().customers.len(), 3);
 }
@@ -102,10 +71,7 @@ async fn ensure_customer_never_makes_two_per_workspace() {
 #[tokio::test]
 async fn create_checkout_is_idempotent_on_its_key() {
     let sandbox = processor();
-    let customer = sandbox
-        .ensure_customer(&workspace("ws_a"), None)
-        .await
-        .unwrap();
+    let customer = sandbox.ensure_customer(&workspace("ws_a"), None).await.unwrap();
     let request = checkout_request("ws_a", &customer, pro_monthly());
     let first = sandbox.create_checkout(&request).await.unwrap();
     let again = sandbox.create_checkout(&request).await.unwrap();
@@ -139,19 +105,10 @@ async fn cancel_immediately_is_final() {
     assert_eq!(canceled.status, SubscriptionStatus::Canceled);
     assert!(!canceled.cancel_at_period_end);
     assert_eq!(sandbox.lock().subscriptions[&id].canceled_at, Some(now()));
-    assert!(matches!(
-        sandbox.resume(&id, "resume-after-cancel").await,
-        Err(ProcessorError::Rejected(_))
-    ));
-    assert!(matches!(
-        sandbox.cancel(&id, true, "cancel-again").await,
-        Err(ProcessorError::Rejected(_))
-    ));
+    assert!(matches!(sandbox.resume(&id, "resume-after-cancel").await, Err(ProcessorError::Rejected(_))));
+    assert!(matches!(sandbox.cancel(&id, true, "cancel-again").await, Err(ProcessorError::Rejected(_))));
     // A retry of the cancel itself still returns its result.
-    assert_eq!(
-        sandbox.cancel(&id, false, "cancel-now").await.unwrap(),
-        canceled
-    );
+    assert_eq!(sandbox.cancel(&id, false, "cancel-now").await.unwrap(), canceled);
 }
 
 #[tokio::test]
@@ -159,22 +116,14 @@ async fn changes_are_idempotent_on_their_key() {
     let sandbox = processor();
     let id = subscribe(&sandbox, "ws_a", "k1").await;
     let business = PriceId::new("sbx_price_business");
-    let changed = sandbox
-        .change_price(&id, &business, Proration::CreateProrations, "change-1")
-        .await
-        .unwrap();
+    let changed = sandbox.change_price(&id, &business, Proration::CreateProrations, "change-1").await.unwrap();
     assert_eq!(changed.price_id, business);
     sandbox.cancel(&id, true, "cancel-1").await.unwrap();
     // The repeat answers what the first call answered, not today's state.
-    let repeat = sandbox
-        .change_price(&id, &business, Proration::CreateProrations, "change-1")
-        .await
-        .unwrap();
+    let repeat = sandbox.change_price(&id, &business, Proration::CreateProrations, "change-1").await.unwrap();
     assert_eq!(repeat, changed);
     assert!(!repeat.cancel_at_period_end);
-    let reused = sandbox
-        .change_price(&id, &PriceId::new("other"), Proration::None, "change-1")
-        .await;
+    let reused = sandbox.change_price(&id, &PriceId::new("other"), Proration::None, "change-1").await;
     assert!(matches!(reused, Err(ProcessorError::Rejected(_))));
     let wrong_op = sandbox.resume(&id, "cancel-1").await;
     assert!(matches!(wrong_op, Err(ProcessorError::Rejected(_))));
@@ -184,23 +133,12 @@ async fn changes_are_idempotent_on_their_key() {
 async fn unknown_subscriptions_are_rejected() {
     let sandbox = processor();
     let ghost = SubscriptionId::new("sub_sbx_ghost");
-    assert!(matches!(
-        sandbox.fetch(&ghost).await,
-        Err(ProcessorError::Rejected(_))
-    ));
-    assert!(matches!(
-        sandbox.cancel(&ghost, true, "k").await,
-        Err(ProcessorError::Rejected(_))
-    ));
-    assert!(matches!(
-        sandbox.resume(&ghost, "k2").await,
-        Err(ProcessorError::Rejected(_))
-    ));
+    assert!(matches!(sandbox.fetch(&ghost).await, Err(ProcessorError::Rejected(_))));
+    assert!(matches!(sandbox.cancel(&ghost, true, "k").await, Err(ProcessorError::Rejected(_))));
+    assert!(matches!(sandbox.resume(&ghost, "k2").await, Err(ProcessorError::Rejected(_))));
     let price = PriceId::new("p");
     assert!(matches!(
-        sandbox
-            .change_price(&ghost, &price, Proration::None, "k3")
-            .await,
+        sandbox.change_price(&ghost, &price, Proration::None, "k3").await,
         Err(ProcessorError::Rejected(_))
     ));
 }
@@ -212,10 +150,7 @@ async fn lists_invoices_newest_first_in_pages() {
         subscribe(&sandbox, "ws_a", key).await;
     }
     subscribe(&sandbox, "ws_b", "other-customer").await;
-    let customer = sandbox
-        .ensure_customer(&workspace("ws_a"), None)
-        .await
-        .unwrap();
+    let customer = sandbox.ensure_customer(&workspace("ws_a"), None).await.unwrap();
     let all: Vec<InvoiceId> = {
         let state = sandbox.lock();
         let mine = state.invoices.iter().filter(|i| i.customer_id == customer);
@@ -229,22 +164,13 @@ async fn lists_invoices_newest_first_in_pages() {
     };
     assert_eq!(ids(&first), all[..2]);
     assert!(first.has_more);
-    let second = sandbox
-        .list_invoices(&customer, 2, Some(all[1].clone()))
-        .await
-        .unwrap();
+    let second = sandbox.list_invoices(&customer, 2, Some(all[1].clone())).await.unwrap();
     assert_eq!(ids(&second), all[2..4]);
     assert!(second.has_more);
-    let last = sandbox
-        .list_invoices(&customer, 2, Some(all[3].clone()))
-        .await
-        .unwrap();
+    let last = sandbox.list_invoices(&customer, 2, Some(all[3].clone())).await.unwrap();
     assert_eq!(ids(&last), all[4..]);
     assert!(!last.has_more);
-    let beyond = sandbox
-        .list_invoices(&customer, 2, Some(all[4].clone()))
-        .await
-        .unwrap();
+    let beyond = sandbox.list_invoices(&customer, 2, Some(all[4].clone())).await.unwrap();
     assert!(beyond.invoices.is_empty() && !beyond.has_more);
 
     let invoice = &first.invoices[0];
@@ -257,10 +183,7 @@ async fn lists_invoices_newest_first_in_pages() {
     // A zero limit still returns one, as Stripe clamps to 1..=100.
     let one = sandbox.list_invoices(&customer, 0, None).await.unwrap();
     assert_eq!(one.invoices.len(), 1);
-    let many = sandbox
-        .list_invoices(&customer, u32::MAX, None)
-        .await
-        .unwrap();
+    let many = sandbox.list_invoices(&customer, u32::MAX, None).await.unwrap();
     assert_eq!(many.invoices.len(), 5);
     assert!(!many.has_more);
 }
@@ -272,18 +195,10 @@ async fn unknown_customers_get_an_empty_page_and_foreign_cursors_are_rejected() 
     let ghost = CustomerId::new("cus_sbx_ghost");
     let empty = sandbox.list_invoices(&ghost, 10, None).await.unwrap();
     assert!(empty.invoices.is_empty() && !empty.has_more);
-    let also_empty = sandbox
-        .list_invoices(&ghost, 10, Some(InvoiceId::new("in_sbx_x")))
-        .await
-        .unwrap();
+    let also_empty = sandbox.list_invoices(&ghost, 10, Some(InvoiceId::new("in_sbx_x"))).await.unwrap();
     assert!(also_empty.invoices.is_empty());
-    let customer = sandbox
-        .ensure_customer(&workspace("ws_a"), None)
-        .await
-        .unwrap();
-    let foreign = sandbox
-        .list_invoices(&customer, 10, Some(InvoiceId::new("in_sbx_x")))
-        .await;
+    let customer = sandbox.ensure_customer(&workspace("ws_a"), None).await.unwrap();
+    let foreign = sandbox.list_invoices(&customer, 10, Some(InvoiceId::new("in_sbx_x"))).await;
     assert!(matches!(foreign, Err(ProcessorError::Rejected(_))));
 }
 
@@ -311,29 +226,17 @@ fn webhooks_need_the_signature_header() {
 fn webhooks_are_verified_before_they_are_parsed() {
     let sandbox = processor();
     let garbage = b"definitely not json";
-    let forged = signature::sign(
-        &SecretString::from("whsec_attacker"),
-        now().timestamp(),
-        garbage,
-    );
+    let forged = signature::sign(&SecretString::from("whsec_attacker"), now().timestamp(), garbage);
     let headers = vec![(SIGNATURE_HEADER.to_owned(), forged)];
-    assert_eq!(
-        sandbox.verify_and_parse(&headers, garbage, now()),
-        Err(WebhookError::BadSignature)
-    );
+    assert_eq!(sandbox.verify_and_parse(&headers, garbage, now()), Err(WebhookError::BadSignature));
     let secret = SecretString::from(test_support::SECRET);
     let genuine = signature::sign(&secret, now().timestamp(), garbage);
     let headers = vec![(SIGNATURE_HEADER.to_owned(), genuine)];
-    assert!(matches!(
-        sandbox.verify_and_parse(&headers, garbage, now()),
-        Err(WebhookError::MalformedPayload(_))
-    ));
+    assert!(matches!(sandbox.verify_and_parse(&headers, garbage, now()), Err(WebhookError::MalformedPayload(_))));
     let late = now() + Duration::seconds(301);
     assert_eq!(
         sandbox.verify_and_parse(&headers, garbage, late),
-        Err(WebhookError::StaleTimestamp {
-            tolerance_secs: 300
-        })
+        Err(WebhookError::StaleTimestamp { tolerance_secs: 300 })
     );
 }
 
@@ -341,24 +244,13 @@ fn webhooks_are_verified_before_they_are_parsed() {
 async fn deliveries_signed_before_a_rotation_still_verify() {
     let old = processor();
     let customer = old.ensure_customer(&workspace("ws_a"), None).await.unwrap();
-    let session = old
-        .create_checkout(&checkout_request("ws_a", &customer, pro_monthly()))
-        .await
-        .unwrap();
+    let session = old.create_checkout(&checkout_request("ws_a", &customer, pro_monthly())).await.unwrap();
     let delivery = old.pay(session.id.as_str()).unwrap().remove(0);
 
     let mut config = test_support::config();
-    config
-        .webhook_secrets
-        .insert(0, SecretString::from("whsec_new_primary"));
-    let rotated = SandboxProcessor::new(
-        config,
-        Arc::new(CountingIds::default()),
-        Arc::new(FixedClock(now())),
-    );
+    config.webhook_secrets.insert(0, SecretString::from("whsec_new_primary"));
+    let rotated = SandboxProcessor::new(config, Arc::new(CountingIds::default()), Arc::new(FixedClock(now())));
     let headers = vec![(SIGNATURE_HEADER.to_owned(), delivery.signature)];
-    let event = rotated
-        .verify_and_parse(&headers, delivery.body.as_bytes(), now())
-        .unwrap();
+    let event = rotated.verify_and_parse(&headers, delivery.body.as_bytes(), now()).unwrap();
     assert_eq!(event.id.as_str(), delivery.event_id);
 }

@@ -1,9 +1,7 @@
 use billing_domain::catalog::Plan;
 use billing_domain::events::{CheckoutMode, EventPayload, ProcessorEvent, SubscriptionSnapshot};
 use billing_domain::ids::{CustomerId, WorkspaceId};
-use billing_domain::ports::{
-    CheckoutOps, CheckoutSession, CustomerOps, SubscriptionOps, WebhookOps,
-};
+use billing_domain::ports::{CheckoutOps, CheckoutSession, CustomerOps, SubscriptionOps, WebhookOps};
 use billing_domain::subscription::SubscriptionStatus;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -11,15 +9,8 @@ use serde_json::Value;
 use super::*;
 use crate::test_support::{self, credits10, now, pro_monthly, pro_yearly, processor, workspace};
 
-async fn start_checkout(
-    sandbox: &SandboxProcessor,
-    workspace_id: &str,
-    plan: Plan,
-) -> (CustomerId, CheckoutSession) {
-    let customer = sandbox
-        .ensure_customer(&workspace(workspace_id), None)
-        .await
-        .unwrap();
+async fn start_checkout(sandbox: &SandboxProcessor, workspace_id: &str, plan: Plan) -> (CustomerId, CheckoutSession) {
+    let customer = sandbox.ensure_customer(&workspace(workspace_id), None).await.unwrap();
     let request = test_support::checkout_request(workspace_id, &customer, plan);
     let session = sandbox.create_checkout(&request).await.unwrap();
     (customer, session)
@@ -28,9 +19,7 @@ async fn start_checkout(
 /// What `POST /webhooks/sandbox` does with a delivery.
 fn receive(sandbox: &SandboxProcessor, delivery: &SignedDelivery) -> ProcessorEvent {
     let headers = vec![(SIGNATURE_HEADER.to_owned(), delivery.signature.clone())];
-    sandbox
-        .verify_and_parse(&headers, delivery.body.as_bytes(), now())
-        .unwrap()
+    sandbox.verify_and_parse(&headers, delivery.body.as_bytes(), now()).unwrap()
 }
 
 fn at(unix: i64) -> DateTime<Utc> {
@@ -41,21 +30,11 @@ fn at(unix: i64) -> DateTime<Utc> {
 async fn pay_for_a_subscription_emits_three_verifiable_events_with_consistent_ids() {
     let sandbox = processor();
     let (customer, session) = start_checkout(&sandbox, "ws_1", pro_monthly()).await;
-    assert_eq!(
-        session.url,
-        format!("http://localhost:8080/sandbox/checkout/{}", session.id)
-    );
+    assert_eq!(session.url, format!("http://localhost:8080/sandbox/checkout/{}", session.id));
 
     let deliveries = sandbox.pay(session.id.as_str()).unwrap();
     let types: Vec<&str> = deliveries.iter().map(|d| d.event_type.as_str()).collect();
-    assert_eq!(
-        types,
-        [
-            "checkout.session.completed",
-            "customer.subscription.created",
-            "invoice.paid"
-        ]
-    );
+    assert_eq!(types, ["checkout.session.completed", "customer.subscription.created", "invoice.paid"]);
     let events: Vec<ProcessorEvent> = deliveries.iter().map(|d| receive(&sandbox, d)).collect();
     for (delivery, event) in deliveries.iter().zip(&events) {
         assert_eq!(event.id.as_str(), delivery.event_id);
@@ -74,10 +53,7 @@ async fn pay_for_a_subscription_emits_three_verifiable_events_with_consistent_id
         plan_id,
     } = events[0].payload.clone()
     else {
-        panic!(
-            "expected a subscription checkout, got {:?}",
-            events[0].payload
-        );
+        panic!("expected a subscription checkout, got {:?}", events[0].payload);
     };
     assert_eq!(session_id, session.id);
     assert_eq!(workspace_id, WorkspaceId::parse("ws_1").unwrap());
@@ -99,10 +75,7 @@ async fn pay_for_a_subscription_emits_three_verifiable_events_with_consistent_id
         current_period_end: Some(period_end),
         trial_end: None,
     };
-    assert_eq!(
-        events[1].payload,
-        EventPayload::SubscriptionChanged(expected_snapshot.clone())
-    );
+    assert_eq!(events[1].payload, EventPayload::SubscriptionChanged(expected_snapshot.clone()));
     let EventPayload::InvoicePaid {
         invoice_id,
         customer_id,
@@ -120,20 +93,11 @@ async fn pay_for_a_subscription_emits_three_verifiable_events_with_consistent_id
     assert_eq!(invoice_subscription, Some(subscription_id.clone()));
     assert_eq!(price_id, Some("sbx_price_pro".into()));
     assert_eq!(amount, pro_monthly().price);
-    assert_eq!(
-        (period_start, invoice_period_end),
-        (Some(now()), Some(period_end))
-    );
+    assert_eq!((period_start, invoice_period_end), (Some(now()), Some(period_end)));
 
     // The processor's own records agree with what it announced.
-    assert_eq!(
-        sandbox.fetch(&subscription_id).await.unwrap(),
-        expected_snapshot
-    );
-    assert_eq!(
-        sandbox.session(session.id.as_str()).unwrap().status,
-        SessionStatus::Paid
-    );
+    assert_eq!(sandbox.fetch(&subscription_id).await.unwrap(), expected_snapshot);
+    assert_eq!(sandbox.session(session.id.as_str()).unwrap().status, SessionStatus::Paid);
 }
 
 #[tokio::test]
@@ -141,21 +105,14 @@ async fn deliveries_look_like_stripe_events() {
     let sandbox = processor();
     let (customer, session) = start_checkout(&sandbox, "ws_1", pro_yearly()).await;
     let deliveries = sandbox.pay(session.id.as_str()).unwrap();
-    let bodies: Vec<Value> = deliveries
-        .iter()
-        .map(|d| serde_json::from_str(&d.body).unwrap())
-        .collect();
+    let bodies: Vec<Value> = deliveries.iter().map(|d| serde_json::from_str(&d.body).unwrap()).collect();
     for (delivery, body) in deliveries.iter().zip(&bodies) {
         assert_eq!(body["object"], "event");
         assert_eq!(body["id"], delivery.event_id.as_str());
         assert_eq!(body["type"], delivery.event_type.as_str());
         assert_eq!(body["livemode"], false);
         assert_eq!(body["created"], test_support::NOW_UNIX);
-        assert!(
-            delivery
-                .signature
-                .starts_with(&format!("t={},v1=", test_support::NOW_UNIX))
-        );
+        assert!(delivery.signature.starts_with(&format!("t={},v1=", test_support::NOW_UNIX)));
     }
     let checkout = &bodies[0]["data"]["object"];
     assert_eq!(checkout["object"], "checkout.session");
@@ -169,20 +126,14 @@ async fn deliveries_look_like_stripe_events() {
     let subscription = &bodies[1]["data"]["object"];
     assert_eq!(subscription["object"], "subscription");
     assert_eq!(subscription["id"], checkout["subscription"]);
-    assert_eq!(
-        subscription["items"]["data"][0]["price"]["recurring"]["interval"],
-        "year"
-    );
+    assert_eq!(subscription["items"]["data"][0]["price"]["recurring"]["interval"], "year");
     // 2024-01-31 + 1 year.
     assert_eq!(subscription["current_period_end"], 1_738_324_800);
     let invoice = &bodies[2]["data"]["object"];
     assert_eq!(invoice["object"], "invoice");
     assert_eq!(invoice["id"], checkout["invoice"]);
     assert_eq!(invoice["status"], "paid");
-    assert_eq!(
-        invoice["lines"]["data"][0]["price"]["id"],
-        "sbx_price_pro_yearly"
-    );
+    assert_eq!(invoice["lines"]["data"][0]["price"]["id"], "sbx_price_pro_yearly");
     assert_eq!(invoice["lines"]["data"][0]["period"]["end"], 1_738_324_800);
 }
 
@@ -212,10 +163,7 @@ async fn decline_emits_checkout_failed() {
     let (_, session) = start_checkout(&sandbox, "ws_3", pro_monthly()).await;
     let deliveries = sandbox.decline(session.id.as_str()).unwrap();
     assert_eq!(deliveries.len(), 1);
-    assert_eq!(
-        deliveries[0].event_type,
-        "checkout.session.async_payment_failed"
-    );
+    assert_eq!(deliveries[0].event_type, "checkout.session.async_payment_failed");
     let event = receive(&sandbox, &deliveries[0]);
     assert_eq!(
         event.payload,
@@ -226,10 +174,7 @@ async fn decline_emits_checkout_failed() {
             reason: "card_declined".to_owned(),
         }
     );
-    assert_eq!(
-        sandbox.session(session.id.as_str()).unwrap().status,
-        SessionStatus::Declined
-    );
+    assert_eq!(sandbox.session(session.id.as_str()).unwrap().status, SessionStatus::Declined);
 }
 
 #[tokio::test]
@@ -237,28 +182,13 @@ async fn a_session_is_paid_or_declined_once() {
     let sandbox = processor();
     let (_, paid) = start_checkout(&sandbox, "ws_4", pro_monthly()).await;
     sandbox.pay(paid.id.as_str()).unwrap();
-    assert_eq!(
-        sandbox.pay(paid.id.as_str()),
-        Err(SandboxError::NotOpen(SessionStatus::Paid))
-    );
-    assert_eq!(
-        sandbox.decline(paid.id.as_str()),
-        Err(SandboxError::NotOpen(SessionStatus::Paid))
-    );
+    assert_eq!(sandbox.pay(paid.id.as_str()), Err(SandboxError::NotOpen(SessionStatus::Paid)));
+    assert_eq!(sandbox.decline(paid.id.as_str()), Err(SandboxError::NotOpen(SessionStatus::Paid)));
     let (_, declined) = start_checkout(&sandbox, "ws_5", pro_monthly()).await;
     sandbox.decline(declined.id.as_str()).unwrap();
-    assert_eq!(
-        sandbox.pay(declined.id.as_str()),
-        Err(SandboxError::NotOpen(SessionStatus::Declined))
-    );
-    assert_eq!(
-        sandbox.pay("cs_sbx_nope"),
-        Err(SandboxError::UnknownSession)
-    );
-    assert_eq!(
-        sandbox.decline("cs_sbx_nope"),
-        Err(SandboxError::UnknownSession)
-    );
+    assert_eq!(sandbox.pay(declined.id.as_str()), Err(SandboxError::NotOpen(SessionStatus::Declined)));
+    assert_eq!(sandbox.pay("cs_sbx_nope"), Err(SandboxError::UnknownSession));
+    assert_eq!(sandbox.decline("cs_sbx_nope"), Err(SandboxError::UnknownSession));
     assert!(sandbox.session("cs_sbx_nope").is_none());
 }
 
@@ -277,10 +207,7 @@ async fn session_view_shows_what_the_page_needs() {
     assert_eq!(view.success_url, "https://app.example.com/billing?ok=1");
     assert_eq!(view.cancel_url, "https://app.example.com/billing?cancel=1");
     let (_, monthly) = start_checkout(&sandbox, "ws_6", pro_monthly()).await;
-    assert_eq!(
-        sandbox.session(monthly.id.as_str()).unwrap().plan_kind,
-        "Monthly subscription"
-    );
+    assert_eq!(sandbox.session(monthly.id.as_str()).unwrap().plan_kind, "Monthly subscription");
 }
 
 #[tokio::test]
@@ -293,14 +220,8 @@ async fn pay_without_a_signing_secret_changes_nothing() {
         Arc::new(test_support::FixedClock(now())),
     );
     let (_, session) = start_checkout(&sandbox, "ws_7", pro_monthly()).await;
-    assert_eq!(
-        sandbox.pay(session.id.as_str()),
-        Err(SandboxError::NoSigningSecret)
-    );
-    assert_eq!(
-        sandbox.session(session.id.as_str()).unwrap().status,
-        SessionStatus::Open
-    );
+    assert_eq!(sandbox.pay(session.id.as_str()), Err(SandboxError::NoSigningSecret));
+    assert_eq!(sandbox.session(session.id.as_str()).unwrap().status, SessionStatus::Open);
     assert!(sandbox.lock().subscriptions.is_empty());
 }
 

@@ -32,8 +32,7 @@ impl<C: Executor> AuditLog for Repo<C> {
         before: Option<i64>,
     ) -> Result<Vec<AuditEntry>, StoreError> {
         use audit_log::Column;
-        let mut query =
-            audit_log::Entity::find().filter(Column::WorkspaceId.eq(workspace.as_str()));
+        let mut query = audit_log::Entity::find().filter(Column::WorkspaceId.eq(workspace.as_str()));
         if let Some(before) = before {
             query = query.filter(Column::Id.lt(before));
         }

@@ -12,8 +12,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
 };
 
 use super::{Executor, Repo, insert_or_skip};
@@ -29,9 +28,7 @@ impl<C: Executor> Repo<C> {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         if amount <= 0 {
-            return Err(StoreError::Other(format!(
-                "credit grant of {amount} is not positive"
-            )));
+            return Err(StoreError::Other(format!("credit grant of {amount} is not positive")));
         }
         // Cheap early answer for the common replay; the ledger insert below is what actually decides.
         if ledger_has(&self.conn, id, key).await? {
@@ -57,9 +54,7 @@ impl<C: Executor> Repo<C> {
         now: DateTime<Utc>,
     ) -> Result<ConsumeOutcome, StoreError> {
         if amount <= 0 {
-            return Err(StoreError::Other(format!(
-                "credit consumption of {amount} is not positive"
-            )));
+            return Err(StoreError::Other(format!("credit consumption of {amount} is not positive")));
         }
         let tx = self.begin_write().await?;
         if ledger_has(&tx, id, key).await? {
@@ -89,11 +84,7 @@ impl<C: Executor> Repo<C> {
     }
 }
 
-async fn ledger_has<C: ConnectionTrait>(
-    conn: &C,
-    id: &WorkspaceId,
-    key: &str,
-) -> Result<bool, StoreError> {
+async fn ledger_has<C: ConnectionTrait>(conn: &C, id: &WorkspaceId, key: &str) -> Result<bool, StoreError> {
     use credit_ledger::Column;
     let found = credit_ledger::Entity::find()
         .filter(Column::WorkspaceId.eq(id.as_str()))
@@ -128,10 +119,7 @@ async fn add_to_balance(
     let mut update = Query::update();
     update
         .table(workspace::Entity)
-        .value(
-            Column::CreditBalance,
-            Expr::col(Column::CreditBalance).add(delta),
-        )
+        .value(Column::CreditBalance, Expr::col(Column::CreditBalance).add(delta))
         .value(Column::UpdatedAt, now)
         .and_where(Column::Id.eq(id.as_str()))
         .returning_col(Column::CreditBalance);
@@ -139,9 +127,7 @@ async fn add_to_balance(
         update.and_where(Expr::col(Column::CreditBalance).gte(minimum));
     }
     let row = tx.query_one(&update).await.map_err(map_db_err)?;
-    row.map(|r| r.try_get::<i64>("", "credit_balance"))
-        .transpose()
-        .map_err(map_db_err)
+    row.map(|r| r.try_get::<i64>("", "credit_balance")).transpose().map_err(map_db_err)
 }
 
 async fn insert_ledger(
@@ -161,7 +147,6 @@ async fn insert_ledger(
         balance_after: Set(balance_after),
         created_at: Set(now),
     };
-    let insert = credit_ledger::Entity::insert(row)
-        .on_conflict_do_nothing_on([Column::WorkspaceId, Column::LedgerKey]);
+    let insert = credit_ledger::Entity::insert(row).on_conflict_do_nothing_on([Column::WorkspaceId, Column::LedgerKey]);
     insert_or_skip(tx, insert).await
 }

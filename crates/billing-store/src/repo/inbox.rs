@@ -8,20 +8,14 @@ use billing_domain::ports::{EventInbox, InboxEvent, InboxStatus, Recorded};
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter};
 
 use super::{Executor, Repo, insert_or_skip, to_i32};
 use crate::entities::{inbox_event, parked_event};
 use crate::errors::{corrupt, map_db_err};
 use crate::mapping::{attempts, inbox_status, unencodable};
 
-fn new_row(
-    event: &InboxEvent,
-    status: InboxStatus,
-    error: Option<String>,
-) -> inbox_event::ActiveModel {
+fn new_row(event: &InboxEvent, status: InboxStatus, error: Option<String>) -> inbox_event::ActiveModel {
     inbox_event::ActiveModel {
         id: NotSet,
         processor: Set(event.processor.as_str().to_owned()),
@@ -52,12 +46,7 @@ impl<C: Executor> EventInbox for Repo<C> {
             .one(&self.conn)
             .await
             .map_err(map_db_err)?
-            .ok_or_else(|| {
-                StoreError::Other(format!(
-                    "inbox event {} vanished after a conflict",
-                    event.event_id
-                ))
-            })?;
+            .ok_or_else(|| StoreError::Other(format!("inbox event {} vanished after a conflict", event.event_id)))?;
         Ok(Recorded::Seen {
             status: inbox_status(&existing.status)?,
             attempts: attempts(existing.attempts, "inbox_events.attempts")?,
@@ -104,9 +93,7 @@ impl<C: Executor> EventInbox for Repo<C> {
         }
         let updated = update.exec(&self.conn).await.map_err(map_db_err)?;
         if updated.rows_affected == 0 {
-            return Err(StoreError::Other(format!(
-                "inbox event {processor}/{event_id} not found"
-            )));
+            return Err(StoreError::Other(format!("inbox event {processor}/{event_id} not found")));
         }
         Ok(())
     }
@@ -118,10 +105,7 @@ impl<C: Executor> EventInbox for Repo<C> {
         // rolled back with the failed transaction).
         let on_conflict = OnConflict::columns([Column::Processor, Column::EventId])
             .value(Column::Status, Expr::value(InboxStatus::Failed.as_str()))
-            .value(
-                Column::Attempts,
-                Expr::col((inbox_event::Entity, Column::Attempts)).add(1),
-            )
+            .value(Column::Attempts, Expr::col((inbox_event::Entity, Column::Attempts)).add(1))
             .update_column(Column::Error)
             .to_owned();
         let row = new_row(event, InboxStatus::Failed, Some(error.to_owned()));
@@ -134,12 +118,7 @@ impl<C: Executor> EventInbox for Repo<C> {
     }
 
     #[tracing::instrument(skip_all, fields(processor = %event.processor, event_id = %event.id, link))]
-    async fn park(
-        &self,
-        event: &ProcessorEvent,
-        link: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    async fn park(&self, event: &ProcessorEvent, link: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         use parked_event::Column;
         let row = parked_event::ActiveModel {
             id: NotSet,
@@ -160,11 +139,7 @@ impl<C: Executor> EventInbox for Repo<C> {
     }
 
     #[tracing::instrument(skip_all, fields(processor = %processor, link))]
-    async fn take_parked(
-        &self,
-        processor: &ProcessorId,
-        link: &str,
-    ) -> Result<Vec<ProcessorEvent>, StoreError> {
+    async fn take_parked(&self, processor: &ProcessorId, link: &str) -> Result<Vec<ProcessorEvent>, StoreError> {
         use parked_event::Column;
         // DELETE … RETURNING hands each row to exactly one caller; the savepoint keeps the rows parked if one of
         // them cannot be decoded, and inside the caller's transaction ties the removal to its commit.

@@ -11,8 +11,8 @@ mod workspaces;
 
 use billing_domain::error::StoreError;
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DatabaseTransaction, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait, TryInsert, TryInsertResult,
+    ActiveModelTrait, ConnectionTrait, DatabaseTransaction, SqliteTransactionMode, TransactionOptions,
+    TransactionTrait, TryInsert, TryInsertResult,
 };
 
 use crate::errors::map_db_err;
@@ -24,11 +24,7 @@ pub trait Executor:
 }
 
 impl<T> Executor for T where
-    T: ConnectionTrait
-        + TransactionTrait<Transaction = DatabaseTransaction>
-        + Send
-        + Sync
-        + 'static
+    T: ConnectionTrait + TransactionTrait<Transaction = DatabaseTransaction> + Send + Sync + 'static
 {
 }
 
@@ -56,10 +52,7 @@ impl<C: Executor> Repo<C> {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
         };
-        self.conn
-            .begin_with_options(options)
-            .await
-            .map_err(map_db_err)
+        self.conn.begin_with_options(options).await.map_err(map_db_err)
     }
 }
 
@@ -70,11 +63,7 @@ where
     A: ActiveModelTrait,
     C: ConnectionTrait,
 {
-    match insert
-        .exec_without_returning(conn)
-        .await
-        .map_err(map_db_err)?
-    {
+    match insert.exec_without_returning(conn).await.map_err(map_db_err)? {
         TryInsertResult::Inserted(rows) => Ok(rows > 0),
         TryInsertResult::Conflicted | TryInsertResult::Empty => Ok(false),
     }

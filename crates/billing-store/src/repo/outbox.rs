@@ -6,10 +6,7 @@ use billing_domain::ports::Outbox;
 use billing_domain::records::{OutboxMessage, PendingMessage};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait,
-    QueryFilter,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter};
 
 use super::{Executor, Repo, insert_or_skip};
 use crate::entities::outbox;
@@ -19,13 +16,9 @@ use crate::mapping::{outbox_row, outbox_status, pending_from_row};
 #[async_trait]
 impl<C: Executor> Outbox for Repo<C> {
     #[tracing::instrument(skip_all, fields(workspace_id = %message.workspace_id, dedup_key = %message.dedup_key))]
-    async fn enqueue(
-        &self,
-        message: &OutboxMessage,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let insert = outbox::Entity::insert(outbox_row(message, now)?)
-            .on_conflict_do_nothing_on([outbox::Column::DedupKey]);
+    async fn enqueue(&self, message: &OutboxMessage, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let insert =
+            outbox::Entity::insert(outbox_row(message, now)?).on_conflict_do_nothing_on([outbox::Column::DedupKey]);
         insert_or_skip(&self.conn, insert).await
     }
 
@@ -105,12 +98,7 @@ impl<C: Executor> Outbox for Repo<C> {
     }
 
     #[tracing::instrument(skip_all, fields(outbox_id = id, give_up = retry_at.is_none()))]
-    async fn mark_failed(
-        &self,
-        id: i64,
-        error: &str,
-        retry_at: Option<DateTime<Utc>>,
-    ) -> Result<(), StoreError> {
+    async fn mark_failed(&self, id: i64, error: &str, retry_at: Option<DateTime<Utc>>) -> Result<(), StoreError> {
         use outbox::Column;
         let mut update = outbox::Entity::update_many()
             .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
@@ -124,10 +112,7 @@ impl<C: Executor> Outbox for Repo<C> {
         };
         let updated = update.exec(&self.conn).await.map_err(map_db_err)?;
         if updated.rows_affected == 0 {
-            let exists = outbox::Entity::find_by_id(id)
-                .count(&self.conn)
-                .await
-                .map_err(map_db_err)?;
+            let exists = outbox::Entity::find_by_id(id).count(&self.conn).await.map_err(map_db_err)?;
             if exists == 0 {
                 return Err(StoreError::Other(format!("outbox message {id} not found")));
             }

@@ -19,11 +19,7 @@ use crate::mapping::{subscription_from_row, subscription_row};
 #[async_trait]
 impl<C: Executor> SubscriptionRepository for Repo<C> {
     #[tracing::instrument(skip_all, fields(processor = %processor, subscription_id = %id))]
-    async fn get(
-        &self,
-        processor: &ProcessorId,
-        id: &SubscriptionId,
-    ) -> Result<Option<Subscription>, StoreError> {
+    async fn get(&self, processor: &ProcessorId, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError> {
         subscription::Entity::find_by_id((processor.as_str().to_owned(), id.as_str().to_owned()))
             .one(&self.conn)
             .await
@@ -33,28 +29,18 @@ impl<C: Executor> SubscriptionRepository for Repo<C> {
     }
 
     #[tracing::instrument(skip_all, fields(workspace_id = %workspace))]
-    async fn current_for_workspace(
-        &self,
-        workspace: &WorkspaceId,
-    ) -> Result<Option<Subscription>, StoreError> {
+    async fn current_for_workspace(&self, workspace: &WorkspaceId) -> Result<Option<Subscription>, StoreError> {
         let rows = subscription::Entity::find()
             .filter(subscription::Column::WorkspaceId.eq(workspace.as_str()))
             .all(&self.conn)
             .await
             .map_err(map_db_err)?;
-        let subscriptions = rows
-            .into_iter()
-            .map(subscription_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
+        let subscriptions = rows.into_iter().map(subscription_from_row).collect::<Result<Vec<_>, _>>()?;
         // Chosen in Rust rather than by ORDER BY: ids compare byte-wise here, while PostgreSQL would order them by
         // the database collation, and the choice must be the same on both backends. A workspace has few rows.
-        Ok(subscriptions.into_iter().min_by_key(|s| {
-            (
-                s.status.is_terminal(),
-                Reverse(s.status_at),
-                Reverse(s.id.as_str().to_owned()),
-            )
-        }))
+        Ok(subscriptions
+            .into_iter()
+            .min_by_key(|s| (s.status.is_terminal(), Reverse(s.status_at), Reverse(s.id.as_str().to_owned()))))
     }
 
     #[tracing::instrument(skip_all, fields(processor = %subscription.processor, subscription_id = %subscription.id))]
@@ -64,19 +50,12 @@ impl<C: Executor> SubscriptionRepository for Repo<C> {
         if insert_or_skip(&self.conn, insert).await? {
             Ok(())
         } else {
-            Err(StoreError::Duplicate(format!(
-                "{} subscription {}",
-                subscription.processor, subscription.id
-            )))
+            Err(StoreError::Duplicate(format!("{} subscription {}", subscription.processor, subscription.id)))
         }
     }
 
     #[tracing::instrument(skip_all, fields(processor = %subscription.processor, subscription_id = %subscription.id, expected_version))]
-    async fn update(
-        &self,
-        subscription: &Subscription,
-        expected_version: i64,
-    ) -> Result<(), StoreError> {
+    async fn update(&self, subscription: &Subscription, expected_version: i64) -> Result<(), StoreError> {
         use subscription::Column;
         let mut row = subscription_row(subscription, Utc::now())?;
         row.created_at = NotSet;

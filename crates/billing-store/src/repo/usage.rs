@@ -30,8 +30,7 @@ impl<C: Executor> UsageRepository for Repo<C> {
             occurred_at: Set(event.at),
             recorded_at: Set(Utc::now()),
         };
-        let insert = usage_event::Entity::insert(row)
-            .on_conflict_do_nothing_on([Column::WorkspaceId, Column::EventId]);
+        let insert = usage_event::Entity::insert(row).on_conflict_do_nothing_on([Column::WorkspaceId, Column::EventId]);
         insert_or_skip(&self.conn, insert).await
     }
 
@@ -57,12 +56,11 @@ impl<C: Executor> UsageRepository for Repo<C> {
         // Summed here: SQLite has no exact decimal type, and the text column keeps every digit.
         let mut totals = BTreeMap::new();
         for (metric, raw) in rows {
-            let quantity =
-                Decimal::from_str(&raw).map_err(|e| corrupt("usage_events.quantity", e))?;
+            let quantity = Decimal::from_str(&raw).map_err(|e| corrupt("usage_events.quantity", e))?;
             let total: &mut Decimal = totals.entry(metric).or_default();
-            *total = total.checked_add(quantity).ok_or_else(|| {
-                StoreError::Other("usage total overflows the decimal range".to_owned())
-            })?;
+            *total = total
+                .checked_add(quantity)
+                .ok_or_else(|| StoreError::Other("usage total overflows the decimal range".to_owned()))?;
         }
         Ok(totals)
     }

@@ -17,10 +17,7 @@ use crate::mapping::{billing_details_json, workspace_from_row, workspace_row};
 
 impl<C: Executor> Repo<C> {
     pub(crate) async fn workspace_exists(&self, id: &WorkspaceId) -> Result<bool, StoreError> {
-        let found = workspace::Entity::find_by_id(id.as_str())
-            .count(&self.conn)
-            .await
-            .map_err(map_db_err)?;
+        let found = workspace::Entity::find_by_id(id.as_str()).count(&self.conn).await.map_err(map_db_err)?;
         Ok(found > 0)
     }
 }
@@ -52,24 +49,15 @@ impl<C: Executor> WorkspaceRepository for Repo<C> {
         use workspace::Column;
         let updated = workspace::Entity::update_many()
             .col_expr(Column::Name, Expr::value(workspace.name.clone()))
-            .col_expr(
-                Column::OwnerEmail,
-                Expr::value(workspace.owner_email.as_str()),
-            )
-            .col_expr(
-                Column::BillingDetails,
-                Expr::value(billing_details_json(workspace)?),
-            )
+            .col_expr(Column::OwnerEmail, Expr::value(workspace.owner_email.as_str()))
+            .col_expr(Column::BillingDetails, Expr::value(billing_details_json(workspace)?))
             .col_expr(Column::UpdatedAt, Expr::value(workspace.updated_at))
             .filter(Column::Id.eq(workspace.id.as_str()))
             .exec(&self.conn)
             .await
             .map_err(map_db_err)?;
         if updated.rows_affected == 0 {
-            return Err(StoreError::Other(format!(
-                "workspace {} not found",
-                workspace.id
-            )));
+            return Err(StoreError::Other(format!("workspace {} not found", workspace.id)));
         }
         Ok(())
     }
@@ -109,13 +97,10 @@ impl<C: Executor> WorkspaceRepository for Repo<C> {
         processor: &ProcessorId,
         customer: &CustomerId,
     ) -> Result<Option<WorkspaceId>, StoreError> {
-        let row = processor_customer::Entity::find_by_id((
-            processor.as_str().to_owned(),
-            customer.as_str().to_owned(),
-        ))
-        .one(&self.conn)
-        .await
-        .map_err(map_db_err)?;
+        let row = processor_customer::Entity::find_by_id((processor.as_str().to_owned(), customer.as_str().to_owned()))
+            .one(&self.conn)
+            .await
+            .map_err(map_db_err)?;
         row.map(|r| {
             WorkspaceId::parse(r.workspace_id)
                 .map_err(|e| crate::errors::corrupt("processor_customers.workspace_id", e))
@@ -157,9 +142,8 @@ impl<C: Executor> WorkspaceRepository for Repo<C> {
             created_at: Set(now),
         };
         // No conflict target: either unique key (customer → workspace, workspace → customer) may refuse the row.
-        let insert = processor_customer::Entity::insert(row)
-            .on_conflict(OnConflict::new().do_nothing().to_owned())
-            .try_insert();
+        let insert =
+            processor_customer::Entity::insert(row).on_conflict(OnConflict::new().do_nothing().to_owned()).try_insert();
         if insert_or_skip(&self.conn, insert).await? {
             return Ok(true);
         }

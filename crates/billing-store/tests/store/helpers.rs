@@ -6,14 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use billing_domain::events::{EventPayload, ProcessorEvent};
-use billing_domain::ids::{
-    CustomerId, EventId, PlanId, PriceId, ProcessorId, SubscriptionId, WorkspaceId,
-};
+use billing_domain::ids::{CustomerId, EventId, PlanId, PriceId, ProcessorId, SubscriptionId, WorkspaceId};
 use billing_domain::ports::InboxEvent;
 use billing_domain::records::{Actor, AuditRecord, NotificationKind, OutboxMessage, OutboxTarget};
-use billing_domain::subscription::{
-    Subscription, SubscriptionStatus, SubscriptionTerms, TermsSource,
-};
+use billing_domain::subscription::{Subscription, SubscriptionStatus, SubscriptionTerms, TermsSource};
 use billing_domain::workspace::{BillingDetails, TaxId, Workspace, WorkspaceProfile};
 use billing_store::Store;
 use chrono::{DateTime, TimeZone, Utc};
@@ -35,9 +31,7 @@ where
     Fut: Future<Output = ()>,
 {
     let db = TestDb::create(backend).await;
-    let outcome = AssertUnwindSafe(body(db.store.clone()))
-        .catch_unwind()
-        .await;
+    let outcome = AssertUnwindSafe(body(db.store.clone())).catch_unwind().await;
     db.destroy().await;
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
@@ -58,8 +52,7 @@ impl TestDb {
     async fn create(backend: Backend) -> Self {
         let (url, cleanup) = match backend {
             Backend::Sqlite => {
-                let dir =
-                    std::env::temp_dir().join(format!("tollgate-test-{}", uuid::Uuid::new_v4()));
+                let dir = std::env::temp_dir().join(format!("tollgate-test-{}", uuid::Uuid::new_v4()));
                 // A nested, missing directory: `connect` must create it.
                 let url = format!("sqlite://{}/data/tollgate.db?mode=rwc", dir.display());
                 (url, Cleanup::SqliteDir(dir))
@@ -69,13 +62,8 @@ impl TestDb {
                 (url, Cleanup::Postgres(name))
             }
         };
-        let store = billing_store::connect(&url)
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
-        store
-            .migrate()
-            .await
-            .expect("migrations apply to a fresh database");
+        let store = billing_store::connect(&url).await.unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+        store.migrate().await.expect("migrations apply to a fresh database");
         Self { store, cleanup }
     }
 
@@ -107,9 +95,7 @@ pub async fn create_postgres_database() -> (String, String) {
 /// Drops a test database, disconnecting whoever still uses it. Best effort.
 pub async fn drop_postgres_database(name: &str) {
     let admin = admin_connection(&postgres_admin_url()).await;
-    let _ = admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .await;
+    let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
     let _ = admin.close().await;
 }
 
@@ -152,9 +138,7 @@ fn with_database(url: &str, name: &str) -> String {
 
 /// A fixed instant `secs` seconds after an arbitrary epoch, so tests never depend on the wall clock.
 pub fn at(secs: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(1_700_000_000 + secs, 0)
-        .single()
-        .expect("a valid timestamp")
+    Utc.timestamp_opt(1_700_000_000 + secs, 0).single().expect("a valid timestamp")
 }
 
 pub fn ws_id(raw: &str) -> WorkspaceId {
@@ -166,23 +150,14 @@ pub fn workspace(id: &str) -> Workspace {
         legal_name: Some("Acme GmbH".into()),
         city: Some("Berlin".into()),
         country: Some("DE".into()),
-        tax_ids: vec![TaxId {
-            kind: "eu_vat".into(),
-            value: "DE123456789".into(),
-        }],
+        tax_ids: vec![TaxId { kind: "eu_vat".into(), value: "DE123456789".into() }],
         ..Default::default()
     };
-    let profile =
-        WorkspaceProfile::parse("Acme", "owner@acme.example", details).expect("a valid profile");
+    let profile = WorkspaceProfile::parse("Acme", "owner@acme.example", details).expect("a valid profile");
     Workspace::create(ws_id(id), profile, at(0))
 }
 
-pub fn subscription(
-    id: &str,
-    workspace: &str,
-    status: SubscriptionStatus,
-    status_at: i64,
-) -> Subscription {
+pub fn subscription(id: &str, workspace: &str, status: SubscriptionStatus, status_at: i64) -> Subscription {
     Subscription {
         id: SubscriptionId::new(id),
         processor: ProcessorId::new("sandbox"),
@@ -234,9 +209,7 @@ pub fn audit_record(workspace: &str, action: &str) -> AuditRecord {
     AuditRecord {
         workspace_id: ws_id(workspace),
         action: action.into(),
-        actor: Actor::ApiKey {
-            name: "backend".into(),
-        },
+        actor: Actor::ApiKey { name: "backend".into() },
         before: Some(serde_json::json!({"plan": "free"})),
         after: Some(serde_json::json!({"plan": "pro"})),
         request_id: Some("req-1".into()),
@@ -247,9 +220,7 @@ pub fn outbox_message(dedup_key: &str) -> OutboxMessage {
     OutboxMessage {
         dedup_key: dedup_key.into(),
         workspace_id: ws_id("team_1"),
-        target: OutboxTarget::Email {
-            kind: NotificationKind::PaymentSucceeded,
-        },
+        target: OutboxTarget::Email { kind: NotificationKind::PaymentSucceeded },
         payload: serde_json::json!({"invoice": "in_1", "amount": 1200}),
     }
 }

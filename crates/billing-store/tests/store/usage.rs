@@ -18,64 +18,23 @@ fn usage(id: &str, workspace: &str, metric: &str, quantity: &str, secs: i64) -> 
     }
 }
 
-both!(
-    records_once_and_totals_half_open_periods,
-    |store: Store| async move {
-        let repo: &dyn UsageRepository = &store;
-        assert!(
-            repo.record(&usage("e1", "team_1", "compute_hours", "1.5", 0))
-                .await
-                .unwrap()
-        );
-        assert!(
-            repo.record(&usage("e2", "team_1", "compute_hours", "2.25", 5))
-                .await
-                .unwrap()
-        );
-        assert!(
-            repo.record(&usage("e3", "team_1", "compute_hours", "4", 10))
-                .await
-                .unwrap()
-        );
-        assert!(
-            repo.record(&usage("e4", "team_1", "bandwidth_gb", "0.000000001", 9))
-                .await
-                .unwrap()
-        );
-        assert!(
-            repo.record(&usage("e1", "team_2", "compute_hours", "100", 1))
-                .await
-                .unwrap()
-        );
-        // The same id again is a replay, whatever it carries.
-        assert!(
-            !repo
-                .record(&usage("e2", "team_1", "compute_hours", "999", 6))
-                .await
-                .unwrap()
-        );
+both!(records_once_and_totals_half_open_periods, |store: Store| async move {
+    let repo: &dyn UsageRepository = &store;
+    assert!(repo.record(&usage("e1", "team_1", "compute_hours", "1.5", 0)).await.unwrap());
+    assert!(repo.record(&usage("e2", "team_1", "compute_hours", "2.25", 5)).await.unwrap());
+    assert!(repo.record(&usage("e3", "team_1", "compute_hours", "4", 10)).await.unwrap());
+    assert!(repo.record(&usage("e4", "team_1", "bandwidth_gb", "0.000000001", 9)).await.unwrap());
+    assert!(repo.record(&usage("e1", "team_2", "compute_hours", "100", 1)).await.unwrap());
+    // The same id again is a replay, whatever it carries.
+    assert!(!repo.record(&usage("e2", "team_1", "compute_hours", "999", 6)).await.unwrap());
 
-        let totals = repo.totals(&ws_id("team_1"), at(0), at(10)).await.unwrap();
-        assert_eq!(totals.len(), 2);
-        assert_eq!(totals["compute_hours"], Decimal::from_str("3.75").unwrap());
-        assert_eq!(
-            totals["bandwidth_gb"],
-            Decimal::from_str("0.000000001").unwrap()
-        );
+    let totals = repo.totals(&ws_id("team_1"), at(0), at(10)).await.unwrap();
+    assert_eq!(totals.len(), 2);
+    assert_eq!(totals["compute_hours"], Decimal::from_str("3.75").unwrap());
+    assert_eq!(totals["bandwidth_gb"], Decimal::from_str("0.000000001").unwrap());
 
-        let later = repo.totals(&ws_id("team_1"), at(10), at(11)).await.unwrap();
-        assert_eq!(later["compute_hours"], Decimal::from(4));
-        assert!(
-            repo.totals(&ws_id("team_1"), at(11), at(20))
-                .await
-                .unwrap()
-                .is_empty()
-        );
-        assert!(
-            repo.totals(&ws_id("nobody"), at(0), at(20))
-                .await
-                .unwrap()
-                .is_empty()
-        );
-    }
-);
+    let later = repo.totals(&ws_id("team_1"), at(10), at(11)).await.unwrap();
+    assert_eq!(later["compute_hours"], Decimal::from(4));
+    assert!(repo.totals(&ws_id("team_1"), at(11), at(20)).await.unwrap().is_empty());
+    assert!(repo.totals(&ws_id("nobody"), at(0), at(20)).await.unwrap().is_empty());
+});

@@ -1,0 +1,8 @@
+//! The `tollgate` application as a library: configuration, telemetry and wiring, so the binary and the API tests
+//! build the very same server.
+
+pub mod catalog_file;
+pub mod settings;
+pub mod startup;
+pub mod system;
+pub mod telemetry;
