@@ -58,17 +58,18 @@ impl Application {
         let catalog = Arc::new(catalog);
         let store_arc = Arc::new(store.clone());
 
-        let sandbox = settings.sandbox.enabled.then(|| {
-            Arc::new(SandboxProcessor::new(
-                SandboxConfig {
+        let sandbox = match settings.sandbox.enabled {
+            true => {
+                let config = SandboxConfig {
                     public_base_url: public_url.clone(),
                     webhook_secrets: settings.sandbox.webhook_secrets.clone(),
                     tolerance_secs: settings.sandbox.tolerance_secs,
-                },
-                ids.clone(),
-                clock.clone(),
-            ))
-        });
+                };
+                config.validate().context("sandbox configuration")?;
+                Some(Arc::new(SandboxProcessor::new(config, ids.clone(), clock.clone())))
+            }
+            false => None,
+        };
         let processor: Arc<dyn PaymentProcessor> = match &sandbox {
             Some(sandbox) => sandbox.clone(),
             None => anyhow::bail!("no payment processor is enabled: set sandbox.enabled = true"),
@@ -138,6 +139,7 @@ impl Application {
                         Ok(response)
                     }
                 })
+                .wrap(billing_http::error::problem_details())
                 .wrap(TracingLogger::default())
                 .configure(|cfg| edge.configure(cfg))
         })

@@ -99,12 +99,12 @@ pub fn check_limit(limit_name: &str, limit: Limit, used: u64, requested: u64) ->
             (Limit::Limited(max.saturating_sub(used)), Some(percent))
         }
     };
-    let reason = (!allowed).then(|| match limit {
-        Limit::Limited(max) => {
-            format!("{limit_name}: {used} used + {requested} requested exceeds the limit of {max}")
+    let reason = match limit {
+        Limit::Limited(max) if !allowed => {
+            Some(format!("{limit_name}: {used} used + {requested} requested exceeds the limit of {max}"))
         }
-        Limit::Unlimited => unreachable!("unlimited always allows"),
-    });
+        _ => None,
+    };
     LimitCheck { allowed, limit, used, remaining, percent_used, reason }
 }
 

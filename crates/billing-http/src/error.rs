@@ -98,7 +98,7 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let problem = Problem {
-            kind: format!("https://tollgate.dev/problems/{}", self.code.replace('_', "-")),
+            kind: format!("/problems/{}", self.code.replace('_', "-")),
             title: self.title,
             status: self.status.as_u16(),
             detail: &self.detail,
@@ -170,4 +170,50 @@ impl From<ProcessorError> for ApiError {
             }
         }
     }
+}
+
+/// Renders error responses produced outside our handlers (actix's 405, its plain-text extractor errors) as
+/// problem+json too, so every error a caller sees has the same shape. HTML pages and problems pass through.
+pub fn problem_details<B: 'static>() -> actix_web::middleware::ErrorHandlers<B> {
+    actix_web::middleware::ErrorHandlers::new().default_handler(render_plain_error)
+}
+
+fn render_plain_error<B>(
+    res: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>> {
+    use actix_web::http::header::{ALLOW, CONTENT_TYPE};
+    use actix_web::middleware::ErrorHandlerResponse;
+
+    let content_type = res.headers().get(CONTENT_TYPE).map(|v| v.as_bytes().to_owned()).unwrap_or_default();
+    let plain = content_type.is_empty() || content_type.starts_with(b"text/plain");
+    if !plain {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let (code, title, detail) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allowed = res.headers().get(ALLOW).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            (
+                "method_not_allowed",
+                "Method not allowed",
+                format!("{} is not allowed here; allowed: {allowed}", res.request().method()),
+            )
+        }
+        StatusCode::NOT_FOUND => ("route_not_found", "Not found", format!("no route for {}", res.request().path())),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ("payload_too_large", "Payload too large", "the request body is too large".into())
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("unsupported_media_type", "Unsupported media type", "the request body must be application/json".into())
+        }
+        s if s.is_server_error() => ("internal_error", "Internal error", "an unexpected error occurred".into()),
+        _ => ("bad_request", "Bad request", "the request could not be understood".into()),
+    };
+    let allow = res.headers().get(ALLOW).cloned();
+    let (req, _) = res.into_parts();
+    let mut response = ApiError::new(status, code, title, detail).error_response();
+    if let Some(allow) = allow {
+        response.headers_mut().insert(ALLOW, allow);
+    }
+    Ok(ErrorHandlerResponse::Response(actix_web::dev::ServiceResponse::new(req, response).map_into_right_body()))
 }

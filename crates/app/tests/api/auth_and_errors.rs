@@ -83,6 +83,10 @@ async fn bad_input_is_named_and_changes_nothing() {
     let missing = problem(app.get("/v1/workspaces/ghost").await, 404).await;
     assert_eq!(missing["code"], "workspace_not_found");
     problem(app.get("/v1/nothing-here").await, 404).await;
+    let delete = app.client.delete(app.url("/v1/workspaces/acme")).bearer_auth(DEV_KEY).send().await.unwrap();
+    assert_eq!(delete.headers()["allow"], "PUT, GET");
+    let not_allowed = problem(delete, 405).await;
+    assert_eq!(not_allowed["code"], "method_not_allowed");
 
     app.put_workspace("acme").await;
     let unknown_plan = problem(app.post_json("/v1/workspaces/acme/checkout", json!({"plan": "gold"})).await, 400).await;
