@@ -177,17 +177,29 @@ pub fn now() -> i64 {
 
 /// A Stripe-shaped `customer.subscription.created` event for `customer` on the sandbox pro price.
 pub fn subscription_event(event_id: &str, customer: &str, subscription: &str, created: i64) -> String {
+    subscription_update(event_id, "customer.subscription.created", customer, subscription, created, "active")
+}
+
+/// A Stripe-shaped subscription event of `kind` with `status`, created at `created`.
+pub fn subscription_update(
+    event_id: &str,
+    kind: &str,
+    customer: &str,
+    subscription: &str,
+    created: i64,
+    status: &str,
+) -> String {
     json!({
         "id": event_id,
         "object": "event",
-        "type": "customer.subscription.created",
+        "type": kind,
         "created": created,
         "livemode": false,
         "data": {"object": {
             "id": subscription,
             "object": "subscription",
             "customer": customer,
-            "status": "active",
+            "status": status,
             "cancel_at_period_end": false,
             "current_period_start": created,
             "current_period_end": created + 2_592_000,

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::{Backend, now, on_both_databases, sign, spawn_app, subscription_event};
+use crate::helpers::{Backend, now, on_both_databases, sign, spawn_app, subscription_event, subscription_update};
 
 async fn concurrent_duplicates(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -68,3 +68,36 @@ async fn early_events_park(backend: Backend) {
     assert_eq!(app.count("parked_events").await, 1);
 }
 on_both_databases!(an_event_before_its_customer_is_parked, early_events_park);
+
+async fn concurrent_different_events(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.put_workspace("acme").await;
+    app.checkout("acme", "pro").await;
+    let customer = app.customer_of("acme").await;
+    let t0 = now() - 100;
+    // Eight snapshots of one subscription, delivered all at once: compare-and-set conflicts must be retried, not
+    // lost, and the newest snapshot (past_due at t0 + 7) must win whatever the commit order.
+    let statuses = ["active", "past_due", "active", "past_due", "active", "active", "active", "past_due"];
+    let bodies: Vec<String> = statuses
+        .iter()
+        .enumerate()
+        .map(|(i, status)| {
+            let kind = if i == 0 { "customer.subscription.created" } else { "customer.subscription.updated" };
+            subscription_update(&format!("evt_race_{i}"), kind, &customer, "sub_race", t0 + i as i64, status)
+        })
+        .collect();
+    let signature_time = now();
+    let signatures: Vec<String> = bodies.iter().map(|body| sign(body, signature_time)).collect();
+    let deliveries: Vec<_> =
+        bodies.iter().zip(&signatures).map(|(body, signature)| app.post_webhook(body, Some(signature))).collect();
+    for response in futures::future::join_all(deliveries).await {
+        assert_eq!(response.status(), 200);
+        let outcome: Value = response.json().await.unwrap();
+        assert_eq!(outcome["outcome"], "applied", "{outcome}");
+    }
+    assert_eq!(app.count("inbox_events").await, statuses.len() as i64);
+    let subscription = app.json_of("/v1/workspaces/acme/subscription").await;
+    assert_eq!(subscription["status"], "past_due");
+    assert_eq!(subscription["id"], "sub_race");
+}
+on_both_databases!(concurrent_events_for_one_subscription_converge, concurrent_different_events);
