@@ -2,6 +2,7 @@
 //! crate may appear here (CI checks `cargo tree -p billing-domain`).
 
 pub mod catalog;
+pub mod commands;
 pub mod coupon;
 pub mod credits;
 pub mod email;
