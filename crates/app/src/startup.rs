@@ -66,6 +66,10 @@ impl Application {
                     tolerance_secs: settings.sandbox.tolerance_secs,
                 };
                 config.validate().context("sandbox configuration")?;
+                tracing::warn!(
+                    "the sandbox processor is enabled: anyone who can reach /sandbox/checkout can complete its \
+                     checkouts without paying; disable it (sandbox.enabled = false) wherever real money is involved"
+                );
                 Some(Arc::new(SandboxProcessor::new(config, ids.clone(), clock.clone())))
             }
             false => None,
