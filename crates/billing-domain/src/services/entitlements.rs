@@ -10,14 +10,11 @@ use serde::Serialize;
 
 use super::Context;
 use crate::catalog::{Limit, LimitSource};
-use crate::entitlements::{
-    CheckResult, LimitCheck, PlanSource, UnknownEntitlement, check, check_limit, effective_plan,
-};
+use crate::entitlements::{CheckResult, LimitCheck, PlanSource, UnknownEntitlement, check, check_limit};
 use crate::error::StoreError;
 use crate::ids::{PlanId, WorkspaceId};
 use crate::ports::UsageRepository;
 use crate::subscription::Subscription;
-use crate::workspace::Workspace;
 
 /// Errors of entitlement queries.
 #[derive(Debug, thiserror::Error)]
@@ -62,10 +59,9 @@ impl EntitlementService {
 
     /// Every limit and feature of the workspace's effective plan, with metered usage of the current period.
     pub async fn all(&self, id: &WorkspaceId) -> Result<EntitlementsView, EntitlementError> {
-        let (workspace, subscription) = self.load(id).await?;
+        let (workspace, subscription) = self.ctx.billing_state(id).await?.ok_or(EntitlementError::WorkspaceNotFound)?;
         let now = self.ctx.clock.now();
-        let effective =
-            effective_plan(&self.ctx.catalog, &workspace, subscription.as_ref(), now, self.ctx.policy.grace_period);
+        let effective = self.ctx.effective_plan(&workspace, subscription.as_ref(), now);
         let (from, to) = usage_period(subscription.as_ref(), now);
         let totals = self.usage.totals(id, from, to).await?;
         let limits = self
@@ -111,10 +107,9 @@ impl EntitlementService {
         requested: u64,
         current: Option<u64>,
     ) -> Result<CheckResult, EntitlementError> {
-        let (workspace, subscription) = self.load(id).await?;
+        let (workspace, subscription) = self.ctx.billing_state(id).await?.ok_or(EntitlementError::WorkspaceNotFound)?;
         let now = self.ctx.clock.now();
-        let effective =
-            effective_plan(&self.ctx.catalog, &workspace, subscription.as_ref(), now, self.ctx.policy.grace_period);
+        let effective = self.ctx.effective_plan(&workspace, subscription.as_ref(), now);
         let needs_usage = matches!(
             self.ctx.catalog.limit_declarations().get(key).and_then(|d| d.source()),
             Some(LimitSource::Usage { .. })
@@ -127,12 +122,6 @@ impl EntitlementService {
         };
         let metered = |metric: &str| whole_units(totals.get(metric));
         Ok(check(&self.ctx.catalog, effective.plan, key, requested, current, &metered)?)
-    }
-
-    async fn load(&self, id: &WorkspaceId) -> Result<(Workspace, Option<Subscription>), EntitlementError> {
-        let workspace = self.ctx.workspaces.get(id).await?.ok_or(EntitlementError::WorkspaceNotFound)?;
-        let subscription = self.ctx.subscriptions.current_for_workspace(id).await?;
-        Ok((workspace, subscription))
     }
 }
 

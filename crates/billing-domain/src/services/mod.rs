@@ -19,11 +19,16 @@ pub use workspaces::{WorkspaceError, WorkspaceOverview, WorkspaceService};
 
 use std::sync::Arc;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 
 use crate::catalog::Catalog;
+use crate::entitlements::{EffectivePlan, effective_plan};
+use crate::error::StoreError;
+use crate::ids::WorkspaceId;
 use crate::ports::{Clock, SubscriptionRepository, WorkspaceRepository};
+use crate::subscription::Subscription;
 use crate::trial::TrialPolicy;
+use crate::workspace::Workspace;
 
 /// Settings the services share.
 #[derive(Debug, Clone)]
@@ -47,4 +52,25 @@ pub struct Context {
     pub clock: Arc<dyn Clock>,
     pub workspaces: Arc<dyn WorkspaceRepository>,
     pub subscriptions: Arc<dyn SubscriptionRepository>,
+}
+
+impl Context {
+    /// A workspace and the subscription that decides its plan; `None` when the workspace does not exist.
+    async fn billing_state(&self, id: &WorkspaceId) -> Result<Option<(Workspace, Option<Subscription>)>, StoreError> {
+        let Some(workspace) = self.workspaces.get(id).await? else {
+            return Ok(None);
+        };
+        let subscription = self.subscriptions.current_for_workspace(id).await?;
+        Ok(Some((workspace, subscription)))
+    }
+
+    /// The effective plan at `now` under this context's catalog and grace period.
+    fn effective_plan(
+        &self,
+        workspace: &Workspace,
+        subscription: Option<&Subscription>,
+        now: DateTime<Utc>,
+    ) -> EffectivePlan<'_> {
+        effective_plan(&self.catalog, workspace, subscription, now, self.policy.grace_period)
+    }
 }

@@ -29,6 +29,18 @@ pub enum IngestOutcome {
     Failed { reason: String },
 }
 
+impl IngestOutcome {
+    /// The inbox status an event ends with after this outcome.
+    fn inbox_status(&self) -> InboxStatus {
+        match self {
+            IngestOutcome::Parked => InboxStatus::Parked,
+            IngestOutcome::Ignored => InboxStatus::Ignored,
+            IngestOutcome::Failed { .. } => InboxStatus::Failed,
+            IngestOutcome::Applied | IngestOutcome::Duplicate => InboxStatus::Processed,
+        }
+    }
+}
+
 /// Ingestion could not record the event; the processor must retry (5xx).
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -92,12 +104,7 @@ impl WebhookService {
             }
             match self.apply_with_parked(tx.as_ref(), event).await {
                 Ok(outcome) => {
-                    let status = match &outcome {
-                        IngestOutcome::Parked => InboxStatus::Parked,
-                        IngestOutcome::Ignored => InboxStatus::Ignored,
-                        _ => InboxStatus::Processed,
-                    };
-                    tx.inbox().set_status(&event.processor, &event.id, status, None).await?;
+                    tx.inbox().set_status(&event.processor, &event.id, outcome.inbox_status(), None).await?;
                     tx.commit().await?;
                     return Ok(outcome);
                 }
@@ -142,12 +149,7 @@ impl WebhookService {
         while let Some(link) = queue.pop_front() {
             for parked in tx.inbox().take_parked(&event.processor, &link).await? {
                 let (parked_outcome, new_links) = self.apply_one(tx, &parked, now).await?;
-                let status = match parked_outcome {
-                    IngestOutcome::Parked => InboxStatus::Parked,
-                    IngestOutcome::Ignored => InboxStatus::Ignored,
-                    _ => InboxStatus::Processed,
-                };
-                tx.inbox().set_status(&parked.processor, &parked.id, status, None).await?;
+                tx.inbox().set_status(&parked.processor, &parked.id, parked_outcome.inbox_status(), None).await?;
                 queue.extend(new_links);
             }
         }

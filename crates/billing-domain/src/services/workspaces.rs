@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::Context;
-use crate::entitlements::{PlanSource, effective_plan};
+use crate::entitlements::PlanSource;
 use crate::error::{StoreError, ValidationErrors};
 use crate::ids::{PlanId, WorkspaceId};
 use crate::ports::UnitOfWork;
@@ -95,11 +95,9 @@ impl WorkspaceService {
 
     /// The workspace with its effective plan and current subscription.
     pub async fn overview(&self, id: &WorkspaceId) -> Result<WorkspaceOverview, WorkspaceError> {
-        let workspace = self.ctx.workspaces.get(id).await?.ok_or(WorkspaceError::NotFound)?;
-        let subscription = self.ctx.subscriptions.current_for_workspace(id).await?;
+        let (workspace, subscription) = self.ctx.billing_state(id).await?.ok_or(WorkspaceError::NotFound)?;
         let now = self.ctx.clock.now();
-        let effective =
-            effective_plan(&self.ctx.catalog, &workspace, subscription.as_ref(), now, self.ctx.policy.grace_period);
+        let effective = self.ctx.effective_plan(&workspace, subscription.as_ref(), now);
         Ok(WorkspaceOverview {
             plan: effective.plan.id.clone(),
             plan_source: effective.source,
