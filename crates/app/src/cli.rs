@@ -32,6 +32,9 @@ pub enum Command {
     CheckConfig,
     /// Print the plan catalog: ids, names, kinds, prices, limits and features.
     Plans,
+    /// Re-fetch live subscriptions from the active processor, repair drift from missed webhooks, print what
+    /// changed (JSON), then exit; exit 1 when some subscription could not be checked.
+    Reconcile,
 }
 
 impl Cli {

@@ -70,6 +70,16 @@ async fn run(command: Command, settings: Settings, catalog: Catalog) -> anyhow::
             telemetry::init(&settings.telemetry);
             startup::migrate(&settings).await
         }
+        Command::Reconcile => {
+            telemetry::init(&settings.telemetry);
+            let report = startup::reconcile(&settings, catalog).await?;
+            print(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+            if report.failed.is_empty() {
+                Ok(())
+            } else {
+                anyhow::bail!("{} subscription(s) could not be reconciled; see the report", report.failed.len())
+            }
+        }
         Command::Serve => {
             telemetry::init(&settings.telemetry);
             tracing::info!(

@@ -6,8 +6,10 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use billing_domain::ids::PlanId;
+use billing_domain::ports::Proration;
 use billing_domain::services::BillingPolicy;
 use billing_domain::trial::TrialPolicy;
+use billing_stripe::StripeConfig;
 use config::{Config, Environment, File, FileFormat};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -31,12 +33,16 @@ pub const KNOWN_SCOPES: [&str; 4] = ["billing:read", "billing:write", "usage:wri
 pub struct Settings {
     /// The environment name these settings were loaded for (`development`, `production`, …).
     pub env: String,
+    /// The processor that sells plans (checkout, portal, invoices) and that reconciliation asks.
+    pub processor: ProcessorChoice,
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub catalog: CatalogSettings,
     pub billing: BillingSettings,
     pub checkout: CheckoutSettings,
     pub sandbox: SandboxSettings,
+    pub stripe: StripeSettings,
+    pub reconcile: ReconcileSettings,
     pub auth: AuthSettings,
     pub telemetry: TelemetrySettings,
 }
@@ -97,6 +103,53 @@ pub struct SandboxSettings {
     /// The first signs; all verify (rotation).
     pub webhook_secrets: Vec<SecretString>,
     pub tolerance_secs: i64,
+}
+
+/// Which payment processor is active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessorChoice {
+    Sandbox,
+    Stripe,
+}
+
+/// The Stripe processor; used when `processor = "stripe"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StripeSettings {
+    pub secret_key: SecretString,
+    /// Any may match (rotation).
+    pub webhook_secrets: Vec<SecretString>,
+    pub tolerance_secs: i64,
+    pub api_base: String,
+    pub timeout_ms: u64,
+    pub max_retries: usize,
+    pub proration: Proration,
+    pub automatic_tax: bool,
+    pub allow_promotion_codes: bool,
+}
+
+impl StripeSettings {
+    /// The adapter's configuration.
+    pub fn adapter_config(&self) -> StripeConfig {
+        let mut config = StripeConfig::new(self.secret_key.clone(), self.webhook_secrets.clone());
+        config.tolerance_secs = self.tolerance_secs;
+        config.api_base = self.api_base.clone();
+        config.timeout = std::time::Duration::from_millis(self.timeout_ms);
+        config.max_retries = self.max_retries;
+        config.proration = self.proration;
+        config.automatic_tax = self.automatic_tax;
+        config.allow_promotion_codes = self.allow_promotion_codes;
+        config
+    }
+}
+
+/// The periodic reconciliation job.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileSettings {
+    /// Seconds between runs while serving; 0 turns the job off (`tollgate reconcile` still works).
+    pub interval_secs: u64,
 }
 
 /// Service authentication.
@@ -185,6 +238,17 @@ impl Settings {
         }
         if self.sandbox.tolerance_secs <= 0 {
             p.add("sandbox.tolerance_secs", "must be positive");
+        }
+        match self.processor {
+            ProcessorChoice::Sandbox if !self.sandbox.enabled => {
+                p.add("processor", "is \"sandbox\" but sandbox.enabled = false");
+            }
+            ProcessorChoice::Stripe => {
+                if let Err(problems) = self.stripe.adapter_config().validate() {
+                    p.0.extend(problems.into_iter().map(|problem| problem.to_string()));
+                }
+            }
+            ProcessorChoice::Sandbox => {}
         }
 
         self.validate_api_keys(&mut p);
@@ -284,6 +348,7 @@ fn read(dir: &Path, env: &str, vars: &HashMap<String, String>) -> Result<Setting
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("sandbox.webhook_secrets")
+                .with_list_parse_key("stripe.webhook_secrets")
                 .source(Some(overrides)),
         )
         .set_override("env", env)
@@ -295,7 +360,7 @@ fn read(dir: &Path, env: &str, vars: &HashMap<String, String>) -> Result<Setting
 /// One line for a configuration error. A type error on a secret setting would quote the secret: blank it out.
 fn config_error(error: config::ConfigError) -> String {
     let line = error.to_string().replace('\n', " ");
-    let secret_keys = ["database.url", "webhook_secrets"];
+    let secret_keys = ["database.url", "webhook_secrets", "secret_key"];
     if !secret_keys.iter().any(|k| line.contains(k)) {
         return line;
     }

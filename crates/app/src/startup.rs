@@ -12,16 +12,18 @@ use async_trait::async_trait;
 use billing_domain::catalog::Catalog;
 use billing_domain::ports::{Clock, IdGenerator, PaymentProcessor, WebhookOps};
 use billing_domain::services::{
-    CheckoutService, Context, EntitlementService, TrialService, WebhookService, WorkspaceService,
+    CheckoutService, Context, EntitlementService, ReconcileReport, ReconcileService, TrialService, WebhookService,
+    WorkspaceService,
 };
 use billing_http::auth::ApiKeys;
 use billing_http::{AppState, CheckoutDefaults, Edge, Readiness, SandboxPages, WebhookDelivery};
 use billing_sandbox::{SandboxConfig, SandboxProcessor};
 use billing_store::Store;
+use billing_stripe::StripeProcessor;
 use secrecy::ExposeSecret;
 use tracing_actix_web::{RequestId, TracingLogger};
 
-use crate::settings::Settings;
+use crate::settings::{ProcessorChoice, Settings};
 use crate::system::{SystemClock, UuidIds};
 
 /// A built, bound, not yet running server.
@@ -29,6 +31,7 @@ pub struct Application {
     port: u16,
     server: Server,
     store: Store,
+    jobs: Jobs,
 }
 
 impl Application {
@@ -58,31 +61,8 @@ impl Application {
         let catalog = Arc::new(catalog);
         let store_arc = Arc::new(store.clone());
 
-        let sandbox = match settings.sandbox.enabled {
-            true => {
-                let config = SandboxConfig {
-                    public_base_url: public_url.clone(),
-                    webhook_secrets: settings.sandbox.webhook_secrets.clone(),
-                    tolerance_secs: settings.sandbox.tolerance_secs,
-                };
-                config.validate().context("sandbox configuration")?;
-                tracing::warn!(
-                    "the sandbox processor is enabled: anyone who can reach /sandbox/checkout can complete its \
-                     checkouts without paying; disable it (sandbox.enabled = false) wherever real money is involved"
-                );
-                Some(Arc::new(SandboxProcessor::new(config, ids.clone(), clock.clone())))
-            }
-            false => None,
-        };
-        let processor: Arc<dyn PaymentProcessor> = match &sandbox {
-            Some(sandbox) => sandbox.clone(),
-            None => anyhow::bail!("no payment processor is enabled: set sandbox.enabled = true"),
-        };
-        let mut webhook_verifiers: HashMap<String, Arc<dyn WebhookOps>> = HashMap::new();
-        if let Some(sandbox) = &sandbox {
-            webhook_verifiers.insert(billing_sandbox::PROCESSOR_ID.to_owned(), sandbox.clone());
-        }
-
+        let Processors { active: processor, sandbox, webhook_verifiers } =
+            processors(&settings, &public_url, ids.clone(), clock.clone())?;
         let ctx = Context {
             catalog: catalog.clone(),
             policy: settings.billing_policy(),
@@ -94,13 +74,13 @@ impl Application {
             catalog: catalog.clone(),
             workspaces: WorkspaceService::new(ctx.clone(), store_arc.clone()),
             trials: TrialService::new(ctx.clone(), store_arc.clone()),
-            checkout: CheckoutService::new(ctx.clone(), processor, store_arc.clone(), ids.clone()),
+            checkout: CheckoutService::new(ctx.clone(), processor.clone(), store_arc.clone(), ids.clone()),
             entitlements: EntitlementService::new(ctx, store_arc.clone()),
-            webhooks: WebhookService::new(store_arc.clone(), catalog, clock.clone()),
+            webhooks: WebhookService::new(store_arc.clone(), catalog.clone(), clock.clone()),
             subscriptions: store_arc.clone(),
             audit: store_arc.clone(),
             webhook_verifiers,
-            clock,
+            clock: clock.clone(),
             readiness: Arc::new(StoreReadiness(store.clone())),
             checkout_defaults: CheckoutDefaults {
                 success_url: settings.checkout.success_url.clone(),
@@ -153,7 +133,14 @@ impl Application {
         }
         let server = server.listen(listener)?.run();
         tracing::info!(%address, public_url, backend = store.backend(), "tollgate listening");
-        Ok(Self { port, server, store })
+        let reconciler = ReconcileService::new(
+            processor,
+            store_arc.clone(),
+            Arc::new(WebhookService::new(store_arc, catalog, clock.clone())),
+            clock,
+        );
+        let jobs = Jobs::start(reconciler, settings.reconcile.interval_secs);
+        Ok(Self { port, server, store, jobs })
     }
 
     pub fn port(&self) -> u16 {
@@ -162,7 +149,10 @@ impl Application {
 
     /// Serves until SIGINT/SIGTERM; in-flight requests finish (up to the shutdown timeout), then the pool closes.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await.context("running the HTTP server")?;
+        let served = self.server.await.context("running the HTTP server");
+        tracing::info!("shutting down: letting background jobs finish");
+        self.jobs.stop().await;
+        served?;
         tracing::info!("shutting down: closing database connections");
         self.store.close().await.context("closing the database")?;
         Ok(())
@@ -172,6 +162,119 @@ impl Application {
 /// `tollgate serve`.
 pub async fn serve(settings: Settings, catalog: Catalog) -> anyhow::Result<()> {
     Application::build(settings, catalog).await?.run_until_stopped().await
+}
+
+/// `tollgate reconcile`: one reconciliation run against the active processor; prints what it changed.
+pub async fn reconcile(settings: &Settings, catalog: Catalog) -> anyhow::Result<ReconcileReport> {
+    let store =
+        billing_store::connect(settings.database.url.expose_secret()).await.context("connecting to the database")?;
+    if settings.database.migrate_on_start {
+        store.migrate().await.context("applying migrations")?;
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let ids: Arc<dyn IdGenerator> = Arc::new(UuidIds);
+    let public_url = settings.server.public_url.trim_end_matches('/').to_owned();
+    let Processors { active, .. } = processors(settings, &public_url, ids, clock.clone())?;
+    let store_arc = Arc::new(store.clone());
+    let webhooks = Arc::new(WebhookService::new(store_arc.clone(), Arc::new(catalog), clock.clone()));
+    let report = ReconcileService::new(active, store_arc, webhooks, clock).run().await;
+    store.close().await.context("closing the database")?;
+    Ok(report?)
+}
+
+/// The processor adapters this configuration enables.
+struct Processors {
+    /// The one that sells plans and answers reconciliation.
+    active: Arc<dyn PaymentProcessor>,
+    /// The sandbox, when enabled: its pages are served whichever processor is active.
+    sandbox: Option<Arc<SandboxProcessor>>,
+    /// Webhook verification by processor id (`/webhooks/{id}`).
+    webhook_verifiers: HashMap<String, Arc<dyn WebhookOps>>,
+}
+
+fn processors(
+    settings: &Settings,
+    public_url: &str,
+    ids: Arc<dyn IdGenerator>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Processors> {
+    let mut webhook_verifiers: HashMap<String, Arc<dyn WebhookOps>> = HashMap::new();
+    let sandbox = match settings.sandbox.enabled {
+        true => {
+            let config = SandboxConfig {
+                public_base_url: public_url.to_owned(),
+                webhook_secrets: settings.sandbox.webhook_secrets.clone(),
+                tolerance_secs: settings.sandbox.tolerance_secs,
+            };
+            config.validate().context("sandbox configuration")?;
+            tracing::warn!(
+                "the sandbox processor is enabled: anyone who can reach /sandbox/checkout can complete its \
+                 checkouts without paying; disable it (sandbox.enabled = false) wherever real money is involved"
+            );
+            let sandbox = Arc::new(SandboxProcessor::new(config, ids, clock));
+            webhook_verifiers.insert(billing_sandbox::PROCESSOR_ID.to_owned(), sandbox.clone());
+            Some(sandbox)
+        }
+        false => None,
+    };
+    let active: Arc<dyn PaymentProcessor> = match settings.processor {
+        ProcessorChoice::Sandbox => match &sandbox {
+            Some(sandbox) => sandbox.clone(),
+            None => anyhow::bail!("processor = \"sandbox\" needs sandbox.enabled = true"),
+        },
+        ProcessorChoice::Stripe => {
+            let config = settings.stripe.adapter_config();
+            config.validate().map_err(|problems| {
+                let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                anyhow::anyhow!(lines.join("; "))
+            })?;
+            let stripe = Arc::new(StripeProcessor::new(config).map_err(|e| anyhow::anyhow!("stripe: {e}"))?);
+            webhook_verifiers.insert(billing_stripe::PROCESSOR_ID.to_owned(), stripe.clone());
+            tracing::info!(api_version = billing_stripe::api::api_version(), "stripe processor active");
+            stripe
+        }
+    };
+    Ok(Processors { active, sandbox, webhook_verifiers })
+}
+
+/// Background jobs of the server: periodic reconciliation. Stopped after the server, letting a run finish.
+struct Jobs {
+    stop: tokio::sync::watch::Sender<bool>,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Jobs {
+    fn start(reconciler: ReconcileService, interval_secs: u64) -> Self {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let handle = (interval_secs > 0).then(|| {
+            tokio::spawn(async move {
+                let interval = Duration::from_secs(interval_secs);
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(interval) => {}
+                        _ = stopped.changed() => break,
+                    }
+                    match reconciler.run().await {
+                        Ok(report) => tracing::info!(
+                            checked = report.checked,
+                            repaired = report.repaired.len(),
+                            failed = report.failed.len(),
+                            "reconciliation run finished"
+                        ),
+                        Err(error) => tracing::error!(%error, "reconciliation run failed"),
+                    }
+                }
+            })
+        });
+        Self { stop, handle }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        if let Some(handle) = self.handle {
+            let _ = handle.await;
+        }
+    }
 }
 
 /// `tollgate migrate`.

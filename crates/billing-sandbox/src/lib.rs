@@ -4,18 +4,16 @@
 //! and come back through [`WebhookOps::verify_and_parse`](billing_domain::ports::WebhookOps) like any processor's.
 
 mod config;
-mod parse;
 mod payloads;
 mod ports;
 mod processor;
-pub mod signature;
 mod state;
 
 #[cfg(test)]
 mod test_support;
 
 pub use config::{SandboxConfig, SandboxConfigError};
-pub use parse::parse_event;
 pub use payloads::API_VERSION;
 pub use processor::{PROCESSOR_ID, SIGNATURE_HEADER, SandboxError, SandboxProcessor, SessionView, SignedDelivery};
 pub use state::SessionStatus;
+pub use stripe_wire::{parse_event, signature};

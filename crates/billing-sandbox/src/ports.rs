@@ -13,10 +13,10 @@ use billing_domain::ports::{
 use billing_domain::workspace::Workspace;
 use chrono::{DateTime, Utc};
 
-use crate::parse::parse_event;
 use crate::processor::{SIGNATURE_HEADER, SandboxProcessor};
-use crate::signature;
 use crate::state::{SessionRecord, SessionStatus, SubscriptionChange};
+use stripe_wire::parse_event;
+use stripe_wire::signature;
 
 impl ProcessorInfo for SandboxProcessor {
     fn id(&self) -> ProcessorId {

@@ -16,8 +16,8 @@ use serde_json::Value;
 
 use crate::config::SandboxConfig;
 use crate::payloads::{self, CheckoutOutcome};
-use crate::signature;
 use crate::state::{InvoiceRecord, SessionRecord, SessionStatus, State, SubscriptionRecord};
+use stripe_wire::signature;
 
 /// The processor id of the sandbox in routes, catalog `processor_prices` and stored rows.
 pub const PROCESSOR_ID: &str = "sandbox";

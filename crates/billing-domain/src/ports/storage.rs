@@ -99,6 +99,14 @@ pub trait SubscriptionRepository: Send + Sync {
     /// The subscription that decides a workspace's plan: a non-terminal one before terminal ones, then the most
     /// recent status change, then the greatest id (deterministic).
     async fn current_for_workspace(&self, workspace: &WorkspaceId) -> Result<Option<Subscription>, StoreError>;
+    /// Up to `limit` subscriptions of `processor` that are not in a terminal state, ordered by id, after `after`
+    /// (keyset pagination). Reconciliation walks them to repair drift from missed webhooks.
+    async fn list_live(
+        &self,
+        processor: &ProcessorId,
+        after: Option<SubscriptionId>,
+        limit: u32,
+    ) -> Result<Vec<Subscription>, StoreError>;
     /// MUST return `Duplicate` when (processor, id) exists.
     async fn insert(&self, subscription: &Subscription) -> Result<(), StoreError>;
     /// Writes `subscription` where the stored version equals `expected_version` (compare-and-set) and stores

@@ -2,6 +2,7 @@
 
 mod checkout;
 mod entitlements;
+mod reconcile;
 mod trials;
 mod webhooks;
 mod workspaces;
@@ -13,6 +14,9 @@ mod tests;
 
 pub use checkout::{CheckoutError, CheckoutService, StartCheckout};
 pub use entitlements::{EntitlementError, EntitlementService, EntitlementsView, LimitView};
+pub use reconcile::{
+    RECONCILE_EVENT_TYPE, ReconcileError, ReconcileFailure, ReconcileReport, ReconcileService, Repair, drift,
+};
 pub use trials::{TrialError, TrialService};
 pub use webhooks::{IngestError, IngestOutcome, WebhookService};
 pub use workspaces::{WorkspaceError, WorkspaceOverview, WorkspaceService};

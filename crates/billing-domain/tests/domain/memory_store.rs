@@ -163,6 +163,24 @@ impl SubscriptionRepository for MemoryTx {
             .max_by_key(|s| (!s.status.is_terminal(), s.status_at, s.id.clone()))
             .cloned())
     }
+    async fn list_live(
+        &self,
+        p: &ProcessorId,
+        after: Option<SubscriptionId>,
+        limit: u32,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        let state = self.state.lock().unwrap();
+        let mut live: Vec<Subscription> = state
+            .subscriptions
+            .values()
+            .filter(|s| &s.processor == p && !s.status.is_terminal())
+            .filter(|s| after.as_ref().is_none_or(|a| s.id.as_str() > a.as_str()))
+            .cloned()
+            .collect();
+        live.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        live.truncate(limit as usize);
+        Ok(live)
+    }
     async fn insert(&self, s: &Subscription) -> Result<(), StoreError> {
         let mut state = self.state.lock().unwrap();
         let key = (s.processor.clone(), s.id.clone());

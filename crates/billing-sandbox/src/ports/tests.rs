@@ -11,9 +11,9 @@ use billing_domain::subscription::SubscriptionStatus;
 use chrono::Duration;
 use secrecy::SecretString;
 
-use crate::signature;
 use crate::test_support::{self, CountingIds, FixedClock, checkout_request, now, pro_monthly, processor, workspace};
 use crate::{SIGNATURE_HEADER, SandboxProcessor};
+use stripe_wire::signature;
 
 /// A paid monthly subscription of `workspace_id`, bought with checkout key `key`.
 async fn subscribe(sandbox: &SandboxProcessor, workspace_id: &str, key: &str) -> SubscriptionId {

@@ -6,10 +6,10 @@ use async_trait::async_trait;
 use billing_domain::error::StoreError;
 use billing_domain::ids::{ProcessorId, SubscriptionId, WorkspaceId};
 use billing_domain::ports::SubscriptionRepository;
-use billing_domain::subscription::Subscription;
+use billing_domain::subscription::{Subscription, SubscriptionStatus};
 use chrono::Utc;
 use sea_orm::ActiveValue::NotSet;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::{Executor, Repo, insert_or_skip};
 use crate::entities::subscription;
@@ -41,6 +41,27 @@ impl<C: Executor> SubscriptionRepository for Repo<C> {
         Ok(subscriptions
             .into_iter()
             .min_by_key(|s| (s.status.is_terminal(), Reverse(s.status_at), Reverse(s.id.as_str().to_owned()))))
+    }
+
+    #[tracing::instrument(skip_all, fields(processor = %processor, limit))]
+    async fn list_live(
+        &self,
+        processor: &ProcessorId,
+        after: Option<SubscriptionId>,
+        limit: u32,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        use subscription::Column;
+        let terminal = SubscriptionStatus::ALL.into_iter().filter(|s| s.is_terminal()).map(SubscriptionStatus::as_str);
+        let mut query = subscription::Entity::find()
+            .filter(Column::Processor.eq(processor.as_str()))
+            .filter(Column::Status.is_not_in(terminal))
+            .order_by_asc(Column::Id)
+            .limit(u64::from(limit));
+        if let Some(after) = after {
+            query = query.filter(Column::Id.gt(after.as_str()));
+        }
+        let rows = query.all(&self.conn).await.map_err(map_db_err)?;
+        rows.into_iter().map(subscription_from_row).collect()
     }
 
     #[tracing::instrument(skip_all, fields(processor = %subscription.processor, subscription_id = %subscription.id))]

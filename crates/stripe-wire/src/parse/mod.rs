@@ -1,7 +1,7 @@
 //! Translation of Stripe-shaped event bodies into domain [`ProcessorEvent`]s. Works on the sandbox's own payloads and
 //! on real Stripe payloads of old and new API versions, and never panics on any input.
 
-mod views;
+pub mod views;
 
 #[cfg(test)]
 mod tests;
@@ -96,6 +96,12 @@ fn checkout_failed(session: CheckoutView) -> Result<EventPayload, WebhookError> 
         plan_id: non_empty(metadata.plan_id).map(PlanId::new),
         reason,
     })
+}
+
+/// Translates a subscription object, as an API response or an event's `data.object` carries it.
+pub fn subscription_snapshot(object: &[u8]) -> Result<SubscriptionSnapshot, WebhookError> {
+    let object: Value = serde_json::from_slice(object).map_err(|e| json_error("subscription", &e))?;
+    snapshot(view(object)?)
 }
 
 fn snapshot(subscription: SubscriptionView) -> Result<SubscriptionSnapshot, WebhookError> {

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// The `event` envelope.
 #[derive(Debug, Deserialize)]
-pub(super) struct EnvelopeView {
+pub struct EnvelopeView {
     pub id: Option<String>,
     #[serde(rename = "type")]
     pub event_type: Option<String>,
@@ -16,14 +16,14 @@ pub(super) struct EnvelopeView {
 
 /// `data` of an event; the object is read later, by the view its type calls for.
 #[derive(Debug, Deserialize)]
-pub(super) struct DataView {
+pub struct DataView {
     pub object: Option<Value>,
 }
 
 /// A reference Stripe sends either as an id or, when expanded, as the object itself.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-pub(super) enum IdRef {
+pub enum IdRef {
     Id(String),
     Object { id: String },
 }
@@ -44,21 +44,23 @@ impl IdRef {
 
 /// A Stripe list (`{object: "list", data: [...]}`).
 #[derive(Debug, Deserialize)]
-pub(super) struct ListView<T> {
+pub struct ListView<T> {
     #[serde(default = "Vec::new")]
     pub data: Vec<T>,
+    #[serde(default)]
+    pub has_more: bool,
 }
 
 /// The metadata keys Tollgate writes at checkout.
 #[derive(Debug, Default, Deserialize)]
-pub(super) struct MetadataView {
+pub struct MetadataView {
     pub workspace_id: Option<String>,
     pub plan_id: Option<String>,
 }
 
 /// A `checkout.session`.
 #[derive(Debug, Deserialize)]
-pub(super) struct CheckoutView {
+pub struct CheckoutView {
     pub id: Option<String>,
     pub mode: Option<String>,
     pub payment_status: Option<String>,
@@ -71,14 +73,14 @@ pub(super) struct CheckoutView {
 
 /// Why a payment failed.
 #[derive(Debug, Deserialize)]
-pub(super) struct PaymentErrorView {
+pub struct PaymentErrorView {
     pub code: Option<String>,
     pub decline_code: Option<String>,
 }
 
 /// A `subscription`. The period lives here in older API versions and on the items in newer ones.
 #[derive(Debug, Deserialize)]
-pub(super) struct SubscriptionView {
+pub struct SubscriptionView {
     pub id: Option<String>,
     pub customer: Option<IdRef>,
     pub status: Option<String>,
@@ -94,7 +96,8 @@ pub(super) struct SubscriptionView {
 
 /// A `subscription_item`.
 #[derive(Debug, Deserialize)]
-pub(super) struct SubscriptionItemView {
+pub struct SubscriptionItemView {
+    pub id: Option<String>,
     pub price: Option<IdRef>,
     pub plan: Option<IdRef>,
     pub quantity: Option<u64>,
@@ -104,7 +107,7 @@ pub(super) struct SubscriptionItemView {
 
 /// An `invoice`. Newer API versions moved `subscription` under `parent.subscription_details`.
 #[derive(Debug, Deserialize)]
-pub(super) struct InvoiceView {
+pub struct InvoiceView {
     pub id: Option<String>,
     pub customer: Option<IdRef>,
     pub subscription: Option<IdRef>,
@@ -114,24 +117,30 @@ pub(super) struct InvoiceView {
     pub currency: Option<String>,
     pub attempt_count: Option<u64>,
     pub lines: Option<ListView<InvoiceLineView>>,
+    // Read only when listing invoices to the product.
+    pub number: Option<String>,
+    pub status: Option<String>,
+    pub created: Option<i64>,
+    pub hosted_invoice_url: Option<String>,
+    pub invoice_pdf: Option<String>,
 }
 
 /// `invoice.parent` of newer API versions.
 #[derive(Debug, Deserialize)]
-pub(super) struct InvoiceParentView {
+pub struct InvoiceParentView {
     pub subscription_details: Option<SubscriptionDetailsView>,
 }
 
 /// `…parent.subscription_details` / `…parent.subscription_item_details`.
 #[derive(Debug, Deserialize)]
-pub(super) struct SubscriptionDetailsView {
+pub struct SubscriptionDetailsView {
     pub subscription: Option<IdRef>,
     pub proration: Option<bool>,
 }
 
 /// A `line_item` of an invoice. The price is `price` in older versions and `pricing.price_details.price` in newer ones.
 #[derive(Debug, Deserialize)]
-pub(super) struct InvoiceLineView {
+pub struct InvoiceLineView {
     pub price: Option<IdRef>,
     pub plan: Option<IdRef>,
     pub pricing: Option<PricingView>,
@@ -143,25 +152,25 @@ pub(super) struct InvoiceLineView {
 
 /// `line_item.parent` of newer API versions.
 #[derive(Debug, Deserialize)]
-pub(super) struct LineParentView {
+pub struct LineParentView {
     pub subscription_item_details: Option<SubscriptionDetailsView>,
 }
 
 /// `line_item.pricing` of newer API versions.
 #[derive(Debug, Deserialize)]
-pub(super) struct PricingView {
+pub struct PricingView {
     pub price_details: Option<PriceDetailsView>,
 }
 
 /// `pricing.price_details`.
 #[derive(Debug, Deserialize)]
-pub(super) struct PriceDetailsView {
+pub struct PriceDetailsView {
     pub price: Option<IdRef>,
 }
 
 /// A `{start, end}` period.
 #[derive(Debug, Deserialize)]
-pub(super) struct PeriodView {
+pub struct PeriodView {
     pub start: Option<i64>,
     pub end: Option<i64>,
 }

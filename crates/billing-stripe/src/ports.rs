@@ -1,0 +1,332 @@
+//! The `PaymentProcessor` port over Stripe's API.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use billing_domain::catalog::PlanKind;
+use billing_domain::error::ProcessorError;
+use billing_domain::events::{ProcessorEvent, SubscriptionSnapshot};
+use billing_domain::ids::{CheckoutSessionId, CustomerId, InvoiceId, PriceId, ProcessorId, SubscriptionId};
+use billing_domain::money::Money;
+use billing_domain::ports::{
+    Capabilities, CheckoutOps, CheckoutRequest, CheckoutSession, CustomerOps, InvoiceOps, InvoicePage, PaymentIntent,
+    PaymentOps, PortalOps, ProcessorInfo, Proration, Refund, SubscriptionOps, UsageReportingOps, WebhookError,
+    WebhookHeaders, WebhookOps,
+};
+use billing_domain::workspace::Workspace;
+use chrono::{DateTime, Utc};
+use stripe_billing::billing_meter_event::CreateBillingMeterEvent;
+use stripe_billing::billing_portal_session::CreateBillingPortalSession;
+use stripe_billing::invoice::ListInvoice;
+use stripe_billing::subscription::{
+    CancelSubscription, RetrieveSubscription, UpdateSubscription, UpdateSubscriptionItems,
+    UpdateSubscriptionProrationBehavior,
+};
+use stripe_checkout::checkout_session::{
+    CreateCheckoutSession, CreateCheckoutSessionAutomaticTax, CreateCheckoutSessionCustomerUpdate,
+    CreateCheckoutSessionCustomerUpdateAddress, CreateCheckoutSessionCustomerUpdateName,
+    CreateCheckoutSessionLineItems, CreateCheckoutSessionPaymentIntentData, CreateCheckoutSessionSubscriptionData,
+};
+use stripe_client_core::StripeRequest;
+use stripe_core::customer::{CreateCustomer, ListCustomer};
+use stripe_core::payment_intent::CreatePaymentIntent;
+use stripe_core::refund::CreateRefund;
+use stripe_shared::{CheckoutSessionBillingAddressCollection, CheckoutSessionMode};
+use stripe_wire::signature;
+use stripe_wire::views::{InvoiceView, ListView, SubscriptionView};
+
+use crate::api::idempotency_key;
+use crate::processor::{StripeProcessor, describe};
+use crate::responses::{self, CustomerView, PaymentIntentView, RefundView, SessionView, field, read, rejected};
+
+/// The metadata key that ties Stripe objects to a workspace.
+const WORKSPACE_KEY: &str = "workspace_id";
+
+impl ProcessorInfo for StripeProcessor {
+    fn id(&self) -> ProcessorId {
+        StripeProcessor::processor_id()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            checkout: true,
+            portal: true,
+            invoices: true,
+            subscription_changes: true,
+            payments: true,
+            refunds: true,
+            usage_reporting: true,
+        }
+    }
+}
+
+#[async_trait]
+impl CustomerOps for StripeProcessor {
+    /// The stored id wins; else a live customer listed under the owner's email whose metadata names the workspace
+    /// (the list is read-after-write consistent, unlike Search); else a new one, created under a key derived from
+    /// the workspace id so a retry after a timeout returns the customer the first attempt made.
+    #[tracing::instrument(skip_all, fields(workspace_id = %workspace.id))]
+    async fn ensure_customer(
+        &self,
+        workspace: &Workspace,
+        known: Option<CustomerId>,
+    ) -> Result<CustomerId, ProcessorError> {
+        if let Some(known) = known {
+            return Ok(known);
+        }
+        let email = workspace.owner_email.as_str();
+        let listing = ListCustomer::new().email(email).limit(100);
+        let page: ListView<CustomerView> = read(&self.call(&listing, None).await?, "GET /v1/customers")?;
+        let ours = page
+            .data
+            .into_iter()
+            .find(|c| !c.deleted && c.metadata.get(WORKSPACE_KEY).map(String::as_str) == Some(workspace.id.as_str()));
+        if let Some(id) = ours.and_then(|c| c.id) {
+            return Ok(CustomerId::new(id));
+        }
+        let create = CreateCustomer::new()
+            .email(email)
+            .name(workspace.name.clone())
+            .metadata(HashMap::from([(WORKSPACE_KEY.to_owned(), workspace.id.to_string())]));
+        let key = idempotency_key(&["customer", workspace.id.as_str()]);
+        let created: CustomerView = read(&self.call(&create, Some(&key)).await?, "POST /v1/customers")?;
+        Ok(CustomerId::new(field(created.id, "POST /v1/customers", "id")?))
+    }
+}
+
+#[async_trait]
+impl CheckoutOps for StripeProcessor {
+    #[tracing::instrument(skip_all, fields(workspace_id = %request.workspace.id, plan_id = %request.plan.id))]
+    async fn create_checkout(&self, request: &CheckoutRequest) -> Result<CheckoutSession, ProcessorError> {
+        let metadata = HashMap::from([
+            (WORKSPACE_KEY.to_owned(), request.workspace.id.to_string()),
+            ("plan_id".to_owned(), request.plan.id.to_string()),
+        ]);
+        let mut line = CreateCheckoutSessionLineItems::new();
+        line.price = Some(request.price_id.to_string());
+        line.quantity = Some(1);
+        let mut session = CreateCheckoutSession::new()
+            .customer(request.customer_id.as_str())
+            .client_reference_id(request.workspace.id.as_str())
+            .metadata(metadata.clone())
+            .line_items(vec![line])
+            .success_url(request.success_url.as_str())
+            .cancel_url(request.cancel_url.as_str())
+            .allow_promotion_codes(self.config.allow_promotion_codes)
+            .billing_address_collection(CheckoutSessionBillingAddressCollection::Required)
+            .automatic_tax(CreateCheckoutSessionAutomaticTax::new(self.config.automatic_tax));
+        if self.config.automatic_tax {
+            // Stripe Tax needs the collected address saved on an existing customer.
+            let mut update = CreateCheckoutSessionCustomerUpdate::new();
+            update.address = Some(CreateCheckoutSessionCustomerUpdateAddress::Auto);
+            update.name = Some(CreateCheckoutSessionCustomerUpdateName::Auto);
+            session = session.customer_update(update);
+        }
+        session = match request.plan.kind {
+            PlanKind::Subscription { .. } => {
+                let mut data = CreateCheckoutSessionSubscriptionData::new();
+                data.metadata = Some(metadata);
+                session.mode(CheckoutSessionMode::Subscription).subscription_data(data)
+            }
+            PlanKind::Credits { .. } => {
+                let mut data = CreateCheckoutSessionPaymentIntentData::new();
+                data.metadata = Some(metadata);
+                session.mode(CheckoutSessionMode::Payment).payment_intent_data(data)
+            }
+        };
+        let key = idempotency_key(&[&request.idempotency_key]);
+        let what = "POST /v1/checkout/sessions";
+        let created: SessionView = read(&self.call(&session, Some(&key)).await?, what)?;
+        Ok(CheckoutSession {
+            id: CheckoutSessionId::new(field(created.id, what, "id")?),
+            url: field(created.url, what, "url")?,
+        })
+    }
+}
+
+#[async_trait]
+impl PortalOps for StripeProcessor {
+    #[tracing::instrument(skip_all, fields(customer_id = %customer))]
+    async fn create_portal(&self, customer: &CustomerId, return_url: &str) -> Result<String, ProcessorError> {
+        let mut portal = CreateBillingPortalSession::new().return_url(return_url);
+        portal = portal.customer(customer.as_str());
+        let what = "POST /v1/billing_portal/sessions";
+        // A portal session is read-only and short-lived; creating two is harmless, so no key is needed.
+        let created: SessionView = read(&self.call(&portal, None).await?, what)?;
+        field(created.url, what, "url")
+    }
+}
+
+fn proration_behavior(proration: Proration) -> UpdateSubscriptionProrationBehavior {
+    match proration {
+        Proration::CreateProrations => UpdateSubscriptionProrationBehavior::CreateProrations,
+        Proration::AlwaysInvoice => UpdateSubscriptionProrationBehavior::AlwaysInvoice,
+        Proration::None => UpdateSubscriptionProrationBehavior::None,
+    }
+}
+
+#[async_trait]
+impl SubscriptionOps for StripeProcessor {
+    #[tracing::instrument(skip_all, fields(subscription_id = %id, at_period_end))]
+    async fn cancel(
+        &self,
+        id: &SubscriptionId,
+        at_period_end: bool,
+        key: &str,
+    ) -> Result<SubscriptionSnapshot, ProcessorError> {
+        let key = idempotency_key(&[key]);
+        let body = if at_period_end {
+            self.call(&UpdateSubscription::new(id.as_str()).cancel_at_period_end(true), Some(&key)).await?
+        } else {
+            self.call(&CancelSubscription::new(id.as_str()), Some(&key)).await?
+        };
+        Self::snapshot(&body, "cancel subscription")
+    }
+
+    #[tracing::instrument(skip_all, fields(subscription_id = %id))]
+    async fn resume(&self, id: &SubscriptionId, key: &str) -> Result<SubscriptionSnapshot, ProcessorError> {
+        let key = idempotency_key(&[key]);
+        let body = self.call(&UpdateSubscription::new(id.as_str()).cancel_at_period_end(false), Some(&key)).await?;
+        Self::snapshot(&body, "resume subscription")
+    }
+
+    /// Swaps the price of the subscription's item (Tollgate sells one price per subscription).
+    #[tracing::instrument(skip_all, fields(subscription_id = %id, price_id = %price))]
+    async fn change_price(
+        &self,
+        id: &SubscriptionId,
+        price: &PriceId,
+        proration: Proration,
+        key: &str,
+    ) -> Result<SubscriptionSnapshot, ProcessorError> {
+        let what = "GET /v1/subscriptions/{id}";
+        let current: SubscriptionView = read(&self.call(&RetrieveSubscription::new(id.as_str()), None).await?, what)?;
+        let item_id = current
+            .items
+            .and_then(|items| items.data.into_iter().next())
+            .and_then(|item| item.id)
+            .ok_or_else(|| rejected(what, "subscription has no item to change"))?;
+        let mut item = UpdateSubscriptionItems::new();
+        item.id = Some(item_id);
+        item.price = Some(price.to_string());
+        let update =
+            UpdateSubscription::new(id.as_str()).items(vec![item]).proration_behavior(proration_behavior(proration));
+        let key = idempotency_key(&[key]);
+        Self::snapshot(&self.call(&update, Some(&key)).await?, "change subscription price")
+    }
+
+    #[tracing::instrument(skip_all, fields(subscription_id = %id))]
+    async fn fetch(&self, id: &SubscriptionId) -> Result<SubscriptionSnapshot, ProcessorError> {
+        let body = self.call(&RetrieveSubscription::new(id.as_str()), None).await?;
+        Self::snapshot(&body, "GET /v1/subscriptions/{id}")
+    }
+}
+
+#[async_trait]
+impl InvoiceOps for StripeProcessor {
+    #[tracing::instrument(skip_all, fields(customer_id = %customer, limit))]
+    async fn list_invoices(
+        &self,
+        customer: &CustomerId,
+        limit: u32,
+        starting_after: Option<InvoiceId>,
+    ) -> Result<InvoicePage, ProcessorError> {
+        let mut listing = ListInvoice::new().customer(customer.as_str()).limit(i64::from(limit.clamp(1, 100)));
+        if let Some(after) = starting_after {
+            listing = listing.starting_after(after.to_string());
+        }
+        let request = listing.build();
+        let what = describe(&request);
+        let body = match self.send(&request, None).await {
+            Ok(body) => body,
+            // Stripe answers an unknown customer with `resource_missing`; the port promises an empty page.
+            Err(error) if error.is_not_found() || error.to_string().contains("resource_missing") => {
+                return Ok(InvoicePage { invoices: Vec::new(), has_more: false });
+            }
+            Err(error) => return Err(error.into_domain(&what)),
+        };
+        let page: ListView<InvoiceView> = read(&body, &what)?;
+        let invoices = page.data.into_iter().map(|view| responses::invoice(view, &what)).collect::<Result<_, _>>()?;
+        Ok(InvoicePage { invoices, has_more: page.has_more })
+    }
+}
+
+#[async_trait]
+impl PaymentOps for StripeProcessor {
+    #[tracing::instrument(skip_all, fields(customer_id = %customer))]
+    async fn create_payment_intent(
+        &self,
+        customer: &CustomerId,
+        amount: &Money,
+        key: &str,
+    ) -> Result<PaymentIntent, ProcessorError> {
+        let Ok(currency) = stripe_types::Currency::from_str(amount.currency.as_str());
+        let create = CreatePaymentIntent::new(amount.minor, currency).customer(customer.as_str());
+        let key = idempotency_key(&[key]);
+        let what = "POST /v1/payment_intents";
+        let created: PaymentIntentView = read(&self.call(&create, Some(&key)).await?, what)?;
+        Ok(PaymentIntent {
+            id: field(created.id, what, "id")?,
+            client_secret: field(created.client_secret, what, "client_secret")?,
+        })
+    }
+
+    /// `payment_id` is a PaymentIntent (`pi_…`) or a Charge (`ch_…`/`py_…`).
+    #[tracing::instrument(skip_all, fields(payment_id))]
+    async fn refund(&self, payment_id: &str, amount: Option<Money>, key: &str) -> Result<Refund, ProcessorError> {
+        let mut create = CreateRefund::new();
+        create =
+            if payment_id.starts_with("pi_") { create.payment_intent(payment_id) } else { create.charge(payment_id) };
+        if let Some(amount) = &amount {
+            create = create.amount(amount.minor);
+        }
+        let key = idempotency_key(&[key]);
+        let what = "POST /v1/refunds";
+        let created: RefundView = read(&self.call(&create, Some(&key)).await?, what)?;
+        Ok(Refund {
+            id: field(created.id, what, "id")?,
+            amount: Money::new(field(created.amount, what, "amount")?, responses::currency(created.currency, what)?),
+            status: created.status.unwrap_or_else(|| "pending".to_owned()),
+        })
+    }
+}
+
+#[async_trait]
+impl UsageReportingOps for StripeProcessor {
+    /// A meter event named after the metric; its `identifier` is the key, which Stripe deduplicates on too.
+    #[tracing::instrument(skip_all, fields(customer_id = %customer, metric))]
+    async fn report_usage(
+        &self,
+        customer: &CustomerId,
+        metric: &str,
+        quantity: rust_decimal::Decimal,
+        at: DateTime<Utc>,
+        key: &str,
+    ) -> Result<(), ProcessorError> {
+        let payload = HashMap::from([
+            ("stripe_customer_id".to_owned(), customer.to_string()),
+            ("value".to_owned(), quantity.normalize().to_string()),
+        ]);
+        let key = idempotency_key(&[key]);
+        let event = CreateBillingMeterEvent::new(metric, payload).identifier(key.as_str()).timestamp(at.timestamp());
+        self.call(&event, Some(&key)).await.map(drop)
+    }
+}
+
+impl WebhookOps for StripeProcessor {
+    fn verify_and_parse(
+        &self,
+        headers: &WebhookHeaders,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<ProcessorEvent, WebhookError> {
+        let header = headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(stripe_wire::SIGNATURE_HEADER))
+            .map(|(_, value)| value.as_str())
+            .ok_or(WebhookError::MissingSignature("Stripe-Signature"))?;
+        signature::verify(header, body, &self.config.webhook_secrets, now, self.config.tolerance_secs)?;
+        stripe_wire::parse_event(&self.id(), body)
+    }
+}
