@@ -58,7 +58,8 @@ impl CallError {
     pub fn into_domain(self, what: &str) -> ProcessorError {
         let retryable = self.is_retryable();
         match self {
-            CallError::Status { status, .. } if status >= 500 || retryable => {
+            // Rate limits and Stripe's own failures pass with time: the caller may retry later.
+            CallError::Status { status, .. } if status >= 500 || status == 429 || retryable => {
                 ProcessorError::Unavailable(format!("stripe {what}: {self}"))
             }
             CallError::Transport(_) => ProcessorError::Unavailable(format!("stripe {what}: {self}")),
@@ -243,6 +244,9 @@ mod tests {
         use ProcessorError::{Rejected, Unavailable};
         assert!(matches!(status(503, None).into_domain("GET /v1/x"), Unavailable(_)));
         assert!(matches!(status(429, None).into_domain("GET /v1/x"), Unavailable(_)));
+        assert!(matches!(status(429, Some(false)).into_domain("GET /v1/x"), Unavailable(_)));
+        assert!(matches!(status(409, Some(true)).into_domain("GET /v1/x"), Unavailable(_)));
+        assert!(matches!(status(409, None).into_domain("GET /v1/x"), Rejected(_)));
         assert!(matches!(status(402, None).into_domain("GET /v1/x"), Rejected(_)));
         assert!(matches!(CallError::Transport("t".into()).into_domain("x"), Unavailable(_)));
         assert!(matches!(CallError::Decode("d".into()).into_domain("x"), Rejected(_)));
