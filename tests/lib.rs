@@ -33,6 +33,28 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
+/// A fresh PostgreSQL database for one test, created through `psql` on `TEST_POSTGRES_URL`; returns its URL.
+pub fn postgres_database() -> String {
+    let admin =
+        std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("tollgate_e2e_{}", uuid_like());
+    let created = Command::new("psql")
+        .args([admin.as_str(), "-v", "ON_ERROR_STOP=1", "-qc", &format!("CREATE DATABASE {name}")])
+        .status()
+        .expect("psql is needed to create the e2e database (scripts/test installs PostgreSQL)");
+    assert!(created.success(), "PostgreSQL must be running at {admin} (scripts/test starts it)");
+    let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).expect("a database URL");
+    format!("{base}/{name}")
+}
+
+/// 32 hex digits, unique enough for database names (the pattern scripts/test cleans up).
+fn uuid_like() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    let a = RandomState::new().hash_one(std::process::id());
+    let b = RandomState::new().hash_one(Instant::now());
+    format!("{a:016x}{b:016x}")
+}
+
 /// A running `tollgate serve`, stopped with SIGTERM on drop.
 pub struct Server {
     pub child: Child,
@@ -42,6 +64,11 @@ pub struct Server {
 impl Server {
     /// Starts the binary with `env` on top of the repository's development configuration and waits for `/healthz`.
     pub fn start(env: &[(&str, String)]) -> Server {
+        Self::start_logging(env, None)
+    }
+
+    /// Like [`Server::start`], writing the server's log lines (stdout and stderr) to `log` when given.
+    pub fn start_logging(env: &[(&str, String)], log: Option<&Path>) -> Server {
         let port = free_port();
         let base_url = format!("http://127.0.0.1:{port}");
         let mut command = Command::new(tollgate_binary());
@@ -56,6 +83,10 @@ impl Server {
             .env("TOLLGATE__TELEMETRY__FORMAT", "json")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
+        if let Some(log) = log {
+            let file = std::fs::File::create(log).expect("creating the server log");
+            command.stdout(file.try_clone().expect("log file")).stderr(file);
+        }
         for (key, value) in env {
             command.env(key, value);
         }

@@ -71,7 +71,7 @@ async fn run(command: Command, settings: Settings, catalog: Catalog) -> anyhow::
             startup::migrate(&settings).await
         }
         Command::Reconcile => {
-            telemetry::init(&settings.telemetry);
+            telemetry::init_to_stderr(&settings.telemetry);
             let report = startup::reconcile(&settings, catalog).await?;
             print(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
             if report.failed.is_empty() {

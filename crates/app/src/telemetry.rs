@@ -13,6 +13,18 @@ use crate::settings::{LogFormat, TelemetrySettings};
 /// Installs the global subscriber writing to stdout. `RUST_LOG`, when set and valid, overrides the configured
 /// level. Call once at startup; a second call leaves the first subscriber in place.
 pub fn init(settings: &TelemetrySettings) {
+    init_with(settings, std::io::stdout);
+}
+
+/// Like [`init`] but logging to stderr, for commands whose stdout is their output (`tollgate reconcile`).
+pub fn init_to_stderr(settings: &TelemetrySettings) {
+    init_with(settings, std::io::stderr);
+}
+
+fn init_with<W>(settings: &TelemetrySettings, sink: W)
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(settings.level.as_str()));
     let json = match settings.format {
         LogFormat::Auto => !std::io::stdout().is_terminal(),
@@ -20,7 +32,7 @@ pub fn init(settings: &TelemetrySettings) {
         LogFormat::Json => true,
     };
     // Fails only when a subscriber is already installed, which is exactly the case to leave alone.
-    let _ = get_subscriber(filter, json, std::io::stdout).try_init();
+    let _ = get_subscriber(filter, json, sink).try_init();
 }
 
 /// A subscriber writing to `sink`: JSON lines (one object per event, with the current span's fields) or
