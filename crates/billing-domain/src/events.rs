@@ -80,8 +80,46 @@ pub enum EventPayload {
     },
     /// The trial of a subscription ends soon.
     TrialWillEnd { customer_id: CustomerId, subscription_id: SubscriptionId, trial_end: Option<DateTime<Utc>> },
+    /// Money moving outside the subscription state machine: an invoice about to be charged, the outcome of a
+    /// PaymentIntent, a refunded charge. Audited and announced to the product; no state changes.
+    PaymentActivity {
+        activity: PaymentActivityKind,
+        customer_id: CustomerId,
+        /// The processor object it is about (`pi_…`, `ch_…`, or a derived id for an upcoming invoice).
+        object_id: String,
+        amount: Money,
+        subscription_id: Option<SubscriptionId>,
+        /// A decline code or failure reason, when there is one.
+        detail: Option<String>,
+    },
     /// Acknowledged and recorded, with no effect.
     Ignored,
+}
+
+/// Which money movement a [`EventPayload::PaymentActivity`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentActivityKind {
+    /// `invoice.upcoming`: a renewal will be charged soon.
+    InvoiceUpcoming,
+    /// `payment_intent.succeeded`.
+    PaymentSucceeded,
+    /// `payment_intent.payment_failed`.
+    PaymentFailed,
+    /// `charge.refunded`.
+    ChargeRefunded,
+}
+
+impl PaymentActivityKind {
+    /// The audit action and the outbound webhook topic (`billing.` + action).
+    pub fn action(self) -> &'static str {
+        match self {
+            PaymentActivityKind::InvoiceUpcoming => "invoice.upcoming",
+            PaymentActivityKind::PaymentSucceeded => "payment_intent.succeeded",
+            PaymentActivityKind::PaymentFailed => "payment_intent.failed",
+            PaymentActivityKind::ChargeRefunded => "charge.refunded",
+        }
+    }
 }
 
 impl EventPayload {
@@ -91,7 +129,8 @@ impl EventPayload {
             EventPayload::SubscriptionChanged(s) => Some(&s.customer_id),
             EventPayload::InvoicePaid { customer_id, .. }
             | EventPayload::InvoicePaymentFailed { customer_id, .. }
-            | EventPayload::TrialWillEnd { customer_id, .. } => Some(customer_id),
+            | EventPayload::TrialWillEnd { customer_id, .. }
+            | EventPayload::PaymentActivity { customer_id, .. } => Some(customer_id),
             EventPayload::CheckoutCompleted { .. } | EventPayload::CheckoutFailed { .. } | EventPayload::Ignored => {
                 None
             }

@@ -6,7 +6,7 @@ pub mod views;
 #[cfg(test)]
 mod tests;
 
-use billing_domain::events::{CheckoutMode, EventPayload, ProcessorEvent, SubscriptionSnapshot};
+use billing_domain::events::{CheckoutMode, EventPayload, PaymentActivityKind, ProcessorEvent, SubscriptionSnapshot};
 use billing_domain::ids::{
     CheckoutSessionId, CustomerId, EventId, InvoiceId, PlanId, PriceId, ProcessorId, SubscriptionId, WorkspaceId,
 };
@@ -17,7 +17,9 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use views::{CheckoutView, EnvelopeView, IdRef, InvoiceLineView, InvoiceView, SubscriptionView};
+use views::{
+    ChargeView, CheckoutView, EnvelopeView, IdRef, InvoiceLineView, InvoiceView, PaymentIntentView, SubscriptionView,
+};
 
 /// Parses an already verified event body of `processor`. Unknown event types become [`EventPayload::Ignored`]; invalid
 /// JSON or a handled type without a field Tollgate needs is [`WebhookError::MalformedPayload`].
@@ -55,6 +57,10 @@ fn translate(event_type: &str, object: Option<Value>) -> Result<EventPayload, We
         "invoice.paid" | "invoice.payment_succeeded" => invoice_paid(view(object()?)?),
         "invoice.payment_failed" => invoice_payment_failed(view(object()?)?),
         "customer.subscription.trial_will_end" => trial_will_end(view(object()?)?),
+        "invoice.upcoming" => invoice_upcoming(view(object()?)?),
+        "payment_intent.succeeded" => payment_intent(view(object()?)?, PaymentActivityKind::PaymentSucceeded),
+        "payment_intent.payment_failed" => payment_intent(view(object()?)?, PaymentActivityKind::PaymentFailed),
+        "charge.refunded" => charge_refunded(view(object()?)?),
         _ => Ok(EventPayload::Ignored),
     }
 }
@@ -194,6 +200,66 @@ fn trial_will_end(subscription: SubscriptionView) -> Result<EventPayload, Webhoo
         subscription_id: SubscriptionId::new(required("id", subscription.id)?),
         trial_end: optional_timestamp("trial_end", subscription.trial_end)?,
     })
+}
+
+/// An invoice the processor will charge soon. Upcoming invoices have no id; the subscription and the charge time
+/// name it instead, so each renewal is announced once.
+fn invoice_upcoming(mut invoice: InvoiceView) -> Result<EventPayload, WebhookError> {
+    let subscription = optional_ref(invoice.subscription.take()).or_else(|| {
+        optional_ref(invoice.parent.take().and_then(|p| p.subscription_details).and_then(|d| d.subscription))
+    });
+    let customer_id = CustomerId::new(required_ref("customer", invoice.customer.take())?);
+    let amount = invoice.amount_due.ok_or_else(|| missing("amount_due"))?;
+    let currency = currency(invoice.currency.take())?;
+    let when = invoice.next_payment_attempt.or(invoice.period_end).unwrap_or_default();
+    let object_id = format!("upcoming:{}:{when}", subscription.as_deref().unwrap_or(customer_id.as_str()));
+    Ok(EventPayload::PaymentActivity {
+        activity: PaymentActivityKind::InvoiceUpcoming,
+        customer_id,
+        object_id,
+        amount: Money::new(amount, currency),
+        subscription_id: subscription.map(SubscriptionId::new),
+        detail: None,
+    })
+}
+
+/// A PaymentIntent's outcome; one without a customer (a guest payment) belongs to no workspace and is ignored.
+fn payment_intent(intent: PaymentIntentView, activity: PaymentActivityKind) -> Result<EventPayload, WebhookError> {
+    let Some(customer) = optional_ref(intent.customer) else { return Ok(EventPayload::Ignored) };
+    let amount = match activity {
+        PaymentActivityKind::PaymentSucceeded => intent.amount_received.or(intent.amount),
+        _ => intent.amount,
+    }
+    .ok_or_else(|| missing("amount"))?;
+    let detail = intent.last_payment_error.and_then(|e| non_empty(e.decline_code).or(non_empty(e.code)));
+    Ok(EventPayload::PaymentActivity {
+        activity,
+        customer_id: CustomerId::new(customer),
+        object_id: required("id", intent.id)?,
+        amount: Money::new(amount, currency(intent.currency)?),
+        subscription_id: None,
+        detail,
+    })
+}
+
+/// A refunded charge, with the total refunded so far.
+fn charge_refunded(charge: ChargeView) -> Result<EventPayload, WebhookError> {
+    let Some(customer) = optional_ref(charge.customer) else { return Ok(EventPayload::Ignored) };
+    Ok(EventPayload::PaymentActivity {
+        activity: PaymentActivityKind::ChargeRefunded,
+        customer_id: CustomerId::new(customer),
+        object_id: required("id", charge.id)?,
+        amount: Money::new(
+            charge.amount_refunded.ok_or_else(|| missing("amount_refunded"))?,
+            currency(charge.currency)?,
+        ),
+        subscription_id: None,
+        detail: None,
+    })
+}
+
+fn currency(raw: Option<String>) -> Result<Currency, WebhookError> {
+    Currency::parse(&required("currency", raw)?).map_err(|_| malformed("invalid currency"))
 }
 
 /// Reads `object` through the view `T`, reporting a wrong shape without echoing the payload.

@@ -263,7 +263,7 @@ fn reports_what_a_handled_event_is_missing() {
 
 #[test]
 fn ignores_unhandled_types_whatever_their_object() {
-    for event_type in ["invoice.upcoming", "charge.refunded", "something.new"] {
+    for event_type in ["customer.created", "charge.captured", "something.new"] {
         let body = format!(r#"{{"id":"evt_1","type":"{event_type}","created":1}}"#);
         assert_eq!(parse(body.as_bytes()), Ok(EventPayload::Ignored));
     }
@@ -370,5 +370,79 @@ impl Tap for Value {
     fn tap(mut self, f: impl FnOnce(&mut Self)) -> Self {
         f(&mut self);
         self
+    }
+}
+
+mod payment_activity {
+    use billing_domain::events::PaymentActivityKind;
+    use billing_domain::ids::CustomerId;
+
+    use super::*;
+
+    fn usd(minor: i64) -> Money {
+        Money::new(minor, Currency::parse("usd").unwrap())
+    }
+
+    #[test]
+    fn an_upcoming_invoice_is_named_by_its_subscription_and_charge_time() {
+        let mut invoice = fixture(INVOICE);
+        invoice.as_object_mut().unwrap().remove("id");
+        invoice["next_payment_attempt"] = json!(1_767_225_600);
+        invoice["amount_due"] = json!(2900);
+        let EventPayload::PaymentActivity { activity, object_id, amount, subscription_id, .. } =
+            parse(&wrap("invoice.upcoming", invoice.clone())).unwrap()
+        else {
+            panic!("not a payment activity")
+        };
+        assert_eq!(activity, PaymentActivityKind::InvoiceUpcoming);
+        let subscription = subscription_id.expect("the fixture invoice belongs to a subscription");
+        assert_eq!(object_id, format!("upcoming:{subscription}:1767225600"));
+        assert_eq!(amount.minor, 2900);
+        invoice.as_object_mut().unwrap().remove("customer");
+        assert!(matches!(parse(&wrap("invoice.upcoming", invoice)), Err(WebhookError::MalformedPayload(_))));
+    }
+
+    #[test]
+    fn payment_intent_outcomes_carry_the_amount_and_the_decline_code() {
+        let succeeded = json!({"id": "pi_1", "object": "payment_intent", "customer": "cus_1", "amount": 1500,
+            "amount_received": 1500, "currency": "eur"});
+        let payload = parse(&wrap("payment_intent.succeeded", succeeded)).unwrap();
+        assert_eq!(
+            payload,
+            EventPayload::PaymentActivity {
+                activity: PaymentActivityKind::PaymentSucceeded,
+                customer_id: CustomerId::new("cus_1"),
+                object_id: "pi_1".into(),
+                amount: Money::new(1500, Currency::parse("eur").unwrap()),
+                subscription_id: None,
+                detail: None,
+            }
+        );
+        let failed = json!({"id": "pi_2", "customer": {"id": "cus_1"}, "amount": 700, "currency": "usd",
+            "last_payment_error": {"code": "card_declined", "decline_code": "insufficient_funds"}});
+        let EventPayload::PaymentActivity { activity, detail, amount, .. } =
+            parse(&wrap("payment_intent.payment_failed", failed)).unwrap()
+        else {
+            panic!("not a payment activity")
+        };
+        assert_eq!(
+            (activity, detail.as_deref(), amount),
+            (PaymentActivityKind::PaymentFailed, Some("insufficient_funds"), usd(700))
+        );
+        let guest = json!({"id": "pi_3", "customer": null, "amount": 700, "currency": "usd"});
+        assert_eq!(parse(&wrap("payment_intent.succeeded", guest)).unwrap(), EventPayload::Ignored);
+    }
+
+    #[test]
+    fn a_refunded_charge_reports_the_total_refunded() {
+        let charge = json!({"id": "ch_1", "object": "charge", "customer": "cus_9", "amount": 2000,
+            "amount_refunded": 500, "currency": "usd", "refunded": false});
+        let EventPayload::PaymentActivity { activity, object_id, amount, customer_id, .. } =
+            parse(&wrap("charge.refunded", charge)).unwrap()
+        else {
+            panic!("not a payment activity")
+        };
+        assert_eq!(activity, PaymentActivityKind::ChargeRefunded);
+        assert_eq!((object_id.as_str(), amount, customer_id), ("ch_1", usd(500), CustomerId::new("cus_9")));
     }
 }

@@ -123,6 +123,29 @@ pub struct InvoiceView {
     pub created: Option<i64>,
     pub hosted_invoice_url: Option<String>,
     pub invoice_pdf: Option<String>,
+    /// When an upcoming invoice will be charged.
+    pub next_payment_attempt: Option<i64>,
+    pub period_end: Option<i64>,
+}
+
+/// A `payment_intent`.
+#[derive(Debug, Deserialize)]
+pub struct PaymentIntentView {
+    pub id: Option<String>,
+    pub customer: Option<IdRef>,
+    pub amount: Option<i64>,
+    pub amount_received: Option<i64>,
+    pub currency: Option<String>,
+    pub last_payment_error: Option<PaymentErrorView>,
+}
+
+/// A `charge`.
+#[derive(Debug, Deserialize)]
+pub struct ChargeView {
+    pub id: Option<String>,
+    pub customer: Option<IdRef>,
+    pub amount_refunded: Option<i64>,
+    pub currency: Option<String>,
 }
 
 /// `invoice.parent` of newer API versions.
