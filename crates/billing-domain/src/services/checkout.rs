@@ -93,10 +93,11 @@ impl CheckoutService {
             }
         }
         let client_key = request.idempotency_key.clone().unwrap_or_else(|| self.ids.new_id("req_"));
+        let processor_key = format!("checkout:{}:{}:{client_key}", workspace.id, plan.id);
         let session = self
             .processor
             .create_checkout(&CheckoutRequest {
-                idempotency_key: format!("checkout:{}:{}:{client_key}", workspace.id, plan.id),
+                idempotency_key: processor_key.clone(),
                 workspace: workspace.clone(),
                 customer_id: customer_id.clone(),
                 plan: plan.clone(),
@@ -110,7 +111,10 @@ impl CheckoutService {
             action: "checkout.started".into(),
             actor: request.actor,
             before: None,
-            after: Some(json!({"session_id": session.id, "plan": plan.id, "customer_id": customer_id})),
+            // The key is kept with the session so an operator can match it to the processor's request log.
+            after: Some(json!({
+                "session_id": session.id, "plan": plan.id, "customer_id": customer_id, "idempotency_key": processor_key,
+            })),
             request_id: request.request_id,
         };
         self.audit.append(&record, now).await?;
