@@ -379,13 +379,16 @@ fn transition_effects(
             json!({"subscription_id": after.id, "ends_at": after.terms.current_period_end}),
         ));
     }
+    // Sent when the record first becomes terminal (canceled or expired). Terminal states absorb, so that happens
+    // once in any delivery order; the payload holds only what every order agrees on, and the sender reads the
+    // final `canceled_at` when it delivers.
     let was_ended = before.is_some_and(|b| b.status.is_terminal());
-    if after.status == SubscriptionStatus::Canceled && !was_ended {
+    if after.status.is_terminal() && !was_ended {
         changes.outbox.push(email(
             workspace,
             format!("email:subscription_ended:{}", after.id),
             NotificationKind::SubscriptionEnded,
-            json!({"subscription_id": after.id, "canceled_at": after.canceled_at}),
+            json!({"subscription_id": after.id}),
         ));
     }
 }

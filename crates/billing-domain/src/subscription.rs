@@ -168,9 +168,11 @@ impl Subscription {
         if Self::status_key(observation.status, observation.at) > Self::status_key(self.status, self.status_at) {
             next.status = observation.status;
             next.status_at = observation.at;
-            if observation.status.is_terminal() && next.canceled_at.is_none() {
-                next.canceled_at = Some(observation.at);
-            }
+        }
+        // The earliest terminal observation, whether or not it wins the status: a minimum over the set of events,
+        // so the same whatever order they arrive in.
+        if observation.status.is_terminal() {
+            next.canceled_at = Some(next.canceled_at.map_or(observation.at, |at| at.min(observation.at)));
         }
         if let Some(observed) = &observation.terms
             && (observed.source, observation.at, &observed.terms) > (self.terms_source, self.terms_at, &self.terms)
@@ -247,6 +249,18 @@ mod tests {
         let ba = first(b).merge(&a);
         assert!(ab.same_state(&ba));
         assert_eq!(ab.status, SubscriptionStatus::PastDue);
+    }
+
+    #[test]
+    fn canceled_at_is_the_earliest_terminal_observation_in_either_order() {
+        let active = obs(0, SubscriptionStatus::Active, false);
+        let expired = obs(10, SubscriptionStatus::IncompleteExpired, false);
+        let deleted = obs(11, SubscriptionStatus::Canceled, false);
+        let in_order = first(active.clone()).merge(&expired).merge(&deleted);
+        let swapped = first(active).merge(&deleted).merge(&expired);
+        assert!(in_order.same_state(&swapped));
+        assert_eq!(in_order.canceled_at, Some(expired.at));
+        assert_eq!(swapped.canceled_at, Some(expired.at));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use billing_app::catalog_file::load_catalog;
-use billing_app::settings::{ApiKeySettings, Settings};
+use billing_app::settings::{ApiKeySettings, ProcessorChoice, Settings};
 use billing_app::startup::Application;
 use hmac::{Hmac, Mac};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
@@ -18,6 +18,10 @@ pub const DEV_KEY: &str = "tg_dev_local_only";
 pub const READ_KEY: &str = "tg_test_read_only";
 /// The sandbox secret of `config/development.toml`.
 pub const SANDBOX_SECRET: &str = "whsec_sandbox_dev_only";
+/// The fake Stripe secret key of [`spawn_stripe_app`]; valid in shape only, so no Stripe account ever sees it.
+pub const STRIPE_SECRET_KEY: &str = "sk_test_51TollgateApiTestsFakeSecretKey00000000000000";
+/// The Stripe webhook signing secret of [`spawn_stripe_app`].
+pub const STRIPE_WEBHOOK_SECRET: &str = "whsec_TollgateApiTestsStripeSigningSecret0000";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -60,7 +64,32 @@ async fn fresh_database(backend: Backend) -> String {
     }
 }
 
+/// The app with the development settings: the sandbox processor.
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// The app with `processor = "stripe"`: a fake `sk_test_…` key, [`STRIPE_WEBHOOK_SECRET`], the sandbox off, no
+/// reconciliation job, and an API base URL where nothing listens (webhook ingestion calls no Stripe API; anything
+/// that does gets a connection refused).
+pub async fn spawn_stripe_app(backend: Backend) -> TestApp {
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let api_base = format!("http://127.0.0.1:{}", unused.local_addr().unwrap().port());
+    drop(unused);
+    spawn_app_with(backend, move |settings| {
+        settings.processor = ProcessorChoice::Stripe;
+        settings.sandbox.enabled = false;
+        settings.stripe.secret_key = SecretString::from(STRIPE_SECRET_KEY);
+        settings.stripe.webhook_secrets = vec![SecretString::from(STRIPE_WEBHOOK_SECRET)];
+        settings.stripe.api_base = api_base;
+        settings.stripe.timeout_ms = 2_000;
+        settings.reconcile.interval_secs = 0;
+    })
+    .await
+}
+
+/// The app with the development settings changed by `configure` (validated again afterwards).
+pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let root = repo_root();
     let mut settings = Settings::load_from(&root.join("config"), "development").expect("development settings load");
     settings.server.port = 0;
@@ -74,6 +103,9 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         hash: format!("sha256:{}", hex::encode(Sha256::digest(READ_KEY.as_bytes()))),
         scopes: vec!["billing:read".into()],
     });
+    configure(&mut settings);
+    let problems = settings.validate();
+    assert!(problems.is_empty(), "test settings are invalid: {problems:?}");
     let catalog = load_catalog(&settings.catalog.path).expect("shipped catalog loads");
     let app = Application::build(settings, catalog).await.expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -149,6 +181,25 @@ impl TestApp {
         request.body(body.to_owned()).send().await.unwrap()
     }
 
+    /// Delivers `body` to `POST /webhooks/stripe`, with `Stripe-Signature: {signature}` when given.
+    pub async fn post_stripe_webhook(&self, body: &str, signature: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.post(self.url("/webhooks/stripe")).header("content-type", "application/json");
+        if let Some(signature) = signature {
+            request = request.header("Stripe-Signature", signature);
+        }
+        request.body(body.to_owned()).send().await.unwrap()
+    }
+
+    /// The first column, as text, of every row of `sql` on the app's database, read directly.
+    pub async fn texts(&self, sql: &str) -> Vec<String> {
+        let db: DatabaseConnection = Database::connect(&self.db_url).await.unwrap();
+        let backend = db.get_database_backend();
+        let rows = db.query_all_raw(Statement::from_string(backend, sql.to_owned())).await.unwrap();
+        let texts = rows.iter().map(|row| row.try_get_by_index::<String>(0).unwrap()).collect();
+        db.close().await.ok();
+        texts
+    }
+
     /// Counts rows of a table in the app's database, read directly.
     pub async fn count(&self, table: &str) -> i64 {
         let db: DatabaseConnection = Database::connect(&self.db_url).await.unwrap();
@@ -166,7 +217,12 @@ impl TestApp {
 
 /// Signs `body` the way the sandbox (and Stripe) do, at unix time `t`.
 pub fn sign(body: &str, t: i64) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(SANDBOX_SECRET.as_bytes()).unwrap();
+    sign_with(SANDBOX_SECRET, body, t)
+}
+
+/// A `t=…,v1=…` signature header of `body` at unix time `t` with `secret` (HMAC-SHA256 over `"{t}.{body}"`, hex).
+pub fn sign_with(secret: &str, body: &str, t: i64) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(format!("{t}.{body}").as_bytes());
     format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
 }

@@ -4,5 +4,6 @@ mod helpers;
 
 mod auth_and_errors;
 mod lifecycle;
+mod stripe_webhooks;
 mod webhooks;
 mod workspaces;
