@@ -7,7 +7,7 @@ use billing_domain::money::Money;
 use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
 
-use crate::settings::Settings;
+use crate::settings::{ProcessorChoice, Settings};
 
 /// Tollgate: a self-hosted billing service.
 ///
@@ -50,7 +50,7 @@ pub fn summary(settings: &Settings, catalog: &Catalog) -> String {
     let policy = settings.billing_policy();
     format!(
         "env={} listen={}:{} public_url={} database={} migrate_on_start={} catalog={} ({} plans, default {}) \
-         trial={}d of {} grace={}d api_keys={} sandbox={}",
+         trial={}d of {} grace={}d api_keys={} processor={} sandbox={} reconcile_every={}s",
         settings.env,
         settings.server.host,
         settings.server.port,
@@ -64,7 +64,12 @@ pub fn summary(settings: &Settings, catalog: &Catalog) -> String {
         policy.trial.plan,
         policy.grace_period.num_days(),
         settings.auth.api_keys.len(),
+        match settings.processor {
+            ProcessorChoice::Sandbox => "sandbox",
+            ProcessorChoice::Stripe => "stripe",
+        },
         if settings.sandbox.enabled { "on" } else { "off" },
+        settings.reconcile.interval_secs,
     )
 }
 
