@@ -63,6 +63,7 @@ impl Application {
 
         let Processors { active: processor, sandbox, webhook_verifiers } =
             processors(&settings, &public_url, ids.clone(), clock.clone())?;
+        let webhooks = Arc::new(WebhookService::new(store_arc.clone(), catalog.clone(), clock.clone()));
         let ctx = Context {
             catalog: catalog.clone(),
             policy: settings.billing_policy(),
@@ -76,7 +77,7 @@ impl Application {
             trials: TrialService::new(ctx.clone(), store_arc.clone()),
             checkout: CheckoutService::new(ctx.clone(), processor.clone(), store_arc.clone(), ids.clone()),
             entitlements: EntitlementService::new(ctx, store_arc.clone()),
-            webhooks: WebhookService::new(store_arc.clone(), catalog.clone(), clock.clone()),
+            webhooks: webhooks.clone(),
             subscriptions: store_arc.clone(),
             audit: store_arc.clone(),
             webhook_verifiers,
@@ -133,12 +134,7 @@ impl Application {
         }
         let server = server.listen(listener)?.run();
         tracing::info!(%address, public_url, backend = store.backend(), "tollgate listening");
-        let reconciler = ReconcileService::new(
-            processor,
-            store_arc.clone(),
-            Arc::new(WebhookService::new(store_arc, catalog, clock.clone())),
-            clock,
-        );
+        let reconciler = ReconcileService::new(processor, store_arc, webhooks, clock);
         let jobs = Jobs::start(reconciler, settings.reconcile.interval_secs);
         Ok(Self { port, server, store, jobs })
     }

@@ -35,7 +35,8 @@ pub struct AppState {
     pub trials: TrialService,
     pub checkout: CheckoutService,
     pub entitlements: EntitlementService,
-    pub webhooks: WebhookService,
+    /// Shared with the reconciliation job, which ingests its repairs through the same path.
+    pub webhooks: Arc<WebhookService>,
     pub subscriptions: Arc<dyn SubscriptionRepository>,
     pub audit: Arc<dyn AuditLog>,
     /// Webhook verifiers by route id (`/webhooks/{id}`).

@@ -13,10 +13,8 @@ use billing_domain::ports::{
 use billing_domain::workspace::Workspace;
 use chrono::{DateTime, Utc};
 
-use crate::processor::{SIGNATURE_HEADER, SandboxProcessor};
+use crate::processor::SandboxProcessor;
 use crate::state::{SessionRecord, SessionStatus, SubscriptionChange};
-use stripe_wire::parse_event;
-use stripe_wire::signature;
 
 impl ProcessorInfo for SandboxProcessor {
     fn id(&self) -> ProcessorId {
@@ -206,13 +204,12 @@ impl WebhookOps for SandboxProcessor {
         body: &[u8],
         now: DateTime<Utc>,
     ) -> Result<ProcessorEvent, WebhookError> {
-        let header = headers
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(SIGNATURE_HEADER))
-            .map(|(_, value)| value.as_str())
-            .ok_or(WebhookError::MissingSignature("Sandbox-Signature"))?;
-        signature::verify(header, body, &self.config.webhook_secrets, now, self.config.tolerance_secs)?;
-        parse_event(&self.id(), body)
+        let signing = stripe_wire::Signing {
+            header: "Sandbox-Signature",
+            secrets: &self.config.webhook_secrets,
+            tolerance_secs: self.config.tolerance_secs,
+        };
+        stripe_wire::verify_and_parse(&self.id(), &signing, headers, body, now)
     }
 }
 

@@ -49,9 +49,13 @@ impl CallError {
         }
     }
 
-    /// Whether Stripe said the object does not exist.
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, CallError::Status { status: 404, .. })
+    /// Whether Stripe said the object, or one the request names, does not exist: a 404, or Stripe's
+    /// `resource_missing` code (which it also sends with 400 for a missing id in a parameter).
+    pub fn is_missing_resource(&self) -> bool {
+        match self {
+            CallError::Status { status, kind, .. } => *status == 404 || kind.ends_with("/resource_missing"),
+            _ => false,
+        }
     }
 
     /// The domain error for `what` (`"POST /v1/customers"`); the text is for logs and carries no secret.
@@ -237,6 +241,19 @@ mod tests {
         assert!(status(409, Some(true)).is_retryable());
         assert!(!status(400, None).is_retryable());
         assert!(!CallError::Decode("x".into()).is_retryable());
+    }
+
+    #[test]
+    fn recognises_missing_resources() {
+        assert!(status(404, None).is_missing_resource());
+        let missing = CallError::Status {
+            status: 400,
+            should_retry: None,
+            kind: "invalid_request_error/resource_missing".into(),
+        };
+        assert!(missing.is_missing_resource());
+        assert!(!status(400, None).is_missing_resource());
+        assert!(!CallError::Transport("t".into()).is_missing_resource());
     }
 
     #[test]

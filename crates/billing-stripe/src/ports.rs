@@ -33,7 +33,6 @@ use stripe_core::customer::{CreateCustomer, ListCustomer};
 use stripe_core::payment_intent::CreatePaymentIntent;
 use stripe_core::refund::CreateRefund;
 use stripe_shared::{CheckoutSessionBillingAddressCollection, CheckoutSessionMode};
-use stripe_wire::signature;
 use stripe_wire::views::{InvoiceView, ListView, SubscriptionView};
 
 use crate::api::idempotency_key;
@@ -241,7 +240,7 @@ impl InvoiceOps for StripeProcessor {
         let body = match self.send(&request, None).await {
             Ok(body) => body,
             // Stripe answers an unknown customer with `resource_missing`; the port promises an empty page.
-            Err(error) if error.is_not_found() || error.to_string().contains("resource_missing") => {
+            Err(error) if error.is_missing_resource() => {
                 return Ok(InvoicePage { invoices: Vec::new(), has_more: false });
             }
             Err(error) => return Err(error.into_domain(&what)),
@@ -321,12 +320,11 @@ impl WebhookOps for StripeProcessor {
         body: &[u8],
         now: DateTime<Utc>,
     ) -> Result<ProcessorEvent, WebhookError> {
-        let header = headers
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(stripe_wire::SIGNATURE_HEADER))
-            .map(|(_, value)| value.as_str())
-            .ok_or(WebhookError::MissingSignature("Stripe-Signature"))?;
-        signature::verify(header, body, &self.config.webhook_secrets, now, self.config.tolerance_secs)?;
-        stripe_wire::parse_event(&self.id(), body)
+        let signing = stripe_wire::Signing {
+            header: "Stripe-Signature",
+            secrets: &self.config.webhook_secrets,
+            tolerance_secs: self.config.tolerance_secs,
+        };
+        stripe_wire::verify_and_parse(&self.id(), &signing, headers, body, now)
     }
 }
