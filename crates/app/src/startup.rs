@@ -37,12 +37,7 @@ pub struct Application {
 impl Application {
     /// Connects and migrates the database, wires every adapter and binds the listener (port 0 picks a free port).
     pub async fn build(settings: Settings, catalog: Catalog) -> anyhow::Result<Self> {
-        let store = billing_store::connect(settings.database.url.expose_secret())
-            .await
-            .context("connecting to the database")?;
-        if settings.database.migrate_on_start {
-            store.migrate().await.context("applying migrations")?;
-        }
+        let store = open_store(&settings, settings.database.migrate_on_start).await?;
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| format!("binding {}:{}", settings.server.host, settings.server.port))?;
         let address = listener.local_addr()?;
@@ -162,11 +157,7 @@ pub async fn serve(settings: Settings, catalog: Catalog) -> anyhow::Result<()> {
 
 /// `tollgate reconcile`: one reconciliation run against the active processor; prints what it changed.
 pub async fn reconcile(settings: &Settings, catalog: Catalog) -> anyhow::Result<ReconcileReport> {
-    let store =
-        billing_store::connect(settings.database.url.expose_secret()).await.context("connecting to the database")?;
-    if settings.database.migrate_on_start {
-        store.migrate().await.context("applying migrations")?;
-    }
+    let store = open_store(settings, settings.database.migrate_on_start).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ids: Arc<dyn IdGenerator> = Arc::new(UuidIds);
     let public_url = settings.server.public_url.trim_end_matches('/').to_owned();
@@ -273,11 +264,19 @@ impl Jobs {
     }
 }
 
-/// `tollgate migrate`.
-pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+/// Connects to the configured database, applying pending migrations when `migrate` is set.
+async fn open_store(settings: &Settings, migrate: bool) -> anyhow::Result<Store> {
     let store =
         billing_store::connect(settings.database.url.expose_secret()).await.context("connecting to the database")?;
-    store.migrate().await.context("applying migrations")?;
+    if migrate {
+        store.migrate().await.context("applying migrations")?;
+    }
+    Ok(store)
+}
+
+/// `tollgate migrate`.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let store = open_store(settings, true).await?;
     tracing::info!(backend = store.backend(), "migrations applied");
     store.close().await.context("closing the database")?;
     Ok(())
