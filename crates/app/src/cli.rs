@@ -54,7 +54,7 @@ pub fn summary(settings: &Settings, catalog: &Catalog) -> String {
         settings.env,
         settings.server.host,
         settings.server.port,
-        settings.server.public_url,
+        settings.server.public_base_url(settings.server.port),
         database,
         settings.database.migrate_on_start,
         settings.catalog.path.display(),

@@ -53,13 +53,27 @@ pub struct Settings {
 pub struct ServerSettings {
     pub host: String,
     pub port: u16,
-    /// Base URL where Tollgate is reachable, used in sandbox checkout URLs.
-    pub public_url: String,
+    /// Base URL where Tollgate is reachable, used in sandbox checkout URLs; see [`Self::public_base_url`].
+    #[serde(default)]
+    pub public_url: Option<String>,
     pub shutdown_timeout_secs: u64,
     /// Worker threads; `None` means one per core.
     #[serde(default)]
     pub workers: Option<usize>,
     pub max_json_bytes: usize,
+}
+
+impl ServerSettings {
+    /// The base URL browsers reach Tollgate at: `public_url` when set, else `http://localhost:{port}` on the port
+    /// actually bound, so changing only the port keeps sandbox links right. With port 0 (tests) no configured URL
+    /// can know the port, so the bound loopback address is used.
+    pub fn public_base_url(&self, bound_port: u16) -> String {
+        match &self.public_url {
+            _ if self.port == 0 => format!("http://127.0.0.1:{bound_port}"),
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://localhost:{bound_port}"),
+        }
+    }
 }
 
 /// The SQL database.
@@ -150,6 +164,8 @@ impl StripeSettings {
 pub struct ReconcileSettings {
     /// Seconds between runs while serving; 0 turns the job off (`tollgate reconcile` still works).
     pub interval_secs: u64,
+    /// Seconds between sweeps applying parked events whose link exists; 0 turns the sweep off.
+    pub parked_sweep_secs: u64,
 }
 
 /// Service authentication.
@@ -269,7 +285,9 @@ impl Settings {
         if !is_host(&server.host) {
             p.add("server.host", &format!("must be an IP address or a host name, got {:?}", server.host));
         }
-        check_http_url(p, "server.public_url", &server.public_url);
+        if let Some(url) = &server.public_url {
+            check_http_url(p, "server.public_url", url);
+        }
         if server.shutdown_timeout_secs > 3600 {
             p.add("server.shutdown_timeout_secs", "must be at most 3600");
         }
@@ -541,13 +559,26 @@ pub(crate) mod tests {
         .unwrap();
         assert_eq!(s.server.port, 9123);
         assert_eq!(s.server.workers, Some(3));
-        assert_eq!(s.server.public_url, "https://billing.example.com");
+        assert_eq!(s.server.public_base_url(9123), "https://billing.example.com");
         assert_eq!(s.server.shutdown_timeout_secs, 30, "empty values are unset");
         assert!(!s.database.migrate_on_start);
         assert_eq!(s.telemetry.format, LogFormat::Json);
         assert_eq!(s.billing.trial_plan, "hobby");
         let secrets: Vec<&str> = s.sandbox.webhook_secrets.iter().map(|s| s.expose_secret()).collect();
         assert_eq!(secrets, ["whsec_new", "whsec_old"]);
+    }
+
+    #[test]
+    fn the_public_url_follows_the_port_unless_it_is_set() {
+        let s = read(&repo_config_dir(), "development", &vars(&[("TOLLGATE__SERVER__PORT", "9000")])).unwrap();
+        assert_eq!(s.server.public_base_url(9000), "http://localhost:9000");
+        let s = read(
+            &repo_config_dir(),
+            "development",
+            &vars(&[("TOLLGATE__SERVER__PORT", "9000"), ("TOLLGATE__SERVER__PUBLIC_URL", "https://pay.example.com/")]),
+        )
+        .unwrap();
+        assert_eq!(s.server.public_base_url(9000), "https://pay.example.com");
     }
 
     #[test]
@@ -568,7 +599,7 @@ pub(crate) mod tests {
     fn validate_names_each_bad_setting_on_its_own_line() {
         let mut s = development();
         s.server.host = "bad host".into();
-        s.server.public_url = "localhost:8080".into();
+        s.server.public_url = Some("localhost:8080".into());
         s.server.workers = Some(0);
         s.database.url = SecretString::from("mysql://root:hunter2@db/tollgate");
         s.billing.trial_days = 0;
