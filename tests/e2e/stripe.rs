@@ -72,8 +72,9 @@ impl Localstripe {
             ("interval", "month"),
         ];
         let (status, body) = self.call(reqwest::Method::POST, "/v1/plans", &form).await;
-        // A concurrent run may have created it first.
-        assert!(status == 200 || body.to_string().contains("already exists"), "creating {PRO_PRICE}: {status} {body}");
+        // A concurrent test may have created it first (localstripe then answers 409 or "already exists").
+        let exists = self.call(reqwest::Method::GET, &format!("/v1/plans/{PRO_PRICE}"), &[]).await.0 == 200;
+        assert!(status == 200 || exists, "creating {PRO_PRICE}: {status} {body}");
     }
 
     async fn register_webhook(&self, id: &str, url: &str) {
@@ -251,4 +252,78 @@ fn stripe_webhooks_from_localstripe_drive_the_plan_and_reconcile_repairs_drift()
         assert!(!logged.contains(secret), "a secret appeared in the server log");
     }
     let _ = std::fs::remove_file(&log);
+}
+
+#[test]
+fn reconcile_finds_a_subscription_whose_every_webhook_was_lost() {
+    let database = postgres_database();
+    let env = stripe_env(&database);
+    let server = Server::start(&env);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let workspace = format!("ws-e2e-{}", uuid::Uuid::new_v4().simple());
+    let email = format!("owner-{}@e2e.test", uuid::Uuid::new_v4().simple());
+
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let stripe = Localstripe { url: localstripe_url(), http: client.clone() };
+        stripe.ensure_pro_price().await;
+        // No webhook endpoint points at this server: every event of the subscription below is lost to it.
+        let created = client
+            .put(format!("{}/v1/workspaces/{workspace}", server.base_url))
+            .bearer_auth(KEY)
+            .json(&json!({"name": "E2E lost webhooks", "owner_email": email}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+        // The checkout attempt links the workspace's Stripe customer (localstripe has no Checkout: 502).
+        let checkout = client
+            .post(format!("{}/v1/workspaces/{workspace}/checkout", server.base_url))
+            .bearer_auth(KEY)
+            .json(&json!({"plan": "pro"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(checkout.status(), 502);
+        let customers = stripe.ok(reqwest::Method::GET, &format!("/v1/customers?email={email}"), &[]).await;
+        let customer = customers["data"][0]["id"].as_str().expect("the customer Tollgate created").to_owned();
+        let card = [
+            ("source[object]", "card"),
+            ("source[number]", "4242424242424242"),
+            ("source[exp_month]", "12"),
+            ("source[exp_year]", "2034"),
+            ("source[cvc]", "123"),
+        ];
+        stripe.ok(reqwest::Method::POST, &format!("/v1/customers/{customer}/sources"), &card).await;
+        let subscription = stripe
+            .ok(reqwest::Method::POST, "/v1/subscriptions", &[("customer", &customer), ("items[0][plan]", PRO_PRICE)])
+            .await;
+        let subscription = subscription["id"].as_str().unwrap().to_owned();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let unaware = get(&client, &server, &format!("/v1/workspaces/{workspace}")).await;
+        assert_eq!(unaware["plan"], "free", "no webhook reached Tollgate");
+        let missing = client
+            .get(format!("{}/v1/workspaces/{workspace}/subscription", server.base_url))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), 404);
+
+        let report = reconcile(&env);
+        let discovered = report["discovered"].as_array().unwrap();
+        let ours: Vec<&Value> = discovered.iter().filter(|d| d["subscription_id"] == subscription.as_str()).collect();
+        assert_eq!(ours.len(), 1, "{report}");
+        assert_eq!(ours[0]["workspace_id"], workspace.as_str());
+        assert_eq!(ours[0]["status"], "active");
+        let repaired = get(&client, &server, &format!("/v1/workspaces/{workspace}")).await;
+        assert_eq!(repaired["plan"], "pro");
+        assert_eq!(repaired["subscription_status"], "active");
+        let again = reconcile(&env);
+        assert!(
+            !again["discovered"].as_array().unwrap().iter().any(|d| d["subscription_id"] == subscription.as_str()),
+            "found once, then known: {again}"
+        );
+    });
+    assert!(server.stop().success());
 }

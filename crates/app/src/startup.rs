@@ -23,6 +23,7 @@ use billing_stripe::StripeProcessor;
 use secrecy::ExposeSecret;
 use tracing_actix_web::{RequestId, TracingLogger};
 
+use crate::jobs::Jobs;
 use crate::settings::{ProcessorChoice, Settings};
 use crate::system::{SystemClock, UuidIds};
 
@@ -42,12 +43,7 @@ impl Application {
             .with_context(|| format!("binding {}:{}", settings.server.host, settings.server.port))?;
         let address = listener.local_addr()?;
         let port = address.port();
-        // With port 0 (tests) the configured public URL cannot know the port; use the bound address instead.
-        let public_url = if settings.server.port == 0 {
-            format!("http://127.0.0.1:{port}")
-        } else {
-            settings.server.public_url.trim_end_matches('/').to_owned()
-        };
+        let public_url = settings.server.public_base_url(port);
         let loopback_host =
             if address.ip().is_unspecified() { "127.0.0.1".to_owned() } else { address.ip().to_string() };
 
@@ -129,8 +125,9 @@ impl Application {
         }
         let server = server.listen(listener)?.run();
         tracing::info!(%address, public_url, backend = store.backend(), "tollgate listening");
-        let reconciler = ReconcileService::new(processor, store_arc, webhooks, clock);
-        let jobs = Jobs::start(reconciler, settings.reconcile.interval_secs);
+        let reconciler = ReconcileService::new(processor, store_arc.clone(), store_arc, webhooks.clone(), clock);
+        let jobs =
+            Jobs::start(reconciler, settings.reconcile.interval_secs, webhooks, settings.reconcile.parked_sweep_secs);
         Ok(Self { port, server, store, jobs })
     }
 
@@ -160,11 +157,11 @@ pub async fn reconcile(settings: &Settings, catalog: Catalog) -> anyhow::Result<
     let store = open_store(settings, settings.database.migrate_on_start).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ids: Arc<dyn IdGenerator> = Arc::new(UuidIds);
-    let public_url = settings.server.public_url.trim_end_matches('/').to_owned();
+    let public_url = settings.server.public_base_url(settings.server.port);
     let Processors { active, .. } = processors(settings, &public_url, ids, clock.clone())?;
     let store_arc = Arc::new(store.clone());
     let webhooks = Arc::new(WebhookService::new(store_arc.clone(), Arc::new(catalog), clock.clone()));
-    let report = ReconcileService::new(active, store_arc, webhooks, clock).run().await;
+    let report = ReconcileService::new(active, store_arc.clone(), store_arc, webhooks, clock).run().await;
     store.close().await.context("closing the database")?;
     Ok(report?)
 }
@@ -222,46 +219,6 @@ fn processors(
         }
     };
     Ok(Processors { active, sandbox, webhook_verifiers })
-}
-
-/// Background jobs of the server: periodic reconciliation. Stopped after the server, letting a run finish.
-struct Jobs {
-    stop: tokio::sync::watch::Sender<bool>,
-    handle: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Jobs {
-    fn start(reconciler: ReconcileService, interval_secs: u64) -> Self {
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let handle = (interval_secs > 0).then(|| {
-            tokio::spawn(async move {
-                let interval = Duration::from_secs(interval_secs);
-                loop {
-                    tokio::select! {
-                        _ = tokio::time::sleep(interval) => {}
-                        _ = stopped.changed() => break,
-                    }
-                    match reconciler.run().await {
-                        Ok(report) => tracing::info!(
-                            checked = report.checked,
-                            repaired = report.repaired.len(),
-                            failed = report.failed.len(),
-                            "reconciliation run finished"
-                        ),
-                        Err(error) => tracing::error!(%error, "reconciliation run failed"),
-                    }
-                }
-            })
-        });
-        Self { stop, handle }
-    }
-
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        if let Some(handle) = self.handle {
-            let _ = handle.await;
-        }
-    }
 }
 
 /// Connects to the configured database, applying pending migrations when `migrate` is set.

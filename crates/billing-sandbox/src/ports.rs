@@ -134,6 +134,20 @@ impl SubscriptionOps for SandboxProcessor {
         let mut state = self.lock();
         Ok(state.subscription_mut(id)?.snapshot.clone())
     }
+
+    /// From the sandbox's own records, in id order (the sandbox has no pages).
+    #[tracing::instrument(skip_all, fields(customer_id = %customer))]
+    async fn list_for_customer(&self, customer: &CustomerId) -> Result<Vec<SubscriptionSnapshot>, ProcessorError> {
+        let state = self.lock();
+        let mut found: Vec<SubscriptionSnapshot> = state
+            .subscriptions
+            .values()
+            .filter(|record| &record.snapshot.customer_id == customer)
+            .map(|record| record.snapshot.clone())
+            .collect();
+        found.sort_by(|a, b| a.subscription_id.as_str().cmp(b.subscription_id.as_str()));
+        Ok(found)
+    }
 }
 
 impl SandboxProcessor {

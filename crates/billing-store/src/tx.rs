@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use billing_domain::error::StoreError;
-use billing_domain::ports::{AuditLog, EventInbox, Outbox, SubscriptionRepository, Transaction, WorkspaceRepository};
+use billing_domain::ports::{
+    AuditLog, BillingSubject, EventInbox, Outbox, SubscriptionRepository, Transaction, WorkspaceRepository,
+};
 use sea_orm::DatabaseTransaction;
 
 use crate::errors::map_db_err;
@@ -22,6 +24,10 @@ impl StoreTx {
 
 #[async_trait]
 impl Transaction for StoreTx {
+    async fn lock(&self, subject: &BillingSubject) -> Result<(), StoreError> {
+        self.repo.lock_subject(subject).await
+    }
+
     fn workspaces(&self) -> &dyn WorkspaceRepository {
         &self.repo
     }

@@ -20,8 +20,8 @@ use stripe_billing::billing_meter_event::CreateBillingMeterEvent;
 use stripe_billing::billing_portal_session::CreateBillingPortalSession;
 use stripe_billing::invoice::ListInvoice;
 use stripe_billing::subscription::{
-    CancelSubscription, RetrieveSubscription, UpdateSubscription, UpdateSubscriptionItems,
-    UpdateSubscriptionProrationBehavior,
+    CancelSubscription, ListSubscription, ListSubscriptionStatus, RetrieveSubscription, UpdateSubscription,
+    UpdateSubscriptionItems, UpdateSubscriptionProrationBehavior,
 };
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionAutomaticTax, CreateCheckoutSessionCustomerUpdate,
@@ -219,6 +219,38 @@ impl SubscriptionOps for StripeProcessor {
     async fn fetch(&self, id: &SubscriptionId) -> Result<SubscriptionSnapshot, ProcessorError> {
         let body = self.call(&RetrieveSubscription::new(id.as_str()), None).await?;
         Self::snapshot(&body, "GET /v1/subscriptions/{id}")
+    }
+
+    /// `GET /v1/subscriptions?customer=…&status=all`, page after page (the default listing hides canceled ones).
+    #[tracing::instrument(skip_all, fields(customer_id = %customer))]
+    async fn list_for_customer(&self, customer: &CustomerId) -> Result<Vec<SubscriptionSnapshot>, ProcessorError> {
+        let mut found = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut listing =
+                ListSubscription::new().customer(customer.as_str()).status(ListSubscriptionStatus::All).limit(100);
+            if let Some(after) = &after {
+                listing = listing.starting_after(after.clone());
+            }
+            let request = listing.build();
+            let what = describe(&request);
+            let body = match self.send(&request, None).await {
+                Ok(body) => body,
+                // An unknown customer answers `resource_missing`; the port promises an empty list.
+                Err(error) if error.is_missing_resource() => return Ok(found),
+                Err(error) => return Err(error.into_domain(&what)),
+            };
+            let page: ListView<serde_json::Value> = read(&body, &what)?;
+            for object in &page.data {
+                let raw = serde_json::to_vec(object).map_err(|_| rejected(&what, "unreadable subscription"))?;
+                let snapshot = Self::snapshot(&raw, &what)?;
+                after = Some(snapshot.subscription_id.to_string());
+                found.push(snapshot);
+            }
+            if !page.has_more || page.data.is_empty() {
+                return Ok(found);
+            }
+        }
     }
 }
 

@@ -114,6 +114,9 @@ pub trait SubscriptionOps: Send + Sync {
     /// The processor's current view, for reconciliation and same-second tie-breaks. MUST return `Rejected` for an
     /// unknown id.
     async fn fetch(&self, id: &SubscriptionId) -> Result<SubscriptionSnapshot, ProcessorError>;
+    /// Every subscription of `customer`, in any status (canceled ones included), every page read. An unknown
+    /// customer MUST give an empty list. Reconciliation ingests the ones Tollgate never heard of.
+    async fn list_for_customer(&self, customer: &CustomerId) -> Result<Vec<SubscriptionSnapshot>, ProcessorError>;
 }
 
 /// An invoice as listed to the product.

@@ -41,6 +41,14 @@ pub trait WorkspaceRepository: Send + Sync {
         processor: &ProcessorId,
         customer: &CustomerId,
     ) -> Result<Option<WorkspaceId>, StoreError>;
+    /// Up to `limit` linked customers of `processor` with their workspaces, ordered by customer id, after `after`
+    /// (keyset pagination). Reconciliation asks the processor about each.
+    async fn linked_customers(
+        &self,
+        processor: &ProcessorId,
+        after: Option<CustomerId>,
+        limit: u32,
+    ) -> Result<Vec<(CustomerId, WorkspaceId)>, StoreError>;
     /// The processor customer of a workspace.
     async fn customer_of_workspace(
         &self,
@@ -191,6 +199,13 @@ pub trait EventInbox: Send + Sync {
     /// Removes and returns the events parked under `link`, oldest first. Inside a transaction, removal and the
     /// caller's apply commit together, so a parked event is applied exactly once.
     async fn take_parked(&self, processor: &ProcessorId, link: &str) -> Result<Vec<ProcessorEvent>, StoreError>;
+    /// Removes the parked rows of one event; `false` when none was parked (another transaction applied it). The
+    /// removal is the claim: whoever removes the rows applies the event.
+    async fn unpark(&self, processor: &ProcessorId, event_id: &EventId) -> Result<bool, StoreError>;
+    /// Up to `limit` parked events, oldest first, whose link exists now: `customer:<id>` with that customer linked,
+    /// `subscription:<id>` with that subscription recorded (the link names of `lifecycle::customer_link` and
+    /// `lifecycle::subscription_link`). They wait for nothing; the sweep applies them.
+    async fn parked_ready(&self, limit: u32) -> Result<Vec<ProcessorEvent>, StoreError>;
     /// Counts events by status (operations and tests).
     async fn count_by_status(&self, status: InboxStatus) -> Result<u64, StoreError>;
 }
@@ -275,9 +290,33 @@ pub trait CouponRepository: Send + Sync {
     async fn redeem(&self, code: &str, workspace: &WorkspaceId, now: DateTime<Utc>) -> Result<Redemption, StoreError>;
 }
 
+/// What a billing state change serializes on (SPEC §5.8). A processor customer stands for its workspace before the
+/// link between them exists, so an event of an unlinked customer and the checkout that links it meet on one lock.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum BillingSubject {
+    Customer { processor: ProcessorId, customer: CustomerId },
+    Workspace(WorkspaceId),
+}
+
+impl BillingSubject {
+    /// The subject's lock name, distinct for every subject.
+    pub fn key(&self) -> String {
+        match self {
+            Self::Customer { processor, customer } => format!("customer:{processor}:{customer}"),
+            Self::Workspace(id) => format!("workspace:{id}"),
+        }
+    }
+}
+
 /// The repositories of one open transaction.
 #[async_trait]
 pub trait Transaction: Send + Sync {
+    /// Serializes the rest of this transaction with every other transaction that locks the same subject, until
+    /// commit or rollback — across connections and processes on one database; different subjects never wait for
+    /// each other. Reads made after it see everything the previous holder committed. Callers lock a customer
+    /// before its workspace; re-locking a held subject is a no-op. A deadlock MUST surface as `Conflict` (the
+    /// caller retries the transaction).
+    async fn lock(&self, subject: &BillingSubject) -> Result<(), StoreError>;
     fn workspaces(&self) -> &dyn WorkspaceRepository;
     fn subscriptions(&self) -> &dyn SubscriptionRepository;
     fn inbox(&self) -> &dyn EventInbox;

@@ -15,10 +15,10 @@ mod tests;
 pub use checkout::{CheckoutError, CheckoutService, StartCheckout};
 pub use entitlements::{EntitlementError, EntitlementService, EntitlementsView, LimitView};
 pub use reconcile::{
-    RECONCILE_EVENT_TYPE, ReconcileError, ReconcileFailure, ReconcileReport, ReconcileService, Repair, drift,
+    Discovery, RECONCILE_EVENT_TYPE, ReconcileError, ReconcileFailure, ReconcileReport, ReconcileService, Repair, drift,
 };
 pub use trials::{TrialError, TrialService};
-pub use webhooks::{IngestError, IngestOutcome, WebhookService};
+pub use webhooks::{IngestError, IngestOutcome, PARKED_SWEEP_BATCH, SweepReport, WebhookService};
 pub use workspaces::{WorkspaceError, WorkspaceOverview, WorkspaceService};
 
 use std::sync::Arc;

@@ -1,4 +1,6 @@
-//! Reconciliation: re-fetch live subscriptions from the processor and repair drift left by missed webhooks.
+//! Reconciliation: re-fetch live subscriptions from the processor and repair drift left by missed webhooks; list
+//! each linked customer's subscriptions to find the ones Tollgate never heard of; apply parked events whose link
+//! exists.
 //!
 //! A repair goes through the one ingestion path as a synthetic event stamped with the fetch time, so it is
 //! recorded in the inbox, audited, and ordered against real webhooks like any other observation: a webhook older
@@ -8,11 +10,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{IngestOutcome, WebhookService};
+use super::{IngestOutcome, SweepReport, WebhookService};
 use crate::error::{ProcessorError, StoreError};
 use crate::events::{EventPayload, ProcessorEvent, SubscriptionSnapshot};
-use crate::ids::{EventId, SubscriptionId, WorkspaceId};
-use crate::ports::{Clock, PaymentProcessor, SubscriptionRepository};
+use crate::ids::{CustomerId, EventId, SubscriptionId, WorkspaceId};
+use crate::ports::{Clock, PaymentProcessor, SubscriptionRepository, WorkspaceRepository};
 use crate::subscription::{Subscription, SubscriptionStatus};
 
 /// The event type of a reconciliation repair in the inbox and audit log.
@@ -28,8 +30,20 @@ pub struct ReconcileReport {
     pub checked: u32,
     /// Those that differed and were repaired.
     pub repaired: Vec<Repair>,
+    /// Subscriptions of linked customers that Tollgate had no record of, now ingested.
+    pub discovered: Vec<Discovery>,
     /// Those that could not be checked or repaired; the next run tries again.
     pub failed: Vec<ReconcileFailure>,
+    /// Parked events whose link existed, applied by this run.
+    pub parked: SweepReport,
+}
+
+/// A subscription found at the processor that no webhook had announced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Discovery {
+    pub subscription_id: SubscriptionId,
+    pub workspace_id: WorkspaceId,
+    pub status: SubscriptionStatus,
 }
 
 /// One repaired subscription.
@@ -43,10 +57,13 @@ pub struct Repair {
     pub fields: Vec<&'static str>,
 }
 
-/// A subscription reconciliation could not settle.
+/// A subscription (or a customer's listing) reconciliation could not settle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReconcileFailure {
-    pub subscription_id: SubscriptionId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<SubscriptionId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<CustomerId>,
     pub reason: String,
 }
 
@@ -57,9 +74,18 @@ pub enum ReconcileError {
     Store(#[from] StoreError),
 }
 
+impl From<super::IngestError> for ReconcileError {
+    fn from(error: super::IngestError) -> Self {
+        match error {
+            super::IngestError::Store(store) => ReconcileError::Store(store),
+        }
+    }
+}
+
 /// Compares local subscriptions of one processor with the processor's own view.
 pub struct ReconcileService {
     processor: Arc<dyn PaymentProcessor>,
+    workspaces: Arc<dyn WorkspaceRepository>,
     subscriptions: Arc<dyn SubscriptionRepository>,
     webhooks: Arc<WebhookService>,
     clock: Arc<dyn Clock>,
@@ -68,18 +94,29 @@ pub struct ReconcileService {
 impl ReconcileService {
     pub fn new(
         processor: Arc<dyn PaymentProcessor>,
+        workspaces: Arc<dyn WorkspaceRepository>,
         subscriptions: Arc<dyn SubscriptionRepository>,
         webhooks: Arc<WebhookService>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { processor, subscriptions, webhooks, clock }
+        Self { processor, workspaces, subscriptions, webhooks, clock }
     }
 
-    /// Walks every live subscription once. A processor failure on one subscription is reported and the walk goes
-    /// on; only a store failure stops it.
+    /// Applies parked events whose link exists, walks every live subscription, then every linked customer's
+    /// subscriptions at the processor. A processor failure on one subscription or customer is reported and the
+    /// walk goes on; only a store failure stops it.
     pub async fn run(&self) -> Result<ReconcileReport, ReconcileError> {
+        let mut report = ReconcileReport {
+            parked: self.webhooks.sweep_parked(super::PARKED_SWEEP_BATCH).await?,
+            ..Default::default()
+        };
+        self.walk_live(&mut report).await?;
+        self.discover(&mut report).await?;
+        Ok(report)
+    }
+
+    async fn walk_live(&self, report: &mut ReconcileReport) -> Result<(), ReconcileError> {
         let processor = self.processor.id();
-        let mut report = ReconcileReport::default();
         let mut after = None;
         loop {
             let page = self.subscriptions.list_live(&processor, after.clone(), PAGE).await?;
@@ -91,47 +128,113 @@ impl ReconcileService {
                 match self.reconcile_one(&local).await {
                     Ok(Some(repair)) => report.repaired.push(repair),
                     Ok(None) => {}
-                    Err(reason) => report.failed.push(ReconcileFailure { subscription_id: local.id.clone(), reason }),
+                    Err(reason) => report.failed.push(ReconcileFailure {
+                        subscription_id: Some(local.id.clone()),
+                        customer_id: None,
+                        reason,
+                    }),
                 }
             }
             if !full {
                 break;
             }
         }
-        Ok(report)
+        Ok(())
+    }
+
+    /// Lists each linked customer's subscriptions and ingests those with no local record: a workspace whose every
+    /// subscription webhook was lost is repaired here.
+    async fn discover(&self, report: &mut ReconcileReport) -> Result<(), ReconcileError> {
+        let processor = self.processor.id();
+        let mut after = None;
+        loop {
+            let page = self.workspaces.linked_customers(&processor, after.clone(), PAGE).await?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            let full = page.len() == PAGE as usize;
+            for (customer, workspace) in page {
+                let remote = match self.processor.list_for_customer(&customer).await {
+                    Ok(remote) => remote,
+                    Err(error) => {
+                        let reason = describe(error, "listing");
+                        report.failed.push(ReconcileFailure {
+                            subscription_id: None,
+                            customer_id: Some(customer),
+                            reason,
+                        });
+                        continue;
+                    }
+                };
+                for snapshot in remote {
+                    if self.subscriptions.get(&processor, &snapshot.subscription_id).await?.is_some() {
+                        continue; // known: the live walk compares it
+                    }
+                    let id = snapshot.subscription_id.clone();
+                    let status = snapshot.status;
+                    match self.repair(snapshot).await {
+                        Ok(()) => report.discovered.push(Discovery {
+                            subscription_id: id,
+                            workspace_id: workspace.clone(),
+                            status,
+                        }),
+                        Err(reason) => report.failed.push(ReconcileFailure {
+                            subscription_id: Some(id),
+                            customer_id: Some(customer.clone()),
+                            reason,
+                        }),
+                    }
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(())
     }
 
     async fn reconcile_one(&self, local: &Subscription) -> Result<Option<Repair>, String> {
-        let remote = self.processor.fetch(&local.id).await.map_err(|e| match e {
-            ProcessorError::Unavailable(_) => "processor unavailable".to_owned(),
-            ProcessorError::Rejected(_) => "processor rejected the fetch".to_owned(),
-            ProcessorError::Unsupported(what) => format!("processor does not support {what}"),
-        })?;
+        let remote = self.processor.fetch(&local.id).await.map_err(|e| describe(e, "fetch"))?;
         let fields = drift(local, &remote);
         if fields.is_empty() {
             return Ok(None);
         }
+        let status_after = remote.status;
+        self.repair(remote).await?;
+        Ok(Some(Repair {
+            subscription_id: local.id.clone(),
+            workspace_id: local.workspace_id.clone(),
+            status_before: local.status,
+            status_after,
+            fields,
+        }))
+    }
+
+    /// Ingests the processor's view of a subscription as a synthetic event stamped with the fetch time.
+    async fn repair(&self, remote: SubscriptionSnapshot) -> Result<(), String> {
         let now = self.clock.now();
         let event = ProcessorEvent {
-            id: EventId::new(format!("reconcile:{}:{}", local.id, now.timestamp_millis())),
-            processor: local.processor.clone(),
+            id: EventId::new(format!("reconcile:{}:{}", remote.subscription_id, now.timestamp_millis())),
+            processor: self.processor.id(),
             event_type: RECONCILE_EVENT_TYPE.to_owned(),
             occurred_at: now,
-            payload: EventPayload::SubscriptionChanged(remote.clone()),
+            payload: EventPayload::SubscriptionChanged(remote),
         };
         let raw = serde_json::to_string(&event).map_err(|e| format!("cannot record the repair: {e}"))?;
         match self.webhooks.ingest(&event, &raw).await {
-            Ok(IngestOutcome::Applied | IngestOutcome::Duplicate) => Ok(Some(Repair {
-                subscription_id: local.id.clone(),
-                workspace_id: local.workspace_id.clone(),
-                status_before: local.status,
-                status_after: remote.status,
-                fields,
-            })),
+            Ok(IngestOutcome::Applied | IngestOutcome::Duplicate) => Ok(()),
             Ok(IngestOutcome::Failed { reason }) => Err(reason),
             Ok(other) => Err(format!("repair was not applied ({other:?})")),
             Err(error) => Err(format!("storage failed: {error}")),
         }
+    }
+}
+
+/// A processor failure in words safe for a report.
+fn describe(error: ProcessorError, call: &str) -> String {
+    match error {
+        ProcessorError::Unavailable(_) => "processor unavailable".to_owned(),
+        ProcessorError::Rejected(_) => format!("processor rejected the {call}"),
+        ProcessorError::Unsupported(what) => format!("processor does not support {what}"),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Test doubles shared by the service tests: a transaction made of mockall port mocks, and fixtures.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
@@ -11,12 +11,14 @@ use crate::catalog::tests::test_catalog;
 use crate::error::StoreError;
 use crate::ids::WorkspaceId;
 use crate::ports::{
-    AuditLog, EventInbox, MockAuditLog, MockClock, MockEventInbox, MockOutbox, MockSubscriptionRepository,
-    MockWorkspaceRepository, Outbox, SubscriptionRepository, Transaction, WorkspaceRepository,
+    AuditLog, BillingSubject, EventInbox, MockAuditLog, MockClock, MockEventInbox, MockOutbox,
+    MockSubscriptionRepository, MockWorkspaceRepository, Outbox, SubscriptionRepository, Transaction,
+    WorkspaceRepository,
 };
 use crate::workspace::{BillingDetails, Workspace, WorkspaceProfile};
 
-/// A transaction whose repositories are mocks; `committed` tells whether the service committed.
+/// A transaction whose repositories are mocks; `committed` tells whether the service committed, `locks` which
+/// subjects it locked, in order.
 #[derive(Default)]
 pub struct MockTx {
     pub workspaces: MockWorkspaceRepository,
@@ -25,10 +27,15 @@ pub struct MockTx {
     pub audit: MockAuditLog,
     pub outbox: MockOutbox,
     pub committed: Arc<AtomicBool>,
+    pub locks: Arc<Mutex<Vec<String>>>,
 }
 
 #[async_trait]
 impl Transaction for MockTx {
+    async fn lock(&self, subject: &BillingSubject) -> Result<(), StoreError> {
+        self.locks.lock().unwrap().push(subject.key());
+        Ok(())
+    }
     fn workspaces(&self) -> &dyn WorkspaceRepository {
         &self.workspaces
     }

@@ -65,6 +65,7 @@ mod processor_mock {
             async fn resume(&self, id: &SubscriptionId, idempotency_key: &str) -> Result<SubscriptionSnapshot, ProcessorError>;
             async fn change_price(&self, id: &SubscriptionId, price: &PriceId, proration: Proration, idempotency_key: &str) -> Result<SubscriptionSnapshot, ProcessorError>;
             async fn fetch(&self, id: &SubscriptionId) -> Result<SubscriptionSnapshot, ProcessorError>;
+            async fn list_for_customer(&self, customer: &CustomerId) -> Result<Vec<SubscriptionSnapshot>, ProcessorError>;
         }
         #[async_trait]
         impl InvoiceOps for Processor {

@@ -6,13 +6,14 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 
 use crate::catalog::Catalog;
 use crate::error::StoreError;
 use crate::events::{EventPayload, ProcessorEvent};
-use crate::ids::ProcessorId;
+use crate::ids::{ProcessorId, WorkspaceId};
 use crate::lifecycle::{Changes, Decision, DecisionError, Known, decide};
-use crate::ports::{Clock, InboxEvent, InboxStatus, Recorded, Transaction, UnitOfWork};
+use crate::ports::{BillingSubject, Clock, InboxEvent, InboxStatus, Recorded, Transaction, UnitOfWork};
 
 /// What happened to a delivered event. Every variant means it is durably recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +74,9 @@ pub struct WebhookService {
     clock: Arc<dyn Clock>,
 }
 
+/// Parked events one sweep applies at most; the next sweep takes the rest.
+pub const PARKED_SWEEP_BATCH: u32 = 500;
+
 /// How often a compare-and-set conflict with a concurrent event is retried before answering 5xx.
 const CONFLICT_RETRIES: usize = 5;
 
@@ -82,75 +86,153 @@ impl WebhookService {
     }
 
     /// Records `event` (its raw body `raw`) in the inbox and applies it exactly once. Returns only after commit.
+    /// A redelivery of a parked event tries again: its link may exist by now.
     pub async fn ingest(&self, event: &ProcessorEvent, raw: &str) -> Result<IngestOutcome, IngestError> {
-        let inbox_event = InboxEvent {
+        let delivery = InboxEvent {
             processor: event.processor.clone(),
             event_id: event.id.clone(),
             event_type: event.event_type.clone(),
             payload: raw.to_owned(),
             received_at: self.clock.now(),
         };
+        Ok(self.settle(event, Some(&delivery)).await?)
+    }
+
+    /// Applies up to `limit` parked events whose link exists by now (parked by a transaction that raced the one
+    /// creating the link, before that race was closed). Each is claimed and applied under its subject's lock in
+    /// its own transaction, exactly like a redelivery, so nothing is applied twice and replicas may sweep at once.
+    /// The caller logs the report.
+    pub async fn sweep_parked(&self, limit: u32) -> Result<SweepReport, IngestError> {
+        let ready = {
+            let tx = self.uow.begin().await?;
+            tx.inbox().parked_ready(limit).await?
+        };
+        let mut report =
+            SweepReport { ready: u32::try_from(ready.len()).unwrap_or(u32::MAX), ..SweepReport::default() };
+        for event in &ready {
+            match self.settle(event, None).await? {
+                IngestOutcome::Applied | IngestOutcome::Ignored => report.applied += 1,
+                IngestOutcome::Failed { .. } => report.failed += 1,
+                IngestOutcome::Parked => report.still_parked += 1,
+                // Applied by a concurrent delivery or sweep between the listing and the claim.
+                IngestOutcome::Duplicate => {}
+            }
+        }
+        Ok(report)
+    }
+
+    /// One event to a final inbox status, retrying conflicts: a delivery (recorded first), or a parked event being
+    /// retried (`delivery` = None, by the sweep).
+    async fn settle(&self, event: &ProcessorEvent, delivery: Option<&InboxEvent>) -> Result<IngestOutcome, StoreError> {
         let mut last_conflict = None;
+        let mut attempt = Attempt::Parked;
         for _ in 0..CONFLICT_RETRIES {
             let tx = self.uow.begin().await?;
-            match tx.inbox().record(&inbox_event).await? {
-                Recorded::New => {}
-                Recorded::Seen { status: InboxStatus::Failed, attempts } => {
-                    if !tx.inbox().claim_retry(&event.processor, &event.id, attempts).await? {
-                        return Ok(IngestOutcome::Duplicate);
+            if let Some(delivery) = delivery {
+                attempt = match tx.inbox().record(delivery).await? {
+                    Recorded::New => Attempt::First,
+                    Recorded::Seen { status: InboxStatus::Failed, attempts } => {
+                        if !tx.inbox().claim_retry(&event.processor, &event.id, attempts).await? {
+                            return Ok(IngestOutcome::Duplicate);
+                        }
+                        Attempt::First
                     }
-                }
-                Recorded::Seen { .. } => return Ok(IngestOutcome::Duplicate),
+                    Recorded::Seen { status: InboxStatus::Parked, .. } => Attempt::Parked,
+                    Recorded::Seen { .. } => return Ok(IngestOutcome::Duplicate),
+                };
             }
-            match self.apply_with_parked(tx.as_ref(), event).await {
+            match self.apply_in(tx.as_ref(), event, attempt).await {
                 Ok(outcome) => {
-                    tx.inbox().set_status(&event.processor, &event.id, outcome.inbox_status(), None).await?;
+                    if outcome != IngestOutcome::Duplicate {
+                        tx.inbox().set_status(&event.processor, &event.id, outcome.inbox_status(), None).await?;
+                    }
                     tx.commit().await?;
                     return Ok(outcome);
                 }
                 Err(ApplyError::Store(StoreError::Conflict(what) | StoreError::Duplicate(what))) => {
-                    // A concurrent event changed the same rows; the transaction rolls back on drop. Go again.
+                    // A concurrent transaction changed the same rows; this one rolls back on drop. Go again.
                     last_conflict = Some(what);
                 }
                 Err(ApplyError::Decision(reason)) => {
                     drop(tx);
-                    self.record_failure(&inbox_event, &reason).await?;
+                    self.record_failure(event, delivery, attempt, &reason).await?;
                     return Ok(IngestOutcome::Failed { reason });
                 }
                 Err(ApplyError::Store(error)) => {
                     drop(tx);
-                    // Best effort: keep the raw event as failed so nothing is lost; the 5xx makes the processor retry.
-                    let _ = self.record_failure(&inbox_event, &error.to_string()).await;
-                    return Err(error.into());
+                    // Best effort: keep the raw event as failed so nothing is lost; the 5xx makes the processor
+                    // retry. A parked event stays parked instead: its parked row is what gets it applied later.
+                    if let (Some(delivery), Attempt::First) = (delivery, attempt) {
+                        let _ = self.record_failure(event, Some(delivery), attempt, &error.to_string()).await;
+                    }
+                    return Err(error);
                 }
             }
         }
         let reason =
             format!("still conflicting after {CONFLICT_RETRIES} attempts: {}", last_conflict.unwrap_or_default());
-        let _ = self.record_failure(&inbox_event, &reason).await;
-        Err(StoreError::Conflict(reason).into())
+        if let (Some(delivery), Attempt::First) = (delivery, attempt) {
+            let _ = self.record_failure(event, Some(delivery), attempt, &reason).await;
+        }
+        Err(StoreError::Conflict(reason))
     }
 
-    async fn record_failure(&self, event: &InboxEvent, reason: &str) -> Result<(), StoreError> {
+    /// Records a permanent failure for an operator. A parked event is unparked in the same transaction, so it is
+    /// either failed (and retried by a redelivery) or parked, never both — both would apply it twice.
+    async fn record_failure(
+        &self,
+        event: &ProcessorEvent,
+        delivery: Option<&InboxEvent>,
+        attempt: Attempt,
+        reason: &str,
+    ) -> Result<(), StoreError> {
         let tx = self.uow.begin().await?;
-        tx.inbox().record_failure(event, reason).await?;
+        if attempt == Attempt::Parked {
+            lock_subject(tx.as_ref(), event).await?;
+            if !tx.inbox().unpark(&event.processor, &event.id).await? {
+                return Ok(()); // another transaction applied it meanwhile
+            }
+        }
+        match delivery {
+            Some(delivery) => tx.inbox().record_failure(delivery, reason).await?,
+            None => {
+                tx.inbox().set_status(&event.processor, &event.id, InboxStatus::Failed, Some(reason.into())).await?
+            }
+        }
         tx.commit().await
     }
 
-    /// Applies `event`, then every parked event whose link this created, all in `tx`.
-    async fn apply_with_parked(
+    /// Applies `event` in `tx` under its subject's lock, then every parked event whose link this created. For a
+    /// parked event, the claim on its parked rows comes first: `Duplicate` when another transaction applied it.
+    async fn apply_in(
         &self,
         tx: &dyn Transaction,
         event: &ProcessorEvent,
+        attempt: Attempt,
     ) -> Result<IngestOutcome, ApplyError> {
+        lock_subject(tx, event).await?;
+        if attempt == Attempt::Parked && !tx.inbox().unpark(&event.processor, &event.id).await? {
+            return Ok(IngestOutcome::Duplicate);
+        }
         let now = self.clock.now();
-        let (outcome, mut links) = self.apply_one(tx, event, now).await?;
-        let mut queue: VecDeque<String> = links.drain(..).collect();
+        let (outcome, links) = self.apply_one(tx, event, now).await?;
+        let mut queue: VecDeque<String> = links.into();
         while let Some(link) = queue.pop_front() {
             for parked in tx.inbox().take_parked(&event.processor, &link).await? {
-                let (parked_outcome, new_links) = self.apply_one(tx, &parked, now).await?;
-                tx.inbox().set_status(&parked.processor, &parked.id, parked_outcome.inbox_status(), None).await?;
-                queue.extend(new_links);
+                // Normally the customer already locked (a no-op); a parked event naming another customer takes
+                // that lock too.
+                lock_subject(tx, &parked).await?;
+                let status = match self.apply_one(tx, &parked, now).await {
+                    Ok((parked_outcome, new_links)) => {
+                        queue.extend(new_links);
+                        (parked_outcome.inbox_status(), None)
+                    }
+                    // It fails alone (decisions write nothing before they fail); the event that created its link
+                    // still applies.
+                    Err(ApplyError::Decision(reason)) => (InboxStatus::Failed, Some(reason)),
+                    Err(store) => return Err(store),
+                };
+                tx.inbox().set_status(&parked.processor, &parked.id, status.0, status.1).await?;
             }
         }
         Ok(outcome)
@@ -167,6 +249,10 @@ impl WebhookService {
             Some(customer) => tx.workspaces().workspace_of_customer(&event.processor, customer).await?,
             None => None,
         };
+        // The workspace's own lock, after its customer's: API writes of the workspace take only this one.
+        if let Some(workspace) = workspace.as_ref().or(named_workspace(&event.payload)) {
+            tx.lock(&BillingSubject::Workspace(workspace.clone())).await?;
+        }
         let subscription = match event.payload.subscription_id() {
             Some(id) => tx.subscriptions().get(&event.processor, id).await?,
             None => None,
@@ -191,6 +277,55 @@ impl WebhookService {
                 Ok((IngestOutcome::Applied, links))
             }
         }
+    }
+}
+
+/// Whether an event is delivered for the first time (or retried after a failure) or was parked before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    First,
+    Parked,
+}
+
+/// What one sweep of parked events did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SweepReport {
+    /// Parked events whose link existed.
+    pub ready: u32,
+    /// Those applied now.
+    pub applied: u32,
+    /// Those that cannot apply as sent, now recorded as failed for an operator.
+    pub failed: u32,
+    /// Those that could not apply yet (they stay parked).
+    pub still_parked: u32,
+}
+
+/// The subject an event serializes on, before anything is read: its customer — the link every other event of
+/// that customer, and the checkout creating the link, read or write — or, for a checkout outcome without a
+/// customer, its workspace.
+async fn lock_subject(tx: &dyn Transaction, event: &ProcessorEvent) -> Result<(), StoreError> {
+    let customer = match &event.payload {
+        // The checkout creates the link, so it must meet every event of its customer.
+        EventPayload::CheckoutCompleted { customer_id, .. } => Some(customer_id),
+        payload => payload.customer_id(),
+    };
+    if let Some(customer) = customer {
+        let subject = BillingSubject::Customer { processor: event.processor.clone(), customer: customer.clone() };
+        return tx.lock(&subject).await;
+    }
+    match named_workspace(&event.payload) {
+        Some(workspace) => tx.lock(&BillingSubject::Workspace(workspace.clone())).await,
+        None => Ok(()),
+    }
+}
+
+/// The workspace a checkout outcome names in its own payload.
+fn named_workspace(payload: &EventPayload) -> Option<&WorkspaceId> {
+    match payload {
+        EventPayload::CheckoutCompleted { workspace_id, .. } | EventPayload::CheckoutFailed { workspace_id, .. } => {
+            Some(workspace_id)
+        }
+        _ => None,
     }
 }
 

@@ -7,8 +7,9 @@ use billing_domain::catalog::{Catalog, CatalogFile};
 use billing_domain::events::{CheckoutMode, EventPayload, ProcessorEvent, SubscriptionSnapshot};
 use billing_domain::ids::WorkspaceId;
 use billing_domain::money::{Currency, Money};
-use billing_domain::ports::Clock;
-use billing_domain::services::WebhookService;
+
+use billing_domain::ports::{Clock, InboxStatus};
+use billing_domain::services::{IngestOutcome, SweepReport, WebhookService};
 use billing_domain::subscription::SubscriptionStatus;
 use billing_domain::workspace::{BillingDetails, Workspace, WorkspaceProfile};
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -214,4 +215,59 @@ fn reversed_delivery_parks_then_applies_everything() {
     // Duplicated credits checkouts still grant once.
     let twice: Vec<_> = lifecycle().into_iter().chain(lifecycle()).collect();
     assert_eq!(deliver(&twice).workspaces.values().next().unwrap().credit_balance, 10);
+}
+
+/// The state a lost race left behind (before the per-subject lock closed it): events parked under a customer link
+/// that was committed without taking them.
+fn parked_behind_an_existing_link(events: &[ProcessorEvent]) -> (MemoryStore, WebhookService) {
+    let store = fresh_store();
+    let service = WebhookService::new(Arc::new(store.clone()), Arc::new(catalog()), Arc::new(FixedClock));
+    futures::executor::block_on(async {
+        for e in events {
+            assert_eq!(service.ingest(e, "{}").await.unwrap(), IngestOutcome::Parked);
+        }
+    });
+    store
+        .committed
+        .lock()
+        .unwrap()
+        .customers
+        .insert(("sandbox".into(), "cus_1".into()), WorkspaceId::parse("acme").unwrap());
+    (store, service)
+}
+
+#[test]
+fn a_redelivered_parked_event_applies_once_its_link_exists() {
+    let paid = event("evt_03", "invoice.paid", 1, invoice_paid("in_1", "sub_1", Some("price_hobby"), 1));
+    let (store, service) = parked_behind_an_existing_link(std::slice::from_ref(&paid));
+    futures::executor::block_on(async {
+        assert_eq!(service.ingest(&paid, "{}").await.unwrap(), IngestOutcome::Applied);
+        assert_eq!(service.ingest(&paid, "{}").await.unwrap(), IngestOutcome::Duplicate, "applied once");
+    });
+    let state = store.committed.lock().unwrap().clone();
+    assert!(state.parked.is_empty(), "{:?}", state.parked);
+    assert_eq!(state.subscriptions[&("sandbox".into(), "sub_1".into())].status, SubscriptionStatus::Active);
+    assert_eq!(state.inbox[&("sandbox".into(), "evt_03".into())].0, InboxStatus::Processed);
+}
+
+#[test]
+fn the_sweep_applies_parked_events_whose_link_exists_exactly_once() {
+    use SubscriptionStatus::*;
+    let created =
+        event("evt_02", "customer.subscription.created", 1, snapshot("sub_1", "price_hobby", Active, false, 1));
+    let failed = event("evt_05", "invoice.payment_failed", 200, payment_failed("in_2", "sub_1", 1));
+    let (store, service) = parked_behind_an_existing_link(&[created.clone(), failed.clone()]);
+    let first = futures::executor::block_on(service.sweep_parked(10)).unwrap();
+    assert_eq!(first, SweepReport { ready: 2, applied: 2, failed: 0, still_parked: 0 });
+    let again = futures::executor::block_on(service.sweep_parked(10)).unwrap();
+    assert_eq!(again, SweepReport::default(), "nothing is left to sweep");
+    assert_eq!(futures::executor::block_on(service.ingest(&failed, "{}")).unwrap(), IngestOutcome::Duplicate);
+    let state = store.committed.lock().unwrap().clone();
+    assert!(state.parked.is_empty());
+    assert_eq!(state.subscriptions[&("sandbox".into(), "sub_1".into())].status, PastDue);
+    // The same as if the events had arrived after the link.
+    let mut linked = vec![checkout("evt_01", "cs_1", 0, CheckoutMode::Subscription, Some("sub_1"), "hobby")];
+    linked.extend([created, failed]);
+    let in_order = deliver(&linked);
+    assert_eq!(state.subscriptions, in_order.subscriptions);
 }

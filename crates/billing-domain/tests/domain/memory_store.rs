@@ -1,5 +1,11 @@
 //! An in-memory store with real transaction semantics (work on a copy, publish on commit) so property tests can
 //! drive the real `WebhookService` through thousands of event orders quickly.
+//!
+//! What it cannot show: interleavings. The property test runs one transaction at a time, so every order it tries
+//! is a *delivery* order, never two transactions overlapping (and two overlapping copies here would simply lose
+//! one commit). Concurrent transactions — the per-subject lock of `Transaction::lock`, a link read racing the
+//! checkout that creates it — are covered by the race harness (`tests/e2e/race`), which delivers to the real
+//! binary on PostgreSQL and SQLite with many concurrent senders.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -50,6 +56,10 @@ impl UnitOfWork for MemoryStore {
 
 #[async_trait]
 impl Transaction for MemoryTx {
+    /// Nothing to lock: transactions here never overlap (see the module doc).
+    async fn lock(&self, _: &BillingSubject) -> Result<(), StoreError> {
+        Ok(())
+    }
     fn workspaces(&self) -> &dyn WorkspaceRepository {
         self
     }
@@ -105,6 +115,14 @@ impl WorkspaceRepository for MemoryTx {
     }
     async fn customer_of_workspace(&self, _: &ProcessorId, _: &WorkspaceId) -> Result<Option<CustomerId>, StoreError> {
         unused("customer_of_workspace")
+    }
+    async fn linked_customers(
+        &self,
+        _: &ProcessorId,
+        _: Option<CustomerId>,
+        _: u32,
+    ) -> Result<Vec<(CustomerId, WorkspaceId)>, StoreError> {
+        unused("linked_customers")
     }
     async fn link_customer(
         &self,
@@ -235,6 +253,22 @@ impl EventInbox for MemoryTx {
     async fn park(&self, event: &ProcessorEvent, link: &str, _: DateTime<Utc>) -> Result<(), StoreError> {
         self.state.lock().unwrap().parked.push((link.to_owned(), event.clone()));
         Ok(())
+    }
+    async fn unpark(&self, processor: &ProcessorId, event_id: &EventId) -> Result<bool, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let before = state.parked.len();
+        state.parked.retain(|(_, e)| !(&e.processor == processor && &e.id == event_id));
+        Ok(state.parked.len() < before)
+    }
+    async fn parked_ready(&self, limit: u32) -> Result<Vec<ProcessorEvent>, StoreError> {
+        let state = self.state.lock().unwrap();
+        let ready = state.parked.iter().filter(|(link, e)| {
+            let linked = |id: &str| state.customers.contains_key(&(e.processor.clone(), CustomerId::new(id)));
+            let recorded = |id: &str| state.subscriptions.contains_key(&(e.processor.clone(), SubscriptionId::new(id)));
+            link.strip_prefix("customer:").is_some_and(linked)
+                || link.strip_prefix("subscription:").is_some_and(recorded)
+        });
+        Ok(ready.take(limit as usize).map(|(_, e)| e.clone()).collect())
     }
     async fn take_parked(&self, _: &ProcessorId, link: &str) -> Result<Vec<ProcessorEvent>, StoreError> {
         let mut state = self.state.lock().unwrap();

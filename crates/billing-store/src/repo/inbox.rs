@@ -8,7 +8,9 @@ use billing_domain::ports::{EventInbox, InboxEvent, InboxStatus, Recorded};
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, Statement,
+};
 
 use super::{Executor, Repo, insert_or_skip, to_i32};
 use crate::entities::{inbox_event, parked_event};
@@ -162,6 +164,40 @@ impl<C: Executor> EventInbox for Repo<C> {
             .collect::<Result<Vec<ProcessorEvent>, _>>()?;
         tx.commit().await.map_err(map_db_err)?;
         Ok(events)
+    }
+
+    #[tracing::instrument(skip_all, fields(processor = %processor, event_id = %event_id))]
+    async fn unpark(&self, processor: &ProcessorId, event_id: &EventId) -> Result<bool, StoreError> {
+        use parked_event::Column;
+        let deleted = parked_event::Entity::delete_many()
+            .filter(Column::Processor.eq(processor.as_str()))
+            .filter(Column::EventId.eq(event_id.as_str()))
+            .exec(&self.conn)
+            .await
+            .map_err(map_db_err)?;
+        Ok(deleted.rows_affected > 0)
+    }
+
+    #[tracing::instrument(skip_all, fields(limit))]
+    async fn parked_ready(&self, limit: u32) -> Result<Vec<ProcessorEvent>, StoreError> {
+        // The link names are the domain's `customer:<id>` and `subscription:<id>`; comparing the stripped id keeps
+        // the lookups on the primary keys of both tables.
+        let sql = "SELECT p.event FROM parked_events p WHERE \
+            (p.link LIKE 'customer:%' AND EXISTS (SELECT 1 FROM processor_customers c \
+                WHERE c.processor = p.processor AND c.customer_id = SUBSTR(p.link, 10))) \
+            OR (p.link LIKE 'subscription:%' AND EXISTS (SELECT 1 FROM subscriptions s \
+                WHERE s.processor = p.processor AND s.id = SUBSTR(p.link, 14))) \
+            ORDER BY p.id LIMIT $1";
+        let backend = self.conn.get_database_backend();
+        let sql = if backend == DbBackend::Sqlite { sql.replace("$1", "?") } else { sql.to_owned() };
+        let statement = Statement::from_sql_and_values(backend, sql, [i64::from(limit).into()]);
+        let rows = self.conn.query_all_raw(statement).await.map_err(map_db_err)?;
+        rows.iter()
+            .map(|row| {
+                let raw: String = row.try_get("", "event").map_err(map_db_err)?;
+                serde_json::from_str(&raw).map_err(|e| corrupt("parked_events.event", e))
+            })
+            .collect()
     }
 
     #[tracing::instrument(skip_all, fields(status = status.as_str()))]

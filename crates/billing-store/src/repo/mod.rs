@@ -4,6 +4,7 @@
 mod audit;
 mod credits;
 mod inbox;
+mod locks;
 mod outbox;
 mod subscriptions;
 mod usage;

@@ -8,7 +8,7 @@ use billing_domain::workspace::Workspace;
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::{Executor, Repo, insert_or_skip};
 use crate::entities::{processor_customer, workspace};
@@ -106,6 +106,31 @@ impl<C: Executor> WorkspaceRepository for Repo<C> {
                 .map_err(|e| crate::errors::corrupt("processor_customers.workspace_id", e))
         })
         .transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(processor = %processor, limit))]
+    async fn linked_customers(
+        &self,
+        processor: &ProcessorId,
+        after: Option<CustomerId>,
+        limit: u32,
+    ) -> Result<Vec<(CustomerId, WorkspaceId)>, StoreError> {
+        use processor_customer::Column;
+        let mut query = processor_customer::Entity::find()
+            .filter(Column::Processor.eq(processor.as_str()))
+            .order_by_asc(Column::CustomerId)
+            .limit(u64::from(limit));
+        if let Some(after) = after {
+            query = query.filter(Column::CustomerId.gt(after.as_str()));
+        }
+        let rows = query.all(&self.conn).await.map_err(map_db_err)?;
+        rows.into_iter()
+            .map(|row| {
+                let workspace = WorkspaceId::parse(row.workspace_id)
+                    .map_err(|e| crate::errors::corrupt("processor_customers.workspace_id", e))?;
+                Ok((CustomerId::new(row.customer_id), workspace))
+            })
+            .collect()
     }
 
     #[tracing::instrument(skip_all, fields(processor = %processor, workspace_id = %workspace))]

@@ -27,6 +27,7 @@ mod audit;
 mod connect;
 mod helpers;
 mod inbox;
+mod locks;
 mod outbox;
 mod subscriptions;
 mod transactions;

@@ -175,6 +175,11 @@ async fn subscriptions_can_be_fetched_and_changed(peer: &dyn Peer) {
     let ended = processor.cancel(&id, false, &key("end")).await.unwrap();
     assert_eq!(ended.status, SubscriptionStatus::Canceled);
     assert_eq!(processor.fetch(&id).await.unwrap().status, SubscriptionStatus::Canceled);
+    let listed = processor.list_for_customer(&customer).await.unwrap();
+    let ours: Vec<_> = listed.iter().filter(|s| s.subscription_id == id).collect();
+    assert_eq!(ours.len(), 1, "{}: the customer's listing holds canceled ones too: {listed:?}", processor.id());
+    assert_eq!(ours[0].status, SubscriptionStatus::Canceled);
+    assert!(listed.iter().all(|s| s.customer_id == customer), "{}: only this customer's", processor.id());
     if processor.capabilities().invoices {
         let page = processor.list_invoices(&customer, 10, None).await.unwrap();
         assert!(page.invoices.iter().any(|i| i.status == "paid"), "{}: the first period was paid", processor.id());
@@ -185,6 +190,8 @@ async fn unknown_objects_are_rejected_or_empty(peer: &dyn Peer) {
     let processor = peer.processor();
     let unknown = processor.fetch(&SubscriptionId::new("sub_contract_unknown")).await;
     assert!(matches!(unknown, Err(ProcessorError::Rejected(_))), "{}: {unknown:?}", processor.id());
+    let none = processor.list_for_customer(&CustomerId::new("cus_contract_unknown")).await.unwrap();
+    assert!(none.is_empty(), "{}: an unknown customer has no subscriptions", processor.id());
     if processor.capabilities().invoices {
         let none = processor.list_invoices(&CustomerId::new("cus_contract_unknown"), 10, None).await.unwrap();
         assert!(none.invoices.is_empty() && !none.has_more);

@@ -388,3 +388,45 @@ async fn a_customer_creation_retried_after_a_timeout_creates_one_customer() {
     assert!(keys.len() >= 2 && keys.iter().all(|k| k.as_deref() == Some(expected.as_str())), "{keys:?}");
     assert_eq!(stripe_side.created.lock().unwrap().len(), 1, "one Stripe customer");
 }
+
+/// A subscription object of `cus_1` with `id` and `status`.
+fn listed_subscription(id: &str, status: &str) -> Value {
+    let mut object = subscription_json("price_pro", false);
+    object["id"] = json!(id);
+    object["status"] = json!(status);
+    object
+}
+
+#[tokio::test]
+async fn a_customers_subscriptions_are_listed_in_every_status_page_after_page() {
+    use wiremock::matchers::query_param;
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/subscriptions"))
+        .and(query_param("starting_after", "sub_2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "object": "list", "has_more": false, "data": [listed_subscription("sub_3", "active")]
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/subscriptions"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "object": "list", "has_more": true,
+            "data": [listed_subscription("sub_1", "canceled"), listed_subscription("sub_2", "past_due")]
+        })))
+        .mount(&server)
+        .await;
+    let stripe = adapter(&server.uri());
+    let listed = stripe.list_for_customer(&CustomerId::new("cus_1")).await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|s| s.subscription_id.as_str()).collect();
+    assert_eq!(ids, ["sub_1", "sub_2", "sub_3"]);
+    assert_eq!(listed[0].status, SubscriptionStatus::Canceled);
+
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 2);
+    let first = url_pairs(requests[0].url.query().unwrap_or_default());
+    assert_eq!(first.get("customer").map(String::as_str), Some("cus_1"));
+    assert_eq!(first.get("status").map(String::as_str), Some("all"), "canceled ones are listed too");
+    assert!(!first.contains_key("starting_after"));
+}

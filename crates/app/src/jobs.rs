@@ -1,0 +1,91 @@
+//! Background jobs of `tollgate serve`: each runs on its own interval until shutdown, and a run in progress
+//! finishes before the process exits. Every job is safe with several replicas on one database: what they change
+//! goes through the same per-subject serialization as webhooks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use billing_domain::services::{PARKED_SWEEP_BATCH, ReconcileService, WebhookService};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The running jobs.
+pub struct Jobs {
+    stop: watch::Sender<bool>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Jobs {
+    /// Starts reconciliation every `reconcile_secs` and the parked-event sweep every `sweep_secs` (0: off).
+    pub fn start(
+        reconciler: ReconcileService,
+        reconcile_secs: u64,
+        webhooks: Arc<WebhookService>,
+        sweep_secs: u64,
+    ) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let reconciler = Arc::new(reconciler);
+        let mut handles = Vec::new();
+        handles.extend(every(reconcile_secs, stopped.clone(), move || {
+            let reconciler = reconciler.clone();
+            async move {
+                match reconciler.run().await {
+                    Ok(report) => tracing::info!(
+                        checked = report.checked,
+                        repaired = report.repaired.len(),
+                        discovered = report.discovered.len(),
+                        parked_applied = report.parked.applied,
+                        failed = report.failed.len(),
+                        "reconciliation run finished"
+                    ),
+                    Err(error) => tracing::error!(%error, "reconciliation run failed"),
+                }
+            }
+        }));
+        handles.extend(every(sweep_secs, stopped, move || {
+            let webhooks = webhooks.clone();
+            async move {
+                match webhooks.sweep_parked(PARKED_SWEEP_BATCH).await {
+                    Ok(report) if report.ready > 0 => tracing::warn!(
+                        ready = report.ready,
+                        applied = report.applied,
+                        failed = report.failed,
+                        still_parked = report.still_parked,
+                        "applied parked events whose link exists"
+                    ),
+                    Ok(_) => {}
+                    Err(error) => tracing::error!(%error, "parked-event sweep failed"),
+                }
+            }
+        }));
+        Self { stop, handles }
+    }
+
+    /// Stops every job, letting a run in progress finish.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for handle in self.handles {
+            let _ = handle.await;
+        }
+    }
+}
+
+/// Runs `job` every `secs` seconds until `stopped` changes; `None` when `secs` is 0.
+fn every<F, Fut>(secs: u64, mut stopped: watch::Receiver<bool>, job: F) -> Option<JoinHandle<()>>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    (secs > 0).then(|| {
+        tokio::spawn(async move {
+            let interval = Duration::from_secs(secs);
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = stopped.changed() => break,
+                }
+                job().await;
+            }
+        })
+    })
+}
