@@ -15,9 +15,23 @@ pub type Store = Repo<DatabaseConnection>;
 
 impl Repo<DatabaseConnection> {
     /// Applies every pending migration (idempotent).
+    ///
+    /// On SQLite all of them run in one `BEGIN IMMEDIATE` transaction on one connection. sea-orm-migration would
+    /// otherwise run each DDL statement in autocommit on whichever pooled connection it acquires, and each
+    /// connection keeps the schema it last saw: one that ran `CREATE TABLE` before another connection added the
+    /// table's unique index compiles `INSERT … ON CONFLICT (…)` against a schema without that index, and SQLite
+    /// reports "ON CONFLICT clause does not match any PRIMARY KEY or UNIQUE constraint" without re-reading the
+    /// schema. Committed together, the schema changes are seen all at once or not at all; the write lock also
+    /// makes a second process that migrates the same file wait and then find nothing pending. PostgreSQL keeps
+    /// sea-orm-migration's transaction per migration.
     #[tracing::instrument(skip_all, fields(backend = self.backend()))]
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        Migrator::up(&self.conn, None).await.map_err(map_db_err)
+        if self.conn.get_database_backend() != DbBackend::Sqlite {
+            return Migrator::up(&self.conn, None).await.map_err(map_db_err);
+        }
+        let tx = self.begin_write().await?;
+        Migrator::up(&tx, None).await.map_err(map_db_err)?;
+        tx.commit().await.map_err(map_db_err)
     }
 
     /// Checks that the database answers (`/readyz`); `Unavailable` when it does not.

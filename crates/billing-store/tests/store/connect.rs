@@ -56,3 +56,40 @@ async fn in_memory_sqlite_works_with_one_connection() {
     store.migrate().await.unwrap();
     store.ping().await.unwrap();
 }
+
+/// SQLite compiles a statement against the schema its connection last loaded, and an `ON CONFLICT` target that
+/// matches no unique index there is a compile error that SQLite does not re-check against the file. So a pooled
+/// connection that saw `usage_events` created but not yet its unique index fails every upsert there. With the pool
+/// filled before migrating, a migration run statement by statement lands on its connections in turn; every
+/// connection then upserts. A few rounds, because the order connections are handed out in depends on timing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_pooled_sqlite_connection_keeps_a_half_migrated_schema() {
+    use billing_domain::ports::{UsageEvent, UsageRepository};
+
+    for round in 0..10 {
+        let dir = std::env::temp_dir().join(format!("tollgate-test-{}", uuid::Uuid::new_v4()));
+        let store = billing_store::connect(&format!("sqlite://{}/tollgate.db", dir.display())).await.unwrap();
+        // Each ping holds its connection until answered, so together they open all the pool's connections.
+        let pings = futures::future::join_all((0..8).map(|_| store.ping())).await;
+        assert!(pings.iter().all(Result::is_ok), "{pings:?}");
+        store.migrate().await.unwrap();
+
+        let records = futures::future::join_all((0..8).map(|i| {
+            let store = store.clone();
+            async move {
+                let event = UsageEvent {
+                    id: format!("e{i}"),
+                    workspace_id: crate::helpers::ws_id("team_1"),
+                    metric: "compute_hours".into(),
+                    quantity: 1.into(),
+                    at: crate::helpers::at(i),
+                };
+                store.record(&event).await
+            }
+        }))
+        .await;
+        store.close().await.unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+        assert!(records.iter().all(|r| matches!(r, Ok(true))), "round {round}: {records:?}");
+    }
+}
