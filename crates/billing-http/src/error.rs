@@ -1,10 +1,80 @@
 //! The one error type of the HTTP edge: renders `application/problem+json` with a stable `code`, logs the cause of
 //! our own failures and never shows internals to the caller.
 
+use actix_web::http::Method;
 use actix_web::http::StatusCode;
+use actix_web::http::header::{ALLOW, CONTENT_TYPE, HeaderName, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use billing_domain::error::{ProcessorError, StoreError, ValidationErrors};
 use serde::Serialize;
+
+/// Declares [`ErrorCode`] and its wire names in one list, so a code cannot be used without being declared here.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident = $wire:literal,)*) => {
+        /// Every public `code` of a problem body. Callers match on these: renaming one breaks them.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every declared code.
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The `code` member as it appears on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $wire,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// One or more fields (body, query parameter, path segment or header) are invalid; `errors[]` names them.
+    ValidationFailed = "validation_failed",
+    /// The body is not JSON.
+    MalformedJson = "malformed_json",
+    /// The body could not be read (corrupt encoding, broken stream).
+    InvalidBody = "invalid_body",
+    /// The query string does not fit the route; `errors[]` names the parameter.
+    InvalidQuery = "invalid_query",
+    InvalidPath = "invalid_path",
+    PayloadTooLarge = "payload_too_large",
+    UnsupportedMediaType = "unsupported_media_type",
+    RouteNotFound = "route_not_found",
+    /// The path exists but not for this method; the `Allow` header lists the methods it has.
+    MethodNotAllowed = "method_not_allowed",
+    BadRequest = "bad_request",
+    Unauthorized = "unauthorized",
+    InsufficientScope = "insufficient_scope",
+    WorkspaceNotFound = "workspace_not_found",
+    SubscriptionNotFound = "subscription_not_found",
+    ProcessorNotFound = "processor_not_found",
+    SandboxDisabled = "sandbox_disabled",
+    CheckoutSessionNotFound = "checkout_session_not_found",
+    CheckoutSessionClosed = "checkout_session_closed",
+    AlreadySubscribed = "already_subscribed",
+    TrialAlreadyUsed = "trial_already_used",
+    ConcurrentUpdate = "concurrent_update",
+    StorageUnavailable = "storage_unavailable",
+    ProcessorUnavailable = "processor_unavailable",
+    NotSupportedByProcessor = "not_supported_by_processor",
+    ProcessorRejected = "processor_rejected",
+    WebhookSignatureMissing = "webhook_signature_missing",
+    WebhookSignatureMalformed = "webhook_signature_malformed",
+    WebhookSignatureInvalid = "webhook_signature_invalid",
+    WebhookTimestampStale = "webhook_timestamp_stale",
+    WebhookPayloadInvalid = "webhook_payload_invalid",
+    InternalError = "internal_error",
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// One invalid field in a problem body.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -17,21 +87,34 @@ pub struct FieldProblem {
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub title: &'static str,
     pub detail: String,
     pub errors: Vec<FieldProblem>,
-    /// Extra members of the problem body (e.g. `valid_plans`).
-    pub extra: Option<serde_json::Value>,
+    /// Extra members of the problem body (e.g. `valid_plans`); boxed, as most problems have none.
+    pub extra: Option<Box<serde_json::Value>>,
+    /// Response headers the problem needs (e.g. `Allow` on a 405).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, title, detail: detail.into(), errors: Vec::new(), extra: None }
+    pub fn new(status: StatusCode, code: ErrorCode, title: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, code, title, detail: detail.into(), errors: Vec::new(), extra: None, headers: Vec::new() }
     }
 
     pub fn with_extra(mut self, extra: serde_json::Value) -> Self {
-        self.extra = Some(extra);
+        self.extra = Some(Box::new(extra));
+        self
+    }
+
+    /// Names the invalid fields of a problem whose code is not `validation_failed` (e.g. `invalid_query`).
+    pub fn with_errors(mut self, errors: Vec<FieldProblem>) -> Self {
+        self.errors = errors;
+        self
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
         self
     }
 
@@ -41,7 +124,7 @@ impl ApiError {
             errors.0.into_iter().map(|e| FieldProblem { field: e.field, message: e.message }).collect();
         let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
         let detail = format!("invalid fields: {}", fields.join(", "));
-        Self { errors: problems, ..Self::new(StatusCode::BAD_REQUEST, "validation_failed", "Invalid request", detail) }
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::ValidationFailed, "Invalid request", detail).with_errors(problems)
     }
 
     /// 400 for a single invalid field.
@@ -49,16 +132,56 @@ impl ApiError {
         Self::validation(billing_domain::error::ValidationError::new(field, message).into())
     }
 
-    pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn not_found(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, "Not found", detail)
     }
 
     pub fn workspace_not_found() -> Self {
-        Self::not_found("workspace_not_found", "no workspace with this id")
+        Self::not_found(ErrorCode::WorkspaceNotFound, "no workspace with this id")
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized", detail)
+        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, "Unauthorized", detail)
+    }
+
+    /// 404 for a path no route has.
+    pub fn route_not_found(method: &Method, path: &str) -> Self {
+        Self::not_found(ErrorCode::RouteNotFound, format!("no route for {method} {path}"))
+    }
+
+    /// 405 for a known path asked with a method it does not have; `Allow` lists the ones it has.
+    pub fn method_not_allowed(method: &Method, allowed: &[Method]) -> Self {
+        let allow = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+        let error = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::MethodNotAllowed,
+            "Method not allowed",
+            format!("{method} is not allowed here; allowed: {allow}"),
+        );
+        match HeaderValue::from_str(&allow) {
+            Ok(value) => error.with_header(ALLOW, value),
+            Err(_) => error,
+        }
+    }
+
+    /// 413 for a body over `limit` bytes.
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::PayloadTooLarge,
+            "Payload too large",
+            format!("the request body exceeds {limit} bytes"),
+        )
+    }
+
+    /// 415 for a body that is not JSON by its `Content-Type`.
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::UnsupportedMediaType,
+            "Unsupported media type",
+            "the request body must be application/json",
+        )
     }
 
     /// 500 for a bug or an unexpected failure: logged here with its cause, generic to the caller.
@@ -66,7 +189,7 @@ impl ApiError {
         tracing::error!(error = %cause, "request failed unexpectedly");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            ErrorCode::InternalError,
             "Internal error",
             "an unexpected error occurred; it has been logged",
         )
@@ -97,21 +220,27 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        let code = self.code.as_str();
         let problem = Problem {
-            kind: format!("/problems/{}", self.code.replace('_', "-")),
+            kind: format!("/problems/{}", code.replace('_', "-")),
             title: self.title,
             status: self.status.as_u16(),
             detail: &self.detail,
-            code: self.code,
+            code,
             errors: &self.errors,
         };
         let mut body = serde_json::to_value(&problem).unwrap_or_default();
-        if let (Some(serde_json::Value::Object(extra)), serde_json::Value::Object(map)) = (&self.extra, &mut body) {
+        if let (Some(serde_json::Value::Object(extra)), serde_json::Value::Object(map)) =
+            (self.extra.as_deref(), &mut body)
+        {
             map.extend(extra.clone());
         }
-        HttpResponse::build(self.status)
-            .insert_header((actix_web::http::header::CONTENT_TYPE, "application/problem+json"))
-            .body(body.to_string())
+        let mut response = HttpResponse::build(self.status);
+        response.insert_header((CONTENT_TYPE, "application/problem+json"));
+        for header in &self.headers {
+            response.insert_header(header.clone());
+        }
+        response.body(body.to_string())
     }
 }
 
@@ -122,7 +251,7 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %cause, "storage unavailable");
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "storage_unavailable",
+                    ErrorCode::StorageUnavailable,
                     "Service unavailable",
                     "the database is unavailable; retry later",
                 )
@@ -131,7 +260,7 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(error = %cause, "concurrent update");
                 Self::new(
                     StatusCode::CONFLICT,
-                    "concurrent_update",
+                    ErrorCode::ConcurrentUpdate,
                     "Conflict",
                     "the resource changed concurrently; retry the request",
                 )
@@ -148,14 +277,14 @@ impl From<ProcessorError> for ApiError {
                 tracing::warn!(error = %cause, "processor unavailable");
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "processor_unavailable",
+                    ErrorCode::ProcessorUnavailable,
                     "Payment processor unavailable",
                     "the payment processor could not be reached; nothing was changed, retry later",
                 )
             }
             ProcessorError::Unsupported(what) => Self::new(
                 StatusCode::NOT_IMPLEMENTED,
-                "not_supported_by_processor",
+                ErrorCode::NotSupportedByProcessor,
                 "Not supported",
                 format!("the configured payment processor does not support {what}"),
             ),
@@ -163,7 +292,7 @@ impl From<ProcessorError> for ApiError {
                 tracing::error!(error = %cause, "processor rejected a request");
                 Self::new(
                     StatusCode::BAD_GATEWAY,
-                    "processor_rejected",
+                    ErrorCode::ProcessorRejected,
                     "Payment processor error",
                     "the payment processor rejected the request",
                 )
@@ -172,8 +301,8 @@ impl From<ProcessorError> for ApiError {
     }
 }
 
-/// Renders error responses produced outside our handlers (actix's 405, its plain-text extractor errors) as
-/// problem+json too, so every error a caller sees has the same shape. HTML pages and problems pass through.
+/// Renders error responses produced outside our handlers (actix's plain-text errors) as problem+json too, so every
+/// error a caller sees has the same shape. HTML pages and problems pass through.
 pub fn problem_details<B: 'static>() -> actix_web::middleware::ErrorHandlers<B> {
     actix_web::middleware::ErrorHandlers::new().default_handler(render_plain_error)
 }
@@ -181,7 +310,6 @@ pub fn problem_details<B: 'static>() -> actix_web::middleware::ErrorHandlers<B> 
 fn render_plain_error<B>(
     res: actix_web::dev::ServiceResponse<B>,
 ) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>> {
-    use actix_web::http::header::{ALLOW, CONTENT_TYPE};
     use actix_web::middleware::ErrorHandlerResponse;
 
     let content_type = res.headers().get(CONTENT_TYPE).map(|v| v.as_bytes().to_owned()).unwrap_or_default();
@@ -194,26 +322,57 @@ fn render_plain_error<B>(
         StatusCode::METHOD_NOT_ALLOWED => {
             let allowed = res.headers().get(ALLOW).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
             (
-                "method_not_allowed",
+                ErrorCode::MethodNotAllowed,
                 "Method not allowed",
                 format!("{} is not allowed here; allowed: {allowed}", res.request().method()),
             )
         }
-        StatusCode::NOT_FOUND => ("route_not_found", "Not found", format!("no route for {}", res.request().path())),
+        StatusCode::NOT_FOUND => {
+            (ErrorCode::RouteNotFound, "Not found", format!("no route for {}", res.request().path()))
+        }
         StatusCode::PAYLOAD_TOO_LARGE => {
-            ("payload_too_large", "Payload too large", "the request body is too large".into())
+            (ErrorCode::PayloadTooLarge, "Payload too large", "the request body is too large".into())
         }
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-            ("unsupported_media_type", "Unsupported media type", "the request body must be application/json".into())
-        }
-        s if s.is_server_error() => ("internal_error", "Internal error", "an unexpected error occurred".into()),
-        _ => ("bad_request", "Bad request", "the request could not be understood".into()),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            ErrorCode::UnsupportedMediaType,
+            "Unsupported media type",
+            "the request body must be application/json".into(),
+        ),
+        s if s.is_server_error() => (ErrorCode::InternalError, "Internal error", "an unexpected error occurred".into()),
+        _ => (ErrorCode::BadRequest, "Bad request", "the request could not be understood".into()),
     };
     let allow = res.headers().get(ALLOW).cloned();
     let (req, _) = res.into_parts();
-    let mut response = ApiError::new(status, code, title, detail).error_response();
+    let mut error = ApiError::new(status, code, title, detail);
     if let Some(allow) = allow {
-        response.headers_mut().insert(ALLOW, allow);
+        error = error.with_header(ALLOW, allow);
     }
+    let response = error.error_response();
     Ok(ErrorHandlerResponse::Response(actix_web::dev::ServiceResponse::new(req, response).map_into_right_body()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_snake_case_and_stable() {
+        let wire: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        let unique: std::collections::BTreeSet<&str> = wire.iter().copied().collect();
+        assert_eq!(unique.len(), wire.len(), "a code is declared twice");
+        assert!(wire.iter().all(|c| c.chars().all(|ch| ch.is_ascii_lowercase() || ch == '_')));
+        // Callers match on these; a rename is a breaking change and must show up here.
+        for code in ["validation_failed", "method_not_allowed", "route_not_found", "invalid_query"] {
+            assert!(unique.contains(code), "{code} is gone");
+        }
+    }
+
+    #[test]
+    fn a_405_lists_the_allowed_methods() {
+        let error = ApiError::method_not_allowed(&Method::DELETE, &[Method::PUT, Method::GET]);
+        let response = error.error_response();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers().get(ALLOW).unwrap(), "PUT, GET");
+        assert_eq!(response.headers().get(CONTENT_TYPE).unwrap(), "application/problem+json");
+    }
 }

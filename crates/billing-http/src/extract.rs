@@ -1,68 +1,208 @@
-//! Error handlers for actix's own extractors, so malformed bodies, oversized payloads and wrong content types get
-//! problem+json answers naming the problem.
+//! Our own body and query extractors, so every malformed input is a problem+json naming what was wrong: the field
+//! (`billing_details.tax_ids[0].type`, `limit`) where serde can say which, 413 for an oversized body, 415 for a
+//! body that is not JSON.
+//!
+//! actix's `web::Json` and `web::Query` only hand their error handlers serde's message, which names the field of a
+//! missing or unknown key but never that of a wrongly typed value; deserializing through `serde_path_to_error`
+//! gives the path of every failure.
 
-use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use std::ops::Deref;
+
+use actix_web::error::{PathError, PayloadError};
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, web};
+use actix_web::http::header::CONTENT_LENGTH;
+use actix_web::web::{Bytes, BytesMut};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev};
+use futures::future::LocalBoxFuture;
+use futures::{Stream, StreamExt};
+use serde::de::DeserializeOwned;
+use serde_path_to_error::{Path, Segment};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode, FieldProblem};
 
-/// Maps JSON body failures: too large → 413, wrong content type → 415, bad JSON or fields → 400 naming the field.
-pub fn json_error(error: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
-    let api_error = match &error {
-        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "Payload too large",
-            format!("the request body exceeds {limit} bytes"),
-        ),
-        JsonPayloadError::ContentType => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Unsupported media type",
-            "the request body must be application/json",
-        ),
-        JsonPayloadError::Deserialize(e) => body_problem(e),
-        other => ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "Invalid request body", other.to_string()),
-    };
-    api_error.into()
-}
+/// The largest JSON body accepted when the app registers no [`JsonLimit`].
+const DEFAULT_JSON_LIMIT: usize = 64 * 1024;
 
-/// A serde error as a field problem where the message names the field, else a generic malformed-JSON problem.
-fn body_problem(error: &serde_json::Error) -> ApiError {
-    let message = error.to_string();
-    if error.is_syntax() || error.is_eof() {
-        return ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON", message);
+/// App data: the largest JSON request body, in bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonLimit(pub usize);
+
+/// A JSON request body (`Content-Type: application/json` or `*/*+json`) deserialized into `T`.
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<T> Json<T> {
+    pub fn into_inner(self) -> T {
+        self.0
     }
-    let named = |marker: &str| {
-        message.find(marker).and_then(|start| {
-            let rest = &message[start + marker.len()..];
-            rest.find('`').map(|end| rest[..end].to_owned())
-        })
-    };
-    let field = named("unknown field `").or_else(|| named("missing field `")).unwrap_or_else(|| "body".to_owned());
-    let clean = message.split(" at line").next().unwrap_or(&message).to_owned();
-    ApiError::field(&field, clean)
 }
 
-/// Query-string failures → 400.
-pub fn query_error(error: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "Invalid query string", error.to_string()).into()
+impl<T> Deref for Json<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
+        let limit = req.app_data::<JsonLimit>().map_or(DEFAULT_JSON_LIMIT, |l| l.0);
+        if !is_json(req) {
+            return Box::pin(async { Err(ApiError::unsupported_media_type()) });
+        }
+        // Decoded as actix's own `Json` does, so a gzip body is limited by its decoded size.
+        let stream = dev::Decompress::from_headers(payload.take(), req.headers());
+        let declared = declared_length(req);
+        Box::pin(async move {
+            let bytes = read_limited(stream, declared, limit).await?;
+            parse_json(&bytes).map(Json)
+        })
+    }
+}
+
+/// Whether the request declares a JSON body, by the same rule as actix's `Json`.
+fn is_json(req: &HttpRequest) -> bool {
+    match req.mime_type() {
+        Ok(Some(mime)) => mime.subtype() == actix_web::mime::JSON || mime.suffix() == Some(actix_web::mime::JSON),
+        _ => false,
+    }
+}
+
+/// The `Content-Length` the request declares, if any.
+pub(crate) fn declared_length(req: &HttpRequest) -> Option<usize> {
+    req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+}
+
+/// Reads a body, refusing it with 413 as soon as it exceeds `limit` (by its declared length or by bytes read).
+pub(crate) async fn read_limited<S>(mut stream: S, declared: Option<usize>, limit: usize) -> Result<Bytes, ApiError>
+where
+    S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
+{
+    if declared.is_some_and(|len| len > limit) {
+        return Err(ApiError::payload_too_large(limit));
+    }
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(8192).min(limit));
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidBody, "Invalid request body", e.to_string())
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::payload_too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Deserializes a JSON body, naming the field of any failure; text after the value is malformed JSON.
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(json_problem)?;
+    deserializer.end().map_err(malformed_json)?;
+    Ok(value)
+}
+
+fn malformed_json(error: serde_json::Error) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedJson, "Malformed JSON", error.to_string())
+}
+
+/// A syntax error is malformed JSON; a value that does not fit the DTO is a validation problem naming its field.
+fn json_problem(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = error.path().clone();
+    let inner = error.into_inner();
+    if inner.is_syntax() || inner.is_eof() || inner.is_io() {
+        return malformed_json(inner);
+    }
+    let message = inner.to_string();
+    // serde_json appends the position; the field name says more, and the caller sent no lines.
+    let position = format!(" at line {} column {}", inner.line(), inner.column());
+    let message = message.strip_suffix(&position).unwrap_or(&message);
+    ApiError::field(&field_name(&path, message).unwrap_or_else(|| "body".to_owned()), message)
+}
+
+/// Query-string deserialization failures → 400 `invalid_query` naming the parameter.
+fn query_problem(error: serde_path_to_error::Error<serde_urlencoded::de::Error>) -> ApiError {
+    let message = error.inner().to_string();
+    let field = field_name(error.path(), &message);
+    let detail = match &field {
+        Some(field) => format!("query parameter `{field}`: {message}"),
+        None => message.clone(),
+    };
+    let errors = field.into_iter().map(|field| FieldProblem { field, message: message.clone() }).collect();
+    ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidQuery, "Invalid query string", detail).with_errors(errors)
+}
+
+/// The dotted, indexed name of the failing field (`billing_details.tax_ids[0].type`), or `None` at the root.
+///
+/// A missing field fails at the struct that lacks it, so its name is known only from serde's message
+/// (`missing field `x``), the one place serde puts it.
+fn field_name(path: &Path, message: &str) -> Option<String> {
+    let mut name = String::new();
+    for segment in path {
+        match segment {
+            Segment::Seq { index } => name.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !name.is_empty() {
+                    name.push('.');
+                }
+                name.push_str(key);
+            }
+            Segment::Unknown => {
+                if !name.is_empty() {
+                    name.push('.');
+                }
+                name.push('?');
+            }
+        }
+    }
+    if let Some(missing) = message.strip_prefix("missing field `").and_then(|rest| rest.split('`').next()) {
+        if !name.is_empty() {
+            name.push('.');
+        }
+        name.push_str(missing);
+    }
+    (!name.is_empty()).then_some(name)
+}
+
+/// A query string deserialized into `T`; failures name the parameter.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<T> Deref for Query<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest for Query<T> {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut dev::Payload) -> Self::Future {
+        std::future::ready(parse_query(req.query_string()).map(Query))
+    }
+}
+
+fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(deserializer).map_err(query_problem)
 }
 
 /// Path failures → 400.
 pub fn path_error(error: PathError, _: &HttpRequest) -> actix_web::Error {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", "Invalid path", error.to_string()).into()
-}
-
-/// The extractor configurations of every JSON API route.
-pub fn json_config(max_bytes: usize) -> web::JsonConfig {
-    web::JsonConfig::default().limit(max_bytes).error_handler(json_error)
+    ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidPath, "Invalid path", error.to_string()).into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dto::{AuditQuery, WorkspaceBody};
 
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -71,15 +211,56 @@ mod tests {
         plan: String,
     }
 
+    fn field_of(error: &ApiError) -> &str {
+        error.errors[0].field.as_str()
+    }
+
     #[test]
-    fn serde_errors_name_the_field() {
-        let unknown = serde_json::from_str::<Body>(r#"{"plan":"pro","coupon_code":"X"}"#).unwrap_err();
-        let problem = body_problem(&unknown);
-        assert_eq!(problem.code, "validation_failed");
-        assert_eq!(problem.errors[0].field, "coupon_code");
-        let missing = serde_json::from_str::<Body>("{}").unwrap_err();
-        assert_eq!(body_problem(&missing).errors[0].field, "plan");
-        let syntax = serde_json::from_str::<Body>("{\"plan\":").unwrap_err();
-        assert_eq!(body_problem(&syntax).code, "malformed_json");
+    fn unknown_and_missing_fields_are_named() {
+        let unknown = parse_json::<Body>(br#"{"plan":"pro","coupon_code":"X"}"#).unwrap_err();
+        assert_eq!(unknown.code, ErrorCode::ValidationFailed);
+        assert_eq!(field_of(&unknown), "coupon_code");
+        assert_eq!(field_of(&parse_json::<Body>(b"{}").unwrap_err()), "plan");
+    }
+
+    #[test]
+    fn wrongly_typed_values_are_named_by_their_path() {
+        let top = parse_json::<WorkspaceBody>(br#"{"name":123,"owner_email":"a@b.c"}"#).unwrap_err();
+        assert_eq!(field_of(&top), "name");
+        assert!(top.errors[0].message.starts_with("invalid type: integer `123`"), "{}", top.errors[0].message);
+        assert!(!top.errors[0].message.contains("at line"));
+        let nested = parse_json::<WorkspaceBody>(
+            br#"{"name":"A","owner_email":"a@b.c","billing_details":{"tax_ids":[{"type":5,"value":"DE1"}]}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(field_of(&nested), "billing_details.tax_ids[0].type");
+        let nested_missing = parse_json::<WorkspaceBody>(
+            br#"{"name":"A","owner_email":"a@b.c","billing_details":{"tax_ids":[{"type":"eu_vat"}]}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(field_of(&nested_missing), "billing_details.tax_ids[0].value");
+        let nested_unknown =
+            parse_json::<WorkspaceBody>(br#"{"name":"A","owner_email":"a@b.c","billing_details":{"vat":"x"}}"#)
+                .unwrap_err();
+        assert_eq!(field_of(&nested_unknown), "billing_details.vat");
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_or_not_json_is_said_so() {
+        assert_eq!(field_of(&parse_json::<Body>(b"5").unwrap_err()), "body");
+        assert_eq!(parse_json::<Body>(b"{\"plan\":").unwrap_err().code, ErrorCode::MalformedJson);
+        assert_eq!(parse_json::<Body>(br#"{"plan":"a"} x"#).unwrap_err().code, ErrorCode::MalformedJson);
+        assert_eq!(parse_json::<Body>(b"").unwrap_err().code, ErrorCode::MalformedJson);
+    }
+
+    #[test]
+    fn query_errors_name_the_parameter() {
+        let bad = parse_query::<AuditQuery>("limit=abc").unwrap_err();
+        assert_eq!(bad.code, ErrorCode::InvalidQuery);
+        assert_eq!(field_of(&bad), "limit");
+        assert_eq!(field_of(&parse_query::<AuditQuery>("limit=5&before=x").unwrap_err()), "before");
+        assert_eq!(field_of(&parse_query::<AuditQuery>("limit=5&page=2").unwrap_err()), "page");
+        let ok = parse_query::<AuditQuery>("limit=5").unwrap();
+        assert_eq!((ok.limit, ok.before), (Some(5), None));
     }
 }

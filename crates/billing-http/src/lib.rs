@@ -8,6 +8,7 @@ mod extract;
 mod routes;
 pub mod state;
 
+use actix_web::http::Method;
 use actix_web::web;
 
 pub use state::{AppState, CheckoutDefaults, Readiness, SandboxPages, WebhookDelivery};
@@ -22,12 +23,11 @@ pub struct Edge {
 }
 
 impl Edge {
-    /// Registers app data, extractor error handlers and every route.
+    /// Registers app data, the path extractor's error handler and every route.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         cfg.app_data(self.state.clone())
             .app_data(self.keys.clone())
-            .app_data(extract::json_config(self.max_json_bytes))
-            .app_data(web::QueryConfig::default().error_handler(extract::query_error))
+            .app_data(extract::JsonLimit(self.max_json_bytes))
             .app_data(web::PathConfig::default().error_handler(extract::path_error));
         if let Some(sandbox) = &self.sandbox {
             cfg.app_data(sandbox.clone());
@@ -35,4 +35,9 @@ impl Edge {
         routes::routes(cfg);
         cfg.default_service(web::to(routes::not_found));
     }
+}
+
+/// Every route's path pattern (`/v1/workspaces/{id}`) with the methods it answers; any other method answers 405.
+pub fn route_table() -> Vec<(&'static str, Vec<Method>)> {
+    routes::table()
 }

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, DEV_KEY, READ_KEY, spawn_app};
+use crate::helpers::{Backend, DEV_KEY, READ_KEY, on_both_databases, spawn_app};
 
 async fn problem(response: reqwest::Response, status: u16) -> Value {
     assert_eq!(response.status(), status);
@@ -128,4 +128,78 @@ async fn health_and_readiness_answer() {
     assert!(health.headers().contains_key("x-request-id"));
     let ready: Value = app.client.get(app.url("/readyz")).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready["database"], "ok");
+}
+
+/// The `field` of every entry of a problem's `errors[]`.
+fn fields(problem: &Value) -> Vec<&str> {
+    problem["errors"].as_array().map(|e| e.iter().filter_map(|e| e["field"].as_str()).collect()).unwrap_or_default()
+}
+
+async fn body_errors_name_the_field(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let put = |body: Value| app.client.put(app.url("/v1/workspaces/acme")).bearer_auth(DEV_KEY).json(&body).send();
+    let wrong_type = problem(put(json!({"name": 123, "owner_email": "a@b.c"})).await.unwrap(), 400).await;
+    assert_eq!(wrong_type["code"], "validation_failed");
+    assert_eq!(fields(&wrong_type), ["name"]);
+    assert!(wrong_type["errors"][0]["message"].as_str().unwrap().contains("expected a string"), "{wrong_type}");
+    let nested = json!({"name": "Acme", "owner_email": "a@b.c",
+        "billing_details": {"country": "DE", "tax_ids": [{"type": 5, "value": "DE123456789"}]}});
+    assert_eq!(fields(&problem(put(nested).await.unwrap(), 400).await), ["billing_details.tax_ids[0].type"]);
+    let nested_missing = json!({"name": "Acme", "owner_email": "a@b.c",
+        "billing_details": {"tax_ids": [{"type": "eu_vat", "value": "DE1"}, {"type": "eu_vat"}]}});
+    assert_eq!(fields(&problem(put(nested_missing).await.unwrap(), 400).await), ["billing_details.tax_ids[1].value"]);
+    let missing = problem(put(json!({"name": "Acme"})).await.unwrap(), 400).await;
+    assert_eq!(fields(&missing), ["owner_email"]);
+    let unknown = json!({"name": "Acme", "owner_email": "a@b.c", "billing_details": {"vat_id": "x"}});
+    assert_eq!(fields(&problem(put(unknown).await.unwrap(), 400).await), ["billing_details.vat_id"]);
+    let check = app.post_json("/v1/workspaces/acme/entitlements/check", json!({"key": "seats", "requested": -1}));
+    assert_eq!(fields(&problem(check.await, 400).await), ["requested"]);
+    assert_eq!(app.count("workspaces").await, 0, "nothing was stored");
+}
+
+on_both_databases!(a_wrongly_typed_body_field_is_named_by_its_path, body_errors_name_the_field);
+
+async fn query_errors_name_the_parameter(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.put_workspace("acme").await;
+    let not_a_number = problem(app.get("/v1/workspaces/acme/audit?limit=abc").await, 400).await;
+    assert_eq!(not_a_number["code"], "invalid_query");
+    assert_eq!(fields(&not_a_number), ["limit"]);
+    assert!(not_a_number["detail"].as_str().unwrap().contains("limit"), "{not_a_number}");
+    let unknown = problem(app.get("/v1/workspaces/acme/audit?limit=5&page=2").await, 400).await;
+    assert_eq!(fields(&unknown), ["page"]);
+    let out_of_range = problem(app.get("/v1/workspaces/acme/audit?limit=500").await, 400).await;
+    assert_eq!(fields(&out_of_range), ["limit"]);
+    assert_eq!(app.get("/v1/workspaces/acme/audit?limit=5").await.status(), 200);
+}
+
+on_both_databases!(a_bad_query_parameter_is_named, query_errors_name_the_parameter);
+
+#[tokio::test]
+async fn a_known_path_with_a_wrong_method_answers_405_with_allow() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let post_plans = app.client.post(app.url("/v1/plans")).bearer_auth(DEV_KEY).send().await.unwrap();
+    let allow = post_plans.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(allow.split(", ").any(|m| m == "GET"), "Allow: {allow}");
+    assert_eq!(problem(post_plans, 405).await["code"], "method_not_allowed");
+
+    // Every registered path, with every common method it lacks; no key, since the method is judged first.
+    let routes = billing_http::route_table();
+    assert!(routes.len() >= 14, "the route table lists every route: {routes:?}");
+    let methods = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+    for (pattern, allowed) in routes {
+        let path: Vec<&str> = pattern.split('/').map(|s| if s.starts_with('{') { "sandbox" } else { s }).collect();
+        let url = app.url(&path.join("/"));
+        let expected: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
+        for method in methods.iter().filter(|m| !expected.contains(m)) {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let response = app.client.request(method.clone(), &url).send().await.unwrap();
+            assert_eq!(response.headers()["allow"], expected.join(", ").as_str(), "{method} {pattern}");
+            let body = problem(response, 405).await;
+            assert_eq!(body["code"], "method_not_allowed", "{method} {pattern}");
+        }
+    }
+    // An unknown path is still a 404.
+    let unknown = app.client.post(app.url("/v1/nothing-here")).send().await.unwrap();
+    assert_eq!(problem(unknown, 404).await["code"], "route_not_found");
 }

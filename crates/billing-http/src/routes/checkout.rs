@@ -9,7 +9,8 @@ use tracing_actix_web::RequestId;
 use super::workspace_id;
 use crate::auth::{Caller, Scope};
 use crate::dto::{CheckoutBody, redirect_url};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::Json;
 use crate::state::AppState;
 
 impl From<CheckoutError> for ApiError {
@@ -25,7 +26,7 @@ impl From<CheckoutError> for ApiError {
             }
             CheckoutError::AlreadySubscribed { plan } => ApiError::new(
                 StatusCode::CONFLICT,
-                "already_subscribed",
+                ErrorCode::AlreadySubscribed,
                 "Already subscribed",
                 format!("the workspace already has an active `{plan}` subscription"),
             ),
@@ -44,7 +45,7 @@ pub async fn start(
     request_id: RequestId,
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<CheckoutBody>,
+    body: Json<CheckoutBody>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::BillingWrite)?;
     let id = workspace_id(&path)?;

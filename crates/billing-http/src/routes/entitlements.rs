@@ -7,6 +7,7 @@ use super::workspace_id;
 use crate::auth::{Caller, Scope};
 use crate::dto::CheckBody;
 use crate::error::ApiError;
+use crate::extract::Json;
 use crate::state::AppState;
 
 impl From<EntitlementError> for ApiError {
@@ -37,7 +38,7 @@ pub async fn check(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    body: web::Json<CheckBody>,
+    body: Json<CheckBody>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::BillingRead)?;
     let id = workspace_id(&path)?;

@@ -8,41 +8,81 @@ mod sandbox;
 mod webhooks;
 mod workspaces;
 
-use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use actix_web::http::Method;
+use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Resource, Responder, web};
 use billing_domain::ids::WorkspaceId;
 
 use crate::error::ApiError;
 
-/// Registers every route under `cfg`.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/v1/plans", web::get().to(plans::list))
-        .service(
-            web::resource("/v1/workspaces/{id}")
-                .route(web::put().to(workspaces::put))
-                .route(web::get().to(workspaces::get)),
-        )
-        .route("/v1/workspaces/{id}/subscription", web::get().to(workspaces::subscription))
-        .route("/v1/workspaces/{id}/trial", web::post().to(workspaces::start_trial))
-        .route("/v1/workspaces/{id}/audit", web::get().to(workspaces::audit))
-        .route("/v1/workspaces/{id}/checkout", web::post().to(checkout::start))
-        .route("/v1/workspaces/{id}/entitlements", web::get().to(entitlements::all))
-        .route("/v1/workspaces/{id}/entitlements/check", web::post().to(entitlements::check))
-        .route("/webhooks/{processor}", web::post().to(webhooks::receive))
-        .route("/sandbox/checkout/{id}", web::get().to(sandbox::page))
-        .route("/sandbox/checkout/{id}/pay", web::post().to(sandbox::pay))
-        .route("/sandbox/checkout/{id}/decline", web::post().to(sandbox::decline));
+/// Every path with its handlers, in registration order.
+fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::new("/healthz").on(Method::GET, health::healthz),
+        Endpoint::new("/readyz").on(Method::GET, health::readyz),
+        Endpoint::new("/v1/plans").on(Method::GET, plans::list),
+        Endpoint::new("/v1/workspaces/{id}").on(Method::PUT, workspaces::put).on(Method::GET, workspaces::get),
+        Endpoint::new("/v1/workspaces/{id}/subscription").on(Method::GET, workspaces::subscription),
+        Endpoint::new("/v1/workspaces/{id}/trial").on(Method::POST, workspaces::start_trial),
+        Endpoint::new("/v1/workspaces/{id}/audit").on(Method::GET, workspaces::audit),
+        Endpoint::new("/v1/workspaces/{id}/checkout").on(Method::POST, checkout::start),
+        Endpoint::new("/v1/workspaces/{id}/entitlements").on(Method::GET, entitlements::all),
+        Endpoint::new("/v1/workspaces/{id}/entitlements/check").on(Method::POST, entitlements::check),
+        Endpoint::new("/webhooks/{processor}").on(Method::POST, webhooks::receive),
+        Endpoint::new("/sandbox/checkout/{id}").on(Method::GET, sandbox::page),
+        Endpoint::new("/sandbox/checkout/{id}/pay").on(Method::POST, sandbox::pay),
+        Endpoint::new("/sandbox/checkout/{id}/decline").on(Method::POST, sandbox::decline),
+    ]
 }
 
-/// Unknown routes and methods answer problem+json too.
+/// Registers every route under `cfg`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    for endpoint in endpoints() {
+        cfg.service(endpoint.into_resource());
+    }
+}
+
+/// Every path pattern with the methods it answers, as registered.
+pub fn table() -> Vec<(&'static str, Vec<Method>)> {
+    endpoints().into_iter().map(|e| (e.path, e.methods)).collect()
+}
+
+/// One path and its methods. Registering a path through here is what makes any other method answer 405 with an
+/// `Allow` header: `cfg.route(path, web::get()...)` instead puts the method guard on the resource itself, so a
+/// wrong method falls through to the 404 of unknown paths.
+struct Endpoint {
+    path: &'static str,
+    methods: Vec<Method>,
+    resource: Resource,
+}
+
+impl Endpoint {
+    fn new(path: &'static str) -> Self {
+        Self { path, methods: Vec::new(), resource: web::resource(path) }
+    }
+
+    fn on<F, Args>(mut self, method: Method, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.resource = self.resource.route(web::method(method.clone()).to(handler));
+        self.methods.push(method);
+        self
+    }
+
+    fn into_resource(self) -> Resource {
+        let allowed = self.methods;
+        self.resource.default_service(web::to(move |req: HttpRequest| {
+            let error = ApiError::method_not_allowed(req.method(), &allowed);
+            async move { Err::<HttpResponse, _>(error) }
+        }))
+    }
+}
+
+/// Unknown routes answer problem+json too.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        StatusCode::NOT_FOUND,
-        "route_not_found",
-        "Not found",
-        format!("no route for {} {}", req.method(), req.path()),
-    ))
+    Err(ApiError::route_not_found(req.method(), req.path()))
 }
 
 /// Parses the `{id}` path segment, naming the field when it is invalid.

@@ -4,15 +4,15 @@
 use actix_web::{HttpResponse, http::StatusCode, web};
 use billing_sandbox::{SandboxError, SessionStatus, SessionView, SignedDelivery};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::SandboxPages;
 
 fn pages(sandbox: Option<web::Data<SandboxPages>>) -> Result<web::Data<SandboxPages>, ApiError> {
-    sandbox.ok_or_else(|| ApiError::not_found("sandbox_disabled", "the sandbox processor is not enabled"))
+    sandbox.ok_or_else(|| ApiError::not_found(ErrorCode::SandboxDisabled, "the sandbox processor is not enabled"))
 }
 
 fn session_not_found() -> ApiError {
-    ApiError::not_found("checkout_session_not_found", "no sandbox checkout session with this id")
+    ApiError::not_found(ErrorCode::CheckoutSessionNotFound, "no sandbox checkout session with this id")
 }
 
 /// `GET /sandbox/checkout/{id}`: the hosted page.
@@ -44,7 +44,7 @@ fn sandbox_error(error: SandboxError) -> ApiError {
         SandboxError::UnknownSession => session_not_found(),
         SandboxError::NotOpen(_) => ApiError::new(
             StatusCode::CONFLICT,
-            "checkout_session_closed",
+            ErrorCode::CheckoutSessionClosed,
             "Checkout already finished",
             error.to_string(),
         ),

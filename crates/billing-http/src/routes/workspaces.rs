@@ -8,7 +8,8 @@ use tracing_actix_web::RequestId;
 use super::workspace_id;
 use crate::auth::{Caller, Scope};
 use crate::dto::{AuditQuery, SubscriptionView, WorkspaceBody, WorkspaceView};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::{Json, Query};
 use crate::state::AppState;
 
 impl From<WorkspaceError> for ApiError {
@@ -28,7 +29,7 @@ pub async fn put(
     caller: Caller,
     request_id: RequestId,
     path: web::Path<String>,
-    body: web::Json<WorkspaceBody>,
+    body: Json<WorkspaceBody>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::BillingWrite)?;
     let id = workspace_id(&path)?;
@@ -63,7 +64,7 @@ pub async fn subscription(
     let overview = state.workspaces.overview(&id).await?;
     let subscription = overview
         .subscription
-        .ok_or_else(|| ApiError::not_found("subscription_not_found", "this workspace has no subscription"))?;
+        .ok_or_else(|| ApiError::not_found(ErrorCode::SubscriptionNotFound, "this workspace has no subscription"))?;
     Ok(HttpResponse::Ok().json(SubscriptionView::from(subscription)))
 }
 
@@ -74,7 +75,7 @@ impl From<TrialError> for ApiError {
             TrialError::WorkspaceNotFound => ApiError::workspace_not_found(),
             TrialError::AlreadyUsed => ApiError::new(
                 StatusCode::CONFLICT,
-                "trial_already_used",
+                ErrorCode::TrialAlreadyUsed,
                 "Trial already used",
                 "this workspace has already had its one trial",
             ),
@@ -104,7 +105,7 @@ pub async fn audit(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    query: web::Query<AuditQuery>,
+    query: Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Scope::BillingRead)?;
     let id = workspace_id(&path)?;
