@@ -100,6 +100,8 @@ impl Application {
         let mut server = HttpServer::new(move || {
             let edge = edge.clone();
             App::new()
+                // Innermost, so an oversized head's 431 still carries the request id and is traced.
+                .wrap(actix_web::middleware::from_fn(billing_http::limits::limit_header_size))
                 .wrap_fn(|req, srv| {
                     let response = srv.call(req);
                     async move {

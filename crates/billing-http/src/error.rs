@@ -43,6 +43,8 @@ error_codes! {
     InvalidPath = "invalid_path",
     PayloadTooLarge = "payload_too_large",
     UnsupportedMediaType = "unsupported_media_type",
+    /// The request's header fields exceed the edge's limit.
+    RequestHeadersTooLarge = "request_headers_too_large",
     RouteNotFound = "route_not_found",
     /// The path exists but not for this method; the `Allow` header lists the methods it has.
     MethodNotAllowed = "method_not_allowed",

@@ -5,6 +5,7 @@ pub mod auth;
 mod dto;
 pub mod error;
 mod extract;
+pub mod limits;
 mod routes;
 pub mod state;
 

@@ -203,3 +203,14 @@ async fn a_known_path_with_a_wrong_method_answers_405_with_allow() {
     let unknown = app.client.post(app.url("/v1/nothing-here")).send().await.unwrap();
     assert_eq!(problem(unknown, 404).await["code"], "route_not_found");
 }
+
+#[tokio::test]
+async fn an_oversized_request_head_answers_431_problem() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let big = app.client.get(app.url("/healthz")).header("x-padding", "a".repeat(64 * 1024)).send().await.unwrap();
+    assert!(big.headers().contains_key("x-request-id"));
+    let body = problem(big, 431).await;
+    assert_eq!(body["code"], "request_headers_too_large");
+    let fits = app.client.get(app.url("/healthz")).header("x-padding", "a".repeat(8 * 1024)).send().await.unwrap();
+    assert_eq!(fits.status(), 200);
+}
