@@ -19,8 +19,8 @@ use serde_json::{Map, Value, json};
 
 use crate::support;
 
-/// Where the fixture file lives, relative to this crate (`/work/main/crates/billing-stripe` → `/work/shared`).
-const FIXTURES: &str = "../../../shared/fixtures/stripe/fixtures3.json";
+/// Stripe's example objects, vendored with their source and license note (tests/fixtures/stripe/README.md).
+const FIXTURES: &str = "tests/fixtures/stripe/fixtures3.json";
 
 /// A workspace id the way Tollgate's checkout writes it into `client_reference_id` and `metadata.workspace_id`.
 const WORKSPACE: &str = "ws_fixture.team-01";
