@@ -6,19 +6,15 @@
 //! The parked-event sweep is switched off here, so a lost event cannot be repaired after the fact: what is checked
 //! is that the ingest transactions themselves serialize per billing subject.
 
-mod lifecycles;
-
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
-use lifecycles::Event;
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::Value;
-use sha2::Sha256;
 use tollgate_e2e::{Server, postgres_database};
+use tollgate_loadgen::{Event, Rng, generate, shuffled_with_duplicates, sign, unix_now, workspace_ids};
 
 const KEY: &str = "tg_dev_local_only";
 const STRIPE_KEY: &str = "sk_test_race_never_logged_7d3e";
@@ -45,9 +41,14 @@ fn fresh_database(backend: Backend) -> String {
     }
 }
 
-/// A Stripe-backed tollgate on `database` that calls no Stripe API: ingestion needs none.
+/// A Stripe-backed tollgate on `database` that calls no Stripe API: ingestion needs none. No job runs.
 fn start(database: &str) -> Server {
-    Server::start(&[
+    start_with(database, &[])
+}
+
+/// Like [`start`], with `extra` settings on top.
+fn start_with(database: &str, extra: &[(&'static str, String)]) -> Server {
+    let mut env = vec![
         ("TOLLGATE__DATABASE__URL", database.to_owned()),
         ("TOLLGATE__PROCESSOR", "stripe".to_owned()),
         ("TOLLGATE__SANDBOX__ENABLED", "false".to_owned()),
@@ -57,7 +58,9 @@ fn start(database: &str) -> Server {
         ("TOLLGATE__RECONCILE__INTERVAL_SECS", "0".to_owned()),
         ("TOLLGATE__RECONCILE__PARKED_SWEEP_SECS", "0".to_owned()),
         ("TOLLGATE__TELEMETRY__LEVEL", "warn".to_owned()),
-    ])
+    ];
+    env.extend_from_slice(extra);
+    Server::start(&env)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -65,42 +68,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn signature(body: &str) -> String {
-    let t = chrono_now();
-    let mut mac = Hmac::<Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();
-    mac.update(format!("{t}.{body}").as_bytes());
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-fn chrono_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
-/// splitmix64: a seeded shuffle needs nothing better, and the seed alone reproduces a failing order.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            items.swap(i, (self.next() % (i as u64 + 1)) as usize);
-        }
-    }
-}
-
-/// Every event once, some twice, in a seeded random order.
-fn shuffled_with_duplicates(events: &[Event], seed: u64) -> Vec<Event> {
-    let mut rng = Rng(seed);
-    let mut stream: Vec<Event> = events.to_vec();
-    stream.extend(events.iter().filter(|_| rng.next() % 100 < DUPLICATE_PERCENT).cloned());
-    rng.shuffle(&mut stream);
-    stream
+    sign(WEBHOOK_SECRET, body, unix_now())
 }
 
 /// How a delivery run ended.
@@ -111,18 +79,20 @@ struct Delivered {
     unacknowledged: Vec<Event>,
 }
 
-/// Delivers `stream` to `/webhooks/stripe` with `senders` concurrent senders, like Stripe: a 5xx or a connection
-/// error is retried, a 2xx is the end of it. Once `dead` is set, undelivered events are given up on.
-async fn deliver(base_url: &str, stream: Vec<Event>, senders: usize, dead: Arc<AtomicBool>) -> Delivered {
+/// Delivers `stream` to `/webhooks/stripe` with `senders` concurrent senders spread over the `replicas`, like
+/// Stripe: a 5xx or a connection error is retried, a 2xx is the end of it. Once `dead` is set, undelivered events
+/// are given up on.
+async fn deliver(replicas: &[&str], stream: Vec<Event>, senders: usize, dead: Arc<AtomicBool>) -> Delivered {
     let queue = Arc::new(Mutex::new(VecDeque::from(stream)));
     let acked = Arc::new(Mutex::new(Vec::new()));
     let unacked = Arc::new(Mutex::new(Vec::new()));
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-    let url = format!("{base_url}/webhooks/stripe");
+    let urls: Vec<String> = replicas.iter().map(|base_url| format!("{base_url}/webhooks/stripe")).collect();
     let tasks: Vec<_> = (0..senders)
-        .map(|_| {
-            let (queue, acked, unacked, client, url, dead) =
-                (queue.clone(), acked.clone(), unacked.clone(), client.clone(), url.clone(), dead.clone());
+        .map(|sender| {
+            let url = urls[sender % urls.len()].clone();
+            let (queue, acked, unacked, client, dead) =
+                (queue.clone(), acked.clone(), unacked.clone(), client.clone(), dead.clone());
             tokio::spawn(async move {
                 loop {
                     let Some(event) = queue.lock().unwrap().pop_front() else { return };
@@ -234,6 +204,25 @@ const STALE_PARKED_ROWS: &str = "SELECT p.event_id || ' under ' || p.link FROM p
 /// Inbox rows not settled: a delivery acknowledged without its effect applied.
 const UNSETTLED: &str = "SELECT COUNT(*) FROM inbox_events WHERE status IN ('received', 'failed')";
 
+/// Creates `workspaces` through the API, as a product backend would before any checkout.
+async fn create_workspaces(base_url: &str, workspaces: &[String]) {
+    let client = reqwest::Client::new();
+    for id in workspaces {
+        let body = serde_json::json!({"name": id, "owner_email": format!("owner@{id}.test")});
+        let response =
+            client.put(format!("{base_url}/v1/workspaces/{id}")).bearer_auth(KEY).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 201, "creating {id}");
+    }
+}
+
+/// Runs one statement on the server's database, directly.
+async fn execute(database: &str, sql: &str) {
+    let db = Database::connect(database).await.unwrap();
+    let backend = db.get_database_backend();
+    db.execute_raw(Statement::from_string(backend, sql.to_owned())).await.unwrap();
+    db.close().await.ok();
+}
+
 /// The lifecycles, their workspaces created first (as a product backend would, before any checkout).
 struct Scenario {
     workspaces: Vec<String>,
@@ -243,18 +232,12 @@ struct Scenario {
 impl Scenario {
     fn new() -> Self {
         // Periods start 20 days ago, so every subscription is mid-period now, whatever day the test runs.
-        let base = chrono_now() - 20 * 86_400;
-        Self { workspaces: lifecycles::workspace_ids(LIFECYCLES), events: lifecycles::generate(LIFECYCLES, base) }
+        let base = unix_now() - 20 * 86_400;
+        Self { workspaces: workspace_ids("race", LIFECYCLES), events: generate("race", LIFECYCLES, base) }
     }
 
     async fn create_workspaces(&self, base_url: &str) {
-        let client = reqwest::Client::new();
-        for id in &self.workspaces {
-            let body = serde_json::json!({"name": id, "owner_email": format!("owner@{id}.test")});
-            let response =
-                client.put(format!("{base_url}/v1/workspaces/{id}")).bearer_auth(KEY).json(&body).send().await.unwrap();
-            assert_eq!(response.status(), 201, "creating {id}");
-        }
+        create_workspaces(base_url, &self.workspaces).await;
     }
 
     /// The state in-order delivery by one sender leaves: what every other order must reproduce.
@@ -262,7 +245,7 @@ impl Scenario {
         let database = fresh_database(backend);
         let server = start(&database);
         self.create_workspaces(&server.base_url).await;
-        deliver(&server.base_url, self.events.clone(), 1, Arc::default()).await;
+        deliver(&[&server.base_url], self.events.clone(), 1, Arc::default()).await;
         let state = snapshot(&server.base_url, &self.workspaces).await;
         assert!(server.stop().success());
         assert_eq!(count(&database, UNSETTLED).await, 0, "in-order delivery left unsettled events");
@@ -297,13 +280,28 @@ impl Scenario {
         let database = fresh_database(backend);
         let server = start(&database);
         self.create_workspaces(&server.base_url).await;
-        let stream = shuffled_with_duplicates(&self.events, seed);
+        let stream = shuffled_with_duplicates(&self.events, seed, DUPLICATE_PERCENT);
         let deliveries = stream.len();
-        let delivered = deliver(&server.base_url, stream, senders, Arc::default()).await;
+        let delivered = deliver(&[&server.base_url], stream, senders, Arc::default()).await;
         assert_eq!(delivered.acknowledged.len(), deliveries);
         let what = format!("{backend:?}, seed {seed}, {senders} senders");
         self.assert_converged(&what, &server, &database, reference).await;
         assert!(server.stop().success());
+    }
+
+    /// Shuffled, duplicated delivery spread over two replicas on one PostgreSQL database converges too.
+    async fn two_replica_run(&self, seed: u64, reference: &BTreeMap<String, Value>) {
+        let database = fresh_database(Backend::Postgres);
+        let (first, second) = (start(&database), start(&database));
+        self.create_workspaces(&first.base_url).await;
+        let stream = shuffled_with_duplicates(&self.events, seed, DUPLICATE_PERCENT);
+        let deliveries = stream.len();
+        let replicas = [first.base_url.as_str(), second.base_url.as_str()];
+        let delivered = deliver(&replicas, stream, 16, Arc::default()).await;
+        assert_eq!(delivered.acknowledged.len(), deliveries);
+        let what = format!("two replicas, seed {seed}");
+        self.assert_converged(&what, &second, &database, reference).await;
+        assert!(first.stop().success() && second.stop().success());
     }
 
     /// kill -9 once two fifths of the deliveries are in the inbox; restart on the same database, redeliver what was
@@ -312,12 +310,12 @@ impl Scenario {
         let database = fresh_database(backend);
         let mut server = start(&database);
         self.create_workspaces(&server.base_url).await;
-        let stream = shuffled_with_duplicates(&self.events, seed);
+        let stream = shuffled_with_duplicates(&self.events, seed, DUPLICATE_PERCENT);
         let kill_after = stream.len() * 2 / 5;
         let dead = Arc::new(AtomicBool::new(false));
         let sending = {
             let (base_url, dead, stream) = (server.base_url.clone(), dead.clone(), stream.clone());
-            tokio::spawn(async move { deliver(&base_url, stream, 8, dead).await })
+            tokio::spawn(async move { deliver(&[&base_url], stream, 8, dead).await })
         };
         // Poll the acknowledgements through the inbox: the server is what counts them, not the senders.
         while (count(&database, "SELECT COUNT(*) FROM inbox_events").await as usize) < kill_after {
@@ -329,11 +327,11 @@ impl Scenario {
         let first = sending.await.unwrap();
         assert!(!first.unacknowledged.is_empty(), "the kill came too late to interrupt anything");
         let server = start(&database);
-        let again = deliver(&server.base_url, first.unacknowledged, 8, Arc::default()).await;
+        let again = deliver(&[&server.base_url], first.unacknowledged, 8, Arc::default()).await;
         assert!(again.unacknowledged.is_empty());
         let mut everything = self.events.clone();
         Rng(seed ^ 0xFFFF).shuffle(&mut everything);
-        deliver(&server.base_url, everything, 8, Arc::default()).await;
+        deliver(&[&server.base_url], everything, 8, Arc::default()).await;
         self.assert_converged(&format!("{backend:?}, killed at seed {seed}"), &server, &database, reference).await;
         assert!(server.stop().success());
     }
@@ -352,6 +350,17 @@ fn races(backend: Backend, runs: &[(u64, usize)]) {
 #[test]
 fn racing_deliveries_converge_on_postgres() {
     races(Backend::Postgres, &[(1, 8), (2, 8), (3, 8), (4, 32)]);
+}
+
+#[test]
+fn racing_deliveries_to_two_replicas_on_one_database_converge() {
+    runtime().block_on(async {
+        let scenario = Scenario::new();
+        let reference = scenario.reference(Backend::Postgres).await;
+        for seed in [21, 22] {
+            scenario.two_replica_run(seed, &reference).await;
+        }
+    });
 }
 
 #[test]
@@ -374,5 +383,63 @@ fn a_kill_9_mid_stream_loses_nothing_and_applies_nothing_twice_on_sqlite() {
         let scenario = Scenario::new();
         let reference = scenario.reference(Backend::Sqlite).await;
         scenario.killed_run(Backend::Sqlite, 12, &reference).await;
+    });
+}
+
+/// Two `tollgate` processes sweeping at once apply each stale parked event exactly once. The stale state is what
+/// the race before the per-subject lock left: payments parked under customers whose links were committed later
+/// without taking them.
+#[test]
+fn two_replicas_sweep_stale_parked_events_exactly_once() {
+    runtime().block_on(async {
+        let database = fresh_database(Backend::Postgres);
+        let workspaces = workspace_ids("sweep", 40);
+        let payments: Vec<Event> = workspaces
+            .iter()
+            .map(|ws| {
+                let id = format!("evt_{ws}_pi");
+                let object = serde_json::json!({
+                    "id": format!("pi_{ws}"), "object": "payment_intent", "customer": format!("cus_{ws}"),
+                    "amount": 900, "amount_received": 900, "currency": "usd", "status": "succeeded",
+                });
+                let body = serde_json::json!({
+                    "id": id, "object": "event", "created": unix_now() - 60, "type": "payment_intent.succeeded",
+                    "data": {"object": object}, "livemode": false,
+                })
+                .to_string();
+                Event { id, body }
+            })
+            .collect();
+        let server = start(&database);
+        create_workspaces(&server.base_url, &workspaces).await;
+        deliver(&[&server.base_url], payments.clone(), 8, Arc::default()).await;
+        assert!(server.stop().success());
+        assert_eq!(count(&database, "SELECT COUNT(*) FROM parked_events").await, 40, "no customer was linked");
+        for ws in &workspaces {
+            execute(
+                &database,
+                &format!(
+                    "INSERT INTO processor_customers (processor, customer_id, workspace_id, created_at) \
+                     VALUES ('stripe', 'cus_{ws}', '{ws}', CURRENT_TIMESTAMP)"
+                ),
+            )
+            .await;
+        }
+        assert_eq!(count(&database, STALE_PARKED).await, 40);
+
+        let sweeping = [("TOLLGATE__RECONCILE__PARKED_SWEEP_SECS", "1".to_owned())];
+        let (first, second) = (start_with(&database, &sweeping), start_with(&database, &sweeping));
+        let started = std::time::Instant::now();
+        while count(&database, "SELECT COUNT(*) FROM parked_events").await > 0 {
+            assert!(started.elapsed() < Duration::from_secs(30), "the sweep did not apply the parked events");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let applied = "SELECT COUNT(*) FROM audit_log WHERE action = 'payment_intent.succeeded'";
+        assert_eq!(count(&database, applied).await, 40, "each parked payment applied exactly once");
+        assert_eq!(count(&database, "SELECT COUNT(*) FROM inbox_events WHERE status = 'processed'").await, 40);
+        // Redelivered after the sweep: recognized, applied no second time.
+        deliver(&[&first.base_url, &second.base_url], payments, 8, Arc::default()).await;
+        assert_eq!(count(&database, applied).await, 40);
+        assert!(first.stop().success() && second.stop().success());
     });
 }

@@ -1,5 +1,6 @@
 //! Generated Stripe-format lifecycles: per workspace a short history of checkout, subscription, invoice and payment
-//! events, in the order Stripe would send them. The harness shuffles, duplicates and races them.
+//! events, in the order Stripe would send them. The harness shuffles, duplicates and races them;
+//! the load client replays them at full speed.
 
 use serde_json::{Value, json};
 
@@ -38,18 +39,19 @@ const STORIES: [Story; 5] = [
     Story::FailureAndRecovery,
 ];
 
-/// The workspace ids of `count` lifecycles.
-pub fn workspace_ids(count: usize) -> Vec<String> {
-    (0..count).map(|i| format!("race_{i:03}")).collect()
+/// The workspace ids of `count` lifecycles: `{prefix}_000`, `{prefix}_001`, …; every other id (customer,
+/// subscription, invoice, event) is derived from the workspace id, so two prefixes never share an object.
+pub fn workspace_ids(prefix: &str, count: usize) -> Vec<String> {
+    (0..count).map(|i| format!("{prefix}_{i:03}")).collect()
 }
 
 /// Every event of `count` lifecycles, each lifecycle in causal order, lifecycles one after another. `base` is the
 /// processor time of the first event (so periods run over the real now and entitlements stay stable).
-pub fn generate(count: usize, base: i64) -> Vec<Event> {
-    workspace_ids(count)
+pub fn generate(prefix: &str, count: usize, base: i64) -> Vec<Event> {
+    workspace_ids(prefix, count)
         .iter()
         .enumerate()
-        .flat_map(|(i, ws)| lifecycle(i, ws, STORIES[i % STORIES.len()], base))
+        .flat_map(|(i, ws)| lifecycle(ws, STORIES[i % STORIES.len()], base))
         .collect()
 }
 
@@ -124,16 +126,16 @@ impl Builder<'_> {
     }
 }
 
-fn lifecycle(index: usize, workspace: &str, story: Story, base: i64) -> Vec<Event> {
+fn lifecycle(workspace: &str, story: Story, base: i64) -> Vec<Event> {
     let mut b = Builder {
         workspace,
-        customer: format!("cus_race{index:03}"),
-        subscription: format!("sub_race{index:03}"),
+        customer: format!("cus_{workspace}"),
+        subscription: format!("sub_{workspace}"),
         clock: base,
         period_start: base,
         events: Vec::new(),
     };
-    let session = |n: u32| format!("cs_race{index:03}_{n}");
+    let session = |n: u32| format!("cs_{workspace}_{n}");
     match story {
         Story::SubscribeThenScheduleCancel => {
             b.checkout(&session(1), "subscription", "pro");
