@@ -37,6 +37,7 @@ pub struct Settings {
     pub processor: ProcessorChoice,
     pub server: ServerSettings,
     pub database: DatabaseSettings,
+    pub cache: CacheSettings,
     pub catalog: CatalogSettings,
     pub billing: BillingSettings,
     pub checkout: CheckoutSettings,
@@ -73,6 +74,27 @@ impl ServerSettings {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => format!("http://localhost:{bound_port}"),
         }
+    }
+}
+
+/// The in-process cache of billing state read by entitlement checks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSettings {
+    /// Workspaces kept in memory at most (least recently used go first).
+    pub workspaces: usize,
+    /// Longest time a change made by another replica may stay unseen here, in milliseconds. Changes arrive much
+    /// sooner through PostgreSQL notifications; this bounds staleness even if one is lost.
+    pub max_staleness_ms: u64,
+}
+
+impl CacheSettings {
+    /// The store's view of these settings; `None` when they are invalid (see `validate`).
+    pub fn to_store(&self) -> Option<billing_store::CacheSettings> {
+        Some(billing_store::CacheSettings {
+            capacity: std::num::NonZeroUsize::new(self.workspaces)?,
+            max_age: std::time::Duration::from_millis(self.max_staleness_ms),
+        })
     }
 }
 
@@ -227,6 +249,7 @@ impl Settings {
     pub fn validate(&self) -> Vec<String> {
         let mut p = Problems::default();
         self.validate_server(&mut p);
+        self.validate_cache(&mut p);
 
         let url = self.database.url.expose_secret();
         if !["sqlite:", "postgres:", "postgresql:"].iter().any(|scheme| url.starts_with(scheme)) {
@@ -277,6 +300,15 @@ impl Settings {
         BillingPolicy {
             trial: TrialPolicy { days: self.billing.trial_days, plan: PlanId::new(self.billing.trial_plan.clone()) },
             grace_period: chrono::Duration::days(i64::from(self.billing.grace_period_days)),
+        }
+    }
+
+    fn validate_cache(&self, p: &mut Problems) {
+        if self.cache.workspaces == 0 {
+            p.add("cache.workspaces", "must be at least 1");
+        }
+        if !(1..=60_000).contains(&self.cache.max_staleness_ms) {
+            p.add("cache.max_staleness_ms", "must be between 1 and 60000");
         }
     }
 

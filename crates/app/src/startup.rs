@@ -38,7 +38,8 @@ pub struct Application {
 impl Application {
     /// Connects and migrates the database, wires every adapter and binds the listener (port 0 picks a free port).
     pub async fn build(settings: Settings, catalog: Catalog) -> anyhow::Result<Self> {
-        let store = open_store(&settings, settings.database.migrate_on_start).await?;
+        let cache = settings.cache.to_store().context("cache settings")?;
+        let store = open_store(&settings, settings.database.migrate_on_start).await?.with_cache(cache);
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| format!("binding {}:{}", settings.server.host, settings.server.port))?;
         let address = listener.local_addr()?;
@@ -61,6 +62,7 @@ impl Application {
             clock: clock.clone(),
             workspaces: store_arc.clone(),
             subscriptions: store_arc.clone(),
+            state: store_arc.clone(),
         };
         let state = AppState {
             catalog: catalog.clone(),

@@ -6,6 +6,7 @@ use billing_domain::error::StoreError;
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sea_orm::{ConnectOptions, Database};
 
+use crate::changes::Changes;
 use crate::errors::map_db_err;
 use crate::repo::Repo;
 use crate::store::Store;
@@ -36,7 +37,7 @@ pub async fn connect(url: &str) -> Result<Store, StoreError> {
         return Err(StoreError::Other("unsupported database URL: expected sqlite: or postgres:".to_owned()));
     }
     let conn = Database::connect(options).await.map_err(map_db_err)?;
-    Ok(Repo::new(conn))
+    Ok(Repo::new(conn, Changes::new()))
 }
 
 fn prepare_sqlite(url: &str, options: &mut ConnectOptions) -> Result<(), StoreError> {

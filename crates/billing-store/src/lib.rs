@@ -4,6 +4,8 @@
 //! and [`UnitOfWork`](billing_domain::ports::UnitOfWork), whose transactions ([`StoreTx`]) implement the same
 //! ports. Concurrency is settled by unique constraints and compare-and-set updates, never read-modify-write.
 
+mod cache;
+mod changes;
 mod connect;
 mod entities;
 mod errors;
@@ -12,6 +14,7 @@ mod repo;
 mod store;
 mod tx;
 
+pub use cache::{CacheSettings, CacheStats};
 pub use connect::connect;
 pub use repo::{Executor, Repo};
 pub use store::Store;

@@ -1,11 +1,15 @@
 //! `Store`: the storage ports over the connection pool, plus migration, readiness and the transaction boundary.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use billing_domain::error::StoreError;
 use billing_domain::ports::{Transaction, UnitOfWork};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{DatabaseConnection, DbBackend};
 
+use crate::cache::{BillingCache, CacheSettings, CacheStats};
+use crate::changes;
 use crate::errors::map_db_err;
 use crate::repo::Repo;
 use crate::tx::StoreTx;
@@ -48,8 +52,27 @@ impl Repo<DatabaseConnection> {
         }
     }
 
+    /// This store with the hot path's cache of billing state (`cache.rs`): `BillingStateReader` and usage totals
+    /// answer from memory; on PostgreSQL a listener invalidates what other processes change. Needs a Tokio runtime.
+    pub fn with_cache(mut self, settings: CacheSettings) -> Self {
+        let cache = Arc::new(BillingCache::new(settings));
+        self.changes.listener =
+            changes::listen(&self.conn, self.changes.origin, cache.clone()).map(|task| task.abort_handle());
+        self.changes.cache = Some(cache);
+        self
+    }
+
+    /// Hit and miss counts of the cache, when there is one.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.changes.cache.as_ref().map(|cache| cache.stats())
+    }
+
     /// Closes the pool and waits for its connections to finish (graceful shutdown).
     pub async fn close(&self) -> Result<(), StoreError> {
+        // The listener holds a connection until it stops.
+        if let Some(listener) = &self.changes.listener {
+            listener.abort();
+        }
         self.conn.close_by_ref().await.map_err(map_db_err)
     }
 }
@@ -59,6 +82,6 @@ impl UnitOfWork for Repo<DatabaseConnection> {
     #[tracing::instrument(skip_all)]
     async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError> {
         let tx = self.begin_write().await?;
-        Ok(Box::new(StoreTx::new(tx)))
+        Ok(Box::new(StoreTx::new(tx, self.changes.for_transaction())))
     }
 }

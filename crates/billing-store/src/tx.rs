@@ -7,6 +7,7 @@ use billing_domain::ports::{
 };
 use sea_orm::DatabaseTransaction;
 
+use crate::changes::{self, Changes, Pending};
 use crate::errors::map_db_err;
 use crate::repo::Repo;
 
@@ -17,8 +18,8 @@ pub struct StoreTx {
 }
 
 impl StoreTx {
-    pub(crate) fn new(tx: DatabaseTransaction) -> Self {
-        Self { repo: Repo::new(tx) }
+    pub(crate) fn new(tx: DatabaseTransaction, changes: Changes) -> Self {
+        Self { repo: Repo::new(tx, changes) }
     }
 }
 
@@ -48,8 +49,22 @@ impl Transaction for StoreTx {
         &self.repo
     }
 
+    /// Announces the changed workspaces in the transaction (PostgreSQL delivers that at commit), commits, then
+    /// invalidates them in this process's cache before returning.
     #[tracing::instrument(skip_all)]
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        self.repo.conn.commit().await.map_err(map_db_err)
+        let Repo { conn, changes } = self.repo;
+        let pending = match &changes.pending {
+            Some(pending) => std::mem::take(&mut *pending.lock().unwrap_or_else(|p| p.into_inner())),
+            None => Pending::default(),
+        };
+        for id in pending.changed.difference(&pending.notified) {
+            changes::notify(&conn, &changes, id).await?;
+        }
+        conn.commit().await.map_err(map_db_err)?;
+        for id in &pending.changed {
+            changes.invalidate(id);
+        }
+        Ok(())
     }
 }

@@ -443,3 +443,40 @@ fn two_replicas_sweep_stale_parked_events_exactly_once() {
         assert!(first.stop().success() && second.stop().success());
     });
 }
+
+/// The entitlement cache of one replica learns of a change made through another through the database: with
+/// entries that would live a minute, the plan change is still seen within the default staleness bound (1 s).
+#[test]
+fn a_plan_change_through_one_replica_is_seen_by_a_check_on_the_other() {
+    runtime().block_on(async {
+        let database = fresh_database(Backend::Postgres);
+        let long_lived = [("TOLLGATE__CACHE__MAX_STALENESS_MS", "60000".to_owned())];
+        let (first, second) = (start_with(&database, &long_lived), start_with(&database, &long_lived));
+        // The third generated lifecycle starts on hobby and changes to pro.
+        let workspace = workspace_ids("replicas", 3).pop().unwrap();
+        let events: Vec<Event> = generate("replicas", 3, unix_now() - 20 * 86_400)
+            .into_iter()
+            .filter(|e| e.id.starts_with(&format!("evt_{workspace}_")))
+            .collect();
+        create_workspaces(&first.base_url, std::slice::from_ref(&workspace)).await;
+        deliver(&[&first.base_url], events[..3].to_vec(), 1, Arc::default()).await;
+        let client = reqwest::Client::new();
+        let path = format!("/v1/workspaces/{workspace}/entitlements");
+        for _ in 0..3 {
+            let (status, seen) = get(&client, &second.base_url, &path).await;
+            assert_eq!((status, seen["plan"].as_str()), (200, Some("hobby")), "{seen}");
+        }
+        let changed = deliver(&[&first.base_url], vec![events[3].clone()], 1, Arc::default()).await;
+        assert_eq!(changed.acknowledged.len(), 1);
+        let acknowledged = std::time::Instant::now();
+        loop {
+            let (_, seen) = get(&client, &second.base_url, &path).await;
+            if seen["plan"] == "pro" {
+                break;
+            }
+            assert!(acknowledged.elapsed() < Duration::from_secs(1), "the other replica still says {seen}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(first.stop().success() && second.stop().success());
+    });
+}

@@ -99,6 +99,24 @@ pub enum ConsumeOutcome {
     },
 }
 
+/// A workspace and the subscription that decides its plan: what every read of billing state starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BillingState {
+    pub workspace: Workspace,
+    /// As [`SubscriptionRepository::current_for_workspace`] chooses it.
+    pub subscription: Option<Subscription>,
+}
+
+/// The hot path's read of billing state (SPEC §11). An adapter MAY answer from a cache; if it does, it MUST reflect
+/// every change this process committed before that change's transaction (or write) returned, and changes made by
+/// other processes on the same database within its documented staleness bound.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait BillingStateReader: Send + Sync {
+    /// `None` when the workspace does not exist.
+    async fn billing_state(&self, id: &WorkspaceId) -> Result<Option<BillingState>, StoreError>;
+}
+
 /// Processor subscriptions.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]

@@ -29,7 +29,7 @@ use crate::catalog::Catalog;
 use crate::entitlements::{EffectivePlan, effective_plan};
 use crate::error::StoreError;
 use crate::ids::WorkspaceId;
-use crate::ports::{Clock, SubscriptionRepository, WorkspaceRepository};
+use crate::ports::{BillingStateReader, Clock, SubscriptionRepository, WorkspaceRepository};
 use crate::subscription::Subscription;
 use crate::trial::TrialPolicy;
 use crate::workspace::Workspace;
@@ -48,7 +48,8 @@ impl Default for BillingPolicy {
     }
 }
 
-/// What every read-side service needs: catalog, policy, clock and the two main repositories.
+/// What every read-side service needs: catalog, policy, clock, the two main repositories and the (possibly cached)
+/// read of billing state.
 #[derive(Clone)]
 pub struct Context {
     pub catalog: Arc<Catalog>,
@@ -56,16 +57,13 @@ pub struct Context {
     pub clock: Arc<dyn Clock>,
     pub workspaces: Arc<dyn WorkspaceRepository>,
     pub subscriptions: Arc<dyn SubscriptionRepository>,
+    pub state: Arc<dyn BillingStateReader>,
 }
 
 impl Context {
     /// A workspace and the subscription that decides its plan; `None` when the workspace does not exist.
     async fn billing_state(&self, id: &WorkspaceId) -> Result<Option<(Workspace, Option<Subscription>)>, StoreError> {
-        let Some(workspace) = self.workspaces.get(id).await? else {
-            return Ok(None);
-        };
-        let subscription = self.subscriptions.current_for_workspace(id).await?;
-        Ok(Some((workspace, subscription)))
+        Ok(self.state.billing_state(id).await?.map(|s| (s.workspace, s.subscription)))
     }
 
     /// The effective plan at `now` under this context's catalog and grace period.

@@ -11,8 +11,8 @@ use crate::catalog::tests::test_catalog;
 use crate::error::StoreError;
 use crate::ids::WorkspaceId;
 use crate::ports::{
-    AuditLog, BillingSubject, EventInbox, MockAuditLog, MockClock, MockEventInbox, MockOutbox,
-    MockSubscriptionRepository, MockWorkspaceRepository, Outbox, SubscriptionRepository, Transaction,
+    AuditLog, BillingState, BillingStateReader, BillingSubject, EventInbox, MockAuditLog, MockClock, MockEventInbox,
+    MockOutbox, MockSubscriptionRepository, MockWorkspaceRepository, Outbox, SubscriptionRepository, Transaction,
     WorkspaceRepository,
 };
 use crate::workspace::{BillingDetails, Workspace, WorkspaceProfile};
@@ -72,13 +72,31 @@ pub fn workspace(id: &str) -> Workspace {
     Workspace::create(WorkspaceId::parse(id).unwrap(), profile, now())
 }
 
-/// A context over the given read-side mocks with the shared test catalog.
+/// A context over the given read-side mocks with the shared test catalog; billing state is read through them.
 pub fn context(workspaces: MockWorkspaceRepository, subscriptions: MockSubscriptionRepository) -> Context {
+    let workspaces: Arc<dyn WorkspaceRepository> = Arc::new(workspaces);
+    let subscriptions: Arc<dyn SubscriptionRepository> = Arc::new(subscriptions);
     Context {
         catalog: Arc::new(test_catalog()),
         policy: BillingPolicy::default(),
         clock: clock(),
-        workspaces: Arc::new(workspaces),
-        subscriptions: Arc::new(subscriptions),
+        state: Arc::new(SplitReader { workspaces: workspaces.clone(), subscriptions: subscriptions.clone() }),
+        workspaces,
+        subscriptions,
+    }
+}
+
+/// Billing state read through the two repositories, uncached.
+struct SplitReader {
+    workspaces: Arc<dyn WorkspaceRepository>,
+    subscriptions: Arc<dyn SubscriptionRepository>,
+}
+
+#[async_trait]
+impl BillingStateReader for SplitReader {
+    async fn billing_state(&self, id: &WorkspaceId) -> Result<Option<BillingState>, StoreError> {
+        let Some(workspace) = self.workspaces.get(id).await? else { return Ok(None) };
+        let subscription = self.subscriptions.current_for_workspace(id).await?;
+        Ok(Some(BillingState { workspace, subscription }))
     }
 }

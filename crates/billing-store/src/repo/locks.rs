@@ -10,19 +10,41 @@ use billing_domain::ports::BillingSubject;
 use sea_orm::{DbBackend, Statement};
 
 use super::{Executor, Repo};
+use crate::changes;
 use crate::errors::map_db_err;
 
 impl<C: Executor> Repo<C> {
+    /// Locks `subject`. Locking a workspace means changing it: the same statement announces the change, which
+    /// PostgreSQL delivers to other processes only if this transaction commits, and the commit invalidates it here.
     #[tracing::instrument(skip_all, fields(subject = %subject.key()))]
     pub(crate) async fn lock_subject(&self, subject: &BillingSubject) -> Result<(), StoreError> {
+        let workspace = match subject {
+            BillingSubject::Workspace(id) => Some(id),
+            BillingSubject::Customer { .. } => None,
+        };
+        if let (Some(id), Some(pending)) = (workspace, &self.changes.pending) {
+            let mut pending = pending.lock().unwrap_or_else(|p| p.into_inner());
+            pending.changed.insert(id.clone());
+            if self.conn.get_database_backend() == DbBackend::Postgres {
+                pending.notified.insert(id.clone());
+            }
+        }
         if self.conn.get_database_backend() != DbBackend::Postgres {
             return Ok(());
         }
-        let statement = Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            [subject.key().into()],
-        );
+        let key = subject.key().into();
+        let statement = match workspace {
+            Some(id) => Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), pg_notify($2, $3)",
+                [key, changes::CHANNEL.into(), self.changes.payload(id).into()],
+            ),
+            None => Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                [key],
+            ),
+        };
         self.conn.execute_raw(statement).await.map_err(map_db_err)?;
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! transaction (`StoreTx`) share one implementation. One file per port.
 
 mod audit;
+mod billing_state;
 mod credits;
 mod inbox;
 mod locks;
@@ -11,11 +12,13 @@ mod usage;
 mod workspaces;
 
 use billing_domain::error::StoreError;
+use billing_domain::ids::WorkspaceId;
 use sea_orm::{
     ActiveModelTrait, ConnectionTrait, DatabaseTransaction, SqliteTransactionMode, TransactionOptions,
     TransactionTrait, TryInsert, TryInsertResult,
 };
 
+use crate::changes::{self, Changes};
 use crate::errors::map_db_err;
 
 /// What a [`Repo`] runs on: the pool or an open transaction (both begin nested work as a transaction or savepoint).
@@ -33,11 +36,13 @@ impl<T> Executor for T where
 #[derive(Debug, Clone)]
 pub struct Repo<C> {
     pub(crate) conn: C,
+    /// Where changes of billing state are announced (`changes.rs`).
+    pub(crate) changes: Changes,
 }
 
 impl<C> Repo<C> {
-    pub(crate) fn new(conn: C) -> Self {
-        Self { conn }
+    pub(crate) fn new(conn: C, changes: Changes) -> Self {
+        Self { conn, changes }
     }
 }
 
@@ -54,6 +59,30 @@ impl<C: Executor> Repo<C> {
             ..TransactionOptions::default()
         };
         self.conn.begin_with_options(options).await.map_err(map_db_err)
+    }
+}
+
+impl<C: Executor> Repo<C> {
+    /// The cache reads may use: only the pool's. A transaction reads the database, which its own writes change.
+    pub(crate) fn cache(&self) -> Option<&crate::cache::BillingCache> {
+        match self.changes.pending {
+            Some(_) => None,
+            None => self.changes.cache.as_deref(),
+        }
+    }
+
+    /// Records that `id`'s billing state changed: announced at once on the pool, at commit in a transaction.
+    pub(crate) async fn changed(&self, id: &WorkspaceId) -> Result<(), StoreError> {
+        match &self.changes.pending {
+            Some(pending) => {
+                pending.lock().unwrap_or_else(|p| p.into_inner()).changed.insert(id.clone());
+            }
+            None => {
+                changes::notify(&self.conn, &self.changes, id).await?;
+                self.changes.invalidate(id);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -16,6 +16,15 @@ use crate::entities::subscription;
 use crate::errors::map_db_err;
 use crate::mapping::{subscription_from_row, subscription_row};
 
+/// The subscription that decides a workspace's plan, among all of its subscriptions (the port's order). Chosen in
+/// Rust rather than by ORDER BY: ids compare byte-wise here, while PostgreSQL would order them by the database
+/// collation, and the choice must be the same on both backends. A workspace has few rows.
+pub(crate) fn current_of(subscriptions: Vec<Subscription>) -> Option<Subscription> {
+    subscriptions
+        .into_iter()
+        .min_by_key(|s| (s.status.is_terminal(), Reverse(s.status_at), Reverse(s.id.as_str().to_owned())))
+}
+
 #[async_trait]
 impl<C: Executor> SubscriptionRepository for Repo<C> {
     #[tracing::instrument(skip_all, fields(processor = %processor, subscription_id = %id))]
@@ -36,11 +45,7 @@ impl<C: Executor> SubscriptionRepository for Repo<C> {
             .await
             .map_err(map_db_err)?;
         let subscriptions = rows.into_iter().map(subscription_from_row).collect::<Result<Vec<_>, _>>()?;
-        // Chosen in Rust rather than by ORDER BY: ids compare byte-wise here, while PostgreSQL would order them by
-        // the database collation, and the choice must be the same on both backends. A workspace has few rows.
-        Ok(subscriptions
-            .into_iter()
-            .min_by_key(|s| (s.status.is_terminal(), Reverse(s.status_at), Reverse(s.id.as_str().to_owned()))))
+        Ok(current_of(subscriptions))
     }
 
     #[tracing::instrument(skip_all, fields(processor = %processor, limit))]
@@ -68,11 +73,10 @@ impl<C: Executor> SubscriptionRepository for Repo<C> {
     async fn insert(&self, subscription: &Subscription) -> Result<(), StoreError> {
         let row = subscription_row(subscription, Utc::now())?;
         let insert = subscription::Entity::insert(row).on_conflict_do_nothing();
-        if insert_or_skip(&self.conn, insert).await? {
-            Ok(())
-        } else {
-            Err(StoreError::Duplicate(format!("{} subscription {}", subscription.processor, subscription.id)))
+        if !insert_or_skip(&self.conn, insert).await? {
+            return Err(StoreError::Duplicate(format!("{} subscription {}", subscription.processor, subscription.id)));
         }
+        self.changed(&subscription.workspace_id).await
     }
 
     #[tracing::instrument(skip_all, fields(processor = %subscription.processor, subscription_id = %subscription.id, expected_version))]
@@ -94,6 +98,6 @@ impl<C: Executor> SubscriptionRepository for Repo<C> {
                 subscription.processor, subscription.id
             )));
         }
-        Ok(())
+        self.changed(&subscription.workspace_id).await
     }
 }

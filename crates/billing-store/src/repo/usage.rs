@@ -13,6 +13,7 @@ use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 
 use super::{Executor, Repo, insert_or_skip};
+use crate::cache::Lookup;
 use crate::entities::usage_event;
 use crate::errors::{corrupt, map_db_err};
 
@@ -31,11 +32,37 @@ impl<C: Executor> UsageRepository for Repo<C> {
             recorded_at: Set(Utc::now()),
         };
         let insert = usage_event::Entity::insert(row).on_conflict_do_nothing_on([Column::WorkspaceId, Column::EventId]);
-        insert_or_skip(&self.conn, insert).await
+        let recorded = insert_or_skip(&self.conn, insert).await?;
+        if recorded {
+            self.changed(&event.workspace_id).await?;
+        }
+        Ok(recorded)
     }
 
     #[tracing::instrument(skip_all, fields(workspace_id = %workspace))]
     async fn totals(
+        &self,
+        workspace: &WorkspaceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, Decimal>, StoreError> {
+        let stamp = match self.cache() {
+            Some(cache) => match cache.usage(workspace, (from, to)) {
+                Lookup::Hit(totals) => return Ok(totals),
+                Lookup::Miss(stamp) => Some((cache, stamp)),
+            },
+            None => None,
+        };
+        let totals = self.load_totals(workspace, from, to).await?;
+        if let Some((cache, stamp)) = stamp {
+            cache.store_usage(workspace, stamp, (from, to), totals.clone());
+        }
+        Ok(totals)
+    }
+}
+
+impl<C: Executor> Repo<C> {
+    async fn load_totals(
         &self,
         workspace: &WorkspaceId,
         from: DateTime<Utc>,

@@ -37,11 +37,11 @@ impl<C: Executor> WorkspaceRepository for Repo<C> {
     #[tracing::instrument(skip_all, fields(workspace_id = %workspace.id))]
     async fn insert(&self, workspace: &Workspace) -> Result<(), StoreError> {
         let insert = workspace::Entity::insert(workspace_row(workspace)?).on_conflict_do_nothing();
-        if insert_or_skip(&self.conn, insert).await? {
-            Ok(())
-        } else {
-            Err(StoreError::Duplicate(format!("workspace {}", workspace.id)))
+        if !insert_or_skip(&self.conn, insert).await? {
+            return Err(StoreError::Duplicate(format!("workspace {}", workspace.id)));
         }
+        // A cache may remember that the workspace did not exist.
+        self.changed(&workspace.id).await
     }
 
     #[tracing::instrument(skip_all, fields(workspace_id = %workspace.id))]
@@ -59,7 +59,7 @@ impl<C: Executor> WorkspaceRepository for Repo<C> {
         if updated.rows_affected == 0 {
             return Err(StoreError::Other(format!("workspace {} not found", workspace.id)));
         }
-        Ok(())
+        self.changed(&workspace.id).await
     }
 
     #[tracing::instrument(skip_all, fields(workspace_id = %id, plan = %plan))]
@@ -82,6 +82,7 @@ impl<C: Executor> WorkspaceRepository for Repo<C> {
             .await
             .map_err(map_db_err)?;
         if updated.rows_affected > 0 {
+            self.changed(id).await?;
             return Ok(true);
         }
         if self.workspace_exists(id).await? {
@@ -188,7 +189,11 @@ impl<C: Executor> WorkspaceRepository for Repo<C> {
         key: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        self.grant(id, amount, key, now).await
+        let granted = self.grant(id, amount, key, now).await?;
+        if granted {
+            self.changed(id).await?;
+        }
+        Ok(granted)
     }
 
     #[tracing::instrument(skip_all, fields(workspace_id = %id, amount, key))]
@@ -199,6 +204,10 @@ impl<C: Executor> WorkspaceRepository for Repo<C> {
         key: &str,
         now: DateTime<Utc>,
     ) -> Result<ConsumeOutcome, StoreError> {
-        self.consume(id, amount, key, now).await
+        let outcome = self.consume(id, amount, key, now).await?;
+        if matches!(outcome, ConsumeOutcome::Consumed { .. }) {
+            self.changed(id).await?;
+        }
+        Ok(outcome)
     }
 }

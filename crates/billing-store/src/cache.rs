@@ -1,0 +1,247 @@
+//! The in-process cache of billing state read by the hot path (SPEC §11): per workspace its [`BillingState`] and the
+//! usage totals of one period. Bounded (LRU), with hit and miss counts.
+//!
+//! Freshness: this process invalidates a workspace right after a write to it commits, before the write returns
+//! (see [`crate::changes`]); other processes' writes arrive as PostgreSQL notifications and invalidate within
+//! milliseconds; and no entry is served once older than `max_age`, which bounds staleness even when a notification
+//! is lost (or on SQLite, where another process may write the same file).
+//!
+//! A read that misses loads from the database and may only store what it loaded if nothing invalidated the
+//! workspace meanwhile: every miss leaves a tombstone with a fresh stamp, every invalidation replaces it with a
+//! newer one, and a load is stored only over the very tombstone it started from. A load can therefore never
+//! put back a state older than a committed write.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use billing_domain::ids::WorkspaceId;
+use billing_domain::ports::BillingState;
+use chrono::{DateTime, Utc};
+use lru::LruCache;
+use rust_decimal::Decimal;
+
+/// A period's usage totals by metric.
+pub type UsageTotals = BTreeMap<String, Decimal>;
+
+/// The usage period an entry's totals are for.
+type Period = (DateTime<Utc>, DateTime<Utc>);
+
+/// Cache sizing and freshness.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheSettings {
+    /// Workspaces kept at most; the least recently used go first.
+    pub capacity: NonZeroUsize,
+    /// No entry is served older than this: the bound on staleness across processes.
+    pub max_age: Duration,
+}
+
+/// Hit and miss counts since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    stamp: u64,
+    loaded_at: Instant,
+    /// `Some(None)`: the workspace is known not to exist.
+    state: Option<Option<BillingState>>,
+    usage: Option<(Period, UsageTotals)>,
+}
+
+/// What a lookup found: the value, or the stamp a load must present to store its result.
+#[derive(Debug)]
+pub(crate) enum Lookup<T> {
+    Hit(T),
+    Miss(u64),
+}
+
+/// The cache. Shared by every clone of a `Store`.
+pub struct BillingCache {
+    entries: Mutex<LruCache<WorkspaceId, Entry>>,
+    max_age: Duration,
+    stamps: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl std::fmt::Debug for BillingCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BillingCache").field("max_age", &self.max_age).field("stats", &self.stats()).finish()
+    }
+}
+
+impl BillingCache {
+    pub fn new(settings: CacheSettings) -> Self {
+        Self {
+            entries: Mutex::new(LruCache::new(settings.capacity)),
+            max_age: settings.max_age,
+            stamps: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        CacheStats { hits: self.hits.load(Ordering::Relaxed), misses: self.misses.load(Ordering::Relaxed) }
+    }
+
+    pub(crate) fn state(&self, id: &WorkspaceId) -> Lookup<Option<BillingState>> {
+        self.lookup(id, |entry| entry.state.clone())
+    }
+
+    pub(crate) fn usage(&self, id: &WorkspaceId, period: Period) -> Lookup<UsageTotals> {
+        self.lookup(id, |entry| entry.usage.as_ref().filter(|(p, _)| *p == period).map(|(_, totals)| totals.clone()))
+    }
+
+    pub(crate) fn store_state(&self, id: &WorkspaceId, stamp: u64, state: Option<BillingState>) {
+        self.store(id, stamp, |entry| entry.state = Some(state));
+    }
+
+    pub(crate) fn store_usage(&self, id: &WorkspaceId, stamp: u64, period: Period, totals: UsageTotals) {
+        self.store(id, stamp, |entry| entry.usage = Some((period, totals)));
+    }
+
+    /// Forgets the workspace; a load that started before this stores nothing.
+    pub fn invalidate(&self, id: &WorkspaceId) {
+        let stamp = self.next_stamp();
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).put(id.clone(), tombstone(stamp));
+    }
+
+    /// Forgets everything (a notification may have been lost).
+    pub fn invalidate_all(&self) {
+        // Stamps only grow, so clearing also voids every load in flight: none finds its tombstone.
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    fn next_stamp(&self) -> u64 {
+        self.stamps.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn lookup<T>(&self, id: &WorkspaceId, read: impl Fn(&Entry) -> Option<T>) -> Lookup<T> {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = entries.get(id)
+            && entry.loaded_at.elapsed() < self.max_age
+        {
+            if let Some(value) = read(entry) {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return Lookup::Hit(value);
+            }
+            // A fresh entry without this part: load it under the entry's stamp, keeping the other part.
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return Lookup::Miss(entry.stamp);
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let stamp = self.next_stamp();
+        entries.put(id.clone(), tombstone(stamp));
+        Lookup::Miss(stamp)
+    }
+
+    fn store(&self, id: &WorkspaceId, stamp: u64, write: impl FnOnce(&mut Entry)) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = entries.get_mut(id)
+            && entry.stamp == stamp
+        {
+            write(entry);
+        }
+    }
+}
+
+fn tombstone(stamp: u64) -> Entry {
+    Entry { stamp, loaded_at: Instant::now(), state: None, usage: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use billing_domain::workspace::{BillingDetails, Workspace, WorkspaceProfile};
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn cache(max_age: Duration) -> BillingCache {
+        BillingCache::new(CacheSettings { capacity: NonZeroUsize::new(2).unwrap(), max_age })
+    }
+
+    fn state(id: &str, credits: i64) -> Option<BillingState> {
+        let profile = WorkspaceProfile::parse("Acme", "ops@acme.test", BillingDetails::default()).unwrap();
+        let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let workspace = Workspace { credit_balance: credits, ..Workspace::create(ws(id), profile, at) };
+        Some(BillingState { workspace, subscription: None })
+    }
+
+    fn ws(id: &str) -> WorkspaceId {
+        WorkspaceId::parse(id).unwrap()
+    }
+
+    fn miss<T: std::fmt::Debug>(lookup: Lookup<T>) -> u64 {
+        match lookup {
+            Lookup::Miss(stamp) => stamp,
+            Lookup::Hit(value) => panic!("expected a miss, got {value:?}"),
+        }
+    }
+
+    #[test]
+    fn a_loaded_state_is_served_until_invalidated() {
+        let cache = cache(Duration::from_secs(60));
+        let stamp = miss(cache.state(&ws("a")));
+        cache.store_state(&ws("a"), stamp, state("a", 1));
+        assert!(matches!(cache.state(&ws("a")), Lookup::Hit(Some(s)) if s.workspace.credit_balance == 1));
+        cache.invalidate(&ws("a"));
+        miss(cache.state(&ws("a")));
+        assert_eq!(cache.stats(), CacheStats { hits: 1, misses: 2 });
+    }
+
+    #[test]
+    fn a_load_that_raced_an_invalidation_is_not_stored() {
+        let cache = cache(Duration::from_secs(60));
+        let stamp = miss(cache.state(&ws("a")));
+        cache.invalidate(&ws("a")); // a write committed while the load ran
+        cache.store_state(&ws("a"), stamp, state("a", 1));
+        let again = miss(cache.state(&ws("a")));
+        cache.store_state(&ws("a"), again, state("a", 2));
+        assert!(matches!(cache.state(&ws("a")), Lookup::Hit(Some(s)) if s.workspace.credit_balance == 2));
+    }
+
+    #[test]
+    fn a_load_that_raced_an_eviction_or_a_flush_is_not_stored() {
+        let cache = cache(Duration::from_secs(60));
+        let stamp = miss(cache.state(&ws("a")));
+        cache.invalidate_all();
+        cache.store_state(&ws("a"), stamp, state("a", 1));
+        miss(cache.state(&ws("a")));
+        let stamp = miss(cache.state(&ws("b")));
+        miss(cache.state(&ws("c")));
+        miss(cache.state(&ws("d"))); // capacity 2: b is evicted
+        cache.store_state(&ws("b"), stamp, state("b", 1));
+        miss(cache.state(&ws("b")));
+    }
+
+    #[test]
+    fn entries_older_than_max_age_are_reloaded() {
+        let cache = cache(Duration::from_millis(20));
+        let stamp = miss(cache.state(&ws("a")));
+        cache.store_state(&ws("a"), stamp, state("a", 1));
+        std::thread::sleep(Duration::from_millis(30));
+        miss(cache.state(&ws("a")));
+    }
+
+    #[test]
+    fn usage_totals_are_kept_per_period_beside_the_state() {
+        let cache = cache(Duration::from_secs(60));
+        let may =
+            (Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap(), Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap());
+        let june = (may.1, Utc.with_ymd_and_hms(2026, 7, 1, 0, 0, 0).unwrap());
+        let stamp = miss(cache.state(&ws("a")));
+        cache.store_state(&ws("a"), stamp, state("a", 1));
+        let stamp = miss(cache.usage(&ws("a"), may));
+        cache.store_usage(&ws("a"), stamp, may, BTreeMap::from([("alerts".to_owned(), Decimal::from(3))]));
+        assert!(matches!(cache.usage(&ws("a"), may), Lookup::Hit(t) if t["alerts"] == Decimal::from(3)));
+        assert!(matches!(cache.state(&ws("a")), Lookup::Hit(Some(_))), "the state is kept");
+        miss(cache.usage(&ws("a"), june));
+    }
+}
