@@ -8,6 +8,10 @@ run *args:
 test *args:
     scripts/test {{args}}
 
+# The hot paths under load beside their references, as ratios from one run (docs/BENCHMARKS.md).
+bench:
+    scripts/bench
+
 # Formatting check, clippy with warnings as errors, and the domain dependency rule (as in CI).
 lint:
     cargo fmt --all -- --check

@@ -16,6 +16,7 @@ use billing_domain::services::{
     WorkspaceService,
 };
 use billing_http::auth::ApiKeys;
+use billing_http::request_span::RequestSpan;
 use billing_http::{AppState, CheckoutDefaults, Edge, Readiness, SandboxPages, WebhookDelivery};
 use billing_sandbox::{SandboxConfig, SandboxProcessor};
 use billing_store::Store;
@@ -120,7 +121,7 @@ impl Application {
                     }
                 })
                 .wrap(billing_http::error::problem_details())
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<RequestSpan>::new())
                 .configure(|cfg| edge.configure(cfg))
         })
         .shutdown_timeout(settings.server.shutdown_timeout_secs);

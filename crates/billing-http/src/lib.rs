@@ -6,6 +6,7 @@ mod dto;
 pub mod error;
 mod extract;
 pub mod limits;
+pub mod request_span;
 mod routes;
 pub mod state;
 

@@ -32,8 +32,9 @@ pub async fn all(
     Ok(HttpResponse::Ok().json(state.entitlements.all(&id).await?))
 }
 
-/// `POST /v1/workspaces/{id}/entitlements/check`.
-#[tracing::instrument(skip_all, fields(workspace_id = %path))]
+/// `POST /v1/workspaces/{id}/entitlements/check`. The hot path: its span is at debug level, so at the default
+/// level a check costs no span beyond the request's own (a quarter of the throughput, measured).
+#[tracing::instrument(level = "debug", skip_all, fields(workspace_id = %path))]
 pub async fn check(
     state: web::Data<AppState>,
     caller: Caller,

@@ -15,7 +15,8 @@ use crate::mapping::{subscription_from_row, workspace_from_row};
 
 #[async_trait]
 impl<C: Executor> BillingStateReader for Repo<C> {
-    #[tracing::instrument(skip_all, fields(workspace_id = %id))]
+    /// Debug-level span: this is the entitlement check's hot path.
+    #[tracing::instrument(level = "debug", skip_all, fields(workspace_id = %id))]
     async fn billing_state(&self, id: &WorkspaceId) -> Result<Option<BillingState>, StoreError> {
         let stamp = match self.cache() {
             Some(cache) => match cache.state(id) {

@@ -39,7 +39,8 @@ impl<C: Executor> UsageRepository for Repo<C> {
         Ok(recorded)
     }
 
-    #[tracing::instrument(skip_all, fields(workspace_id = %workspace))]
+    /// Debug-level span: read on the entitlement check's hot path.
+    #[tracing::instrument(level = "debug", skip_all, fields(workspace_id = %workspace))]
     async fn totals(
         &self,
         workspace: &WorkspaceId,

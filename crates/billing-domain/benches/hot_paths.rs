@@ -1,0 +1,78 @@
+//! The domain's hot decisions in process (SPEC §11): an entitlement check of a cached plan, and the ingest decision
+//! for one webhook event. `just bench` runs these beside the HTTP load; `cargo bench -p billing-domain` alone.
+
+use std::hint::black_box;
+
+use billing_domain::catalog::{Catalog, CatalogFile};
+use billing_domain::entitlements::check;
+use billing_domain::events::{EventPayload, ProcessorEvent, SubscriptionSnapshot};
+use billing_domain::ids::{PlanId, WorkspaceId};
+use billing_domain::lifecycle::{Known, decide};
+use billing_domain::subscription::SubscriptionStatus;
+use chrono::{TimeZone, Utc};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+fn catalog() -> Catalog {
+    let file: CatalogFile = serde_json::from_value(serde_json::json!({
+        "limits": {
+            "workspace_members": {"description": "members", "source": "count"},
+            "alerts_per_month": {"description": "alerts", "source": "usage", "metric": "alerts"}
+        },
+        "features": {"sla_tracking": "SLA tracking"},
+        "metrics": {"alerts": {"description": "alerts raised", "aggregation": "sum"}},
+        "plans": [
+            {"id": "free", "name": "Free", "kind": "subscription", "interval": "month",
+             "price": {"amount": 0, "currency": "usd"}, "default": true,
+             "limits": {"workspace_members": 1, "alerts_per_month": 100}},
+            {"id": "pro", "name": "Pro", "kind": "subscription", "interval": "month",
+             "price": {"amount": 4900, "currency": "USD"}, "processor_prices": {"stripe": "price_pro"},
+             "limits": {"workspace_members": 10, "alerts_per_month": "unlimited"}, "features": ["sla_tracking"]}
+        ]
+    }))
+    .expect("a valid catalog");
+    Catalog::from_file(file).expect("a valid catalog")
+}
+
+fn entitlement_check(c: &mut Criterion) {
+    let catalog = catalog();
+    let pro = catalog.get(&PlanId::new("pro")).expect("pro").clone();
+    let metered = |_: &str| 42;
+    c.bench_function("entitlement check: count limit", |b| {
+        b.iter(|| check(&catalog, black_box(&pro), black_box("workspace_members"), 1, Some(4), &metered))
+    });
+    c.bench_function("entitlement check: usage limit", |b| {
+        b.iter(|| check(&catalog, black_box(&pro), black_box("alerts_per_month"), 1, None, &metered))
+    });
+}
+
+fn ingest_decision(c: &mut Criterion) {
+    let catalog = catalog();
+    let workspace = WorkspaceId::parse("acme").expect("an id");
+    let at = Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).single().expect("a time");
+    let event = ProcessorEvent {
+        id: "evt_1".into(),
+        processor: "stripe".into(),
+        event_type: "customer.subscription.created".into(),
+        occurred_at: at,
+        payload: EventPayload::SubscriptionChanged(SubscriptionSnapshot {
+            subscription_id: "sub_1".into(),
+            customer_id: "cus_1".into(),
+            price_id: "price_pro".into(),
+            status: SubscriptionStatus::Active,
+            quantity: 1,
+            cancel_at_period_end: false,
+            current_period_start: Some(at),
+            current_period_end: Some(at + chrono::Duration::days(30)),
+            trial_end: None,
+        }),
+    };
+    c.bench_function("ingest decision: new subscription", |b| {
+        b.iter(|| {
+            let known = Known { catalog: &catalog, workspace: Some(&workspace), subscription: None };
+            decide(black_box(&event), known)
+        })
+    });
+}
+
+criterion_group!(benches, entitlement_check, ingest_decision);
+criterion_main!(benches);
