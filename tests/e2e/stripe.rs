@@ -89,6 +89,59 @@ impl Localstripe {
     }
 }
 
+/// Creates `workspace` and starts a checkout, which finds or creates its Stripe customer first. localstripe has no
+/// Checkout, so the session itself fails (a clean 502, nothing changed but the customer link), and the buyer
+/// "subscribes in Stripe" instead. Returns the customer Tollgate created, found by its workspace metadata.
+async fn workspace_with_customer(
+    client: &reqwest::Client,
+    server: &Server,
+    stripe: &Localstripe,
+    workspace: &str,
+    email: &str,
+) -> String {
+    let created = client
+        .put(format!("{}/v1/workspaces/{workspace}", server.base_url))
+        .bearer_auth(KEY)
+        .json(&json!({"name": "E2E Stripe", "owner_email": email}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let checkout = client
+        .post(format!("{}/v1/workspaces/{workspace}/checkout", server.base_url))
+        .bearer_auth(KEY)
+        .json(&json!({"plan": "pro"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(checkout.status(), 502);
+    let problem: Value = checkout.json().await.unwrap();
+    assert_eq!(problem["code"], "processor_rejected", "{problem}");
+    let customers = stripe.ok(reqwest::Method::GET, &format!("/v1/customers?email={email}"), &[]).await;
+    let customers = customers["data"].as_array().unwrap().clone();
+    assert_eq!(customers.len(), 1, "one customer per workspace: {customers:?}");
+    assert_eq!(customers[0]["metadata"]["workspace_id"], workspace);
+    customers[0]["id"].as_str().unwrap().to_owned()
+}
+
+impl Localstripe {
+    /// Gives `customer` a card and subscribes it to pro in Stripe; returns the subscription id.
+    async fn subscribe_to_pro(&self, customer: &str) -> String {
+        let card = [
+            ("source[object]", "card"),
+            ("source[number]", "4242424242424242"),
+            ("source[exp_month]", "12"),
+            ("source[exp_year]", "2034"),
+            ("source[cvc]", "123"),
+        ];
+        self.ok(reqwest::Method::POST, &format!("/v1/customers/{customer}/sources"), &card).await;
+        let subscription = self
+            .ok(reqwest::Method::POST, "/v1/subscriptions", &[("customer", customer), ("items[0][plan]", PRO_PRICE)])
+            .await;
+        subscription["id"].as_str().unwrap().to_owned()
+    }
+}
+
 async fn get(client: &reqwest::Client, server: &Server, path: &str) -> Value {
     let response = client.get(format!("{}{path}", server.base_url)).bearer_auth(KEY).send().await.unwrap();
     assert_eq!(response.status(), 200, "GET {path}");
@@ -144,49 +197,12 @@ fn stripe_webhooks_from_localstripe_drive_the_plan_and_reconcile_repairs_drift()
         let hook_id = format!("tollgate-{}", uuid::Uuid::new_v4().simple());
         stripe.register_webhook(&hook_id, &format!("{}/webhooks/stripe", server.base_url)).await;
 
-        let created = client
-            .put(format!("{}/v1/workspaces/{workspace}", server.base_url))
-            .bearer_auth(KEY)
-            .json(&json!({"name": "E2E Stripe", "owner_email": email}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(created.status(), 201);
-
-        // Checkout finds or creates the workspace's Stripe customer first. localstripe has no Checkout, so the
-        // session itself fails (a clean 502, nothing changed but the customer link), and the buyer "subscribes
-        // in Stripe" instead: exactly the customer Tollgate created, found by its workspace metadata.
-        let checkout = client
-            .post(format!("{}/v1/workspaces/{workspace}/checkout", server.base_url))
-            .bearer_auth(KEY)
-            .json(&json!({"plan": "pro"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(checkout.status(), 502);
-        let problem: Value = checkout.json().await.unwrap();
-        assert_eq!(problem["code"], "processor_rejected", "{problem}");
-        let customers = stripe.ok(reqwest::Method::GET, &format!("/v1/customers?email={email}"), &[]).await;
-        let customers = customers["data"].as_array().unwrap().clone();
-        assert_eq!(customers.len(), 1, "one customer per workspace: {customers:?}");
-        assert_eq!(customers[0]["metadata"]["workspace_id"], workspace.as_str());
-        let customer = customers[0]["id"].as_str().unwrap().to_owned();
+        let customer = workspace_with_customer(&client, &server, &stripe, &workspace, &email).await;
 
         let before: Value = get(&client, &server, &format!("/v1/workspaces/{workspace}/entitlements")).await;
         assert_eq!(before["plan"], "free");
 
-        let card = [
-            ("source[object]", "card"),
-            ("source[number]", "4242424242424242"),
-            ("source[exp_month]", "12"),
-            ("source[exp_year]", "2034"),
-            ("source[cvc]", "123"),
-        ];
-        stripe.ok(reqwest::Method::POST, &format!("/v1/customers/{customer}/sources"), &card).await;
-        let subscription = stripe
-            .ok(reqwest::Method::POST, "/v1/subscriptions", &[("customer", &customer), ("items[0][plan]", PRO_PRICE)])
-            .await;
-        let subscription = subscription["id"].as_str().unwrap().to_owned();
+        let subscription = stripe.subscribe_to_pro(&customer).await;
 
         // customer.subscription.created and invoice.payment_succeeded, signed by localstripe, make it pro.
         let active = wait_for(&client, &server, &workspace, |v| v["plan"] == "pro").await;
@@ -268,37 +284,8 @@ fn reconcile_finds_a_subscription_whose_every_webhook_was_lost() {
         let stripe = Localstripe { url: localstripe_url(), http: client.clone() };
         stripe.ensure_pro_price().await;
         // No webhook endpoint points at this server: every event of the subscription below is lost to it.
-        let created = client
-            .put(format!("{}/v1/workspaces/{workspace}", server.base_url))
-            .bearer_auth(KEY)
-            .json(&json!({"name": "E2E lost webhooks", "owner_email": email}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(created.status(), 201);
-        // The checkout attempt links the workspace's Stripe customer (localstripe has no Checkout: 502).
-        let checkout = client
-            .post(format!("{}/v1/workspaces/{workspace}/checkout", server.base_url))
-            .bearer_auth(KEY)
-            .json(&json!({"plan": "pro"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(checkout.status(), 502);
-        let customers = stripe.ok(reqwest::Method::GET, &format!("/v1/customers?email={email}"), &[]).await;
-        let customer = customers["data"][0]["id"].as_str().expect("the customer Tollgate created").to_owned();
-        let card = [
-            ("source[object]", "card"),
-            ("source[number]", "4242424242424242"),
-            ("source[exp_month]", "12"),
-            ("source[exp_year]", "2034"),
-            ("source[cvc]", "123"),
-        ];
-        stripe.ok(reqwest::Method::POST, &format!("/v1/customers/{customer}/sources"), &card).await;
-        let subscription = stripe
-            .ok(reqwest::Method::POST, "/v1/subscriptions", &[("customer", &customer), ("items[0][plan]", PRO_PRICE)])
-            .await;
-        let subscription = subscription["id"].as_str().unwrap().to_owned();
+        let customer = workspace_with_customer(&client, &server, &stripe, &workspace, &email).await;
+        let subscription = stripe.subscribe_to_pro(&customer).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let unaware = get(&client, &server, &format!("/v1/workspaces/{workspace}")).await;
         assert_eq!(unaware["plan"], "free", "no webhook reached Tollgate");

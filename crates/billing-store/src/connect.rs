@@ -1,5 +1,6 @@
 //! Opening the pool: SQLite (embedded, single node) or PostgreSQL, chosen by the URL scheme.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use billing_domain::error::StoreError;
@@ -37,7 +38,11 @@ pub async fn connect(url: &str) -> Result<Store, StoreError> {
         return Err(StoreError::Other("unsupported database URL: expected sqlite: or postgres:".to_owned()));
     }
     let conn = Database::connect(options).await.map_err(map_db_err)?;
-    Ok(Repo::new(conn, Changes::new()))
+    let mut store = Repo::new(conn, Changes::new());
+    if url.starts_with("sqlite:") {
+        store.writers = Some(Arc::default());
+    }
+    Ok(store)
 }
 
 fn prepare_sqlite(url: &str, options: &mut ConnectOptions) -> Result<(), StoreError> {
@@ -55,7 +60,8 @@ fn prepare_sqlite(url: &str, options: &mut ConnectOptions) -> Result<(), StoreEr
                 .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
         }
         // Several connections are safe because every write transaction is `BEGIN IMMEDIATE` (see
-        // `Repo::begin_write`) and single statements wait out `busy_timeout`; WAL lets reads run beside a writer.
+        // `Repo::begin_write`), queued in this process before it begins (`UnitOfWork::begin`), and single
+        // statements wait out `busy_timeout`; WAL lets reads run beside a writer.
         options.max_connections(SQLITE_POOL_SIZE);
     }
     options.map_sqlx_sqlite_opts(move |opts| {

@@ -80,8 +80,14 @@ impl Repo<DatabaseConnection> {
 #[async_trait]
 impl UnitOfWork for Repo<DatabaseConnection> {
     #[tracing::instrument(skip_all)]
+    /// On SQLite, write transactions queue here first, in arrival order: SQLite has one writer, and a transaction
+    /// that waits in its busy handler instead sleeps and polls, which put webhook p99 above a second under load.
     async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError> {
+        let turn = match &self.writers {
+            Some(writers) => Some(writers.clone().lock_owned().await),
+            None => None,
+        };
         let tx = self.begin_write().await?;
-        Ok(Box::new(StoreTx::new(tx, self.changes.for_transaction())))
+        Ok(Box::new(StoreTx::new(tx, self.changes.for_transaction(), turn)))
     }
 }

@@ -6,6 +6,7 @@ use billing_domain::ports::{
     AuditLog, BillingSubject, EventInbox, Outbox, SubscriptionRepository, Transaction, WorkspaceRepository,
 };
 use sea_orm::DatabaseTransaction;
+use tokio::sync::OwnedMutexGuard;
 
 use crate::changes::{self, Changes, Pending};
 use crate::errors::map_db_err;
@@ -15,11 +16,13 @@ use crate::repo::Repo;
 #[derive(Debug)]
 pub struct StoreTx {
     repo: Repo<DatabaseTransaction>,
+    /// SQLite: this transaction's turn as the one writer, given back when it commits or rolls back.
+    _turn: Option<OwnedMutexGuard<()>>,
 }
 
 impl StoreTx {
-    pub(crate) fn new(tx: DatabaseTransaction, changes: Changes) -> Self {
-        Self { repo: Repo::new(tx, changes) }
+    pub(crate) fn new(tx: DatabaseTransaction, changes: Changes, turn: Option<OwnedMutexGuard<()>>) -> Self {
+        Self { repo: Repo::new(tx, changes), _turn: turn }
     }
 }
 
@@ -53,7 +56,7 @@ impl Transaction for StoreTx {
     /// invalidates them in this process's cache before returning.
     #[tracing::instrument(skip_all)]
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        let Repo { conn, changes } = self.repo;
+        let Repo { conn, changes, .. } = self.repo;
         let pending = match &changes.pending {
             Some(pending) => std::mem::take(&mut *pending.lock().unwrap_or_else(|p| p.into_inner())),
             None => Pending::default(),

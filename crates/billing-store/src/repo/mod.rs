@@ -11,6 +11,8 @@ mod subscriptions;
 mod usage;
 mod workspaces;
 
+use std::sync::Arc;
+
 use billing_domain::error::StoreError;
 use billing_domain::ids::WorkspaceId;
 use sea_orm::{
@@ -38,11 +40,13 @@ pub struct Repo<C> {
     pub(crate) conn: C,
     /// Where changes of billing state are announced (`changes.rs`).
     pub(crate) changes: Changes,
+    /// SQLite only, on the pool: the queue of write transactions (see `UnitOfWork::begin`).
+    pub(crate) writers: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl<C> Repo<C> {
     pub(crate) fn new(conn: C, changes: Changes) -> Self {
-        Self { conn, changes }
+        Self { conn, changes, writers: None }
     }
 }
 
