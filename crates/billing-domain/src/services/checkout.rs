@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::Context;
+use super::{Context, IngestError, WebhookService};
 use crate::catalog::UnknownPlan;
 use crate::error::{ProcessorError, StoreError};
 use crate::ids::WorkspaceId;
@@ -47,6 +47,8 @@ pub struct CheckoutService {
     processor: Arc<dyn PaymentProcessor>,
     audit: Arc<dyn AuditLog>,
     ids: Arc<dyn crate::ports::IdGenerator>,
+    /// Creates the customer link the way the webhook path does (locked, releasing parked events).
+    webhooks: Arc<WebhookService>,
 }
 
 impl CheckoutService {
@@ -55,8 +57,9 @@ impl CheckoutService {
         processor: Arc<dyn PaymentProcessor>,
         audit: Arc<dyn AuditLog>,
         ids: Arc<dyn crate::ports::IdGenerator>,
+        webhooks: Arc<WebhookService>,
     ) -> Self {
-        Self { ctx, processor, audit, ids }
+        Self { ctx, processor, audit, ids, webhooks }
     }
 
     /// Finds or creates the processor customer, then opens a session for the plan. Processor failures change
@@ -87,9 +90,9 @@ impl CheckoutService {
         let customer_id = self.processor.ensure_customer(&workspace, known.clone()).await?;
         let now = self.ctx.clock.now();
         if known.is_none() {
-            match self.ctx.workspaces.link_customer(&processor_id, &customer_id, &workspace.id, now).await {
-                Ok(_) | Err(StoreError::Duplicate(_)) => {}
-                Err(other) => return Err(other.into()),
+            match self.webhooks.link_customer(&processor_id, &customer_id, &workspace.id).await {
+                Ok(_) | Err(IngestError::Store(StoreError::Duplicate(_))) => {}
+                Err(IngestError::Store(other)) => return Err(other.into()),
             }
         }
         let client_key = request.idempotency_key.clone().unwrap_or_else(|| self.ids.new_id("req_"));

@@ -199,13 +199,22 @@ fn checkout_service(
     subscriptions: MockSubscriptionRepository,
     processor: MockProcessor,
     audit: crate::ports::MockAuditLog,
+    links: MockUnitOfWork,
 ) -> CheckoutService {
     CheckoutService::new(
         context(workspaces, subscriptions),
         Arc::new(processor),
         Arc::new(audit),
         Arc::new(MockIdGenerator::new()),
+        Arc::new(webhook_service(links)),
     )
+}
+
+/// A unit of work that must never be opened: the checkout links no customer.
+fn no_link() -> MockUnitOfWork {
+    let mut uow = MockUnitOfWork::new();
+    uow.expect_begin().never();
+    uow
 }
 
 fn sandbox_processor() -> MockProcessor {
@@ -223,7 +232,7 @@ async fn checkout_for_an_unknown_or_free_plan_never_reaches_the_processor() {
         processor.expect_ensure_customer().never();
         processor.expect_create_checkout().never();
         let service =
-            checkout_service(workspaces, MockSubscriptionRepository::new(), processor, crate::ports::MockAuditLog::new());
+            checkout_service(workspaces, MockSubscriptionRepository::new(), processor, crate::ports::MockAuditLog::new(), no_link());
         let err = service.start(checkout_request(plan)).await.unwrap_err();
         match err {
             CheckoutError::UnknownPlan(unknown) => {
@@ -241,13 +250,19 @@ async fn checkout_links_a_new_customer_and_derives_the_idempotency_key() {
     let mut workspaces = MockWorkspaceRepository::new();
     workspaces.expect_get().returning(|id| Ok(Some(workspace(id.as_str()))));
     workspaces.expect_customer_of_workspace().returning(|_, _| Ok(None));
-    workspaces
+    workspaces.expect_link_customer().never();
+    // The link is made like the webhook path makes it: locked, and releasing what waited for it.
+    let mut tx = MockTx::default();
+    tx.workspaces
         .expect_link_customer()
         .withf(|processor, customer, ws, _| {
             processor.as_str() == "sandbox" && customer.as_str() == "cus_1" && ws.as_str() == "acme"
         })
         .times(1)
         .returning(|_, _, _, _| Ok(true));
+    tx.inbox.expect_take_parked().withf(|_, link| link == "customer:cus_1").times(1).returning(|_, _| Ok(vec![]));
+    let locks = tx.locks.clone();
+    let committed = tx.committed.clone();
     let mut subscriptions = MockSubscriptionRepository::new();
     subscriptions.expect_current_for_workspace().returning(|_| Ok(None));
     let mut processor = sandbox_processor();
@@ -263,9 +278,11 @@ async fn checkout_links_a_new_customer_and_derives_the_idempotency_key() {
         .returning(|_| Ok(CheckoutSession { id: "cs_1".into(), url: "http://localhost/sandbox/checkout/cs_1".into() }));
     let mut audit = crate::ports::MockAuditLog::new();
     audit.expect_append().withf(|r, _| r.action == "checkout.started" && r.request_id.as_deref() == Some("req-1")).times(1).returning(|_, _| Ok(()));
-    let service = checkout_service(workspaces, subscriptions, processor, audit);
+    let service = checkout_service(workspaces, subscriptions, processor, audit, uow_with(tx));
     let session = service.start(checkout_request("pro")).await.unwrap();
     assert_eq!(session.id.as_str(), "cs_1");
+    assert!(committed.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(*locks.lock().unwrap(), ["customer:sandbox:cus_1", "workspace:acme"], "customer first, then workspace");
 }}
 
 async_test! {
@@ -281,7 +298,7 @@ async fn a_processor_outage_surfaces_as_a_processor_error() {
     processor.expect_create_checkout().returning(|_| Err(ProcessorError::Unavailable("timeout".into())));
     let mut audit = crate::ports::MockAuditLog::new();
     audit.expect_append().never();
-    let service = checkout_service(workspaces, subscriptions, processor, audit);
+    let service = checkout_service(workspaces, subscriptions, processor, audit, no_link());
     let err = service.start(checkout_request("pro")).await.unwrap_err();
     assert!(matches!(err, CheckoutError::Processor(ProcessorError::Unavailable(_))));
 }}

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::Context;
 use crate::error::StoreError;
 use crate::ids::WorkspaceId;
-use crate::ports::UnitOfWork;
+use crate::ports::{BillingSubject, UnitOfWork};
 use crate::records::{Actor, AuditRecord};
 use crate::workspace::Workspace;
 
@@ -49,6 +49,7 @@ impl TrialService {
         let now = self.ctx.clock.now();
         let ends_at = policy.ends_at(now);
         let tx = self.uow.begin().await?;
+        tx.lock(&BillingSubject::Workspace(id.clone())).await?;
         if tx.workspaces().get(id).await?.is_none() {
             return Err(TrialError::WorkspaceNotFound);
         }

@@ -11,8 +11,8 @@ use serde::Serialize;
 use crate::catalog::Catalog;
 use crate::error::StoreError;
 use crate::events::{EventPayload, ProcessorEvent};
-use crate::ids::{ProcessorId, WorkspaceId};
-use crate::lifecycle::{Changes, Decision, DecisionError, Known, decide};
+use crate::ids::{CustomerId, ProcessorId, WorkspaceId};
+use crate::lifecycle::{Changes, Decision, DecisionError, Known, customer_link, decide};
 use crate::ports::{BillingSubject, Clock, InboxEvent, InboxStatus, Recorded, Transaction, UnitOfWork};
 
 /// What happened to a delivered event. Every variant means it is durably recorded.
@@ -216,9 +216,21 @@ impl WebhookService {
         }
         let now = self.clock.now();
         let (outcome, links) = self.apply_one(tx, event, now).await?;
+        self.release_parked(tx, &event.processor, links, now).await?;
+        Ok(outcome)
+    }
+
+    /// Applies, in `tx`, every event parked under `links` (links just created), and under the links those create.
+    async fn release_parked(
+        &self,
+        tx: &dyn Transaction,
+        processor: &ProcessorId,
+        links: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), ApplyError> {
         let mut queue: VecDeque<String> = links.into();
         while let Some(link) = queue.pop_front() {
-            for parked in tx.inbox().take_parked(&event.processor, &link).await? {
+            for parked in tx.inbox().take_parked(processor, &link).await? {
                 // Normally the customer already locked (a no-op); a parked event naming another customer takes
                 // that lock too.
                 lock_subject(tx, &parked).await?;
@@ -235,7 +247,42 @@ impl WebhookService {
                 tx.inbox().set_status(&parked.processor, &parked.id, status.0, status.1).await?;
             }
         }
-        Ok(outcome)
+        Ok(())
+    }
+
+    /// Links a processor customer to a workspace outside a webhook (a checkout finding or creating the customer),
+    /// under the customer's and then the workspace's lock, and applies the events parked under the new link in the
+    /// same transaction — an event of the customer that arrived just before the link must not wait for the sweep.
+    /// `Ok(false)` when the pair was linked already; `Duplicate` when either side is linked to another.
+    pub async fn link_customer(
+        &self,
+        processor: &ProcessorId,
+        customer: &CustomerId,
+        workspace: &WorkspaceId,
+    ) -> Result<bool, IngestError> {
+        let mut last_conflict = None;
+        for _ in 0..CONFLICT_RETRIES {
+            let tx = self.uow.begin().await?;
+            tx.lock(&BillingSubject::Customer { processor: processor.clone(), customer: customer.clone() }).await?;
+            tx.lock(&BillingSubject::Workspace(workspace.clone())).await?;
+            let now = self.clock.now();
+            if !tx.workspaces().link_customer(processor, customer, workspace, now).await? {
+                return Ok(false);
+            }
+            match self.release_parked(tx.as_ref(), processor, vec![customer_link(customer)], now).await {
+                Ok(()) => {
+                    tx.commit().await?;
+                    return Ok(true);
+                }
+                Err(ApplyError::Store(StoreError::Conflict(what) | StoreError::Duplicate(what))) => {
+                    last_conflict = Some(what);
+                }
+                Err(ApplyError::Store(error)) => return Err(error.into()),
+                // Parked events that cannot apply are marked failed inside `release_parked`; none reaches here.
+                Err(ApplyError::Decision(reason)) => return Err(StoreError::Other(reason).into()),
+            }
+        }
+        Err(StoreError::Conflict(last_conflict.unwrap_or_default()).into())
     }
 
     /// Decides one event against the state in `tx` and writes the decision. Returns the links it created.

@@ -9,7 +9,7 @@ use super::Context;
 use crate::entitlements::PlanSource;
 use crate::error::{StoreError, ValidationErrors};
 use crate::ids::{PlanId, WorkspaceId};
-use crate::ports::UnitOfWork;
+use crate::ports::{BillingSubject, UnitOfWork};
 use crate::records::{Actor, AuditRecord};
 use crate::subscription::Subscription;
 use crate::trial;
@@ -59,6 +59,7 @@ impl WorkspaceService {
         let now = self.ctx.clock.now();
         for _ in 0..3 {
             let tx = self.uow.begin().await?;
+            tx.lock(&BillingSubject::Workspace(id.clone())).await?;
             let existing = tx.workspaces().get(&id).await?;
             let (workspace, created, before) = match existing {
                 None => (Workspace::create(id.clone(), profile.clone(), now), true, None),
