@@ -285,6 +285,9 @@ fn reconcile_finds_a_subscription_whose_every_webhook_was_lost() {
         stripe.ensure_pro_price().await;
         // No webhook endpoint points at this server: every event of the subscription below is lost to it.
         let customer = workspace_with_customer(&client, &server, &stripe, &workspace, &email).await;
+        // An old subscription that already ended: history, nothing to ingest.
+        let ended = stripe.subscribe_to_pro(&customer).await;
+        stripe.ok(reqwest::Method::DELETE, &format!("/v1/subscriptions/{ended}"), &[]).await;
         let subscription = stripe.subscribe_to_pro(&customer).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let unaware = get(&client, &server, &format!("/v1/workspaces/{workspace}")).await;
@@ -303,6 +306,10 @@ fn reconcile_finds_a_subscription_whose_every_webhook_was_lost() {
         assert_eq!(ours.len(), 1, "{report}");
         assert_eq!(ours[0]["workspace_id"], workspace.as_str());
         assert_eq!(ours[0]["status"], "active");
+        assert!(
+            !discovered.iter().any(|d| d["subscription_id"] == ended.as_str()),
+            "an ended one is left alone: {report}"
+        );
         let repaired = get(&client, &server, &format!("/v1/workspaces/{workspace}")).await;
         assert_eq!(repaired["plan"], "pro");
         assert_eq!(repaired["subscription_status"], "active");

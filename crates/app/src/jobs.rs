@@ -26,10 +26,11 @@ impl Jobs {
         let (stop, stopped) = watch::channel(false);
         let reconciler = Arc::new(reconciler);
         let mut handles = Vec::new();
+        let stopping = stopped.clone();
         handles.extend(every(reconcile_secs, stopped.clone(), move || {
-            let reconciler = reconciler.clone();
+            let (reconciler, stopping) = (reconciler.clone(), stopping.clone());
             async move {
-                match reconciler.run().await {
+                match reconciler.run_until(&move || *stopping.borrow()).await {
                     Ok(report) => tracing::info!(
                         checked = report.checked,
                         repaired = report.repaired.len(),

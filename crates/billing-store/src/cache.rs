@@ -7,8 +7,8 @@
 //! is lost (or on SQLite, where another process may write the same file).
 //!
 //! A read that misses loads from the database and may only store what it loaded if nothing invalidated the
-//! workspace meanwhile: every miss leaves a tombstone with a fresh stamp, every invalidation replaces it with a
-//! newer one, and a load is stored only over the very tombstone it started from. A load can therefore never
+//! workspace meanwhile: every miss leaves a tombstone with a fresh stamp, every invalidation removes the entry,
+//! and a load is stored only over the very tombstone it started from. A load can therefore never
 //! put back a state older than a committed write.
 
 use std::collections::BTreeMap;
@@ -107,10 +107,10 @@ impl BillingCache {
         self.store(id, stamp, |entry| entry.usage = Some((period, totals)));
     }
 
-    /// Forgets the workspace; a load that started before this stores nothing.
+    /// Forgets the workspace; a load that started before this stores nothing (its tombstone is gone). Writes to
+    /// workspaces nobody reads add nothing, so they never push hot entries out.
     pub fn invalidate(&self, id: &WorkspaceId) {
-        let stamp = self.next_stamp();
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).put(id.clone(), tombstone(stamp));
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).pop(id);
     }
 
     /// Forgets everything (a notification may have been lost).

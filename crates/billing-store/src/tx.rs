@@ -64,10 +64,11 @@ impl Transaction for StoreTx {
         for id in pending.changed.difference(&pending.notified) {
             changes::notify(&conn, &changes, id).await?;
         }
-        conn.commit().await.map_err(map_db_err)?;
+        let committed = conn.commit().await.map_err(map_db_err);
+        // Even when COMMIT reports an error it may have committed; forgetting too much only costs a reload.
         for id in &pending.changed {
             changes.invalidate(id);
         }
-        Ok(())
+        committed
     }
 }

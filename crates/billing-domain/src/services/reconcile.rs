@@ -2,12 +2,13 @@
 //! each linked customer's subscriptions to find the ones Tollgate never heard of; apply parked events whose link
 //! exists.
 //!
-//! A repair goes through the one ingestion path as a synthetic event stamped with the fetch time, so it is
-//! recorded in the inbox, audited, and ordered against real webhooks like any other observation: a webhook older
-//! than the fetch never undoes the repair, a newer one still wins.
+//! A repair goes through the one ingestion path as a synthetic event stamped with the time the fetch was sent, so
+//! it is recorded in the inbox, audited, and ordered against real webhooks like any other observation: a webhook
+//! older than the fetch never undoes the repair, a newer one still wins.
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{IngestOutcome, SweepReport, WebhookService};
@@ -106,16 +107,32 @@ impl ReconcileService {
     /// subscriptions at the processor. A processor failure on one subscription or customer is reported and the
     /// walk goes on; only a store failure stops it.
     pub async fn run(&self) -> Result<ReconcileReport, ReconcileError> {
-        let mut report = ReconcileReport {
-            parked: self.webhooks.sweep_parked(super::PARKED_SWEEP_BATCH).await?,
-            ..Default::default()
-        };
-        self.walk_live(&mut report).await?;
-        self.discover(&mut report).await?;
+        self.run_until(&|| false).await
+    }
+
+    /// [`Self::run`], stopping early (between subscriptions and between customers) once `stop` says so: a
+    /// shutdown must not wait for a walk over every customer at the processor.
+    pub async fn run_until(&self, stop: &(dyn Fn() -> bool + Send + Sync)) -> Result<ReconcileReport, ReconcileError> {
+        let mut report = ReconcileReport::default();
+        match self.webhooks.sweep_parked(super::PARKED_SWEEP_BATCH).await {
+            Ok(parked) => report.parked = parked,
+            // The walks below do not depend on it; the next run sweeps again.
+            Err(error) => report.failed.push(ReconcileFailure {
+                subscription_id: None,
+                customer_id: None,
+                reason: format!("parked-event sweep: {error}"),
+            }),
+        }
+        self.walk_live(&mut report, stop).await?;
+        self.discover(&mut report, stop).await?;
         Ok(report)
     }
 
-    async fn walk_live(&self, report: &mut ReconcileReport) -> Result<(), ReconcileError> {
+    async fn walk_live(
+        &self,
+        report: &mut ReconcileReport,
+        stop: &(dyn Fn() -> bool + Send + Sync),
+    ) -> Result<(), ReconcileError> {
         let processor = self.processor.id();
         let mut after = None;
         loop {
@@ -124,6 +141,9 @@ impl ReconcileService {
             after = Some(last.id.clone());
             let full = page.len() == PAGE as usize;
             for local in page {
+                if stop() {
+                    return Ok(());
+                }
                 report.checked += 1;
                 match self.reconcile_one(&local).await {
                     Ok(Some(repair)) => report.repaired.push(repair),
@@ -144,7 +164,11 @@ impl ReconcileService {
 
     /// Lists each linked customer's subscriptions and ingests those with no local record: a workspace whose every
     /// subscription webhook was lost is repaired here.
-    async fn discover(&self, report: &mut ReconcileReport) -> Result<(), ReconcileError> {
+    async fn discover(
+        &self,
+        report: &mut ReconcileReport,
+        stop: &(dyn Fn() -> bool + Send + Sync),
+    ) -> Result<(), ReconcileError> {
         let processor = self.processor.id();
         let mut after = None;
         loop {
@@ -153,6 +177,10 @@ impl ReconcileService {
             after = Some(last.clone());
             let full = page.len() == PAGE as usize;
             for (customer, workspace) in page {
+                if stop() {
+                    return Ok(());
+                }
+                let fetched_at = self.clock.now();
                 let remote = match self.processor.list_for_customer(&customer).await {
                     Ok(remote) => remote,
                     Err(error) => {
@@ -166,12 +194,17 @@ impl ReconcileService {
                     }
                 };
                 for snapshot in remote {
+                    // An ended subscription grants nothing: ingesting it would only send "ended" emails and
+                    // webhooks for history (every old subscription of a customer Stripe knew before Tollgate).
+                    if snapshot.status.is_terminal() {
+                        continue;
+                    }
                     if self.subscriptions.get(&processor, &snapshot.subscription_id).await?.is_some() {
                         continue; // known: the live walk compares it
                     }
                     let id = snapshot.subscription_id.clone();
                     let status = snapshot.status;
-                    match self.repair(snapshot).await {
+                    match self.repair(snapshot, fetched_at).await {
                         Ok(()) => report.discovered.push(Discovery {
                             subscription_id: id,
                             workspace_id: workspace.clone(),
@@ -193,13 +226,14 @@ impl ReconcileService {
     }
 
     async fn reconcile_one(&self, local: &Subscription) -> Result<Option<Repair>, String> {
+        let fetched_at = self.clock.now();
         let remote = self.processor.fetch(&local.id).await.map_err(|e| describe(e, "fetch"))?;
         let fields = drift(local, &remote);
         if fields.is_empty() {
             return Ok(None);
         }
         let status_after = remote.status;
-        self.repair(remote).await?;
+        self.repair(remote, fetched_at).await?;
         Ok(Some(Repair {
             subscription_id: local.id.clone(),
             workspace_id: local.workspace_id.clone(),
@@ -209,14 +243,14 @@ impl ReconcileService {
         }))
     }
 
-    /// Ingests the processor's view of a subscription as a synthetic event stamped with the fetch time.
-    async fn repair(&self, remote: SubscriptionSnapshot) -> Result<(), String> {
-        let now = self.clock.now();
+    /// Ingests the processor's view of a subscription as a synthetic event stamped with the time the request for
+    /// it was sent: a webhook the processor sent after that is newer and wins, whenever it arrives.
+    async fn repair(&self, remote: SubscriptionSnapshot, fetched_at: DateTime<Utc>) -> Result<(), String> {
         let event = ProcessorEvent {
-            id: EventId::new(format!("reconcile:{}:{}", remote.subscription_id, now.timestamp_millis())),
+            id: EventId::new(format!("reconcile:{}:{}", remote.subscription_id, fetched_at.timestamp_millis())),
             processor: self.processor.id(),
             event_type: RECONCILE_EVENT_TYPE.to_owned(),
-            occurred_at: now,
+            occurred_at: fetched_at,
             payload: EventPayload::SubscriptionChanged(remote),
         };
         let raw = serde_json::to_string(&event).map_err(|e| format!("cannot record the repair: {e}"))?;

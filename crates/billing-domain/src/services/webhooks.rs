@@ -110,12 +110,15 @@ impl WebhookService {
         let mut report =
             SweepReport { ready: u32::try_from(ready.len()).unwrap_or(u32::MAX), ..SweepReport::default() };
         for event in &ready {
-            match self.settle(event, None).await? {
-                IngestOutcome::Applied | IngestOutcome::Ignored => report.applied += 1,
-                IngestOutcome::Failed { .. } => report.failed += 1,
-                IngestOutcome::Parked => report.still_parked += 1,
+            match self.settle(event, None).await {
+                Ok(IngestOutcome::Applied | IngestOutcome::Ignored) => report.applied += 1,
+                Ok(IngestOutcome::Failed { .. }) => report.failed += 1,
+                Ok(IngestOutcome::Parked) => report.still_parked += 1,
                 // Applied by a concurrent delivery or sweep between the listing and the claim.
-                IngestOutcome::Duplicate => {}
+                Ok(IngestOutcome::Duplicate) => {}
+                // Still parked; the next sweep tries again. One event must not hold up the others.
+                Err(StoreError::Conflict(_)) => report.still_parked += 1,
+                Err(error) => return Err(error.into()),
             }
         }
         Ok(report)
@@ -216,24 +219,35 @@ impl WebhookService {
         }
         let now = self.clock.now();
         let (outcome, links) = self.apply_one(tx, event, now).await?;
-        self.release_parked(tx, &event.processor, links, now).await?;
+        self.release_parked(tx, &event.processor, subject_customer(&event.payload), links, now).await?;
         Ok(outcome)
     }
 
     /// Applies, in `tx`, every event parked under `links` (links just created), and under the links those create.
+    /// `locked` is the customer whose lock `tx` holds: every link created here is that customer's or one of its
+    /// subscriptions'. A parked event naming another customer is recorded as failed rather than locking that
+    /// customer after a workspace (which would break the lock order and could deadlock).
     async fn release_parked(
         &self,
         tx: &dyn Transaction,
         processor: &ProcessorId,
+        locked: Option<&CustomerId>,
         links: Vec<String>,
         now: DateTime<Utc>,
     ) -> Result<(), ApplyError> {
         let mut queue: VecDeque<String> = links.into();
         while let Some(link) = queue.pop_front() {
             for parked in tx.inbox().take_parked(processor, &link).await? {
-                // Normally the customer already locked (a no-op); a parked event naming another customer takes
-                // that lock too.
-                lock_subject(tx, &parked).await?;
+                let named = subject_customer(&parked.payload);
+                if named != locked {
+                    let reason = format!(
+                        "parked under {link} but names customer {}, not {}",
+                        named.map_or("none", CustomerId::as_str),
+                        locked.map_or("none", CustomerId::as_str)
+                    );
+                    tx.inbox().set_status(&parked.processor, &parked.id, InboxStatus::Failed, Some(reason)).await?;
+                    continue;
+                }
                 let status = match self.apply_one(tx, &parked, now).await {
                     Ok((parked_outcome, new_links)) => {
                         queue.extend(new_links);
@@ -263,13 +277,24 @@ impl WebhookService {
         let mut last_conflict = None;
         for _ in 0..CONFLICT_RETRIES {
             let tx = self.uow.begin().await?;
-            tx.lock(&BillingSubject::Customer { processor: processor.clone(), customer: customer.clone() }).await?;
-            tx.lock(&BillingSubject::Workspace(workspace.clone())).await?;
             let now = self.clock.now();
-            if !tx.workspaces().link_customer(processor, customer, workspace, now).await? {
-                return Ok(false);
+            let linked = async {
+                tx.lock(&BillingSubject::Customer { processor: processor.clone(), customer: customer.clone() }).await?;
+                tx.lock(&BillingSubject::Workspace(workspace.clone())).await?;
+                tx.workspaces().link_customer(processor, customer, workspace, now).await
+            };
+            match linked.await {
+                Ok(true) => {}
+                Ok(false) => return Ok(false),
+                Err(StoreError::Conflict(what)) => {
+                    last_conflict = Some(what);
+                    continue;
+                }
+                Err(other) => return Err(other.into()),
             }
-            match self.release_parked(tx.as_ref(), processor, vec![customer_link(customer)], now).await {
+            let released =
+                self.release_parked(tx.as_ref(), processor, Some(customer), vec![customer_link(customer)], now).await;
+            match released {
                 Ok(()) => {
                     tx.commit().await?;
                     return Ok(true);
@@ -351,18 +376,22 @@ pub struct SweepReport {
 /// that customer, and the checkout creating the link, read or write — or, for a checkout outcome without a
 /// customer, its workspace.
 async fn lock_subject(tx: &dyn Transaction, event: &ProcessorEvent) -> Result<(), StoreError> {
-    let customer = match &event.payload {
-        // The checkout creates the link, so it must meet every event of its customer.
-        EventPayload::CheckoutCompleted { customer_id, .. } => Some(customer_id),
-        payload => payload.customer_id(),
-    };
-    if let Some(customer) = customer {
+    if let Some(customer) = subject_customer(&event.payload) {
         let subject = BillingSubject::Customer { processor: event.processor.clone(), customer: customer.clone() };
         return tx.lock(&subject).await;
     }
     match named_workspace(&event.payload) {
         Some(workspace) => tx.lock(&BillingSubject::Workspace(workspace.clone())).await,
         None => Ok(()),
+    }
+}
+
+/// The customer an event serializes on: the one it names, or, for a checkout, the one it links — the link must
+/// meet every event of its customer.
+fn subject_customer(payload: &EventPayload) -> Option<&CustomerId> {
+    match payload {
+        EventPayload::CheckoutCompleted { customer_id, .. } => Some(customer_id),
+        payload => payload.customer_id(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `POST /webhooks/{processor}`: verify, record, apply; 2xx only after commit (SPEC §5).
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use billing_domain::error::StoreError;
 use billing_domain::ports::{WebhookError, WebhookHeaders};
 use billing_domain::services::{IngestError, IngestOutcome};
 use serde_json::json;
@@ -50,6 +51,16 @@ pub async fn receive(
     // The signature covered these exact bytes, which the parser already accepted as JSON text.
     let raw = String::from_utf8_lossy(&body);
     let outcome = state.webhooks.ingest(&event, &raw).await.map_err(|e| match e {
+        // Still conflicting after the retries: the processor must deliver again, so a 5xx, never a 409.
+        IngestError::Store(StoreError::Conflict(cause)) => {
+            tracing::warn!(error = %cause, "webhook still conflicting; asking the processor to retry");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::StorageUnavailable,
+                "Service unavailable",
+                "concurrent deliveries kept conflicting; retry later",
+            )
+        }
         IngestError::Store(store) => ApiError::from(store),
     })?;
     let outcome_name = match &outcome {

@@ -82,8 +82,9 @@ impl<C: Executor> Repo<C> {
                 pending.lock().unwrap_or_else(|p| p.into_inner()).changed.insert(id.clone());
             }
             None => {
-                changes::notify(&self.conn, &self.changes, id).await?;
+                // Committed already: forget it here first, whatever the announcement to others does.
                 self.changes.invalidate(id);
+                changes::notify(&self.conn, &self.changes, id).await?;
             }
         }
         Ok(())
