@@ -151,6 +151,9 @@ impl Application {
         let served = self.server.await.context("running the HTTP server");
         tracing::info!("shutting down: letting background jobs finish");
         self.jobs.stop().await;
+        if let Some(stats) = self.store.cache_stats() {
+            tracing::info!(hits = stats.hits, misses = stats.misses, "billing-state cache since start");
+        }
         served?;
         tracing::info!("shutting down: closing database connections");
         self.store.close().await.context("closing the database")?;

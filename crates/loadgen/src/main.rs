@@ -50,6 +50,10 @@ struct WebhookLoad {
     /// Share of events delivered twice, in percent.
     #[arg(long, default_value_t = 0)]
     duplicates: u64,
+    /// Processor time of the first event, unix seconds (default: 20 days ago). Two runs that must generate the same
+    /// events (a shuffled run and its in-order reference) pass the same value.
+    #[arg(long)]
+    base_time: Option<i64>,
 }
 
 #[tokio::main]
@@ -73,7 +77,8 @@ async fn webhooks(load: WebhookLoad) -> anyhow::Result<()> {
             bail!("creating workspace {id}: {}", response.status());
         }
     }
-    let events = generate(&load.prefix, load.workspaces, unix_now() - 20 * 86_400);
+    let base = load.base_time.unwrap_or_else(|| unix_now() - 20 * 86_400);
+    let events = generate(&load.prefix, load.workspaces, base);
     let now = unix_now();
     let signed: VecDeque<(String, String)> = shuffled_with_duplicates(&events, load.seed, load.duplicates)
         .into_iter()
