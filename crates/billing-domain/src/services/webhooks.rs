@@ -1,6 +1,6 @@
-//! The one inbox/apply path every processor's webhooks go through (SPEC §5 points 1–5): record the event, decide,
-//! and write state, audit and outbox rows in one transaction; park what cannot apply yet; apply parked events when
-//! their link appears.
+//! The one inbox/apply path every processor's webhooks go through (SPEC §5 points 1–5 and 8): record the event,
+//! lock its billing subject, decide, and write state, audit and outbox rows in one transaction; park what cannot
+//! apply yet; apply parked events when their link appears, when they are redelivered, or when the sweep finds them.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
