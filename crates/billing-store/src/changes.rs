@@ -40,6 +40,16 @@ pub(crate) struct Pending {
     pub notified: BTreeSet<WorkspaceId>,
 }
 
+impl Pending {
+    /// `id` changed in this transaction; `announced` when a statement of it already ran `pg_notify` for `id`.
+    pub fn record(&mut self, id: &WorkspaceId, announced: bool) {
+        self.changed.insert(id.clone());
+        if announced {
+            self.notified.insert(id.clone());
+        }
+    }
+}
+
 impl Changes {
     /// The changes of a new pool: a fresh origin, no cache yet.
     pub fn new() -> Self {

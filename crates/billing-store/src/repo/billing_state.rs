@@ -8,7 +8,6 @@ use sea_orm::EntityTrait;
 
 use super::subscriptions::current_of;
 use super::{Executor, Repo};
-use crate::cache::Lookup;
 use crate::entities::{subscription, workspace};
 use crate::errors::map_db_err;
 use crate::mapping::{subscription_from_row, workspace_from_row};
@@ -18,18 +17,12 @@ impl<C: Executor> BillingStateReader for Repo<C> {
     /// Debug-level span: this is the entitlement check's hot path.
     #[tracing::instrument(level = "debug", skip_all, fields(workspace_id = %id))]
     async fn billing_state(&self, id: &WorkspaceId) -> Result<Option<BillingState>, StoreError> {
-        let stamp = match self.cache() {
-            Some(cache) => match cache.state(id) {
-                Lookup::Hit(state) => return Ok(state),
-                Lookup::Miss(stamp) => Some((cache, stamp)),
-            },
-            None => None,
-        };
-        let state = self.load_billing_state(id).await?;
-        if let Some((cache, stamp)) = stamp {
-            cache.store_state(id, stamp, state.clone());
-        }
-        Ok(state)
+        self.through_cache(
+            |cache| cache.state(id),
+            self.load_billing_state(id),
+            |cache, stamp, state| cache.store_state(id, stamp, state),
+        )
+        .await
     }
 }
 

@@ -22,14 +22,11 @@ impl<C: Executor> Repo<C> {
             BillingSubject::Workspace(id) => Some(id),
             BillingSubject::Customer { .. } => None,
         };
+        let postgres = self.conn.get_database_backend() == DbBackend::Postgres;
         if let (Some(id), Some(pending)) = (workspace, &self.changes.pending) {
-            let mut pending = pending.lock().unwrap_or_else(|p| p.into_inner());
-            pending.changed.insert(id.clone());
-            if self.conn.get_database_backend() == DbBackend::Postgres {
-                pending.notified.insert(id.clone());
-            }
+            pending.lock().unwrap_or_else(|p| p.into_inner()).record(id, postgres);
         }
-        if self.conn.get_database_backend() != DbBackend::Postgres {
+        if !postgres {
             return Ok(());
         }
         let key = subject.key().into();

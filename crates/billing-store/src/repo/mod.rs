@@ -20,6 +20,7 @@ use sea_orm::{
     TransactionTrait, TryInsert, TryInsertResult,
 };
 
+use crate::cache::{BillingCache, Lookup};
 use crate::changes::{self, Changes};
 use crate::errors::map_db_err;
 
@@ -64,23 +65,34 @@ impl<C: Executor> Repo<C> {
         };
         self.conn.begin_with_options(options).await.map_err(map_db_err)
     }
-}
 
-impl<C: Executor> Repo<C> {
-    /// The cache reads may use: only the pool's. A transaction reads the database, which its own writes change.
-    pub(crate) fn cache(&self) -> Option<&crate::cache::BillingCache> {
-        match self.changes.pending {
+    /// A read through the cache, when reads may use one (only the pool's: a transaction reads the database, which
+    /// its own writes change): `lookup`, else `load` and `store` under the stamp the miss gave, so a load that
+    /// raced an invalidation is never kept.
+    pub(crate) async fn through_cache<T: Clone>(
+        &self,
+        lookup: impl FnOnce(&BillingCache) -> Lookup<T>,
+        load: impl Future<Output = Result<T, StoreError>>,
+        store: impl FnOnce(&BillingCache, u64, T),
+    ) -> Result<T, StoreError> {
+        let cache = match self.changes.pending {
             Some(_) => None,
             None => self.changes.cache.as_deref(),
-        }
+        };
+        let Some(cache) = cache else { return load.await };
+        let stamp = match lookup(cache) {
+            Lookup::Hit(value) => return Ok(value),
+            Lookup::Miss(stamp) => stamp,
+        };
+        let value = load.await?;
+        store(cache, stamp, value.clone());
+        Ok(value)
     }
 
     /// Records that `id`'s billing state changed: announced at once on the pool, at commit in a transaction.
     pub(crate) async fn changed(&self, id: &WorkspaceId) -> Result<(), StoreError> {
         match &self.changes.pending {
-            Some(pending) => {
-                pending.lock().unwrap_or_else(|p| p.into_inner()).changed.insert(id.clone());
-            }
+            Some(pending) => pending.lock().unwrap_or_else(|p| p.into_inner()).record(id, false),
             None => {
                 // Committed already: forget it here first, whatever the announcement to others does.
                 self.changes.invalidate(id);

@@ -13,7 +13,6 @@ use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 
 use super::{Executor, Repo, insert_or_skip};
-use crate::cache::Lookup;
 use crate::entities::usage_event;
 use crate::errors::{corrupt, map_db_err};
 
@@ -47,18 +46,12 @@ impl<C: Executor> UsageRepository for Repo<C> {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<BTreeMap<String, Decimal>, StoreError> {
-        let stamp = match self.cache() {
-            Some(cache) => match cache.usage(workspace, (from, to)) {
-                Lookup::Hit(totals) => return Ok(totals),
-                Lookup::Miss(stamp) => Some((cache, stamp)),
-            },
-            None => None,
-        };
-        let totals = self.load_totals(workspace, from, to).await?;
-        if let Some((cache, stamp)) = stamp {
-            cache.store_usage(workspace, stamp, (from, to), totals.clone());
-        }
-        Ok(totals)
+        self.through_cache(
+            |cache| cache.usage(workspace, (from, to)),
+            self.load_totals(workspace, from, to),
+            |cache, stamp, totals| cache.store_usage(workspace, stamp, (from, to), totals),
+        )
+        .await
     }
 }
 
