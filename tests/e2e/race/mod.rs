@@ -193,14 +193,14 @@ async fn texts(database: &str, sql: &str) -> Vec<String> {
     rows.iter().map(|row| row.try_get_by_index::<String>(0).unwrap()).collect()
 }
 
-/// Parked events whose link exists: events nobody will ever apply.
-const STALE_PARKED: &str = "SELECT COUNT(*) FROM parked_events p WHERE EXISTS (SELECT 1 FROM processor_customers c \
-     WHERE c.processor = p.processor AND p.link = 'customer:' || c.customer_id) OR EXISTS (SELECT 1 FROM \
-     subscriptions s WHERE s.processor = p.processor AND p.link = 'subscription:' || s.id)";
-/// The same rows, described for a failure message.
-const STALE_PARKED_ROWS: &str = "SELECT p.event_id || ' under ' || p.link FROM parked_events p WHERE EXISTS (SELECT 1 \
-     FROM processor_customers c WHERE c.processor = p.processor AND p.link = 'customer:' || c.customer_id) OR \
-     EXISTS (SELECT 1 FROM subscriptions s WHERE s.processor = p.processor AND p.link = 'subscription:' || s.id)";
+/// Parked events whose link exists: events nobody will ever apply. Selected as `columns`.
+fn stale_parked(columns: &str) -> String {
+    format!(
+        "SELECT {columns} FROM parked_events p WHERE EXISTS (SELECT 1 FROM processor_customers c \
+         WHERE c.processor = p.processor AND p.link = 'customer:' || c.customer_id) OR EXISTS (SELECT 1 FROM \
+         subscriptions s WHERE s.processor = p.processor AND p.link = 'subscription:' || s.id)"
+    )
+}
 /// Inbox rows not settled: a delivery acknowledged without its effect applied.
 const UNSETTLED: &str = "SELECT COUNT(*) FROM inbox_events WHERE status IN ('received', 'failed')";
 
@@ -270,8 +270,9 @@ impl Scenario {
                 diff.join("\n")
             );
         }
-        let stale = count(database, STALE_PARKED).await;
-        assert_eq!(stale, 0, "{what}: parked events whose link exists: {:?}", texts(database, STALE_PARKED_ROWS).await);
+        let stale = count(database, &stale_parked("COUNT(*)")).await;
+        let described = stale_parked("p.event_id || ' under ' || p.link");
+        assert_eq!(stale, 0, "{what}: parked events whose link exists: {:?}", texts(database, &described).await);
         assert_eq!(count(database, UNSETTLED).await, 0, "{what}: inbox events left received or failed");
     }
 
@@ -425,7 +426,7 @@ fn two_replicas_sweep_stale_parked_events_exactly_once() {
             )
             .await;
         }
-        assert_eq!(count(&database, STALE_PARKED).await, 40);
+        assert_eq!(count(&database, &stale_parked("COUNT(*)")).await, 40);
 
         let sweeping = [("TOLLGATE__RECONCILE__PARKED_SWEEP_SECS", "1".to_owned())];
         let (first, second) = (start_with(&database, &sweeping), start_with(&database, &sweeping));
