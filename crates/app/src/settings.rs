@@ -38,6 +38,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub cache: CacheSettings,
+    pub webhooks: WebhookSettings,
     pub catalog: CatalogSettings,
     pub billing: BillingSettings,
     pub checkout: CheckoutSettings,
@@ -46,6 +47,10 @@ pub struct Settings {
     pub reconcile: ReconcileSettings,
     pub auth: AuthSettings,
     pub telemetry: TelemetrySettings,
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// The HTTP server.
@@ -105,7 +110,26 @@ pub struct DatabaseSettings {
     /// `sqlite://…` or `postgres://…`; secret because it may carry a password.
     pub url: SecretString,
     pub migrate_on_start: bool,
+    /// PostgreSQL pool size; `None` follows workers and lanes (see `Settings::pool_size`).
+    #[serde(default)]
+    pub max_connections: Option<u32>,
 }
+
+/// Group commit of webhook deliveries.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Parallel batches; 0 means one per core (SQLite: always 1).
+    pub lanes: usize,
+    /// Events per transaction at most; 1 turns group commit off.
+    pub max_batch: usize,
+    /// How long a batch waits for more once it has one, in microseconds.
+    pub max_wait_us: u64,
+}
+
+/// Events one transaction may hold: each runs in a subtransaction, and PostgreSQL tracks up to 64 of them per
+/// transaction cheaply (beyond that, every other session's snapshot checks get slower).
+pub const MAX_BATCH: usize = 64;
 
 /// Where the plan catalog lives.
 #[derive(Debug, Clone, Deserialize)]
@@ -250,6 +274,7 @@ impl Settings {
         let mut p = Problems::default();
         self.validate_server(&mut p);
         self.validate_cache(&mut p);
+        self.validate_webhooks(&mut p);
 
         let url = self.database.url.expose_secret();
         if !["sqlite:", "postgres:", "postgresql:"].iter().any(|scheme| url.starts_with(scheme)) {
@@ -301,6 +326,45 @@ impl Settings {
             trial: TrialPolicy { days: self.billing.trial_days, plan: PlanId::new(self.billing.trial_plan.clone()) },
             grace_period: chrono::Duration::days(i64::from(self.billing.grace_period_days)),
         }
+    }
+
+    fn validate_webhooks(&self, p: &mut Problems) {
+        if self.webhooks.lanes > 256 {
+            p.add("webhooks.lanes", "must be at most 256 (0 means one per CPU core)");
+        }
+        if !(1..=MAX_BATCH).contains(&self.webhooks.max_batch) {
+            p.add("webhooks.max_batch", &format!("must be between 1 and {MAX_BATCH}"));
+        }
+        if self.webhooks.max_wait_us > 1_000_000 {
+            p.add("webhooks.max_wait_us", "must be at most 1000000 (one second)");
+        }
+        if self.database.max_connections == Some(0) {
+            p.add("database.max_connections", "must be at least 1 (leave it unset to follow the workers)");
+        }
+    }
+
+    /// HTTP workers: as configured, else one per core (actix-web's own default).
+    pub fn workers(&self) -> usize {
+        self.server.workers.unwrap_or_else(cores)
+    }
+
+    /// Parallel group-commit lanes: one on SQLite (one writer), else as configured or one per core.
+    pub fn webhook_lanes(&self) -> usize {
+        if self.database.url.expose_secret().starts_with("sqlite:") {
+            return 1;
+        }
+        match self.webhooks.lanes {
+            0 => cores(),
+            lanes => lanes,
+        }
+    }
+
+    /// The PostgreSQL pool: as configured, else two connections per HTTP worker (requests of one worker run
+    /// concurrently), one per webhook lane, and two for the jobs and the change listener.
+    pub fn pool_size(&self) -> u32 {
+        self.database
+            .max_connections
+            .unwrap_or_else(|| u32::try_from(2 * self.workers() + self.webhook_lanes() + 2).unwrap_or(u32::MAX))
     }
 
     fn validate_cache(&self, p: &mut Problems) {

@@ -16,6 +16,7 @@ use billing_domain::services::{
     WorkspaceService,
 };
 use billing_http::auth::ApiKeys;
+use billing_http::group_commit::{GroupCommit, GroupCommitSettings};
 use billing_http::request_span::RequestSpan;
 use billing_http::{AppState, CheckoutDefaults, Edge, Readiness, SandboxPages, WebhookDelivery};
 use billing_sandbox::{SandboxConfig, SandboxProcessor};
@@ -77,7 +78,14 @@ impl Application {
                 webhooks.clone(),
             ),
             entitlements: EntitlementService::new(ctx, store_arc.clone()),
-            webhooks: webhooks.clone(),
+            webhooks: GroupCommit::start(
+                webhooks.clone(),
+                GroupCommitSettings {
+                    lanes: settings.webhook_lanes(),
+                    max_batch: settings.webhooks.max_batch,
+                    max_wait: std::time::Duration::from_micros(settings.webhooks.max_wait_us),
+                },
+            ),
             subscriptions: store_arc.clone(),
             audit: store_arc.clone(),
             webhook_verifiers,
@@ -237,8 +245,9 @@ fn processors(
 
 /// Connects to the configured database, applying pending migrations when `migrate` is set.
 async fn open_store(settings: &Settings, migrate: bool) -> anyhow::Result<Store> {
-    let store =
-        billing_store::connect(settings.database.url.expose_secret()).await.context("connecting to the database")?;
+    let store = billing_store::connect_with(settings.database.url.expose_secret(), Some(settings.pool_size()))
+        .await
+        .context("connecting to the database")?;
     if migrate {
         store.migrate().await.context("applying migrations")?;
     }

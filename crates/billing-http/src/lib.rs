@@ -5,6 +5,7 @@ pub mod auth;
 mod dto;
 pub mod error;
 mod extract;
+pub mod group_commit;
 pub mod limits;
 pub mod request_span;
 mod routes;

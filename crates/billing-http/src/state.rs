@@ -6,8 +6,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use billing_domain::catalog::Catalog;
 use billing_domain::ports::{AuditLog, Clock, SubscriptionRepository, WebhookOps};
-use billing_domain::services::{CheckoutService, EntitlementService, TrialService, WebhookService, WorkspaceService};
+use billing_domain::services::{CheckoutService, EntitlementService, TrialService, WorkspaceService};
 use billing_sandbox::SandboxProcessor;
+
+use crate::group_commit::GroupCommit;
 
 /// Answers whether the service can do its work (the database answers).
 #[async_trait]
@@ -35,8 +37,8 @@ pub struct AppState {
     pub trials: TrialService,
     pub checkout: CheckoutService,
     pub entitlements: EntitlementService,
-    /// Shared with the reconciliation job, which ingests its repairs through the same path.
-    pub webhooks: Arc<WebhookService>,
+    /// Deliveries go through group commit; the reconciliation job calls the same `WebhookService` directly.
+    pub webhooks: GroupCommit,
     pub subscriptions: Arc<dyn SubscriptionRepository>,
     pub audit: Arc<dyn AuditLog>,
     /// Webhook verifiers by route id (`/webhooks/{id}`).

@@ -16,14 +16,21 @@ use crate::store::Store;
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// SQLite has one writer; a few connections still let readers run beside it under WAL.
 const SQLITE_POOL_SIZE: u32 = 4;
+/// PostgreSQL's pool when the caller names no size.
 const POSTGRES_POOL_SIZE: u32 = 10;
 /// Bounds both opening a connection and waiting for a free one, so an outage surfaces as a 503 quickly.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connects to `sqlite:…` or `postgres:…`/`postgresql:…`. A SQLite file and its directory are created when
 /// missing. `Unavailable` when the database cannot be reached; `Other` for a URL that cannot work at all.
-#[tracing::instrument(skip_all)]
 pub async fn connect(url: &str) -> Result<Store, StoreError> {
+    connect_with(url, None).await
+}
+
+/// [`connect`] with a PostgreSQL pool of `pool_size` connections (the application sizes it to its workers and
+/// webhook lanes); SQLite ignores it.
+#[tracing::instrument(skip_all)]
+pub async fn connect_with(url: &str, pool_size: Option<u32>) -> Result<Store, StoreError> {
     let mut options = ConnectOptions::new(url);
     options
         .connect_timeout(ACQUIRE_TIMEOUT)
@@ -33,7 +40,8 @@ pub async fn connect(url: &str) -> Result<Store, StoreError> {
     if url.starts_with("sqlite:") {
         prepare_sqlite(url, &mut options)?;
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        options.max_connections(POSTGRES_POOL_SIZE);
+        options.max_connections(pool_size.unwrap_or(POSTGRES_POOL_SIZE).max(1));
+        options.map_sqlx_postgres_opts(|opts| opts.statement_cache_capacity(1000));
     } else {
         return Err(StoreError::Other("unsupported database URL: expected sqlite: or postgres:".to_owned()));
     }

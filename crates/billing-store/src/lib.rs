@@ -15,7 +15,7 @@ mod store;
 mod tx;
 
 pub use cache::{CacheSettings, CacheStats};
-pub use connect::connect;
+pub use connect::{connect, connect_with};
 pub use repo::{Executor, Repo};
 pub use store::Store;
 pub use tx::StoreTx;

@@ -5,12 +5,16 @@ use billing_domain::error::StoreError;
 use billing_domain::ports::{
     AuditLog, BillingSubject, EventInbox, Outbox, SubscriptionRepository, Transaction, WorkspaceRepository,
 };
-use sea_orm::DatabaseTransaction;
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use tokio::sync::OwnedMutexGuard;
 
 use crate::changes::{self, Changes, Pending};
 use crate::errors::map_db_err;
 use crate::repo::Repo;
+
+/// The one savepoint name: a new `SAVEPOINT` of the same name hides the previous one, which is the port's
+/// one-level contract. (sea-orm's nested transactions use their own names.)
+const SAVEPOINT: &str = "tollgate_event";
 
 /// An open database transaction, handed out by [`crate::Store`]'s `UnitOfWork::begin`.
 #[derive(Debug)]
@@ -30,6 +34,20 @@ impl StoreTx {
 impl Transaction for StoreTx {
     async fn lock(&self, subject: &BillingSubject) -> Result<(), StoreError> {
         self.repo.lock_subject(subject).await
+    }
+
+    async fn lock_all(&self, subjects: &[BillingSubject]) -> Result<(), StoreError> {
+        self.repo.lock_subjects(subjects).await
+    }
+
+    async fn savepoint(&self) -> Result<(), StoreError> {
+        self.repo.conn.execute_unprepared(&format!("SAVEPOINT {SAVEPOINT}")).await.map_err(map_db_err)?;
+        Ok(())
+    }
+
+    async fn rollback_to_savepoint(&self) -> Result<(), StoreError> {
+        self.repo.conn.execute_unprepared(&format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}")).await.map_err(map_db_err)?;
+        Ok(())
     }
 
     fn workspaces(&self) -> &dyn WorkspaceRepository {

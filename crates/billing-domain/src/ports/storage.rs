@@ -41,6 +41,21 @@ pub trait WorkspaceRepository: Send + Sync {
         processor: &ProcessorId,
         customer: &CustomerId,
     ) -> Result<Option<WorkspaceId>, StoreError>;
+    /// The workspaces of several customers of `processor`, read at once; unlinked customers are absent. An
+    /// adapter SHOULD answer in one statement (a group commit reads ahead for its whole batch).
+    async fn workspaces_of_customers(
+        &self,
+        processor: &ProcessorId,
+        customers: &[CustomerId],
+    ) -> Result<BTreeMap<CustomerId, WorkspaceId>, StoreError> {
+        let mut linked = BTreeMap::new();
+        for customer in customers {
+            if let Some(workspace) = self.workspace_of_customer(processor, customer).await? {
+                linked.insert(customer.clone(), workspace);
+            }
+        }
+        Ok(linked)
+    }
     /// Up to `limit` linked customers of `processor` with their workspaces, ordered by customer id, after `after`
     /// (keyset pagination). Reconciliation asks the processor about each.
     async fn linked_customers(
@@ -122,6 +137,21 @@ pub trait BillingStateReader: Send + Sync {
 #[async_trait]
 pub trait SubscriptionRepository: Send + Sync {
     async fn get(&self, processor: &ProcessorId, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError>;
+    /// Several subscriptions of `processor`, read at once; unknown ids are absent. An adapter SHOULD answer in one
+    /// statement.
+    async fn get_many(
+        &self,
+        processor: &ProcessorId,
+        ids: &[SubscriptionId],
+    ) -> Result<BTreeMap<SubscriptionId, Subscription>, StoreError> {
+        let mut found = BTreeMap::new();
+        for id in ids {
+            if let Some(subscription) = self.get(processor, id).await? {
+                found.insert(id.clone(), subscription);
+            }
+        }
+        Ok(found)
+    }
     /// The subscription that decides a workspace's plan: a non-terminal one before terminal ones, then the most
     /// recent status change, then the greatest id (deterministic).
     async fn current_for_workspace(&self, workspace: &WorkspaceId) -> Result<Option<Subscription>, StoreError>;
@@ -191,6 +221,15 @@ pub enum Recorded {
     Seen { status: InboxStatus, attempts: u32 },
 }
 
+/// The final status of one inbox event, for [`EventInbox::set_statuses`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusUpdate {
+    pub processor: ProcessorId,
+    pub event_id: EventId,
+    pub status: InboxStatus,
+    pub error: Option<String>,
+}
+
 /// The webhook inbox and its parked events.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
@@ -198,6 +237,16 @@ pub trait EventInbox: Send + Sync {
     /// Inserts the event unless (processor, event_id) exists. MUST be atomic under concurrent deliveries (unique
     /// constraint): exactly one caller gets `New`.
     async fn record(&self, event: &InboxEvent) -> Result<Recorded, StoreError>;
+    /// [`EventInbox::record`] for several events with distinct ids, answered in their order. Rows are inserted in
+    /// the order given: callers sort them, so two batches sharing events wait for each other in one direction
+    /// only. An adapter SHOULD insert them in one statement.
+    async fn record_many(&self, events: &[InboxEvent]) -> Result<Vec<Recorded>, StoreError> {
+        let mut recorded = Vec::with_capacity(events.len());
+        for event in events {
+            recorded.push(self.record(event).await?);
+        }
+        Ok(recorded)
+    }
     /// Claims a `failed` event for another attempt (compare-and-set on status and attempts). Returns `false` when
     /// another delivery claimed it first.
     async fn claim_retry(&self, processor: &ProcessorId, event_id: &EventId, attempts: u32)
@@ -210,6 +259,14 @@ pub trait EventInbox: Send + Sync {
         status: InboxStatus,
         error: Option<String>,
     ) -> Result<(), StoreError>;
+    /// [`EventInbox::set_status`] for several events; a later update of the same event wins. An adapter SHOULD
+    /// write them in one statement.
+    async fn set_statuses(&self, updates: &[StatusUpdate]) -> Result<(), StoreError> {
+        for update in updates {
+            self.set_status(&update.processor, &update.event_id, update.status, update.error.clone()).await?;
+        }
+        Ok(())
+    }
     /// Records a failed attempt: inserts the event as `failed` or, if present, sets `failed` and increments attempts.
     async fn record_failure(&self, event: &InboxEvent, error: &str) -> Result<(), StoreError>;
     /// Parks a translated event under `link` (e.g. `customer:cus_1`) until that link appears.
@@ -234,6 +291,14 @@ pub trait EventInbox: Send + Sync {
 pub trait AuditLog: Send + Sync {
     /// Appends one entry stamped `at`. Callers MUST have redacted secrets already.
     async fn append(&self, record: &AuditRecord, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Appends several entries in their order, each with its own stamp. An adapter SHOULD insert them in one
+    /// statement.
+    async fn append_all(&self, records: &[(AuditRecord, DateTime<Utc>)]) -> Result<(), StoreError> {
+        for (record, at) in records {
+            self.append(record, *at).await?;
+        }
+        Ok(())
+    }
     /// Entries of a workspace, newest first, at most `limit`, with ids below `before` when given.
     async fn list(
         &self,
@@ -249,6 +314,14 @@ pub trait AuditLog: Send + Sync {
 pub trait Outbox: Send + Sync {
     /// Enqueues unless `dedup_key` exists; returns whether it was new. MUST be atomic (unique constraint).
     async fn enqueue(&self, message: &OutboxMessage, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// [`Outbox::enqueue`] for several messages, each with its own stamp; existing dedup keys are skipped. An
+    /// adapter SHOULD insert them in one statement.
+    async fn enqueue_all(&self, messages: &[(OutboxMessage, DateTime<Utc>)]) -> Result<(), StoreError> {
+        for (message, now) in messages {
+            self.enqueue(message, *now).await?;
+        }
+        Ok(())
+    }
     /// Claims up to `limit` messages due at `now`, leasing each until `lease_until` so no other worker takes it.
     async fn claim_due(
         &self,
@@ -335,6 +408,20 @@ pub trait Transaction: Send + Sync {
     /// before its workspace; re-locking a held subject is a no-op. A deadlock MUST surface as `Conflict` (the
     /// caller retries the transaction).
     async fn lock(&self, subject: &BillingSubject) -> Result<(), StoreError>;
+    /// [`Transaction::lock`] for several subjects, in the order given (callers sort them, so lockers of
+    /// overlapping sets do not wait on each other in a cycle). An adapter SHOULD lock them in one statement.
+    async fn lock_all(&self, subjects: &[BillingSubject]) -> Result<(), StoreError> {
+        for subject in subjects {
+            self.lock(subject).await?;
+        }
+        Ok(())
+    }
+    /// Marks where [`Transaction::rollback_to_savepoint`] returns to. One level: a new savepoint replaces the
+    /// previous one. A group commit isolates each event of its shared transaction this way.
+    async fn savepoint(&self) -> Result<(), StoreError>;
+    /// Undoes every write since the last savepoint, keeping the transaction and what came before it usable —
+    /// also after a statement failed (PostgreSQL refuses any other statement then).
+    async fn rollback_to_savepoint(&self) -> Result<(), StoreError>;
     fn workspaces(&self) -> &dyn WorkspaceRepository;
     fn subscriptions(&self) -> &dyn SubscriptionRepository;
     fn inbox(&self) -> &dyn EventInbox;

@@ -18,7 +18,7 @@ pub use reconcile::{
     Discovery, RECONCILE_EVENT_TYPE, ReconcileError, ReconcileFailure, ReconcileReport, ReconcileService, Repair, drift,
 };
 pub use trials::{TrialError, TrialService};
-pub use webhooks::{IngestError, IngestOutcome, PARKED_SWEEP_BATCH, SweepReport, WebhookService};
+pub use webhooks::{Delivery, IngestError, IngestOutcome, PARKED_SWEEP_BATCH, SweepReport, WebhookService, subject_of};
 pub use workspaces::{WorkspaceError, WorkspaceOverview, WorkspaceService};
 
 use std::sync::Arc;

@@ -36,6 +36,12 @@ impl Transaction for MockTx {
         self.locks.lock().unwrap().push(subject.key());
         Ok(())
     }
+    async fn savepoint(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn rollback_to_savepoint(&self) -> Result<(), StoreError> {
+        Err(StoreError::Other("the service tests never roll back to a savepoint".into()))
+    }
     fn workspaces(&self) -> &dyn WorkspaceRepository {
         &self.workspaces
     }

@@ -44,13 +44,15 @@ pub struct MemoryStore {
 pub struct MemoryTx {
     store: MemoryStore,
     state: Mutex<State>,
+    /// The copy as it was at the last savepoint.
+    savepoint: Mutex<Option<State>>,
 }
 
 #[async_trait]
 impl UnitOfWork for MemoryStore {
     async fn begin(&self) -> Result<Box<dyn Transaction>, StoreError> {
         let copy = self.committed.lock().unwrap().clone();
-        Ok(Box::new(MemoryTx { store: self.clone(), state: Mutex::new(copy) }))
+        Ok(Box::new(MemoryTx { store: self.clone(), state: Mutex::new(copy), savepoint: Mutex::new(None) }))
     }
 }
 
@@ -58,6 +60,15 @@ impl UnitOfWork for MemoryStore {
 impl Transaction for MemoryTx {
     /// Nothing to lock: transactions here never overlap (see the module doc).
     async fn lock(&self, _: &BillingSubject) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn savepoint(&self) -> Result<(), StoreError> {
+        *self.savepoint.lock().unwrap() = Some(self.state.lock().unwrap().clone());
+        Ok(())
+    }
+    async fn rollback_to_savepoint(&self) -> Result<(), StoreError> {
+        let saved = self.savepoint.lock().unwrap().clone().ok_or_else(|| StoreError::Other("no savepoint".into()))?;
+        *self.state.lock().unwrap() = saved;
         Ok(())
     }
     fn workspaces(&self) -> &dyn WorkspaceRepository {

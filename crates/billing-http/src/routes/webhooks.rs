@@ -49,8 +49,9 @@ pub async fn receive(
     span.record("event_id", event.id.as_str());
     span.record("event_type", event.event_type.as_str());
     // The signature covered these exact bytes, which the parser already accepted as JSON text.
-    let raw = String::from_utf8_lossy(&body);
-    let outcome = state.webhooks.ingest(&event, &raw).await.map_err(|e| match e {
+    let raw = String::from_utf8_lossy(&body).into_owned();
+    let event_id = event.id.clone();
+    let outcome = state.webhooks.ingest(event, raw).await.map_err(|e| match e {
         // Still conflicting after the retries: the processor must deliver again, so a 5xx, never a 409.
         IngestError::Store(StoreError::Conflict(cause)) => {
             tracing::warn!(error = %cause, "webhook still conflicting; asking the processor to retry");
@@ -74,5 +75,5 @@ pub async fn receive(
         }
     };
     tracing::info!(outcome = outcome_name, "webhook received");
-    Ok(HttpResponse::Ok().json(json!({"received": true, "event_id": event.id, "outcome": outcome_name})))
+    Ok(HttpResponse::Ok().json(json!({"received": true, "event_id": event_id, "outcome": outcome_name})))
 }

@@ -24,6 +24,16 @@ impl<C: Executor> AuditLog for Repo<C> {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all, fields(rows = records.len()))]
+    async fn append_all(&self, records: &[(AuditRecord, DateTime<Utc>)]) -> Result<(), StoreError> {
+        let rows = records.iter().map(|(record, at)| audit_row(record, *at)).collect::<Result<Vec<_>, _>>()?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        audit_log::Entity::insert_many(rows).exec_without_returning(&self.conn).await.map_err(map_db_err)?;
+        Ok(())
+    }
+
     #[tracing::instrument(skip_all, fields(workspace_id = %workspace, limit, before))]
     async fn list(
         &self,

@@ -1,21 +1,33 @@
 //! `EventInbox`: the webhook inbox (unique per processor and event id) and the events parked under a link.
 
+use std::collections::{HashMap, HashSet};
+
 use async_trait::async_trait;
 use billing_domain::error::StoreError;
 use billing_domain::events::ProcessorEvent;
 use billing_domain::ids::{EventId, ProcessorId};
-use billing_domain::ports::{EventInbox, InboxEvent, InboxStatus, Recorded};
+use billing_domain::ports::{EventInbox, InboxEvent, InboxStatus, Recorded, StatusUpdate};
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, Statement,
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
+    Statement,
 };
 
 use super::{Executor, Repo, insert_or_skip, to_i32};
 use crate::entities::{inbox_event, parked_event};
 use crate::errors::{corrupt, map_db_err};
 use crate::mapping::{attempts, inbox_status, unencodable};
+
+/// The `n`th (1-based) bind parameter in `backend`'s syntax (numbered on both, so the text may use them in any
+/// order).
+fn placeholder(backend: DbBackend, n: usize) -> String {
+    match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => format!("?{n}"),
+    }
+}
 
 fn new_row(event: &InboxEvent, status: InboxStatus, error: Option<String>) -> inbox_event::ActiveModel {
     inbox_event::ActiveModel {
@@ -53,6 +65,81 @@ impl<C: Executor> EventInbox for Repo<C> {
             status: inbox_status(&existing.status)?,
             attempts: attempts(existing.attempts, "inbox_events.attempts")?,
         })
+    }
+
+    #[tracing::instrument(skip_all, fields(events = events.len()))]
+    async fn record_many(&self, events: &[InboxEvent]) -> Result<Vec<Recorded>, StoreError> {
+        use inbox_event::Column;
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One multi-row insert; RETURNING names the rows that were new, and one select reads the others.
+        let mut insert = Query::insert();
+        insert
+            .into_table(inbox_event::Entity)
+            .columns([
+                Column::Processor,
+                Column::EventId,
+                Column::EventType,
+                Column::Payload,
+                Column::Status,
+                Column::Attempts,
+                Column::ReceivedAt,
+            ])
+            .on_conflict(OnConflict::columns([Column::Processor, Column::EventId]).do_nothing().to_owned())
+            .returning(Query::returning().columns([Column::Processor, Column::EventId]));
+        for event in events {
+            insert.values_panic([
+                event.processor.as_str().into(),
+                event.event_id.as_str().into(),
+                event.event_type.as_str().into(),
+                event.payload.as_str().into(),
+                InboxStatus::Received.as_str().into(),
+                1i32.into(),
+                event.received_at.into(),
+            ]);
+        }
+        let inserted: HashSet<(String, String)> = self
+            .conn
+            .query_all(&insert)
+            .await
+            .map_err(map_db_err)?
+            .iter()
+            .map(|row| Ok((row.try_get("", "processor")?, row.try_get("", "event_id")?)))
+            .collect::<Result<_, sea_orm::DbErr>>()
+            .map_err(map_db_err)?;
+        let key = |e: &InboxEvent| (e.processor.as_str().to_owned(), e.event_id.as_str().to_owned());
+        let seen: Vec<&InboxEvent> = events.iter().filter(|e| !inserted.contains(&key(e))).collect();
+        let mut existing = HashMap::new();
+        if !seen.is_empty() {
+            let mut any = Condition::any();
+            for e in &seen {
+                any = any.add(
+                    Condition::all()
+                        .add(Column::Processor.eq(e.processor.as_str()))
+                        .add(Column::EventId.eq(e.event_id.as_str())),
+                );
+            }
+            for row in inbox_event::Entity::find().filter(any).all(&self.conn).await.map_err(map_db_err)? {
+                let recorded = Recorded::Seen {
+                    status: inbox_status(&row.status)?,
+                    attempts: attempts(row.attempts, "inbox_events.attempts")?,
+                };
+                existing.insert((row.processor, row.event_id), recorded);
+            }
+        }
+        events
+            .iter()
+            .map(|e| {
+                if inserted.contains(&key(e)) {
+                    return Ok(Recorded::New);
+                }
+                existing
+                    .get(&key(e))
+                    .copied()
+                    .ok_or_else(|| StoreError::Other(format!("inbox event {} vanished after a conflict", e.event_id)))
+            })
+            .collect()
     }
 
     #[tracing::instrument(skip_all, fields(processor = %processor, event_id = %event_id, attempts))]
@@ -100,6 +187,55 @@ impl<C: Executor> EventInbox for Repo<C> {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all, fields(updates = updates.len()))]
+    async fn set_statuses(&self, updates: &[StatusUpdate]) -> Result<(), StoreError> {
+        // The last update of each event wins; then one UPDATE … FROM a VALUES list (both backends).
+        let mut last: HashMap<(&str, &str), &StatusUpdate> = HashMap::new();
+        for update in updates {
+            last.insert((update.processor.as_str(), update.event_id.as_str()), update);
+        }
+        if last.is_empty() {
+            return Ok(());
+        }
+        let backend = self.conn.get_database_backend();
+        let mut values: Vec<sea_orm::Value> = vec![Utc::now().into()];
+        let mut rows = Vec::with_capacity(last.len());
+        for update in last.values() {
+            let first = values.len() + 1;
+            rows.push(format!(
+                "({}, {}, {}, {})",
+                placeholder(backend, first),
+                placeholder(backend, first + 1),
+                placeholder(backend, first + 2),
+                placeholder(backend, first + 3)
+            ));
+            values.push(update.processor.as_str().into());
+            values.push(update.event_id.as_str().into());
+            values.push(update.status.as_str().into());
+            values.push(update.error.clone().into());
+        }
+        let now = placeholder(backend, 1);
+        let finished = [InboxStatus::Processed, InboxStatus::Ignored].map(|s| format!("'{}'", s.as_str())).join(", ");
+        let sql = format!(
+            "WITH v(processor, event_id, status, error) AS (VALUES {}) \
+             UPDATE inbox_events SET status = v.status, error = v.error, \
+             processed_at = CASE WHEN v.status IN ({finished}) THEN {now} ELSE inbox_events.processed_at END \
+             FROM v WHERE inbox_events.processor = v.processor AND inbox_events.event_id = v.event_id",
+            rows.join(", ")
+        );
+        let result =
+            self.conn.execute_raw(Statement::from_sql_and_values(backend, sql, values)).await.map_err(map_db_err)?;
+        let expected = last.len() as u64;
+        if result.rows_affected() != expected {
+            return Err(StoreError::Other(format!(
+                "{} inbox events to update, {} found",
+                expected,
+                result.rows_affected()
+            )));
+        }
+        Ok(())
+    }
+
     #[tracing::instrument(skip_all, fields(processor = %event.processor, event_id = %event.event_id))]
     async fn record_failure(&self, event: &InboxEvent, error: &str) -> Result<(), StoreError> {
         use inbox_event::Column;
@@ -142,26 +278,13 @@ impl<C: Executor> EventInbox for Repo<C> {
 
     #[tracing::instrument(skip_all, fields(processor = %processor, link))]
     async fn take_parked(&self, processor: &ProcessorId, link: &str) -> Result<Vec<ProcessorEvent>, StoreError> {
-        use parked_event::Column;
-        // DELETE … RETURNING hands each row to exactly one caller; the savepoint keeps the rows parked if one of
-        // them cannot be decoded, and inside the caller's transaction ties the removal to its commit.
+        // In a transaction the caller's rollback (of it, or of its savepoint) puts the rows back if one cannot be
+        // decoded; on the pool a transaction of its own does.
+        if self.changes.pending.is_some() {
+            return take_parked_in(&self.conn, processor, link).await;
+        }
         let tx = self.begin_write().await?;
-        let mut delete = Query::delete();
-        delete
-            .from_table(parked_event::Entity)
-            .and_where(Column::Processor.eq(processor.as_str()))
-            .and_where(Column::Link.eq(link))
-            .returning_all();
-        let rows = tx.query_all(&delete).await.map_err(map_db_err)?;
-        let mut parked = rows
-            .iter()
-            .map(|row| parked_event::Model::from_query_result(row, "").map_err(map_db_err))
-            .collect::<Result<Vec<_>, _>>()?;
-        parked.sort_by_key(|p| p.id);
-        let events = parked
-            .into_iter()
-            .map(|p| serde_json::from_str(&p.event).map_err(|e| corrupt("parked_events.event", e)))
-            .collect::<Result<Vec<ProcessorEvent>, _>>()?;
+        let events = take_parked_in(&tx, processor, link).await?;
         tx.commit().await.map_err(map_db_err)?;
         Ok(events)
     }
@@ -208,4 +331,27 @@ impl<C: Executor> EventInbox for Repo<C> {
             .await
             .map_err(map_db_err)
     }
+}
+
+/// Removes and decodes the events parked under `link`, oldest first: DELETE … RETURNING hands each row to exactly
+/// one caller.
+async fn take_parked_in<C: ConnectionTrait>(
+    conn: &C,
+    processor: &ProcessorId,
+    link: &str,
+) -> Result<Vec<ProcessorEvent>, StoreError> {
+    use parked_event::Column;
+    let mut delete = Query::delete();
+    delete
+        .from_table(parked_event::Entity)
+        .and_where(Column::Processor.eq(processor.as_str()))
+        .and_where(Column::Link.eq(link))
+        .returning_all();
+    let rows = conn.query_all(&delete).await.map_err(map_db_err)?;
+    let mut parked = rows
+        .iter()
+        .map(|row| parked_event::Model::from_query_result(row, "").map_err(map_db_err))
+        .collect::<Result<Vec<_>, _>>()?;
+    parked.sort_by_key(|p| p.id);
+    parked.into_iter().map(|p| serde_json::from_str(&p.event).map_err(|e| corrupt("parked_events.event", e))).collect()
 }

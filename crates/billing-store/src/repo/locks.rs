@@ -45,4 +45,56 @@ impl<C: Executor> Repo<C> {
         self.conn.execute_raw(statement).await.map_err(map_db_err)?;
         Ok(())
     }
+
+    /// Locks `subjects` in the order given, in one statement per run of customers or of workspaces (a VALUES list
+    /// is scanned in order, and the aggregate takes each lock before the next row).
+    #[tracing::instrument(skip_all, fields(subjects = subjects.len()))]
+    pub(crate) async fn lock_subjects(&self, subjects: &[BillingSubject]) -> Result<(), StoreError> {
+        let postgres = self.conn.get_database_backend() == DbBackend::Postgres;
+        let is_workspace = |s: &BillingSubject| matches!(s, BillingSubject::Workspace(_));
+        for run in subjects.chunk_by(|a, b| is_workspace(a) == is_workspace(b)) {
+            if let Some(pending) = &self.changes.pending {
+                let mut pending = pending.lock().unwrap_or_else(|p| p.into_inner());
+                for subject in run {
+                    if let BillingSubject::Workspace(id) = subject {
+                        pending.record(id, postgres);
+                    }
+                }
+            }
+            if !postgres || run.is_empty() {
+                continue;
+            }
+            let workspaces = is_workspace(&run[0]);
+            let mut values: Vec<sea_orm::Value> = Vec::new();
+            let mut rows = Vec::with_capacity(run.len());
+            if workspaces {
+                values.push(changes::CHANNEL.into());
+            }
+            for subject in run {
+                values.push(subject.key().into());
+                match subject {
+                    BillingSubject::Workspace(id) => {
+                        values.push(self.changes.payload(id).into());
+                        rows.push(format!("(${}, ${})", values.len() - 1, values.len()));
+                    }
+                    BillingSubject::Customer { .. } => rows.push(format!("(${})", values.len())),
+                }
+            }
+            let sql = if workspaces {
+                format!(
+                    "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))), count(pg_notify($1, p)) \
+                     FROM (VALUES {}) AS t(k, p)",
+                    rows.join(", ")
+                )
+            } else {
+                format!(
+                    "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM (VALUES {}) AS t(k)",
+                    rows.join(", ")
+                )
+            };
+            let statement = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
+            self.conn.execute_raw(statement).await.map_err(map_db_err)?;
+        }
+        Ok(())
+    }
 }

@@ -22,6 +22,17 @@ impl<C: Executor> Outbox for Repo<C> {
         insert_or_skip(&self.conn, insert).await
     }
 
+    #[tracing::instrument(skip_all, fields(rows = messages.len()))]
+    async fn enqueue_all(&self, messages: &[(OutboxMessage, DateTime<Utc>)]) -> Result<(), StoreError> {
+        let rows = messages.iter().map(|(message, now)| outbox_row(message, *now)).collect::<Result<Vec<_>, _>>()?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let insert = outbox::Entity::insert_many(rows).on_conflict_do_nothing_on([outbox::Column::DedupKey]);
+        insert_or_skip(&self.conn, insert).await?;
+        Ok(())
+    }
+
     #[tracing::instrument(skip_all, fields(limit))]
     async fn claim_due(
         &self,

@@ -1,6 +1,7 @@
 //! `SubscriptionRepository`: processor subscriptions, updated only by compare-and-set on their version.
 
 use std::cmp::Reverse;
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use billing_domain::error::StoreError;
@@ -35,6 +36,24 @@ impl<C: Executor> SubscriptionRepository for Repo<C> {
             .map_err(map_db_err)?
             .map(subscription_from_row)
             .transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(processor = %processor, ids = ids.len()))]
+    async fn get_many(
+        &self,
+        processor: &ProcessorId,
+        ids: &[SubscriptionId],
+    ) -> Result<BTreeMap<SubscriptionId, Subscription>, StoreError> {
+        if ids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let rows = subscription::Entity::find()
+            .filter(subscription::Column::Processor.eq(processor.as_str()))
+            .filter(subscription::Column::Id.is_in(ids.iter().map(SubscriptionId::as_str)))
+            .all(&self.conn)
+            .await
+            .map_err(map_db_err)?;
+        rows.into_iter().map(|row| subscription_from_row(row).map(|s| (s.id.clone(), s))).collect()
     }
 
     #[tracing::instrument(skip_all, fields(workspace_id = %workspace))]

@@ -1,5 +1,7 @@
 //! `WorkspaceRepository`: workspaces, their processor customers and (through `credits.rs`) their credits.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use billing_domain::error::StoreError;
 use billing_domain::ids::{CustomerId, PlanId, ProcessorId, WorkspaceId};
@@ -107,6 +109,32 @@ impl<C: Executor> WorkspaceRepository for Repo<C> {
                 .map_err(|e| crate::errors::corrupt("processor_customers.workspace_id", e))
         })
         .transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(processor = %processor, customers = customers.len()))]
+    async fn workspaces_of_customers(
+        &self,
+        processor: &ProcessorId,
+        customers: &[CustomerId],
+    ) -> Result<BTreeMap<CustomerId, WorkspaceId>, StoreError> {
+        use processor_customer::Column;
+        if customers.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let rows = processor_customer::Entity::find()
+            .filter(Column::Processor.eq(processor.as_str()))
+            .filter(Column::CustomerId.is_in(customers.iter().map(CustomerId::as_str)))
+            .all(&self.conn)
+            .await
+            .map_err(map_db_err)?;
+        rows.into_iter()
+            .map(|r| {
+                let customer = CustomerId::new(r.customer_id);
+                let workspace = WorkspaceId::parse(r.workspace_id)
+                    .map_err(|e| crate::errors::corrupt("processor_customers.workspace_id", e))?;
+                Ok((customer, workspace))
+            })
+            .collect()
     }
 
     #[tracing::instrument(skip_all, fields(processor = %processor, limit))]

@@ -2,6 +2,9 @@
 //! lock its billing subject, decide, and write state, audit and outbox rows in one transaction; park what cannot
 //! apply yet; apply parked events when their link appears, when they are redelivered, or when the sweep finds them.
 
+mod batch;
+mod scope;
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -14,6 +17,8 @@ use crate::events::{EventPayload, ProcessorEvent};
 use crate::ids::{CustomerId, ProcessorId, WorkspaceId};
 use crate::lifecycle::{Changes, Decision, DecisionError, Known, customer_link, decide};
 use crate::ports::{BillingSubject, Clock, InboxEvent, InboxStatus, Recorded, Transaction, UnitOfWork};
+pub use batch::Delivery;
+use scope::Scope;
 
 /// What happened to a delivered event. Every variant means it is durably recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,7 +149,8 @@ impl WebhookService {
                     Recorded::Seen { .. } => return Ok(IngestOutcome::Duplicate),
                 };
             }
-            match self.apply_in(tx.as_ref(), event, attempt).await {
+            let mut scope = Scope::single();
+            match self.apply_in(tx.as_ref(), &mut scope, event, attempt).await {
                 Ok(outcome) => {
                     if outcome != IngestOutcome::Duplicate {
                         tx.inbox().set_status(&event.processor, &event.id, outcome.inbox_status(), None).await?;
@@ -191,7 +197,7 @@ impl WebhookService {
     ) -> Result<(), StoreError> {
         let tx = self.uow.begin().await?;
         if attempt == Attempt::Parked {
-            lock_subject(tx.as_ref(), event).await?;
+            lock_subject(tx.as_ref(), &mut Scope::single(), event).await?;
             if !tx.inbox().unpark(&event.processor, &event.id).await? {
                 return Ok(()); // another transaction applied it meanwhile
             }
@@ -210,16 +216,17 @@ impl WebhookService {
     async fn apply_in(
         &self,
         tx: &dyn Transaction,
+        scope: &mut Scope,
         event: &ProcessorEvent,
         attempt: Attempt,
     ) -> Result<IngestOutcome, ApplyError> {
-        lock_subject(tx, event).await?;
+        lock_subject(tx, scope, event).await?;
         if attempt == Attempt::Parked && !tx.inbox().unpark(&event.processor, &event.id).await? {
             return Ok(IngestOutcome::Duplicate);
         }
         let now = self.clock.now();
-        let (outcome, links) = self.apply_one(tx, event, now).await?;
-        self.release_parked(tx, &event.processor, subject_customer(&event.payload), links, now).await?;
+        let (outcome, links) = self.apply_one(tx, scope, event, now).await?;
+        self.release_parked(tx, scope, &event.processor, subject_customer(&event.payload), links, now).await?;
         Ok(outcome)
     }
 
@@ -230,6 +237,7 @@ impl WebhookService {
     async fn release_parked(
         &self,
         tx: &dyn Transaction,
+        scope: &mut Scope,
         processor: &ProcessorId,
         locked: Option<&CustomerId>,
         links: Vec<String>,
@@ -245,10 +253,10 @@ impl WebhookService {
                         named.map_or("none", CustomerId::as_str),
                         locked.map_or("none", CustomerId::as_str)
                     );
-                    tx.inbox().set_status(&parked.processor, &parked.id, InboxStatus::Failed, Some(reason)).await?;
+                    scope.status(tx, &parked.processor, &parked.id, InboxStatus::Failed, Some(reason)).await?;
                     continue;
                 }
-                let status = match self.apply_one(tx, &parked, now).await {
+                let status = match self.apply_one(tx, scope, &parked, now).await {
                     Ok((parked_outcome, new_links)) => {
                         queue.extend(new_links);
                         (parked_outcome.inbox_status(), None)
@@ -258,7 +266,7 @@ impl WebhookService {
                     Err(ApplyError::Decision(reason)) => (InboxStatus::Failed, Some(reason)),
                     Err(store) => return Err(store),
                 };
-                tx.inbox().set_status(&parked.processor, &parked.id, status.0, status.1).await?;
+                scope.status(tx, &parked.processor, &parked.id, status.0, status.1).await?;
             }
         }
         Ok(())
@@ -292,8 +300,9 @@ impl WebhookService {
                 }
                 Err(other) => return Err(other.into()),
             }
-            let released =
-                self.release_parked(tx.as_ref(), processor, Some(customer), vec![customer_link(customer)], now).await;
+            let mut scope = Scope::single();
+            let links = vec![customer_link(customer)];
+            let released = self.release_parked(tx.as_ref(), &mut scope, processor, Some(customer), links, now).await;
             match released {
                 Ok(()) => {
                     tx.commit().await?;
@@ -314,19 +323,20 @@ impl WebhookService {
     async fn apply_one(
         &self,
         tx: &dyn Transaction,
+        scope: &mut Scope,
         event: &ProcessorEvent,
         now: DateTime<Utc>,
     ) -> Result<(IngestOutcome, Vec<String>), ApplyError> {
         let workspace = match event.payload.customer_id() {
-            Some(customer) => tx.workspaces().workspace_of_customer(&event.processor, customer).await?,
+            Some(customer) => scope.workspace_of_customer(tx, &event.processor, customer).await?,
             None => None,
         };
         // The workspace's own lock, after its customer's: API writes of the workspace take only this one.
         if let Some(workspace) = workspace.as_ref().or(named_workspace(&event.payload)) {
-            tx.lock(&BillingSubject::Workspace(workspace.clone())).await?;
+            scope.lock(tx, &BillingSubject::Workspace(workspace.clone())).await?;
         }
         let subscription = match event.payload.subscription_id() {
-            Some(id) => tx.subscriptions().get(&event.processor, id).await?,
+            Some(id) => scope.subscription(tx, &event.processor, id).await?,
             None => None,
         };
         if let EventPayload::CheckoutCompleted { workspace_id, .. } | EventPayload::CheckoutFailed { workspace_id, .. } =
@@ -345,7 +355,7 @@ impl WebhookService {
             }
             Decision::Apply(changes) => {
                 let links = changes.links_created();
-                write(tx, &event.processor, &changes, now).await?;
+                write(tx, scope, &event.processor, &changes, now).await?;
                 Ok((IngestOutcome::Applied, links))
             }
         }
@@ -375,15 +385,21 @@ pub struct SweepReport {
 /// The subject an event serializes on, before anything is read: its customer — the link every other event of
 /// that customer, and the checkout creating the link, read or write — or, for a checkout outcome without a
 /// customer, its workspace.
-async fn lock_subject(tx: &dyn Transaction, event: &ProcessorEvent) -> Result<(), StoreError> {
-    if let Some(customer) = subject_customer(&event.payload) {
-        let subject = BillingSubject::Customer { processor: event.processor.clone(), customer: customer.clone() };
-        return tx.lock(&subject).await;
-    }
-    match named_workspace(&event.payload) {
-        Some(workspace) => tx.lock(&BillingSubject::Workspace(workspace.clone())).await,
+async fn lock_subject(tx: &dyn Transaction, scope: &mut Scope, event: &ProcessorEvent) -> Result<(), StoreError> {
+    match subject_of(event) {
+        Some(subject) => scope.lock(tx, &subject).await,
         None => Ok(()),
     }
+}
+
+/// The subject an event serializes on first (see [`lock_subject`]); `None` for an event that touches no billing
+/// state. A group commit routes events with one subject to one lane, so they share a transaction instead of
+/// waiting for each other's.
+pub fn subject_of(event: &ProcessorEvent) -> Option<BillingSubject> {
+    if let Some(customer) = subject_customer(&event.payload) {
+        return Some(BillingSubject::Customer { processor: event.processor.clone(), customer: customer.clone() });
+    }
+    named_workspace(&event.payload).map(|workspace| BillingSubject::Workspace(workspace.clone()))
 }
 
 /// The customer an event serializes on: the one it names, or, for a checkout, the one it links — the link must
@@ -408,11 +424,13 @@ fn named_workspace(payload: &EventPayload) -> Option<&WorkspaceId> {
 /// Writes a decision's changes. Conflicts surface as `StoreError::Conflict`/`Duplicate` for the caller to retry.
 async fn write(
     tx: &dyn Transaction,
+    scope: &mut Scope,
     processor: &ProcessorId,
     changes: &Changes,
     now: DateTime<Utc>,
 ) -> Result<(), ApplyError> {
     if let Some((customer, workspace)) = &changes.link_customer {
+        scope.forget_link(processor, customer);
         match tx.workspaces().link_customer(processor, customer, workspace, now).await {
             Ok(_) => {}
             Err(StoreError::Duplicate(what)) => {
@@ -422,6 +440,7 @@ async fn write(
         }
     }
     if let Some(change) = &changes.subscription {
+        scope.forget_subscription(processor, &change.after.id);
         match &change.before {
             None => tx.subscriptions().insert(&change.after).await?,
             Some(before) => tx.subscriptions().update(&change.after, before.version).await?,
@@ -431,10 +450,10 @@ async fn write(
         tx.workspaces().grant_credits(&grant.workspace_id, grant.amount, &grant.key, now).await?;
     }
     for record in &changes.audit {
-        tx.audit().append(record, now).await?;
+        scope.audit(tx, record, now).await?;
     }
     for message in &changes.outbox {
-        tx.outbox().enqueue(message, now).await?;
+        scope.outbox(tx, message, now).await?;
     }
     Ok(())
 }

@@ -1,0 +1,202 @@
+//! Group commit (SPEC §11): several concurrent deliveries in one transaction, so they share its statements and
+//! its commit. One durable transaction per event spends most of its time on round trips (about twelve statements
+//! for one subscription update); a batch records every event with one insert, takes every lock it needs with two
+//! statements (customers, then workspaces: the lock order of a single event), reads the links and subscriptions
+//! ahead in two more, and writes audit, outbox and inbox status rows with one statement each. What is left per event
+//! is its savepoint and its own state writes.
+//!
+//! Each event runs behind a savepoint: if one fails, only its writes are rolled back and its neighbours commit.
+//! An event that failed for a reason that may pass (a conflict, a storage error) is marked `failed` in the batch —
+//! so a crash before it is retried leaves it retriable by the processor's redelivery — and then retried on its
+//! own, exactly as a single delivery, after the batch commits. If the batch itself cannot commit, every event is
+//! retried on its own. Either way an answer leaves only after the commit that made its event durable.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::error::StoreError;
+use crate::events::ProcessorEvent;
+use crate::ids::{CustomerId, EventId, ProcessorId, SubscriptionId};
+use crate::ports::{BillingSubject, InboxEvent, InboxStatus, Recorded, Transaction};
+
+use super::scope::Scope;
+use super::{ApplyError, Attempt, IngestError, IngestOutcome, WebhookService, named_workspace, subject_customer};
+
+/// One verified delivery: the parsed event and its raw body.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub event: ProcessorEvent,
+    pub raw: String,
+}
+
+/// How a delivery of the batch is settled: by the batch, or on its own after it.
+enum Settled {
+    Done(IngestOutcome),
+    Alone,
+}
+
+impl WebhookService {
+    /// Ingests `deliveries` together, answering each as [`WebhookService::ingest`] would, in their order. Every
+    /// answer is given after the commit that made its event durable.
+    pub async fn ingest_batch(&self, deliveries: &[Delivery]) -> Vec<Result<IngestOutcome, IngestError>> {
+        let settled = match deliveries.len() {
+            0 | 1 => None,
+            _ => self.try_batch(deliveries).await.ok(),
+        };
+        let settled = settled.unwrap_or_else(|| deliveries.iter().map(|_| Settled::Alone).collect());
+        let mut answers = Vec::with_capacity(deliveries.len());
+        for (delivery, settled) in deliveries.iter().zip(settled) {
+            answers.push(match settled {
+                Settled::Done(outcome) => Ok(outcome),
+                Settled::Alone => self.ingest(&delivery.event, &delivery.raw).await,
+            });
+        }
+        answers
+    }
+
+    /// The shared transaction. `Err` when it did not commit (nothing of it is durable, or the commit's outcome is
+    /// unknown — the individual retries then find what it did).
+    async fn try_batch(&self, deliveries: &[Delivery]) -> Result<Vec<Settled>, StoreError> {
+        let tx = self.uow.begin().await?;
+        let settled = self.settle_in_batch(tx.as_ref(), deliveries).await?;
+        tx.commit().await?;
+        Ok(settled)
+    }
+
+    /// Records, locks, reads ahead, applies each event behind its savepoint, and writes the deferred rows.
+    async fn settle_in_batch(&self, tx: &dyn Transaction, deliveries: &[Delivery]) -> Result<Vec<Settled>, StoreError> {
+        let mut settled: Vec<Settled> = deliveries.iter().map(|_| Settled::Alone).collect();
+        // Only the first copy of an event joins; a second copy is answered on its own afterwards, from what the
+        // first one left (so it is never told "duplicate" about a copy that did not apply).
+        let mut firsts: BTreeMap<(&ProcessorId, &EventId), usize> = BTreeMap::new();
+        for (i, delivery) in deliveries.iter().enumerate() {
+            firsts.entry((&delivery.event.processor, &delivery.event.id)).or_insert(i);
+        }
+        let received_at = self.clock.now();
+        let rows: Vec<InboxEvent> = firsts
+            .values()
+            .map(|&i| {
+                let event = &deliveries[i].event;
+                InboxEvent {
+                    processor: event.processor.clone(),
+                    event_id: event.id.clone(),
+                    event_type: event.event_type.clone(),
+                    payload: deliveries[i].raw.clone(),
+                    received_at,
+                }
+            })
+            .collect();
+
+        let recorded = tx.inbox().record_many(&rows).await?;
+        let mut attempts: Vec<Option<Attempt>> = vec![None; deliveries.len()];
+        for (&i, recorded) in firsts.values().zip(recorded) {
+            let event = &deliveries[i].event;
+            attempts[i] = match recorded {
+                Recorded::New => Some(Attempt::First),
+                Recorded::Seen { status: InboxStatus::Failed, attempts } => {
+                    if tx.inbox().claim_retry(&event.processor, &event.id, attempts).await? {
+                        Some(Attempt::First)
+                    } else {
+                        settled[i] = Settled::Done(IngestOutcome::Duplicate);
+                        None
+                    }
+                }
+                Recorded::Seen { status: InboxStatus::Parked, .. } => Some(Attempt::Parked),
+                Recorded::Seen { .. } => {
+                    settled[i] = Settled::Done(IngestOutcome::Duplicate);
+                    None
+                }
+            };
+        }
+        let applying: Vec<usize> = (0..deliveries.len()).filter(|&i| attempts[i].is_some()).collect();
+
+        let mut scope = Scope::batch();
+        lock_ahead(tx, &mut scope, applying.iter().map(|&i| &deliveries[i].event)).await?;
+        for &i in &applying {
+            let (event, attempt) = (&deliveries[i].event, attempts[i].unwrap_or(Attempt::First));
+            tx.savepoint().await?;
+            let mark = scope.mark();
+            match self.apply_in(tx, &mut scope, event, attempt).await {
+                Ok(outcome) => {
+                    if outcome != IngestOutcome::Duplicate {
+                        scope.status(tx, &event.processor, &event.id, outcome.inbox_status(), None).await?;
+                    }
+                    settled[i] = Settled::Done(outcome);
+                }
+                Err(error) => {
+                    tx.rollback_to_savepoint().await?;
+                    scope.restore(mark);
+                    settled[i] = match (error, attempt) {
+                        (ApplyError::Decision(reason), Attempt::First) => {
+                            let failed = Some(reason.clone());
+                            scope.status(tx, &event.processor, &event.id, InboxStatus::Failed, failed).await?;
+                            Settled::Done(IngestOutcome::Failed { reason })
+                        }
+                        (ApplyError::Store(error), Attempt::First) => {
+                            let failed = Some(format!("retried on its own after: {error}"));
+                            scope.status(tx, &event.processor, &event.id, InboxStatus::Failed, failed).await?;
+                            Settled::Alone
+                        }
+                        // Its parked row is back in place; on its own it is claimed, applied or failed as usual.
+                        (_, Attempt::Parked) => Settled::Alone,
+                    };
+                }
+            }
+        }
+        scope.flush(tx).await?;
+        Ok(settled)
+    }
+}
+
+/// Takes every lock the batch's events need before any of them runs: their customers (one statement), then — with
+/// the links read under those locks, and the subscriptions beside them — their workspaces (one more). The same
+/// order as a single event's, customers before workspaces, each set sorted, so batches, single events and API
+/// writes never wait on each other in a cycle. A workspace only known later (a link created in the batch) is
+/// locked by its event as usual.
+async fn lock_ahead<'a>(
+    tx: &dyn Transaction,
+    scope: &mut Scope,
+    events: impl Iterator<Item = &'a ProcessorEvent> + Clone,
+) -> Result<(), StoreError> {
+    let customers: BTreeSet<(&ProcessorId, &CustomerId)> =
+        events.clone().filter_map(|e| subject_customer(&e.payload).map(|c| (&e.processor, c))).collect();
+    let subjects = customers
+        .iter()
+        .map(|(processor, customer)| BillingSubject::Customer {
+            processor: (*processor).clone(),
+            customer: (*customer).clone(),
+        })
+        .collect();
+    scope.lock_all(tx, subjects).await?;
+
+    let processors: BTreeSet<&ProcessorId> = events.clone().map(|e| &e.processor).collect();
+    for processor in processors {
+        let linked: Vec<CustomerId> = events
+            .clone()
+            .filter(|e| &e.processor == processor)
+            .filter_map(|e| e.payload.customer_id().cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let subscriptions: Vec<SubscriptionId> = events
+            .clone()
+            .filter(|e| &e.processor == processor)
+            .filter_map(|e| e.payload.subscription_id().cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        scope.read_ahead(tx, processor, &linked, &subscriptions).await?;
+    }
+
+    let mut workspaces = Vec::new();
+    for event in events {
+        if let Some(customer) = event.payload.customer_id()
+            && let Some(workspace) = scope.workspace_of_customer(tx, &event.processor, customer).await?
+        {
+            workspaces.push(BillingSubject::Workspace(workspace));
+        }
+        if let Some(workspace) = named_workspace(&event.payload) {
+            workspaces.push(BillingSubject::Workspace(workspace.clone()));
+        }
+    }
+    scope.lock_all(tx, workspaces).await
+}

@@ -1,0 +1,217 @@
+//! `Scope`: what one transaction of webhook work carries from event to event — the subjects it holds locks on,
+//! rows read ahead under those locks, and, in a group commit, the append-only writes that wait for one multi-row
+//! statement each at the end. A transaction of one event uses it too (locks held are not taken twice); it then
+//! writes at once and reads nothing ahead.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+
+use crate::error::StoreError;
+use crate::ids::{CustomerId, EventId, ProcessorId, SubscriptionId, WorkspaceId};
+use crate::ports::{BillingSubject, InboxStatus, StatusUpdate, Transaction};
+use crate::records::{AuditRecord, OutboxMessage};
+use crate::subscription::Subscription;
+
+#[derive(Debug, Default)]
+pub(super) struct Scope {
+    /// Keys of the subjects this transaction has locked.
+    held: BTreeSet<String>,
+    /// Customer links and subscriptions read ahead, `None` when absent. Valid because they were read after the
+    /// locks every writer of them takes; a write here forgets its entry, so the next read sees the database.
+    links: BTreeMap<(ProcessorId, CustomerId), Option<WorkspaceId>>,
+    subscriptions: BTreeMap<(ProcessorId, SubscriptionId), Option<Subscription>>,
+    /// `Some` in a group commit: rows written by `flush`, in one statement per table.
+    deferred: Option<Deferred>,
+}
+
+#[derive(Debug, Default)]
+struct Deferred {
+    audit: Vec<(AuditRecord, DateTime<Utc>)>,
+    outbox: Vec<(OutboxMessage, DateTime<Utc>)>,
+    statuses: Vec<StatusUpdate>,
+}
+
+/// What [`Scope::restore`] returns to when an event's savepoint is rolled back.
+/// Rows read ahead need no mark: events only forget them, and a forgotten row is merely read again.
+pub(super) struct Mark {
+    held: BTreeSet<String>,
+    deferred: (usize, usize, usize),
+}
+
+impl Scope {
+    /// A transaction of one event: every write goes out at once.
+    pub fn single() -> Self {
+        Self::default()
+    }
+
+    /// A group commit's shared transaction: append-only rows wait for [`Scope::flush`].
+    pub fn batch() -> Self {
+        Self { deferred: Some(Deferred::default()), ..Self::default() }
+    }
+
+    /// Locks `subject` unless this transaction holds it already.
+    pub async fn lock(&mut self, tx: &dyn Transaction, subject: &BillingSubject) -> Result<(), StoreError> {
+        if self.held.insert(subject.key()) {
+            tx.lock(subject).await?;
+        }
+        Ok(())
+    }
+
+    /// Locks the subjects not held yet, in one call, ordered by key.
+    pub async fn lock_all(&mut self, tx: &dyn Transaction, subjects: Vec<BillingSubject>) -> Result<(), StoreError> {
+        let mut fresh: Vec<(String, BillingSubject)> =
+            subjects.into_iter().map(|s| (s.key(), s)).filter(|(key, _)| !self.held.contains(key)).collect();
+        fresh.sort_by(|a, b| a.0.cmp(&b.0));
+        fresh.dedup_by(|a, b| a.0 == b.0);
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let subjects: Vec<BillingSubject> = fresh.iter().map(|(_, s)| s.clone()).collect();
+        tx.lock_all(&subjects).await?;
+        self.held.extend(fresh.into_iter().map(|(key, _)| key));
+        Ok(())
+    }
+
+    /// Reads the links of `customers` and the `subscriptions` of `processor` in two statements. Call it only
+    /// after locking those customers: every writer of these rows holds that lock.
+    pub async fn read_ahead(
+        &mut self,
+        tx: &dyn Transaction,
+        processor: &ProcessorId,
+        customers: &[CustomerId],
+        subscriptions: &[SubscriptionId],
+    ) -> Result<(), StoreError> {
+        if !customers.is_empty() {
+            let linked = tx.workspaces().workspaces_of_customers(processor, customers).await?;
+            for customer in customers {
+                self.links.insert((processor.clone(), customer.clone()), linked.get(customer).cloned());
+            }
+        }
+        if !subscriptions.is_empty() {
+            let mut found = tx.subscriptions().get_many(processor, subscriptions).await?;
+            for id in subscriptions {
+                self.subscriptions.insert((processor.clone(), id.clone()), found.remove(id));
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn workspace_of_customer(
+        &self,
+        tx: &dyn Transaction,
+        processor: &ProcessorId,
+        customer: &CustomerId,
+    ) -> Result<Option<WorkspaceId>, StoreError> {
+        match self.links.get(&(processor.clone(), customer.clone())) {
+            Some(known) => Ok(known.clone()),
+            None => tx.workspaces().workspace_of_customer(processor, customer).await,
+        }
+    }
+
+    pub async fn subscription(
+        &self,
+        tx: &dyn Transaction,
+        processor: &ProcessorId,
+        id: &SubscriptionId,
+    ) -> Result<Option<Subscription>, StoreError> {
+        match self.subscriptions.get(&(processor.clone(), id.clone())) {
+            Some(known) => Ok(known.clone()),
+            None => tx.subscriptions().get(processor, id).await,
+        }
+    }
+
+    /// A customer's link is being written: later reads go to the database.
+    pub fn forget_link(&mut self, processor: &ProcessorId, customer: &CustomerId) {
+        self.links.remove(&(processor.clone(), customer.clone()));
+    }
+
+    /// A subscription is being written: later reads go to the database (which holds what was stored, e.g. its
+    /// timestamps at the column's precision, rather than what was sent).
+    pub fn forget_subscription(&mut self, processor: &ProcessorId, id: &SubscriptionId) {
+        self.subscriptions.remove(&(processor.clone(), id.clone()));
+    }
+
+    pub async fn audit(
+        &mut self,
+        tx: &dyn Transaction,
+        record: &AuditRecord,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        match &mut self.deferred {
+            Some(deferred) => deferred.audit.push((record.clone(), at)),
+            None => tx.audit().append(record, at).await?,
+        }
+        Ok(())
+    }
+
+    pub async fn outbox(
+        &mut self,
+        tx: &dyn Transaction,
+        message: &OutboxMessage,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        match &mut self.deferred {
+            Some(deferred) => deferred.outbox.push((message.clone(), now)),
+            None => {
+                tx.outbox().enqueue(message, now).await?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn status(
+        &mut self,
+        tx: &dyn Transaction,
+        processor: &ProcessorId,
+        event_id: &EventId,
+        status: InboxStatus,
+        error: Option<String>,
+    ) -> Result<(), StoreError> {
+        match &mut self.deferred {
+            Some(deferred) => deferred.statuses.push(StatusUpdate {
+                processor: processor.clone(),
+                event_id: event_id.clone(),
+                status,
+                error,
+            }),
+            None => tx.inbox().set_status(processor, event_id, status, error).await?,
+        }
+        Ok(())
+    }
+
+    /// Writes what waited, one statement per kind of row. A no-op for a single event's transaction.
+    pub async fn flush(&mut self, tx: &dyn Transaction) -> Result<(), StoreError> {
+        let Some(deferred) = &mut self.deferred else { return Ok(()) };
+        if !deferred.audit.is_empty() {
+            tx.audit().append_all(&std::mem::take(&mut deferred.audit)).await?;
+        }
+        if !deferred.outbox.is_empty() {
+            tx.outbox().enqueue_all(&std::mem::take(&mut deferred.outbox)).await?;
+        }
+        if !deferred.statuses.is_empty() {
+            tx.inbox().set_statuses(&std::mem::take(&mut deferred.statuses)).await?;
+        }
+        Ok(())
+    }
+
+    /// Where this scope stands, to return to if the event about to run is rolled back to its savepoint.
+    pub fn mark(&self) -> Mark {
+        let lengths = match &self.deferred {
+            Some(d) => (d.audit.len(), d.outbox.len(), d.statuses.len()),
+            None => (0, 0, 0),
+        };
+        Mark { held: self.held.clone(), deferred: lengths }
+    }
+
+    /// Forgets what happened since `mark`: the locks taken (a rolled-back savepoint may have released them; taking
+    /// one again is harmless) and the writes waiting for the flush.
+    pub fn restore(&mut self, mark: Mark) {
+        self.held = mark.held;
+        if let Some(deferred) = &mut self.deferred {
+            deferred.audit.truncate(mark.deferred.0);
+            deferred.outbox.truncate(mark.deferred.1);
+            deferred.statuses.truncate(mark.deferred.2);
+        }
+    }
+}
