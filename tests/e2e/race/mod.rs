@@ -7,6 +7,7 @@
 //! is that the ingest transactions themselves serialize per billing subject.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -48,6 +49,39 @@ fn start(database: &str) -> Server {
 
 /// Like [`start`], with `extra` settings on top.
 fn start_with(database: &str, extra: &[(&'static str, String)]) -> Server {
+    start_logging(database, extra, None)
+}
+
+/// Like [`start`], logging each group commit (its size) to `log`, to show the run exercised batches.
+fn start_logged(database: &str, log: &Path) -> Server {
+    start_logging(database, &[("RUST_LOG", "warn,billing_http::group_commit=debug".to_owned())], Some(log))
+}
+
+/// The sizes of the group commits in a server's log.
+fn batch_sizes(log: &Path) -> Vec<u64> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["message"] == "group commit")
+        .filter_map(|line| line["events"].as_u64())
+        .collect()
+}
+
+/// Asserts that the log shows transactions shared by several events: the runs test group commit, not one
+/// transaction per event.
+fn assert_batched(what: &str, log: &Path) {
+    let sizes = batch_sizes(log);
+    let shared = sizes.iter().filter(|&&n| n > 1).count();
+    assert!(shared > 0, "{what}: no group commit held more than one event ({} batches logged)", sizes.len());
+}
+
+fn log_path(what: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join("tollgate-race");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(format!("{what}-{}.log", uuid::Uuid::new_v4().simple()))
+}
+
+fn start_logging(database: &str, extra: &[(&'static str, String)], log: Option<&Path>) -> Server {
     let mut env = vec![
         ("TOLLGATE__DATABASE__URL", database.to_owned()),
         ("TOLLGATE__PROCESSOR", "stripe".to_owned()),
@@ -60,7 +94,7 @@ fn start_with(database: &str, extra: &[(&'static str, String)]) -> Server {
         ("TOLLGATE__TELEMETRY__LEVEL", "warn".to_owned()),
     ];
     env.extend_from_slice(extra);
-    Server::start(&env)
+    Server::start_logging(&env, log)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -279,7 +313,8 @@ impl Scenario {
     /// Shuffled, duplicated delivery by `senders` concurrent senders converges to `reference`.
     async fn shuffled_run(&self, backend: Backend, seed: u64, senders: usize, reference: &BTreeMap<String, Value>) {
         let database = fresh_database(backend);
-        let server = start(&database);
+        let log = log_path("shuffled");
+        let server = start_logged(&database, &log);
         self.create_workspaces(&server.base_url).await;
         let stream = shuffled_with_duplicates(&self.events, seed, DUPLICATE_PERCENT);
         let deliveries = stream.len();
@@ -287,6 +322,7 @@ impl Scenario {
         assert_eq!(delivered.acknowledged.len(), deliveries);
         let what = format!("{backend:?}, seed {seed}, {senders} senders");
         self.assert_converged(&what, &server, &database, reference).await;
+        assert_batched(&what, &log);
         assert!(server.stop().success());
     }
 
@@ -309,7 +345,8 @@ impl Scenario {
     /// not acknowledged, then everything once more.
     async fn killed_run(&self, backend: Backend, seed: u64, reference: &BTreeMap<String, Value>) {
         let database = fresh_database(backend);
-        let mut server = start(&database);
+        let log = log_path("killed");
+        let mut server = start_logged(&database, &log);
         self.create_workspaces(&server.base_url).await;
         let stream = shuffled_with_duplicates(&self.events, seed, DUPLICATE_PERCENT);
         let kill_after = stream.len() * 2 / 5;
@@ -327,6 +364,8 @@ impl Scenario {
         dead.store(true, Ordering::SeqCst);
         let first = sending.await.unwrap();
         assert!(!first.unacknowledged.is_empty(), "the kill came too late to interrupt anything");
+        // Deliveries were being batched up to the kill, so it struck while group commits were in flight.
+        assert_batched(&format!("{backend:?} before the kill"), &log);
         let server = start(&database);
         let again = deliver(&[&server.base_url], first.unacknowledged, 8, Arc::default()).await;
         assert!(again.unacknowledged.is_empty());

@@ -17,14 +17,14 @@ use proptest::prelude::*;
 
 use crate::memory_store::{MemoryStore, State};
 
-struct FixedClock;
+pub(crate) struct FixedClock;
 impl Clock for FixedClock {
     fn now(&self) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap()
     }
 }
 
-fn catalog() -> Catalog {
+pub(crate) fn catalog() -> Catalog {
     let file: CatalogFile = serde_json::from_value(serde_json::json!({
         "plans": [
             {"id": "free", "name": "Free", "kind": "subscription", "interval": "month",
@@ -41,15 +41,15 @@ fn catalog() -> Catalog {
     Catalog::from_file(file).unwrap()
 }
 
-fn t(secs: i64) -> DateTime<Utc> {
+pub(crate) fn t(secs: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap() + Duration::seconds(secs)
 }
 
-fn event(id: &str, kind: &str, at: i64, payload: EventPayload) -> ProcessorEvent {
+pub(crate) fn event(id: &str, kind: &str, at: i64, payload: EventPayload) -> ProcessorEvent {
     ProcessorEvent { id: id.into(), processor: "sandbox".into(), event_type: kind.into(), occurred_at: t(at), payload }
 }
 
-fn snapshot(sub: &str, price: &str, status: SubscriptionStatus, cancel: bool, period: i64) -> EventPayload {
+pub(crate) fn snapshot(sub: &str, price: &str, status: SubscriptionStatus, cancel: bool, period: i64) -> EventPayload {
     EventPayload::SubscriptionChanged(SubscriptionSnapshot {
         subscription_id: sub.into(),
         customer_id: "cus_1".into(),
@@ -63,7 +63,7 @@ fn snapshot(sub: &str, price: &str, status: SubscriptionStatus, cancel: bool, pe
     })
 }
 
-fn invoice_paid(invoice: &str, sub: &str, price: Option<&str>, period: i64) -> EventPayload {
+pub(crate) fn invoice_paid(invoice: &str, sub: &str, price: Option<&str>, period: i64) -> EventPayload {
     EventPayload::InvoicePaid {
         invoice_id: invoice.into(),
         customer_id: "cus_1".into(),
@@ -75,7 +75,7 @@ fn invoice_paid(invoice: &str, sub: &str, price: Option<&str>, period: i64) -> E
     }
 }
 
-fn payment_failed(invoice: &str, sub: &str, attempt: u32) -> EventPayload {
+pub(crate) fn payment_failed(invoice: &str, sub: &str, attempt: u32) -> EventPayload {
     EventPayload::InvoicePaymentFailed {
         invoice_id: invoice.into(),
         customer_id: "cus_1".into(),
@@ -85,7 +85,14 @@ fn payment_failed(invoice: &str, sub: &str, attempt: u32) -> EventPayload {
     }
 }
 
-fn checkout(id: &str, session: &str, at: i64, mode: CheckoutMode, sub: Option<&str>, plan: &str) -> ProcessorEvent {
+pub(crate) fn checkout(
+    id: &str,
+    session: &str,
+    at: i64,
+    mode: CheckoutMode,
+    sub: Option<&str>,
+    plan: &str,
+) -> ProcessorEvent {
     event(
         id,
         "checkout.session.completed",
@@ -104,7 +111,7 @@ fn checkout(id: &str, session: &str, at: i64, mode: CheckoutMode, sub: Option<&s
 /// A realistic lifecycle with the hard cases: events before the checkout that links the customer, a status-only
 /// failure before the subscription is known, same-second ties, a plan change, cancellation, deletion, a second
 /// subscription after the first ended, and a credits purchase.
-fn lifecycle() -> Vec<ProcessorEvent> {
+pub(crate) fn lifecycle() -> Vec<ProcessorEvent> {
     use SubscriptionStatus::*;
     vec![
         checkout("evt_01", "cs_1", 0, CheckoutMode::Subscription, Some("sub_1"), "hobby"),
@@ -126,7 +133,7 @@ fn lifecycle() -> Vec<ProcessorEvent> {
     ]
 }
 
-fn fresh_store() -> MemoryStore {
+pub(crate) fn fresh_store() -> MemoryStore {
     let store = MemoryStore::default();
     let profile = WorkspaceProfile::parse("Acme", "ops@acme.test", BillingDetails::default()).unwrap();
     let workspace = Workspace::create(WorkspaceId::parse("acme").unwrap(), profile, t(0));
@@ -135,7 +142,7 @@ fn fresh_store() -> MemoryStore {
 }
 
 /// Delivers events one by one through the real service and returns the final committed state.
-fn deliver(events: &[ProcessorEvent]) -> State {
+pub(crate) fn deliver(events: &[ProcessorEvent]) -> State {
     let store = fresh_store();
     let service = WebhookService::new(Arc::new(store.clone()), Arc::new(catalog()), Arc::new(FixedClock));
     futures::executor::block_on(async {
@@ -148,7 +155,7 @@ fn deliver(events: &[ProcessorEvent]) -> State {
 
 /// The state that must not depend on order: subscriptions (without storage versions), links, credits, what is
 /// still parked, and each event's final inbox status.
-fn billing_state(state: &State) -> impl PartialEq + std::fmt::Debug + use<> {
+pub(crate) fn billing_state(state: &State) -> impl PartialEq + std::fmt::Debug + use<> {
     let subscriptions: Vec<_> = state
         .subscriptions
         .values()
@@ -161,7 +168,7 @@ fn billing_state(state: &State) -> impl PartialEq + std::fmt::Debug + use<> {
 }
 
 /// A subset of the lifecycle, then that subset shuffled with random duplicates.
-fn streams() -> impl Strategy<Value = (Vec<ProcessorEvent>, Vec<ProcessorEvent>)> {
+pub(crate) fn streams() -> impl Strategy<Value = (Vec<ProcessorEvent>, Vec<ProcessorEvent>)> {
     let all = lifecycle();
     let n = all.len();
     proptest::sample::subsequence(all, 1..=n).prop_flat_map(|subset| {

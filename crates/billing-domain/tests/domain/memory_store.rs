@@ -38,6 +38,22 @@ pub struct State {
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     pub committed: Arc<Mutex<State>>,
+    /// Faults to inject: writes of these subscriptions fail with `Conflict` this many more times.
+    pub failing_writes: Arc<Mutex<BTreeMap<SubscriptionId, u32>>>,
+}
+
+impl MemoryStore {
+    /// `Conflict` when a fault is due for a write of subscription `id`.
+    fn fault(&self, id: &SubscriptionId) -> Result<(), StoreError> {
+        let mut failing = self.failing_writes.lock().unwrap();
+        match failing.get_mut(id) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                Err(StoreError::Conflict(format!("injected fault writing {id}")))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A transaction: a private copy published on commit, discarded on drop.
@@ -211,6 +227,7 @@ impl SubscriptionRepository for MemoryTx {
         Ok(live)
     }
     async fn insert(&self, s: &Subscription) -> Result<(), StoreError> {
+        self.store.fault(&s.id)?;
         let mut state = self.state.lock().unwrap();
         let key = (s.processor.clone(), s.id.clone());
         if state.subscriptions.contains_key(&key) {
@@ -220,6 +237,7 @@ impl SubscriptionRepository for MemoryTx {
         Ok(())
     }
     async fn update(&self, s: &Subscription, expected_version: i64) -> Result<(), StoreError> {
+        self.store.fault(&s.id)?;
         let mut state = self.state.lock().unwrap();
         match state.subscriptions.get_mut(&(s.processor.clone(), s.id.clone())) {
             Some(current) if current.version == expected_version => {
@@ -242,8 +260,15 @@ impl EventInbox for MemoryTx {
         state.inbox.insert(key, (InboxStatus::Received, 1));
         Ok(Recorded::New)
     }
-    async fn claim_retry(&self, _: &ProcessorId, _: &EventId, _: u32) -> Result<bool, StoreError> {
-        unused("claim_retry")
+    async fn claim_retry(&self, p: &ProcessorId, id: &EventId, attempts: u32) -> Result<bool, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        match state.inbox.get_mut(&(p.clone(), id.clone())) {
+            Some(entry) if *entry == (InboxStatus::Failed, attempts) => {
+                *entry = (InboxStatus::Received, attempts + 1);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
     async fn set_status(
         &self,

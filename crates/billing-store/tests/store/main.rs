@@ -24,6 +24,7 @@ macro_rules! both {
 }
 
 mod audit;
+mod batches;
 mod cache;
 mod connect;
 mod helpers;
