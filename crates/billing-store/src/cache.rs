@@ -48,17 +48,33 @@ pub struct CacheStats {
 #[derive(Debug, Clone)]
 struct Entry {
     stamp: u64,
-    loaded_at: Instant,
     /// `Some(None)`: the workspace is known not to exist.
-    state: Option<Option<BillingState>>,
-    usage: Option<(Period, UsageTotals)>,
+    state: Option<Part<Option<BillingState>>>,
+    usage: Option<Part<(Period, UsageTotals)>>,
 }
 
-/// What a lookup found: the value, or the stamp a load must present to store its result.
+/// One cached part of an entry, with when the load that produced it started.
+#[derive(Debug, Clone)]
+struct Part<T> {
+    value: T,
+    loaded_at: Instant,
+    /// When a reader was sent to refresh it ahead of expiry (only one at a time).
+    refreshing_since: Option<Instant>,
+}
+
+/// What a load must present to store its result: the entry's stamp (no invalidation since) and when the load
+/// started (the age its result gets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ticket {
+    stamp: u64,
+    started: Instant,
+}
+
+/// What a lookup found: the value, or a ticket to load it (a miss, or a refresh ahead of expiry).
 #[derive(Debug)]
 pub(crate) enum Lookup<T> {
     Hit(T),
-    Miss(u64),
+    Miss(Ticket),
 }
 
 /// The cache. Shared by every clone of a `Store`.
@@ -92,19 +108,19 @@ impl BillingCache {
     }
 
     pub(crate) fn state(&self, id: &WorkspaceId) -> Lookup<Option<BillingState>> {
-        self.lookup(id, |entry| entry.state.clone())
+        self.lookup(id, |entry| &mut entry.state, |_| true)
     }
 
     pub(crate) fn usage(&self, id: &WorkspaceId, period: Period) -> Lookup<UsageTotals> {
-        self.lookup(id, |entry| entry.usage.as_ref().filter(|(p, _)| *p == period).map(|(_, totals)| totals.clone()))
+        self.lookup(id, |entry| &mut entry.usage, |(p, _)| *p == period).map(|(_, totals)| totals)
     }
 
-    pub(crate) fn store_state(&self, id: &WorkspaceId, stamp: u64, state: Option<BillingState>) {
-        self.store(id, stamp, |entry| entry.state = Some(state));
+    pub(crate) fn store_state(&self, id: &WorkspaceId, ticket: Ticket, state: Option<BillingState>) {
+        self.store(id, ticket, |entry| &mut entry.state, state);
     }
 
-    pub(crate) fn store_usage(&self, id: &WorkspaceId, stamp: u64, period: Period, totals: UsageTotals) {
-        self.store(id, stamp, |entry| entry.usage = Some((period, totals)));
+    pub(crate) fn store_usage(&self, id: &WorkspaceId, ticket: Ticket, period: Period, totals: UsageTotals) {
+        self.store(id, ticket, |entry| &mut entry.usage, (period, totals));
     }
 
     /// Forgets the workspace; a load that started before this stores nothing (its tombstone is gone). Writes to
@@ -123,37 +139,64 @@ impl BillingCache {
         self.stamps.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    fn lookup<T>(&self, id: &WorkspaceId, read: impl Fn(&Entry) -> Option<T>) -> Lookup<T> {
+    /// A part younger than half of `max_age` is served; an older one still is, while one reader (the first to
+    /// see it, then one per quarter of `max_age` should that reader fail) reloads it — so a workspace read
+    /// steadily never expires and its readers never queue on the database together. Past `max_age` it is a miss.
+    fn lookup<T: Clone>(
+        &self,
+        id: &WorkspaceId,
+        part: impl Fn(&mut Entry) -> &mut Option<Part<T>>,
+        matches: impl Fn(&T) -> bool,
+    ) -> Lookup<T> {
+        let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(entry) = entries.get(id)
-            && entry.loaded_at.elapsed() < self.max_age
-        {
-            if let Some(value) = read(entry) {
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                return Lookup::Hit(value);
+        if let Some(entry) = entries.get_mut(id) {
+            let stamp = entry.stamp;
+            if let Some(cached) = part(entry).as_mut().filter(|c| matches(&c.value)) {
+                let age = now.saturating_duration_since(cached.loaded_at);
+                let refresh_due = age >= self.max_age / 2
+                    && cached
+                        .refreshing_since
+                        .is_none_or(|since| now.saturating_duration_since(since) >= self.max_age / 4);
+                if age < self.max_age && !refresh_due {
+                    self.hits.fetch_add(1, Ordering::Relaxed);
+                    return Lookup::Hit(cached.value.clone());
+                }
+                if age < self.max_age {
+                    cached.refreshing_since = Some(now);
+                }
             }
-            // A fresh entry without this part: load it under the entry's stamp, keeping the other part.
             self.misses.fetch_add(1, Ordering::Relaxed);
-            return Lookup::Miss(entry.stamp);
+            return Lookup::Miss(Ticket { stamp, started: now });
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         let stamp = self.next_stamp();
-        entries.put(id.clone(), tombstone(stamp));
-        Lookup::Miss(stamp)
+        entries.put(id.clone(), Entry { stamp, state: None, usage: None });
+        Lookup::Miss(Ticket { stamp, started: now })
     }
 
-    fn store(&self, id: &WorkspaceId, stamp: u64, write: impl FnOnce(&mut Entry)) {
+    /// Stores a load's result if nothing invalidated the workspace since its ticket was issued, aged from when the
+    /// load started; a part loaded later already is kept.
+    fn store<T>(&self, id: &WorkspaceId, ticket: Ticket, part: impl Fn(&mut Entry) -> &mut Option<Part<T>>, value: T) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(entry) = entries.get_mut(id)
-            && entry.stamp == stamp
+            && entry.stamp == ticket.stamp
         {
-            write(entry);
+            let slot = part(entry);
+            if slot.as_ref().is_none_or(|cached| cached.loaded_at <= ticket.started) {
+                *slot = Some(Part { value, loaded_at: ticket.started, refreshing_since: None });
+            }
         }
     }
 }
 
-fn tombstone(stamp: u64) -> Entry {
-    Entry { stamp, loaded_at: Instant::now(), state: None, usage: None }
+impl<T> Lookup<T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Lookup<U> {
+        match self {
+            Lookup::Hit(value) => Lookup::Hit(f(value)),
+            Lookup::Miss(ticket) => Lookup::Miss(ticket),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -178,9 +221,9 @@ mod tests {
         WorkspaceId::parse(id).unwrap()
     }
 
-    fn miss<T: std::fmt::Debug>(lookup: Lookup<T>) -> u64 {
+    fn miss<T: std::fmt::Debug>(lookup: Lookup<T>) -> Ticket {
         match lookup {
-            Lookup::Miss(stamp) => stamp,
+            Lookup::Miss(ticket) => ticket,
             Lookup::Hit(value) => panic!("expected a miss, got {value:?}"),
         }
     }
@@ -227,6 +270,37 @@ mod tests {
         let stamp = miss(cache.state(&ws("a")));
         cache.store_state(&ws("a"), stamp, state("a", 1));
         std::thread::sleep(Duration::from_millis(30));
+        miss(cache.state(&ws("a")));
+    }
+
+    #[test]
+    fn one_reader_refreshes_an_entry_past_half_its_age_while_the_others_are_served() {
+        let cache = cache(Duration::from_millis(200));
+        let ticket = miss(cache.state(&ws("a")));
+        cache.store_state(&ws("a"), ticket, state("a", 1));
+        std::thread::sleep(Duration::from_millis(110));
+        let refresh = miss(cache.state(&ws("a")));
+        for _ in 0..3 {
+            assert!(matches!(cache.state(&ws("a")), Lookup::Hit(Some(s)) if s.workspace.credit_balance == 1));
+        }
+        cache.store_state(&ws("a"), refresh, state("a", 2));
+        std::thread::sleep(Duration::from_millis(110));
+        // 220 ms after the first load, past its max_age, the refreshed value is still served (while one reader
+        // refreshes it again).
+        miss(cache.state(&ws("a")));
+        assert!(matches!(cache.state(&ws("a")), Lookup::Hit(Some(s)) if s.workspace.credit_balance == 2));
+        assert_eq!(cache.stats(), CacheStats { hits: 4, misses: 3 });
+    }
+
+    #[test]
+    fn a_refresh_that_raced_an_invalidation_is_not_stored() {
+        let cache = cache(Duration::from_millis(100));
+        let ticket = miss(cache.state(&ws("a")));
+        cache.store_state(&ws("a"), ticket, state("a", 1));
+        std::thread::sleep(Duration::from_millis(60));
+        let refresh = miss(cache.state(&ws("a")));
+        cache.invalidate(&ws("a"));
+        cache.store_state(&ws("a"), refresh, state("a", 1));
         miss(cache.state(&ws("a")));
     }
 

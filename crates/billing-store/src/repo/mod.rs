@@ -20,7 +20,7 @@ use sea_orm::{
     TransactionTrait, TryInsert, TryInsertResult,
 };
 
-use crate::cache::{BillingCache, Lookup};
+use crate::cache::{BillingCache, Lookup, Ticket};
 use crate::changes::{self, Changes};
 use crate::errors::map_db_err;
 
@@ -67,25 +67,25 @@ impl<C: Executor> Repo<C> {
     }
 
     /// A read through the cache, when reads may use one (only the pool's: a transaction reads the database, which
-    /// its own writes change): `lookup`, else `load` and `store` under the stamp the miss gave, so a load that
+    /// its own writes change): `lookup`, else `load` and `store` under the ticket the miss gave, so a load that
     /// raced an invalidation is never kept.
     pub(crate) async fn through_cache<T: Clone>(
         &self,
         lookup: impl FnOnce(&BillingCache) -> Lookup<T>,
         load: impl Future<Output = Result<T, StoreError>>,
-        store: impl FnOnce(&BillingCache, u64, T),
+        store: impl FnOnce(&BillingCache, Ticket, T),
     ) -> Result<T, StoreError> {
         let cache = match self.changes.pending {
             Some(_) => None,
             None => self.changes.cache.as_deref(),
         };
         let Some(cache) = cache else { return load.await };
-        let stamp = match lookup(cache) {
+        let ticket = match lookup(cache) {
             Lookup::Hit(value) => return Ok(value),
-            Lookup::Miss(stamp) => stamp,
+            Lookup::Miss(ticket) => ticket,
         };
         let value = load.await?;
-        store(cache, stamp, value.clone());
+        store(cache, ticket, value.clone());
         Ok(value)
     }
 
