@@ -230,6 +230,21 @@ pub struct StatusUpdate {
     pub error: Option<String>,
 }
 
+/// What [`EventInbox::seen_many`] knows of a recorded event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    pub status: InboxStatus,
+    pub attempts: u32,
+}
+
+/// An event to record with the status it settled on, for [`EventInbox::record_settled`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettledEvent {
+    pub event: InboxEvent,
+    pub status: InboxStatus,
+    pub error: Option<String>,
+}
+
 /// The webhook inbox and its parked events.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
@@ -237,15 +252,28 @@ pub trait EventInbox: Send + Sync {
     /// Inserts the event unless (processor, event_id) exists. MUST be atomic under concurrent deliveries (unique
     /// constraint): exactly one caller gets `New`.
     async fn record(&self, event: &InboxEvent) -> Result<Recorded, StoreError>;
-    /// [`EventInbox::record`] for several events with distinct ids, answered in their order. Rows are inserted in
-    /// the order given: callers sort them, so two batches sharing events wait for each other in one direction
-    /// only. An adapter SHOULD insert them in one statement.
-    async fn record_many(&self, events: &[InboxEvent]) -> Result<Vec<Recorded>, StoreError> {
-        let mut recorded = Vec::with_capacity(events.len());
-        for event in events {
-            recorded.push(self.record(event).await?);
+    /// The status and attempt count of each of `events` that is recorded, read at once (absent: never seen).
+    /// Callers hold the lock of each event's billing subject, so no transaction that takes the same locks can be
+    /// recording one of them meanwhile. An adapter SHOULD answer in one statement.
+    async fn seen_many(
+        &self,
+        events: &[(ProcessorId, EventId)],
+    ) -> Result<BTreeMap<(ProcessorId, EventId), Seen>, StoreError>;
+    /// Records events already settled, each with its final status (and error text): the inbox row is written once
+    /// instead of inserted and then updated. Returns, in order, whether each was new; `false` means another
+    /// transaction recorded it first, and the caller MUST roll back whatever it applied for it. An adapter SHOULD
+    /// insert them in one statement.
+    async fn record_settled(&self, events: &[SettledEvent]) -> Result<Vec<bool>, StoreError> {
+        let mut new = Vec::with_capacity(events.len());
+        for settled in events {
+            let recorded = self.record(&settled.event).await? == Recorded::New;
+            if recorded {
+                let (processor, id) = (&settled.event.processor, &settled.event.event_id);
+                self.set_status(processor, id, settled.status, settled.error.clone()).await?;
+            }
+            new.push(recorded);
         }
-        Ok(recorded)
+        Ok(new)
     }
     /// Claims a `failed` event for another attempt (compare-and-set on status and attempts). Returns `false` when
     /// another delivery claimed it first.

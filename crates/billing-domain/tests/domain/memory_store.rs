@@ -260,6 +260,16 @@ impl EventInbox for MemoryTx {
         state.inbox.insert(key, (InboxStatus::Received, 1));
         Ok(Recorded::New)
     }
+    async fn seen_many(
+        &self,
+        events: &[(ProcessorId, EventId)],
+    ) -> Result<BTreeMap<(ProcessorId, EventId), Seen>, StoreError> {
+        let state = self.state.lock().unwrap();
+        Ok(events
+            .iter()
+            .filter_map(|key| state.inbox.get(key).map(|&(status, attempts)| (key.clone(), Seen { status, attempts })))
+            .collect())
+    }
     async fn claim_retry(&self, p: &ProcessorId, id: &EventId, attempts: u32) -> Result<bool, StoreError> {
         let mut state = self.state.lock().unwrap();
         match state.inbox.get_mut(&(p.clone(), id.clone())) {

@@ -1,18 +1,18 @@
 //! `EventInbox`: the webhook inbox (unique per processor and event id) and the events parked under a link.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
 use billing_domain::error::StoreError;
 use billing_domain::events::ProcessorEvent;
 use billing_domain::ids::{EventId, ProcessorId};
-use billing_domain::ports::{EventInbox, InboxEvent, InboxStatus, Recorded, StatusUpdate};
+use billing_domain::ports::{EventInbox, InboxEvent, InboxStatus, Recorded, Seen, SettledEvent, StatusUpdate};
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
-    Statement,
+    QuerySelect, Statement,
 };
 
 use super::{Executor, Repo, insert_or_skip, to_i32};
@@ -68,12 +68,44 @@ impl<C: Executor> EventInbox for Repo<C> {
     }
 
     #[tracing::instrument(skip_all, fields(events = events.len()))]
-    async fn record_many(&self, events: &[InboxEvent]) -> Result<Vec<Recorded>, StoreError> {
+    async fn seen_many(
+        &self,
+        events: &[(ProcessorId, EventId)],
+    ) -> Result<BTreeMap<(ProcessorId, EventId), Seen>, StoreError> {
+        use inbox_event::Column;
+        if events.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let mut any = Condition::any();
+        for (processor, id) in events {
+            any = any.add(
+                Condition::all().add(Column::Processor.eq(processor.as_str())).add(Column::EventId.eq(id.as_str())),
+            );
+        }
+        let rows = inbox_event::Entity::find()
+            .select_only()
+            .columns([Column::Processor, Column::EventId, Column::Status, Column::Attempts])
+            .filter(any)
+            .into_tuple::<(String, String, String, i32)>()
+            .all(&self.conn)
+            .await
+            .map_err(map_db_err)?;
+        rows.into_iter()
+            .map(|(processor, id, status, count)| {
+                let seen = Seen { status: inbox_status(&status)?, attempts: attempts(count, "inbox_events.attempts")? };
+                Ok(((ProcessorId::new(processor), EventId::new(id)), seen))
+            })
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(events = events.len()))]
+    async fn record_settled(&self, events: &[SettledEvent]) -> Result<Vec<bool>, StoreError> {
         use inbox_event::Column;
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        // One multi-row insert; RETURNING names the rows that were new, and one select reads the others.
+        // One multi-row insert; RETURNING names the rows that were new.
+        let now = Utc::now();
         let mut insert = Query::insert();
         insert
             .into_table(inbox_event::Entity)
@@ -84,19 +116,25 @@ impl<C: Executor> EventInbox for Repo<C> {
                 Column::Payload,
                 Column::Status,
                 Column::Attempts,
+                Column::Error,
                 Column::ReceivedAt,
+                Column::ProcessedAt,
             ])
             .on_conflict(OnConflict::columns([Column::Processor, Column::EventId]).do_nothing().to_owned())
             .returning(Query::returning().columns([Column::Processor, Column::EventId]));
-        for event in events {
+        for settled in events {
+            let event = &settled.event;
+            let finished = matches!(settled.status, InboxStatus::Processed | InboxStatus::Ignored);
             insert.values_panic([
                 event.processor.as_str().into(),
                 event.event_id.as_str().into(),
                 event.event_type.as_str().into(),
                 event.payload.as_str().into(),
-                InboxStatus::Received.as_str().into(),
+                settled.status.as_str().into(),
                 1i32.into(),
+                settled.error.clone().into(),
                 event.received_at.into(),
+                finished.then_some(now).into(),
             ]);
         }
         let inserted: HashSet<(String, String)> = self
@@ -108,38 +146,10 @@ impl<C: Executor> EventInbox for Repo<C> {
             .map(|row| Ok((row.try_get("", "processor")?, row.try_get("", "event_id")?)))
             .collect::<Result<_, sea_orm::DbErr>>()
             .map_err(map_db_err)?;
-        let key = |e: &InboxEvent| (e.processor.as_str().to_owned(), e.event_id.as_str().to_owned());
-        let seen: Vec<&InboxEvent> = events.iter().filter(|e| !inserted.contains(&key(e))).collect();
-        let mut existing = HashMap::new();
-        if !seen.is_empty() {
-            let mut any = Condition::any();
-            for e in &seen {
-                any = any.add(
-                    Condition::all()
-                        .add(Column::Processor.eq(e.processor.as_str()))
-                        .add(Column::EventId.eq(e.event_id.as_str())),
-                );
-            }
-            for row in inbox_event::Entity::find().filter(any).all(&self.conn).await.map_err(map_db_err)? {
-                let recorded = Recorded::Seen {
-                    status: inbox_status(&row.status)?,
-                    attempts: attempts(row.attempts, "inbox_events.attempts")?,
-                };
-                existing.insert((row.processor, row.event_id), recorded);
-            }
-        }
-        events
+        Ok(events
             .iter()
-            .map(|e| {
-                if inserted.contains(&key(e)) {
-                    return Ok(Recorded::New);
-                }
-                existing
-                    .get(&key(e))
-                    .copied()
-                    .ok_or_else(|| StoreError::Other(format!("inbox event {} vanished after a conflict", e.event_id)))
-            })
-            .collect()
+            .map(|s| inserted.contains(&(s.event.processor.as_str().to_owned(), s.event.event_id.as_str().to_owned())))
+            .collect())
     }
 
     #[tracing::instrument(skip_all, fields(processor = %processor, event_id = %event_id, attempts))]

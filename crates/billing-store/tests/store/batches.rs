@@ -1,4 +1,4 @@
-//! The statements a group commit shares across its events (`record_many`, `lock_all`, the reads ahead, the
+//! The statements a group commit shares across its events (`seen_many`, `record_settled`, `lock_all`, the reads ahead, the
 //! multi-row appends and status updates) and the savepoint that isolates each event in the shared transaction.
 
 use std::sync::Arc;
@@ -8,8 +8,8 @@ use std::time::Duration;
 use billing_domain::error::StoreError;
 use billing_domain::ids::{CustomerId, EventId, ProcessorId, SubscriptionId};
 use billing_domain::ports::{
-    AuditLog, BillingSubject, EventInbox, InboxStatus, Outbox, Recorded, StatusUpdate, SubscriptionRepository,
-    UnitOfWork, WorkspaceRepository,
+    AuditLog, BillingSubject, EventInbox, InboxStatus, Outbox, Recorded, Seen, SettledEvent, StatusUpdate,
+    SubscriptionRepository, UnitOfWork, WorkspaceRepository,
 };
 use billing_domain::subscription::SubscriptionStatus::Active;
 use billing_store::Store;
@@ -25,15 +25,32 @@ fn status(id: &str, status: InboxStatus, error: Option<&str>) -> StatusUpdate {
     }
 }
 
-both!(record_many_tells_new_events_from_seen_ones_in_order, |store: Store| async move {
+both!(seen_many_reads_what_is_recorded_and_record_settled_writes_each_row_once, |store: Store| async move {
+    let sandbox = ProcessorId::new("sandbox");
     assert_eq!(store.record(&inbox_event("evt_b")).await.unwrap(), Recorded::New);
-    store.set_status(&ProcessorId::new("sandbox"), &EventId::new("evt_b"), InboxStatus::Parked, None).await.unwrap();
-    let events = [inbox_event("evt_a"), inbox_event("evt_b"), inbox_event("evt_c")];
-    let recorded = store.record_many(&events).await.unwrap();
-    assert_eq!(recorded, [Recorded::New, Recorded::Seen { status: InboxStatus::Parked, attempts: 1 }, Recorded::New]);
-    let again = store.record_many(&events).await.unwrap();
-    assert!(again.iter().all(|r| matches!(r, Recorded::Seen { .. })), "{again:?}");
-    assert!(store.record_many(&[]).await.unwrap().is_empty());
+    store.set_status(&sandbox, &EventId::new("evt_b"), InboxStatus::Parked, None).await.unwrap();
+    let keys: Vec<_> = ["evt_a", "evt_b", "evt_c"].map(|id| (sandbox.clone(), EventId::new(id))).into();
+    let seen = store.seen_many(&keys).await.unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[&keys[1]], Seen { status: InboxStatus::Parked, attempts: 1 });
+
+    let settled = |id: &str, status, error: Option<&str>| SettledEvent {
+        event: inbox_event(id),
+        status,
+        error: error.map(str::to_owned),
+    };
+    let rows = [
+        settled("evt_a", InboxStatus::Processed, None),
+        settled("evt_b", InboxStatus::Processed, None),
+        settled("evt_c", InboxStatus::Failed, Some("unknown price")),
+    ];
+    assert_eq!(store.record_settled(&rows).await.unwrap(), [true, false, true], "evt_b was recorded before");
+    let seen = store.seen_many(&keys).await.unwrap();
+    assert_eq!(seen[&keys[0]], Seen { status: InboxStatus::Processed, attempts: 1 });
+    assert_eq!(seen[&keys[1]].status, InboxStatus::Parked, "an existing row is left as it was");
+    assert_eq!(seen[&keys[2]].status, InboxStatus::Failed);
+    assert!(store.seen_many(&[]).await.unwrap().is_empty());
+    assert!(store.record_settled(&[]).await.unwrap().is_empty());
 });
 
 both!(set_statuses_writes_each_event_once_and_the_last_update_wins, |store: Store| async move {

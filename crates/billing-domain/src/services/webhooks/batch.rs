@@ -1,22 +1,24 @@
 //! Group commit (SPEC §11): several concurrent deliveries in one transaction, so they share its statements and
 //! its commit. One durable transaction per event spends most of its time on round trips (about twelve statements
-//! for one subscription update); a batch records every event with one insert, takes every lock it needs with two
-//! statements (customers, then workspaces: the lock order of a single event), reads the links and subscriptions
-//! ahead in two more, and writes audit, outbox and inbox status rows with one statement each. What is left per event
-//! is its savepoint and its own state writes.
+//! for one subscription update); a batch takes every lock it needs with two statements (customers, then
+//! workspaces: the lock order of a single event), reads the links, subscriptions and inbox rows of all its events
+//! with three more, and writes audit, outbox and inbox rows with one statement each — a new event's inbox row once,
+//! with the status it settled on, instead of inserted and then updated. What is left per event is its savepoint
+//! and its own state writes.
 //!
 //! Each event runs behind a savepoint: if one fails, only its writes are rolled back and its neighbours commit.
-//! An event that failed for a reason that may pass (a conflict, a storage error) is marked `failed` in the batch —
+//! An event that failed for a reason that may pass (a conflict, a storage error) is recorded `failed` in the batch —
 //! so a crash before it is retried leaves it retriable by the processor's redelivery — and then retried on its
-//! own, exactly as a single delivery, after the batch commits. If the batch itself cannot commit, every event is
-//! retried on its own. Either way an answer leaves only after the commit that made its event durable.
+//! own, exactly as a single delivery, after the batch commits. If the batch itself cannot commit (or another
+//! transaction recorded one of its new events first), every event is retried on its own. Either way an answer
+//! leaves only after the commit that made its event durable.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::StoreError;
 use crate::events::ProcessorEvent;
 use crate::ids::{CustomerId, EventId, ProcessorId, SubscriptionId};
-use crate::ports::{BillingSubject, InboxEvent, InboxStatus, Recorded, Transaction};
+use crate::ports::{BillingSubject, InboxEvent, InboxStatus, Seen, Transaction};
 
 use super::scope::Scope;
 use super::{ApplyError, Attempt, IngestError, IngestOutcome, WebhookService, named_workspace, subject_customer};
@@ -62,46 +64,50 @@ impl WebhookService {
         Ok(settled)
     }
 
-    /// Records, locks, reads ahead, applies each event behind its savepoint, and writes the deferred rows.
+    /// Locks, reads the inbox and what the events need, applies each event behind its savepoint, and writes the
+    /// deferred rows — the inbox rows of new events once, with the status they settled on.
     async fn settle_in_batch(&self, tx: &dyn Transaction, deliveries: &[Delivery]) -> Result<Vec<Settled>, StoreError> {
         let mut settled: Vec<Settled> = deliveries.iter().map(|_| Settled::Alone).collect();
         // Only the first copy of an event joins; a second copy is answered on its own afterwards, from what the
         // first one left (so it is never told "duplicate" about a copy that did not apply).
-        let mut firsts: BTreeMap<(&ProcessorId, &EventId), usize> = BTreeMap::new();
+        let mut firsts: BTreeMap<(ProcessorId, EventId), usize> = BTreeMap::new();
         for (i, delivery) in deliveries.iter().enumerate() {
-            firsts.entry((&delivery.event.processor, &delivery.event.id)).or_insert(i);
+            firsts.entry((delivery.event.processor.clone(), delivery.event.id.clone())).or_insert(i);
         }
-        let received_at = self.clock.now();
-        let rows: Vec<InboxEvent> = firsts
-            .values()
-            .map(|&i| {
-                let event = &deliveries[i].event;
-                InboxEvent {
-                    processor: event.processor.clone(),
-                    event_id: event.id.clone(),
-                    event_type: event.event_type.clone(),
-                    payload: deliveries[i].raw.clone(),
-                    received_at,
-                }
-            })
-            .collect();
+        let mut arrivals: Vec<usize> = firsts.values().copied().collect();
+        arrivals.sort_unstable();
 
-        let recorded = tx.inbox().record_many(&rows).await?;
+        // Locks before the inbox is read: every transaction that records an event of a subject holds its lock, so
+        // none can record one of these meanwhile.
+        let mut scope = Scope::batch();
+        lock_ahead(tx, &mut scope, arrivals.iter().map(|&i| &deliveries[i].event)).await?;
+        let keys: Vec<(ProcessorId, EventId)> = firsts.keys().cloned().collect();
+        let seen = tx.inbox().seen_many(&keys).await?;
+        let received_at = self.clock.now();
         let mut attempts: Vec<Option<Attempt>> = vec![None; deliveries.len()];
-        for (&i, recorded) in firsts.values().zip(recorded) {
-            let event = &deliveries[i].event;
-            attempts[i] = match recorded {
-                Recorded::New => Some(Attempt::First),
-                Recorded::Seen { status: InboxStatus::Failed, attempts } => {
-                    if tx.inbox().claim_retry(&event.processor, &event.id, attempts).await? {
+        for &i in &arrivals {
+            let (event, raw) = (&deliveries[i].event, &deliveries[i].raw);
+            attempts[i] = match seen.get(&(event.processor.clone(), event.id.clone())) {
+                None => {
+                    scope.record_new(InboxEvent {
+                        processor: event.processor.clone(),
+                        event_id: event.id.clone(),
+                        event_type: event.event_type.clone(),
+                        payload: raw.clone(),
+                        received_at,
+                    });
+                    Some(Attempt::First)
+                }
+                Some(Seen { status: InboxStatus::Failed, attempts }) => {
+                    if tx.inbox().claim_retry(&event.processor, &event.id, *attempts).await? {
                         Some(Attempt::First)
                     } else {
                         settled[i] = Settled::Done(IngestOutcome::Duplicate);
                         None
                     }
                 }
-                Recorded::Seen { status: InboxStatus::Parked, .. } => Some(Attempt::Parked),
-                Recorded::Seen { .. } => {
+                Some(Seen { status: InboxStatus::Parked, .. }) => Some(Attempt::Parked),
+                Some(_) => {
                     settled[i] = Settled::Done(IngestOutcome::Duplicate);
                     None
                 }
@@ -109,8 +115,6 @@ impl WebhookService {
         }
         let applying: Vec<usize> = (0..deliveries.len()).filter(|&i| attempts[i].is_some()).collect();
 
-        let mut scope = Scope::batch();
-        lock_ahead(tx, &mut scope, applying.iter().map(|&i| &deliveries[i].event)).await?;
         for &i in &applying {
             let (event, attempt) = (&deliveries[i].event, attempts[i].unwrap_or(Attempt::First));
             tx.savepoint().await?;

@@ -136,6 +136,10 @@ impl WebhookService {
         let mut attempt = Attempt::Parked;
         for _ in 0..CONFLICT_RETRIES {
             let tx = self.uow.begin().await?;
+            // The subject's lock comes before the inbox row: a group commit reads the inbox under the same lock and
+            // writes its new rows at the end, so recording first could leave each waiting for the other.
+            let mut scope = Scope::single();
+            lock_subject(tx.as_ref(), &mut scope, event).await?;
             if let Some(delivery) = delivery {
                 attempt = match tx.inbox().record(delivery).await? {
                     Recorded::New => Attempt::First,
@@ -149,7 +153,6 @@ impl WebhookService {
                     Recorded::Seen { .. } => return Ok(IngestOutcome::Duplicate),
                 };
             }
-            let mut scope = Scope::single();
             match self.apply_in(tx.as_ref(), &mut scope, event, attempt).await {
                 Ok(outcome) => {
                     if outcome != IngestOutcome::Duplicate {

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::StoreError;
 use crate::ids::{CustomerId, EventId, ProcessorId, SubscriptionId, WorkspaceId};
-use crate::ports::{BillingSubject, InboxStatus, StatusUpdate, Transaction};
+use crate::ports::{BillingSubject, InboxEvent, InboxStatus, SettledEvent, StatusUpdate, Transaction};
 use crate::records::{AuditRecord, OutboxMessage};
 use crate::subscription::Subscription;
 
@@ -27,8 +27,12 @@ pub(super) struct Scope {
 
 #[derive(Debug, Default)]
 struct Deferred {
+    /// Events seen for the first time, written once with the status they settle on.
+    new: Vec<SettledEvent>,
+    new_index: BTreeMap<(ProcessorId, EventId), usize>,
     audit: Vec<(AuditRecord, DateTime<Utc>)>,
     outbox: Vec<(OutboxMessage, DateTime<Utc>)>,
+    /// Status changes of events recorded before this transaction.
     statuses: Vec<StatusUpdate>,
 }
 
@@ -37,6 +41,7 @@ struct Deferred {
 pub(super) struct Mark {
     held: BTreeSet<String>,
     deferred: (usize, usize, usize),
+    new_statuses: Vec<(InboxStatus, Option<String>)>,
 }
 
 impl Scope {
@@ -160,6 +165,16 @@ impl Scope {
         Ok(())
     }
 
+    /// A group commit's event seen for the first time: its inbox row is written by `flush`, with the status
+    /// the event settles on.
+    pub fn record_new(&mut self, event: InboxEvent) {
+        if let Some(deferred) = &mut self.deferred {
+            let key = (event.processor.clone(), event.event_id.clone());
+            deferred.new_index.insert(key, deferred.new.len());
+            deferred.new.push(SettledEvent { event, status: InboxStatus::Received, error: None });
+        }
+    }
+
     pub async fn status(
         &mut self,
         tx: &dyn Transaction,
@@ -168,6 +183,15 @@ impl Scope {
         status: InboxStatus,
         error: Option<String>,
     ) -> Result<(), StoreError> {
+        let pending = self.deferred.as_mut().and_then(|d| {
+            let i = *d.new_index.get(&(processor.clone(), event_id.clone()))?;
+            d.new.get_mut(i)
+        });
+        if let Some(new) = pending {
+            new.status = status;
+            new.error = error;
+            return Ok(());
+        }
         match &mut self.deferred {
             Some(deferred) => deferred.statuses.push(StatusUpdate {
                 processor: processor.clone(),
@@ -180,9 +204,21 @@ impl Scope {
         Ok(())
     }
 
-    /// Writes what waited, one statement per kind of row. A no-op for a single event's transaction.
+    /// Writes what waited, one statement per kind of row. A no-op for a single event's transaction. `Conflict`
+    /// when another transaction recorded one of the new events first (what was applied for it must not commit).
     pub async fn flush(&mut self, tx: &dyn Transaction) -> Result<(), StoreError> {
         let Some(deferred) = &mut self.deferred else { return Ok(()) };
+        if let Some(unsettled) = deferred.new.iter().find(|n| n.status == InboxStatus::Received) {
+            // Committed as `received`, a redelivery would take it for one being applied and drop it.
+            return Err(StoreError::Other(format!("event {} did not settle", unsettled.event.event_id)));
+        }
+        if !deferred.new.is_empty() {
+            let new = std::mem::take(&mut deferred.new);
+            let inserted = tx.inbox().record_settled(&new).await?;
+            if let Some((lost, _)) = new.iter().zip(inserted).find(|(_, inserted)| !inserted) {
+                return Err(StoreError::Conflict(format!("event {} was recorded meanwhile", lost.event.event_id)));
+            }
+        }
         if !deferred.audit.is_empty() {
             tx.audit().append_all(&std::mem::take(&mut deferred.audit)).await?;
         }
@@ -197,11 +233,14 @@ impl Scope {
 
     /// Where this scope stands, to return to if the event about to run is rolled back to its savepoint.
     pub fn mark(&self) -> Mark {
-        let lengths = match &self.deferred {
-            Some(d) => (d.audit.len(), d.outbox.len(), d.statuses.len()),
-            None => (0, 0, 0),
+        let (lengths, new_statuses) = match &self.deferred {
+            Some(d) => (
+                (d.audit.len(), d.outbox.len(), d.statuses.len()),
+                d.new.iter().map(|n| (n.status, n.error.clone())).collect(),
+            ),
+            None => ((0, 0, 0), Vec::new()),
         };
-        Mark { held: self.held.clone(), deferred: lengths }
+        Mark { held: self.held.clone(), deferred: lengths, new_statuses }
     }
 
     /// Forgets what happened since `mark`: the locks taken (a rolled-back savepoint may have released them; taking
@@ -209,6 +248,9 @@ impl Scope {
     pub fn restore(&mut self, mark: Mark) {
         self.held = mark.held;
         if let Some(deferred) = &mut self.deferred {
+            for (new, (status, error)) in deferred.new.iter_mut().zip(mark.new_statuses) {
+                (new.status, new.error) = (status, error);
+            }
             deferred.audit.truncate(mark.deferred.0);
             deferred.outbox.truncate(mark.deferred.1);
             deferred.statuses.truncate(mark.deferred.2);
