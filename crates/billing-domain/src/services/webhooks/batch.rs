@@ -172,23 +172,17 @@ async fn lock_ahead<'a>(
         .collect();
     scope.lock_all(tx, subjects).await?;
 
-    let processors: BTreeSet<&ProcessorId> = events.clone().map(|e| &e.processor).collect();
-    for processor in processors {
-        let linked: Vec<CustomerId> = events
-            .clone()
-            .filter(|e| &e.processor == processor)
-            .filter_map(|e| e.payload.customer_id().cloned())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let subscriptions: Vec<SubscriptionId> = events
-            .clone()
-            .filter(|e| &e.processor == processor)
-            .filter_map(|e| e.payload.subscription_id().cloned())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        scope.read_ahead(tx, processor, &linked, &subscriptions).await?;
+    // What to read ahead, per processor: the customers' links and the subscriptions the events name.
+    let mut wanted: BTreeMap<&ProcessorId, (BTreeSet<CustomerId>, BTreeSet<SubscriptionId>)> = BTreeMap::new();
+    for event in events.clone() {
+        let (customers, subscriptions) = wanted.entry(&event.processor).or_default();
+        customers.extend(event.payload.customer_id().cloned());
+        subscriptions.extend(event.payload.subscription_id().cloned());
+    }
+    for (processor, (customers, subscriptions)) in wanted {
+        let (customers, subscriptions): (Vec<_>, Vec<_>) =
+            (customers.into_iter().collect(), subscriptions.into_iter().collect());
+        scope.read_ahead(tx, processor, &customers, &subscriptions).await?;
     }
 
     let mut workspaces = Vec::new();
