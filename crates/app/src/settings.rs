@@ -127,9 +127,9 @@ pub struct WebhookSettings {
     pub max_wait_us: u64,
 }
 
-/// Events one transaction may hold: each runs in a subtransaction, and PostgreSQL tracks up to 64 of them per
-/// transaction cheaply (beyond that, every other session's snapshot checks get slower).
-pub const MAX_BATCH: usize = 64;
+/// Events one transaction may hold: each runs in a subtransaction (a credit grant opens one more), and PostgreSQL
+/// tracks up to 64 of them per transaction cheaply (beyond that, every other session's snapshot checks get slower).
+pub const MAX_BATCH: usize = 32;
 
 /// Where the plan catalog lives.
 #[derive(Debug, Clone, Deserialize)]

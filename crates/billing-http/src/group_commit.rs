@@ -106,22 +106,32 @@ async fn run_lane(service: Arc<WebhookService>, mut queue: mpsc::Receiver<Job>, 
         }
         let (deliveries, replies): (Vec<Delivery>, Vec<_>) = jobs.into_iter().map(|j| (j.delivery, j.reply)).unzip();
         let started = Instant::now();
-        // A panic must not take the lane down with it: every later delivery on it would fail.
-        let answers = AssertUnwindSafe(service.ingest_batch(&deliveries)).catch_unwind().await;
-        tracing::debug!(events = deliveries.len(), micros = started.elapsed().as_micros() as u64, "group commit");
-        match answers {
-            Ok(answers) => {
-                for (reply, answer) in replies.into_iter().zip(answers) {
-                    // The sender gave up (client gone): its event is durable all the same.
-                    let _ = reply.send(answer);
+        // A panic must not take the lane down with it (every later delivery on it would fail), nor fail the
+        // batch's other events: after one, each delivery is ingested on its own.
+        let answers = match AssertUnwindSafe(service.ingest_batch(&deliveries)).catch_unwind().await {
+            Ok(batch) => {
+                if let Some(error) = batch.fell_back {
+                    tracing::warn!(events = deliveries.len(), %error, "group commit failed; ingested one by one");
                 }
+                batch.answers
             }
             Err(_) => {
-                tracing::error!(events = deliveries.len(), "webhook batch panicked; the processor will retry");
-                for reply in replies {
-                    let _ = reply.send(Err(IngestError::Store(StoreError::Other("ingestion failed".into()))));
+                tracing::error!(events = deliveries.len(), "webhook batch panicked; ingesting one by one");
+                let mut answers = Vec::with_capacity(deliveries.len());
+                for delivery in &deliveries {
+                    let alone = AssertUnwindSafe(service.ingest(&delivery.event, &delivery.raw)).catch_unwind().await;
+                    answers.push(alone.unwrap_or_else(|_| {
+                        tracing::error!(event_id = %delivery.event.id, "webhook ingestion panicked; the processor will retry");
+                        Err(IngestError::Store(StoreError::Other("ingestion failed".into())))
+                    }));
                 }
+                answers
             }
+        };
+        tracing::debug!(events = deliveries.len(), micros = started.elapsed().as_micros() as u64, "group commit");
+        for (reply, answer) in replies.into_iter().zip(answers) {
+            // The sender gave up (client gone): its event is durable all the same.
+            let _ = reply.send(answer);
         }
     }
 }

@@ -295,7 +295,8 @@ pub trait EventInbox: Send + Sync {
         }
         Ok(())
     }
-    /// Records a failed attempt: inserts the event as `failed` or, if present, sets `failed` and increments attempts.
+    /// Records a failed attempt: inserts the event as `failed` or, if present and `failed` or `received`, sets `failed`
+    /// and increments attempts. An event settled otherwise (by another delivery meanwhile) MUST be left as it is.
     async fn record_failure(&self, event: &InboxEvent, error: &str) -> Result<(), StoreError>;
     /// Parks a translated event under `link` (e.g. `customer:cus_1`) until that link appears.
     async fn park(&self, event: &ProcessorEvent, link: &str, now: DateTime<Utc>) -> Result<(), StoreError>;

@@ -18,7 +18,9 @@ pub use reconcile::{
     Discovery, RECONCILE_EVENT_TYPE, ReconcileError, ReconcileFailure, ReconcileReport, ReconcileService, Repair, drift,
 };
 pub use trials::{TrialError, TrialService};
-pub use webhooks::{Delivery, IngestError, IngestOutcome, PARKED_SWEEP_BATCH, SweepReport, WebhookService, subject_of};
+pub use webhooks::{
+    BatchAnswers, Delivery, IngestError, IngestOutcome, PARKED_SWEEP_BATCH, SweepReport, WebhookService, subject_of,
+};
 pub use workspaces::{WorkspaceError, WorkspaceOverview, WorkspaceService};
 
 use std::sync::Arc;

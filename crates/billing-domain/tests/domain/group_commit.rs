@@ -39,7 +39,7 @@ fn deliver_in_batches(store: &MemoryStore, events: &[ProcessorEvent], sizes: &[u
         while !rest.is_empty() {
             let size = sizes.next().unwrap_or(usize::MAX).clamp(1, rest.len());
             let (batch, after) = rest.split_at(size);
-            for answer in service.ingest_batch(&deliveries(batch)).await {
+            for answer in service.ingest_batch(&deliveries(batch)).await.answers {
                 answers.push(answer.expect("every delivery is recorded"));
             }
             rest = after;

@@ -250,11 +250,16 @@ impl<C: Executor> EventInbox for Repo<C> {
     async fn record_failure(&self, event: &InboxEvent, error: &str) -> Result<(), StoreError> {
         use inbox_event::Column;
         // One upsert, so a failure is counted exactly once even when the event was never recorded (its insert was
-        // rolled back with the failed transaction).
+        // rolled back with the failed transaction). A row another delivery settled meanwhile is left alone: marking
+        // an applied event failed would let a redelivery apply it again.
         let on_conflict = OnConflict::columns([Column::Processor, Column::EventId])
             .value(Column::Status, Expr::value(InboxStatus::Failed.as_str()))
             .value(Column::Attempts, Expr::col((inbox_event::Entity, Column::Attempts)).add(1))
             .update_column(Column::Error)
+            .action_and_where(
+                Expr::col((inbox_event::Entity, Column::Status))
+                    .is_in([InboxStatus::Failed.as_str(), InboxStatus::Received.as_str()]),
+            )
             .to_owned();
         let row = new_row(event, InboxStatus::Failed, Some(error.to_owned()));
         inbox_event::Entity::insert(row)

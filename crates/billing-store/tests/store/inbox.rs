@@ -50,6 +50,14 @@ both!(failures_and_retry_claims_are_compare_and_set, |store: Store| async move {
         .collect();
     let claims = futures::future::join_all(tasks).await.into_iter().filter(|c| *c.as_ref().unwrap()).count();
     assert_eq!(claims, 1);
+
+    // A failure reported for an event another delivery has settled meanwhile leaves it settled: marking it failed
+    // would let a redelivery apply it twice.
+    let settled = inbox_event("evt_settled");
+    assert_eq!(inbox.record(&settled).await.unwrap(), Recorded::New);
+    inbox.set_status(&processor, &settled.event_id, InboxStatus::Processed, None).await.unwrap();
+    inbox.record_failure(&settled, "late failure").await.unwrap();
+    assert_eq!(inbox.record(&settled).await.unwrap(), Recorded::Seen { status: InboxStatus::Processed, attempts: 1 });
     assert!(!inbox.claim_retry(&processor, &EventId::new("evt_unknown"), 1).await.unwrap());
 });
 

@@ -30,6 +30,16 @@ pub struct Delivery {
     pub raw: String,
 }
 
+/// What [`WebhookService::ingest_batch`] answers.
+#[derive(Debug)]
+pub struct BatchAnswers {
+    /// One answer per delivery, in their order.
+    pub answers: Vec<Result<IngestOutcome, IngestError>>,
+    /// Why the shared transaction did not commit, when it did not (every delivery was then ingested on its own):
+    /// worth a log line, as batches that keep failing cost one transaction per event.
+    pub fell_back: Option<StoreError>,
+}
+
 /// How a delivery of the batch is settled: by the batch, or on its own after it.
 enum Settled {
     Done(IngestOutcome),
@@ -39,10 +49,13 @@ enum Settled {
 impl WebhookService {
     /// Ingests `deliveries` together, answering each as [`WebhookService::ingest`] would, in their order. Every
     /// answer is given after the commit that made its event durable.
-    pub async fn ingest_batch(&self, deliveries: &[Delivery]) -> Vec<Result<IngestOutcome, IngestError>> {
-        let settled = match deliveries.len() {
-            0 | 1 => None,
-            _ => self.try_batch(deliveries).await.ok(),
+    pub async fn ingest_batch(&self, deliveries: &[Delivery]) -> BatchAnswers {
+        let (settled, fell_back) = match deliveries.len() {
+            0 | 1 => (None, None),
+            _ => match self.try_batch(deliveries).await {
+                Ok(settled) => (Some(settled), None),
+                Err(error) => (None, Some(error)),
+            },
         };
         let settled = settled.unwrap_or_else(|| deliveries.iter().map(|_| Settled::Alone).collect());
         let mut answers = Vec::with_capacity(deliveries.len());
@@ -52,7 +65,7 @@ impl WebhookService {
                 Settled::Alone => self.ingest(&delivery.event, &delivery.raw).await,
             });
         }
-        answers
+        BatchAnswers { answers, fell_back }
     }
 
     /// The shared transaction. `Err` when it did not commit (nothing of it is durable, or the commit's outcome is

@@ -17,7 +17,7 @@ use crate::events::{EventPayload, ProcessorEvent};
 use crate::ids::{CustomerId, ProcessorId, WorkspaceId};
 use crate::lifecycle::{Changes, Decision, DecisionError, Known, customer_link, decide};
 use crate::ports::{BillingSubject, Clock, InboxEvent, InboxStatus, Recorded, Transaction, UnitOfWork};
-pub use batch::Delivery;
+pub use batch::{BatchAnswers, Delivery};
 use scope::Scope;
 
 /// What happened to a delivered event. Every variant means it is durably recorded.
@@ -199,11 +199,10 @@ impl WebhookService {
         reason: &str,
     ) -> Result<(), StoreError> {
         let tx = self.uow.begin().await?;
-        if attempt == Attempt::Parked {
-            lock_subject(tx.as_ref(), &mut Scope::single(), event).await?;
-            if !tx.inbox().unpark(&event.processor, &event.id).await? {
-                return Ok(()); // another transaction applied it meanwhile
-            }
+        // Under the subject's lock like every other write of the event's inbox row (a group commit relies on it).
+        lock_subject(tx.as_ref(), &mut Scope::single(), event).await?;
+        if attempt == Attempt::Parked && !tx.inbox().unpark(&event.processor, &event.id).await? {
+            return Ok(()); // another transaction applied it meanwhile
         }
         match delivery {
             Some(delivery) => tx.inbox().record_failure(delivery, reason).await?,

@@ -213,7 +213,11 @@ impl Scope {
             return Err(StoreError::Other(format!("event {} did not settle", unsettled.event.event_id)));
         }
         if !deferred.new.is_empty() {
-            let new = std::mem::take(&mut deferred.new);
+            // In key order, so two batches recording overlapping events (ones no lock orders: those without a
+            // subject) wait for each other in one direction only.
+            let mut new = std::mem::take(&mut deferred.new);
+            deferred.new_index.clear();
+            new.sort_by(|a, b| (&a.event.processor, &a.event.event_id).cmp(&(&b.event.processor, &b.event.event_id)));
             let inserted = tx.inbox().record_settled(&new).await?;
             if let Some((lost, _)) = new.iter().zip(inserted).find(|(_, inserted)| !inserted) {
                 return Err(StoreError::Conflict(format!("event {} was recorded meanwhile", lost.event.event_id)));
