@@ -93,7 +93,7 @@ impl WebhookService {
         // Locks before the inbox is read: every transaction that records an event of a subject holds its lock, so
         // none can record one of these meanwhile.
         let mut scope = Scope::batch();
-        lock_ahead(tx, &mut scope, arrivals.iter().map(|&i| &deliveries[i].event)).await?;
+        lock_customers(tx, &mut scope, arrivals.iter().map(|&i| &deliveries[i].event)).await?;
         let keys: Vec<(ProcessorId, EventId)> = firsts.keys().cloned().collect();
         let seen = tx.inbox().seen_many(&keys).await?;
         let received_at = self.clock.now();
@@ -127,6 +127,7 @@ impl WebhookService {
             };
         }
         let applying: Vec<usize> = (0..deliveries.len()).filter(|&i| attempts[i].is_some()).collect();
+        lock_workspaces(tx, &mut scope, applying.iter().map(|&i| &deliveries[i].event)).await?;
 
         for &i in &applying {
             let (event, attempt) = (&deliveries[i].event, attempts[i].unwrap_or(Attempt::First));
@@ -164,12 +165,10 @@ impl WebhookService {
     }
 }
 
-/// Takes every lock the batch's events need before any of them runs: their customers (one statement), then — with
-/// the links read under those locks, and the subscriptions beside them — their workspaces (one more). The same
-/// order as a single event's, customers before workspaces, each set sorted, so batches, single events and API
-/// writes never wait on each other in a cycle. A workspace only known later (a link created in the batch) is
-/// locked by its event as usual.
-async fn lock_ahead<'a>(
+/// Takes the customers' locks of the batch's events (one statement), then reads their links and subscriptions
+/// under them. With [`lock_workspaces`] after it, the same order as a single event's — customers before
+/// workspaces, each set sorted — so batches, single events and API writes never wait on each other in a cycle.
+async fn lock_customers<'a>(
     tx: &dyn Transaction,
     scope: &mut Scope,
     events: impl Iterator<Item = &'a ProcessorEvent> + Clone,
@@ -197,7 +196,17 @@ async fn lock_ahead<'a>(
             (customers.into_iter().collect(), subscriptions.into_iter().collect());
         scope.read_ahead(tx, processor, &customers, &subscriptions).await?;
     }
+    Ok(())
+}
 
+/// Takes the workspaces' locks of the events about to apply (duplicates change nothing, so they lock nothing —
+/// a lock also announces a change), from the links read ahead, in one statement. A workspace only known later (a
+/// link created in the batch) is locked by its event as usual.
+async fn lock_workspaces<'a>(
+    tx: &dyn Transaction,
+    scope: &mut Scope,
+    events: impl Iterator<Item = &'a ProcessorEvent>,
+) -> Result<(), StoreError> {
     let mut workspaces = Vec::new();
     for event in events {
         if let Some(customer) = event.payload.customer_id()
