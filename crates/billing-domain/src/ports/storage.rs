@@ -300,6 +300,14 @@ pub trait EventInbox: Send + Sync {
     async fn record_failure(&self, event: &InboxEvent, error: &str) -> Result<(), StoreError>;
     /// Parks a translated event under `link` (e.g. `customer:cus_1`) until that link appears.
     async fn park(&self, event: &ProcessorEvent, link: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// [`EventInbox::park`] for several events, each with its link and time. An adapter SHOULD insert them in one
+    /// statement.
+    async fn park_all(&self, parked: &[(ProcessorEvent, String, DateTime<Utc>)]) -> Result<(), StoreError> {
+        for (event, link, at) in parked {
+            self.park(event, link, *at).await?;
+        }
+        Ok(())
+    }
     /// Removes and returns the events parked under `link`, oldest first. Inside a transaction, removal and the
     /// caller's apply commit together, so a parked event is applied exactly once.
     async fn take_parked(&self, processor: &ProcessorId, link: &str) -> Result<Vec<ProcessorEvent>, StoreError>;

@@ -141,3 +141,20 @@ fn an_event_whose_write_conflicts_is_retried_alone_and_nothing_else_is_lost() {
     let retried: Vec<_> = state.inbox.iter().filter(|(_, (_, attempts))| *attempts == 2).map(|(k, _)| &k.1).collect();
     assert_eq!(retried.len(), 1, "exactly the conflicting event took a second attempt: {retried:?}");
 }
+
+#[test]
+fn an_event_parked_in_a_batch_stays_parked_when_the_event_taking_it_is_rolled_back() {
+    let events = lifecycle();
+    let store = fresh_store();
+    // evt_02 parks (no link yet); the checkout after it links the customer and takes it, and applying it writes
+    // sub_1, which fails once: the checkout is rolled back to its savepoint and retried on its own.
+    store.failing_writes.lock().unwrap().insert(SubscriptionId::new("sub_1"), 1);
+    let batch = vec![events[1].clone(), events[0].clone()];
+    let answers = deliver_in_batches(&store, &batch, &[2]);
+    assert_eq!(answers, [IngestOutcome::Parked, IngestOutcome::Applied]);
+    let state = committed(&store);
+    assert!(state.parked.is_empty(), "the retried checkout took the parked event: {:?}", state.parked);
+    let expected = deliver(&events[..2]);
+    assert_eq!(state.subscriptions, expected.subscriptions);
+    assert_eq!(state.customers, expected.customers);
+}

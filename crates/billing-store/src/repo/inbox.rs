@@ -29,6 +29,17 @@ fn placeholder(backend: DbBackend, n: usize) -> String {
     }
 }
 
+fn parked_row(event: &ProcessorEvent, link: &str, at: DateTime<Utc>) -> Result<parked_event::ActiveModel, StoreError> {
+    Ok(parked_event::ActiveModel {
+        id: NotSet,
+        processor: Set(event.processor.as_str().to_owned()),
+        event_id: Set(event.id.as_str().to_owned()),
+        link: Set(link.to_owned()),
+        event: Set(serde_json::to_string(event).map_err(|e| unencodable("parked event", e))?),
+        parked_at: Set(at),
+    })
+}
+
 fn new_row(event: &InboxEvent, status: InboxStatus, error: Option<String>) -> inbox_event::ActiveModel {
     inbox_event::ActiveModel {
         id: NotSet,
@@ -273,16 +284,26 @@ impl<C: Executor> EventInbox for Repo<C> {
     #[tracing::instrument(skip_all, fields(processor = %event.processor, event_id = %event.id, link))]
     async fn park(&self, event: &ProcessorEvent, link: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         use parked_event::Column;
-        let row = parked_event::ActiveModel {
-            id: NotSet,
-            processor: Set(event.processor.as_str().to_owned()),
-            event_id: Set(event.id.as_str().to_owned()),
-            link: Set(link.to_owned()),
-            event: Set(serde_json::to_string(event).map_err(|e| unencodable("parked event", e))?),
-            parked_at: Set(now),
-        };
+        let row = parked_row(event, link, now)?;
         // A redelivery parks nothing new: the first row already waits for this link.
         let insert = parked_event::Entity::insert(row).on_conflict_do_nothing_on([
+            Column::Processor,
+            Column::EventId,
+            Column::Link,
+        ]);
+        insert_or_skip(&self.conn, insert).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(rows = parked.len()))]
+    async fn park_all(&self, parked: &[(ProcessorEvent, String, DateTime<Utc>)]) -> Result<(), StoreError> {
+        use parked_event::Column;
+        let rows =
+            parked.iter().map(|(event, link, at)| parked_row(event, link, *at)).collect::<Result<Vec<_>, _>>()?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let insert = parked_event::Entity::insert_many(rows).on_conflict_do_nothing_on([
             Column::Processor,
             Column::EventId,
             Column::Link,

@@ -14,7 +14,9 @@ use billing_domain::ports::{
 use billing_domain::subscription::SubscriptionStatus::Active;
 use billing_store::Store;
 
-use crate::helpers::{Backend, at, audit_record, inbox_event, outbox_message, run, subscription, workspace, ws_id};
+use crate::helpers::{
+    Backend, at, audit_record, inbox_event, outbox_message, processor_event, run, subscription, workspace, ws_id,
+};
 
 fn status(id: &str, status: InboxStatus, error: Option<&str>) -> StatusUpdate {
     StatusUpdate {
@@ -203,3 +205,19 @@ async fn lock_all_holds_every_subject_until_commit_on_postgres() {
     })
     .await;
 }
+
+both!(park_all_parks_each_event_once_under_its_link, |store: Store| async move {
+    let sandbox = ProcessorId::new("sandbox");
+    let first = processor_event("evt_1", "cus_1");
+    let second = processor_event("evt_2", "cus_1");
+    store.park(&first, "customer:cus_1", at(1)).await.unwrap();
+    let parked = [
+        (first.clone(), "customer:cus_1".to_owned(), at(1)),
+        (second.clone(), "customer:cus_1".to_owned(), at(2)),
+        (second.clone(), "subscription:sub_1".to_owned(), at(2)),
+    ];
+    store.park_all(&parked).await.unwrap();
+    assert_eq!(store.take_parked(&sandbox, "customer:cus_1").await.unwrap(), vec![first, second.clone()]);
+    assert_eq!(store.take_parked(&sandbox, "subscription:sub_1").await.unwrap(), vec![second]);
+    store.park_all(&[]).await.unwrap();
+});

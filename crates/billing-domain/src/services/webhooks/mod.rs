@@ -247,7 +247,7 @@ impl WebhookService {
     ) -> Result<(), ApplyError> {
         let mut queue: VecDeque<String> = links.into();
         while let Some(link) = queue.pop_front() {
-            for parked in tx.inbox().take_parked(processor, &link).await? {
+            for parked in scope.take_parked(tx, processor, &link).await? {
                 let named = subject_customer(&parked.payload);
                 if named != locked {
                     let reason = format!(
@@ -352,7 +352,7 @@ impl WebhookService {
         match decide(event, known)? {
             Decision::Ignore => Ok((IngestOutcome::Ignored, Vec::new())),
             Decision::Park { link } => {
-                tx.inbox().park(event, &link, now).await?;
+                scope.park(tx, event, &link, now).await?;
                 Ok((IngestOutcome::Parked, Vec::new()))
             }
             Decision::Apply(changes) => {

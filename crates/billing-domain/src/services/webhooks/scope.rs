@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 
 use crate::error::StoreError;
+use crate::events::ProcessorEvent;
 use crate::ids::{CustomerId, EventId, ProcessorId, SubscriptionId, WorkspaceId};
 use crate::ports::{BillingSubject, InboxEvent, InboxStatus, SettledEvent, StatusUpdate, Transaction};
 use crate::records::{AuditRecord, OutboxMessage};
@@ -30,6 +31,10 @@ struct Deferred {
     /// Events seen for the first time, written once with the status they settle on.
     new: Vec<SettledEvent>,
     new_index: BTreeMap<(ProcessorId, EventId), usize>,
+    /// Events parked in this batch, inserted by `flush` unless a link created later in the batch took them, and
+    /// the order they were taken in (so a rollback to a savepoint can put them back).
+    parked: Vec<Parked>,
+    taken: Vec<usize>,
     audit: Vec<(AuditRecord, DateTime<Utc>)>,
     outbox: Vec<(OutboxMessage, DateTime<Utc>)>,
     /// Status changes of events recorded before this transaction.
@@ -37,10 +42,19 @@ struct Deferred {
 }
 
 /// What [`Scope::restore`] returns to when an event's savepoint is rolled back.
+#[derive(Debug)]
+struct Parked {
+    event: ProcessorEvent,
+    link: String,
+    at: DateTime<Utc>,
+    taken: bool,
+}
+
 /// Rows read ahead need no mark: events only forget them, and a forgotten row is merely read again.
 pub(super) struct Mark {
     held: BTreeSet<String>,
     deferred: (usize, usize, usize),
+    parked: (usize, usize),
     new_statuses: Vec<(InboxStatus, Option<String>)>,
 }
 
@@ -137,6 +151,44 @@ impl Scope {
         self.subscriptions.remove(&(processor.clone(), id.clone()));
     }
 
+    /// Parks `event` under `link`: at once in a single event's transaction, at `flush` in a batch.
+    pub async fn park(
+        &mut self,
+        tx: &dyn Transaction,
+        event: &ProcessorEvent,
+        link: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        match &mut self.deferred {
+            Some(deferred) => {
+                deferred.parked.push(Parked { event: event.clone(), link: link.to_owned(), at: now, taken: false })
+            }
+            None => tx.inbox().park(event, link, now).await?,
+        }
+        Ok(())
+    }
+
+    /// Takes the events parked under `link`, oldest first: those committed before (from the database), then those
+    /// parked earlier in this batch.
+    pub async fn take_parked(
+        &mut self,
+        tx: &dyn Transaction,
+        processor: &ProcessorId,
+        link: &str,
+    ) -> Result<Vec<ProcessorEvent>, StoreError> {
+        let mut taken = tx.inbox().take_parked(processor, link).await?;
+        if let Some(deferred) = &mut self.deferred {
+            for (i, parked) in deferred.parked.iter_mut().enumerate() {
+                if !parked.taken && &parked.event.processor == processor && parked.link == link {
+                    parked.taken = true;
+                    deferred.taken.push(i);
+                    taken.push(parked.event.clone());
+                }
+            }
+        }
+        Ok(taken)
+    }
+
     pub async fn audit(
         &mut self,
         tx: &dyn Transaction,
@@ -223,6 +275,15 @@ impl Scope {
                 return Err(StoreError::Conflict(format!("event {} was recorded meanwhile", lost.event.event_id)));
             }
         }
+        let parked: Vec<_> = std::mem::take(&mut deferred.parked)
+            .into_iter()
+            .filter(|p| !p.taken)
+            .map(|p| (p.event, p.link, p.at))
+            .collect();
+        deferred.taken.clear();
+        if !parked.is_empty() {
+            tx.inbox().park_all(&parked).await?;
+        }
         if !deferred.audit.is_empty() {
             tx.audit().append_all(&std::mem::take(&mut deferred.audit)).await?;
         }
@@ -237,14 +298,15 @@ impl Scope {
 
     /// Where this scope stands, to return to if the event about to run is rolled back to its savepoint.
     pub fn mark(&self) -> Mark {
-        let (lengths, new_statuses) = match &self.deferred {
+        let (lengths, parked, new_statuses) = match &self.deferred {
             Some(d) => (
                 (d.audit.len(), d.outbox.len(), d.statuses.len()),
+                (d.parked.len(), d.taken.len()),
                 d.new.iter().map(|n| (n.status, n.error.clone())).collect(),
             ),
-            None => ((0, 0, 0), Vec::new()),
+            None => ((0, 0, 0), (0, 0), Vec::new()),
         };
-        Mark { held: self.held.clone(), deferred: lengths, new_statuses }
+        Mark { held: self.held.clone(), deferred: lengths, parked, new_statuses }
     }
 
     /// Forgets what happened since `mark`: the locks taken (a rolled-back savepoint may have released them; taking
@@ -255,6 +317,10 @@ impl Scope {
             for (new, (status, error)) in deferred.new.iter_mut().zip(mark.new_statuses) {
                 (new.status, new.error) = (status, error);
             }
+            for i in deferred.taken.drain(mark.parked.1..) {
+                deferred.parked[i].taken = false;
+            }
+            deferred.parked.truncate(mark.parked.0);
             deferred.audit.truncate(mark.deferred.0);
             deferred.outbox.truncate(mark.deferred.1);
             deferred.statuses.truncate(mark.deferred.2);
