@@ -33,7 +33,7 @@ impl StoreTx {
 #[async_trait]
 impl Transaction for StoreTx {
     async fn lock(&self, subject: &BillingSubject) -> Result<(), StoreError> {
-        self.repo.lock_subject(subject).await
+        self.repo.lock_subjects(std::slice::from_ref(subject)).await
     }
 
     async fn lock_all(&self, subjects: &[BillingSubject]) -> Result<(), StoreError> {

@@ -55,6 +55,23 @@ fn new_row(event: &InboxEvent, status: InboxStatus, error: Option<String>) -> in
     }
 }
 
+impl<C: Executor> Repo<C> {
+    /// Inserts parked rows; a redelivery parks nothing new (the first row already waits for its link).
+    async fn insert_parked(&self, rows: Vec<parked_event::ActiveModel>) -> Result<(), StoreError> {
+        use parked_event::Column;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let insert = parked_event::Entity::insert_many(rows).on_conflict_do_nothing_on([
+            Column::Processor,
+            Column::EventId,
+            Column::Link,
+        ]);
+        insert_or_skip(&self.conn, insert).await?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl<C: Executor> EventInbox for Repo<C> {
     #[tracing::instrument(skip_all, fields(processor = %event.processor, event_id = %event.event_id))]
@@ -283,33 +300,14 @@ impl<C: Executor> EventInbox for Repo<C> {
 
     #[tracing::instrument(skip_all, fields(processor = %event.processor, event_id = %event.id, link))]
     async fn park(&self, event: &ProcessorEvent, link: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        use parked_event::Column;
-        let row = parked_row(event, link, now)?;
-        // A redelivery parks nothing new: the first row already waits for this link.
-        let insert = parked_event::Entity::insert(row).on_conflict_do_nothing_on([
-            Column::Processor,
-            Column::EventId,
-            Column::Link,
-        ]);
-        insert_or_skip(&self.conn, insert).await?;
-        Ok(())
+        self.insert_parked(vec![parked_row(event, link, now)?]).await
     }
 
     #[tracing::instrument(skip_all, fields(rows = parked.len()))]
     async fn park_all(&self, parked: &[(ProcessorEvent, String, DateTime<Utc>)]) -> Result<(), StoreError> {
-        use parked_event::Column;
         let rows =
             parked.iter().map(|(event, link, at)| parked_row(event, link, *at)).collect::<Result<Vec<_>, _>>()?;
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let insert = parked_event::Entity::insert_many(rows).on_conflict_do_nothing_on([
-            Column::Processor,
-            Column::EventId,
-            Column::Link,
-        ]);
-        insert_or_skip(&self.conn, insert).await?;
-        Ok(())
+        self.insert_parked(rows).await
     }
 
     #[tracing::instrument(skip_all, fields(processor = %processor, link))]
@@ -348,7 +346,7 @@ impl<C: Executor> EventInbox for Repo<C> {
                 WHERE s.processor = p.processor AND s.id = SUBSTR(p.link, 14))) \
             ORDER BY p.id LIMIT $1";
         let backend = self.conn.get_database_backend();
-        let sql = if backend == DbBackend::Sqlite { sql.replace("$1", "?") } else { sql.to_owned() };
+        let sql = sql.replace("$1", &placeholder(backend, 1));
         let statement = Statement::from_sql_and_values(backend, sql, [i64::from(limit).into()]);
         let rows = self.conn.query_all_raw(statement).await.map_err(map_db_err)?;
         rows.iter()

@@ -14,40 +14,10 @@ use crate::changes;
 use crate::errors::map_db_err;
 
 impl<C: Executor> Repo<C> {
-    /// Locks `subject`. Locking a workspace means changing it: the same statement announces the change, which
-    /// PostgreSQL delivers to other processes only if this transaction commits, and the commit invalidates it here.
-    #[tracing::instrument(skip_all, fields(subject = %subject.key()))]
-    pub(crate) async fn lock_subject(&self, subject: &BillingSubject) -> Result<(), StoreError> {
-        let workspace = match subject {
-            BillingSubject::Workspace(id) => Some(id),
-            BillingSubject::Customer { .. } => None,
-        };
-        let postgres = self.conn.get_database_backend() == DbBackend::Postgres;
-        if let (Some(id), Some(pending)) = (workspace, &self.changes.pending) {
-            pending.lock().unwrap_or_else(|p| p.into_inner()).record(id, postgres);
-        }
-        if !postgres {
-            return Ok(());
-        }
-        let key = subject.key().into();
-        let statement = match workspace {
-            Some(id) => Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), pg_notify($2, $3)",
-                [key, changes::CHANNEL.into(), self.changes.payload(id).into()],
-            ),
-            None => Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                [key],
-            ),
-        };
-        self.conn.execute_raw(statement).await.map_err(map_db_err)?;
-        Ok(())
-    }
-
     /// Locks `subjects` in the order given, in one statement per run of customers or of workspaces (a VALUES list
-    /// is scanned in order, and the aggregate takes each lock before the next row).
+    /// is scanned in order, and the aggregate takes each lock before the next row). Locking a workspace means
+    /// changing it: the same statement announces the change, which PostgreSQL delivers to other processes only if
+    /// this transaction commits, and the commit invalidates it here.
     #[tracing::instrument(skip_all, fields(subjects = subjects.len()))]
     pub(crate) async fn lock_subjects(&self, subjects: &[BillingSubject]) -> Result<(), StoreError> {
         let postgres = self.conn.get_database_backend() == DbBackend::Postgres;
