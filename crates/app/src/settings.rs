@@ -507,7 +507,7 @@ impl Problems {
 }
 
 fn check_http_url(p: &mut Problems, setting: &str, value: &str) {
-    match reqwest::Url::parse(value) {
+    match url::Url::parse(value) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
         _ => p.add(setting, &format!("must be an absolute http:// or https:// URL, got {value:?}")),
     }

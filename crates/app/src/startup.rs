@@ -3,27 +3,23 @@
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
 
-use actix_web::dev::{Server, Service};
-use actix_web::{App, HttpMessage, HttpServer, web};
 use anyhow::Context as _;
 use async_trait::async_trait;
 use billing_domain::catalog::Catalog;
-use billing_domain::ports::{Clock, IdGenerator, PaymentProcessor, WebhookOps};
+use billing_domain::ports::{Clock, HostedCheckoutOps, IdGenerator, PaymentProcessor, WebhookOps};
 use billing_domain::services::{
     CheckoutService, Context, EntitlementService, ReconcileReport, ReconcileService, TrialService, WebhookService,
     WorkspaceService,
 };
 use billing_http::auth::ApiKeys;
 use billing_http::group_commit::{GroupCommit, GroupCommitSettings};
-use billing_http::request_span::RequestSpan;
-use billing_http::{AppState, CheckoutDefaults, Edge, Readiness, SandboxPages, WebhookDelivery};
+use billing_http::server::{Server, ServerSettings};
+use billing_http::{AppState, CheckoutDefaults, Edge, Readiness};
 use billing_sandbox::{SandboxConfig, SandboxProcessor};
 use billing_store::Store;
 use billing_stripe::StripeProcessor;
 use secrecy::ExposeSecret;
-use tracing_actix_web::{RequestId, TracingLogger};
 
 use crate::jobs::Jobs;
 use crate::settings::{ProcessorChoice, Settings};
@@ -47,8 +43,6 @@ impl Application {
         let address = listener.local_addr()?;
         let port = address.port();
         let public_url = settings.server.public_base_url(port);
-        let loopback_host =
-            if address.ip().is_unspecified() { "127.0.0.1".to_owned() } else { address.ip().to_string() };
 
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let ids: Arc<dyn IdGenerator> = Arc::new(UuidIds);
@@ -95,54 +89,18 @@ impl Application {
                 success_url: settings.checkout.success_url.clone(),
                 cancel_url: settings.checkout.cancel_url.clone(),
             },
+            hosted_checkout: sandbox.map(|sandbox| sandbox as Arc<dyn HostedCheckoutOps>),
         };
         let keys = ApiKeys::new(
             settings.auth.api_keys.iter().map(|k| (k.name.as_str(), k.hash.as_str(), k.scopes.as_slice())),
         )
         .map_err(anyhow::Error::msg)?;
-        let sandbox_pages = match sandbox {
-            Some(processor) => Some(web::Data::new(SandboxPages {
-                processor,
-                delivery: Arc::new(LoopbackDelivery::new(format!("http://{loopback_host}:{port}/webhooks/sandbox"))?),
-            })),
-            None => None,
+        let edge = Edge::new(state, keys, settings.server.max_json_bytes);
+        let server_settings = ServerSettings {
+            workers: settings.server.workers,
+            shutdown_timeout_secs: settings.server.shutdown_timeout_secs,
         };
-        let edge = Edge {
-            state: web::Data::new(state),
-            keys: web::Data::new(keys),
-            sandbox: sandbox_pages,
-            max_json_bytes: settings.server.max_json_bytes,
-        };
-
-        let mut server = HttpServer::new(move || {
-            let edge = edge.clone();
-            App::new()
-                // Innermost, so an oversized head's 431 still carries the request id and is traced.
-                .wrap(actix_web::middleware::from_fn(billing_http::limits::limit_header_size))
-                .wrap_fn(|req, srv| {
-                    let response = srv.call(req);
-                    async move {
-                        let mut response = response.await?;
-                        let id = response.request().extensions().get::<RequestId>().map(|id| id.to_string());
-                        if let Some(value) =
-                            id.and_then(|id: String| actix_web::http::header::HeaderValue::from_str(&id).ok())
-                        {
-                            response
-                                .headers_mut()
-                                .insert(actix_web::http::header::HeaderName::from_static("x-request-id"), value);
-                        }
-                        Ok(response)
-                    }
-                })
-                .wrap(billing_http::error::problem_details())
-                .wrap(TracingLogger::<RequestSpan>::new())
-                .configure(|cfg| edge.configure(cfg))
-        })
-        .shutdown_timeout(settings.server.shutdown_timeout_secs);
-        if let Some(workers) = settings.server.workers {
-            server = server.workers(workers);
-        }
-        let server = server.listen(listener)?.run();
+        let server = billing_http::server::serve(edge, listener, server_settings)?;
         tracing::info!(%address, public_url, backend = store.backend(), "tollgate listening");
         let reconciler = ReconcileService::new(processor, store_arc.clone(), store_arc, webhooks.clone(), clock);
         let jobs =
@@ -268,34 +226,5 @@ struct StoreReadiness(Store);
 impl Readiness for StoreReadiness {
     async fn check(&self) -> Result<(), String> {
         self.0.ping().await.map_err(|e| e.to_string())
-    }
-}
-
-/// Delivers sandbox events to this very server over HTTP, like a processor would.
-struct LoopbackDelivery {
-    client: reqwest::Client,
-    url: String,
-}
-
-impl LoopbackDelivery {
-    fn new(url: String) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
-        Ok(Self { client, url })
-    }
-}
-
-#[async_trait]
-impl WebhookDelivery for LoopbackDelivery {
-    async fn deliver(&self, body: &str, signature: &str) -> Result<u16, String> {
-        let response = self
-            .client
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .header(billing_sandbox::SIGNATURE_HEADER, signature)
-            .body(body.to_owned())
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(response.status().as_u16())
     }
 }

@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use billing_domain::catalog::Catalog;
-use billing_domain::ports::{AuditLog, Clock, SubscriptionRepository, WebhookOps};
+use billing_domain::ports::{AuditLog, Clock, HostedCheckoutOps, SubscriptionRepository, WebhookOps};
 use billing_domain::services::{CheckoutService, EntitlementService, TrialService, WorkspaceService};
-use billing_sandbox::SandboxProcessor;
 
 use crate::group_commit::GroupCommit;
 
@@ -15,12 +14,6 @@ use crate::group_commit::GroupCommit;
 #[async_trait]
 pub trait Readiness: Send + Sync {
     async fn check(&self) -> Result<(), String>;
-}
-
-/// Posts a signed sandbox delivery to Tollgate's own `POST /webhooks/sandbox`, returning the HTTP status.
-#[async_trait]
-pub trait WebhookDelivery: Send + Sync {
-    async fn deliver(&self, body: &str, signature: &str) -> Result<u16, String>;
 }
 
 /// Default redirect targets of checkouts whose request names none.
@@ -46,10 +39,6 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub readiness: Arc<dyn Readiness>,
     pub checkout_defaults: CheckoutDefaults,
-}
-
-/// The sandbox's hosted checkout pages, present only when the sandbox processor is enabled.
-pub struct SandboxPages {
-    pub processor: Arc<SandboxProcessor>,
-    pub delivery: Arc<dyn WebhookDelivery>,
+    /// The processor whose checkout page Tollgate serves (the sandbox, when enabled).
+    pub hosted_checkout: Option<Arc<dyn HostedCheckoutOps>>,
 }

@@ -1,7 +1,8 @@
 //! The sandbox payment processor: offline and deterministic. Checkout URLs point at Tollgate's own
-//! `/sandbox/checkout/{id}` page, whose Pay and Decline buttons call [`SandboxProcessor::pay`] and
-//! [`SandboxProcessor::decline`]; the signed, Stripe-shaped deliveries they return are POSTed to `/webhooks/sandbox`
-//! and come back through [`WebhookOps::verify_and_parse`](billing_domain::ports::WebhookOps) like any processor's.
+//! `/sandbox/checkout/{id}` page (the domain's `HostedCheckoutOps` port), whose Pay and Decline buttons call
+//! [`SandboxProcessor::pay`] and [`SandboxProcessor::decline`]; the edge hands the signed, Stripe-shaped deliveries
+//! they return to the same verify-and-ingest step as `POST /webhooks/sandbox`, so they come back through
+//! [`WebhookOps::verify_and_parse`](billing_domain::ports::WebhookOps) like any processor's.
 
 mod config;
 mod payloads;
@@ -14,6 +15,5 @@ mod test_support;
 
 pub use config::{SandboxConfig, SandboxConfigError};
 pub use payloads::API_VERSION;
-pub use processor::{PROCESSOR_ID, SIGNATURE_HEADER, SandboxError, SandboxProcessor, SessionView, SignedDelivery};
-pub use state::SessionStatus;
+pub use processor::{PROCESSOR_ID, SIGNATURE_HEADER, SandboxProcessor};
 pub use stripe_wire::{parse_event, signature};

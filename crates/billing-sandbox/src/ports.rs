@@ -6,15 +6,15 @@ use billing_domain::events::{ProcessorEvent, SubscriptionSnapshot};
 use billing_domain::ids::{CheckoutSessionId, CustomerId, InvoiceId, PriceId, ProcessorId, SubscriptionId};
 use billing_domain::money::Money;
 use billing_domain::ports::{
-    Capabilities, CheckoutOps, CheckoutRequest, CheckoutSession, CustomerOps, InvoiceOps, InvoicePage, PaymentIntent,
-    PaymentOps, PortalOps, ProcessorInfo, Proration, Refund, SubscriptionOps, UsageReportingOps, WebhookError,
-    WebhookHeaders, WebhookOps,
+    Capabilities, CheckoutOps, CheckoutRequest, CheckoutSession, CustomerOps, HostedCheckoutStatus, InvoiceOps,
+    InvoicePage, PaymentIntent, PaymentOps, PortalOps, ProcessorInfo, Proration, Refund, SubscriptionOps,
+    UsageReportingOps, WebhookError, WebhookHeaders, WebhookOps,
 };
 use billing_domain::workspace::Workspace;
 use chrono::{DateTime, Utc};
 
 use crate::processor::SandboxProcessor;
-use crate::state::{SessionRecord, SessionStatus, SubscriptionChange};
+use crate::state::{SessionRecord, SubscriptionChange};
 
 impl ProcessorInfo for SandboxProcessor {
     fn id(&self) -> ProcessorId {
@@ -74,7 +74,7 @@ impl CheckoutOps for SandboxProcessor {
                         price_id: request.price_id.clone(),
                         success_url: request.success_url.clone(),
                         cancel_url: request.cancel_url.clone(),
-                        status: SessionStatus::Open,
+                        status: HostedCheckoutStatus::Open,
                         created: now,
                     },
                 );

@@ -6,17 +6,18 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use billing_domain::catalog::{Interval, PlanKind};
 use billing_domain::events::SubscriptionSnapshot;
-use billing_domain::ids::{CheckoutSessionId, InvoiceId, PlanId, ProcessorId, SubscriptionId, WorkspaceId};
-use billing_domain::money::Money;
-use billing_domain::ports::{Clock, IdGenerator};
+use billing_domain::ids::{CheckoutSessionId, InvoiceId, ProcessorId, SubscriptionId};
+use billing_domain::ports::{
+    CheckoutAnswer, Clock, HostedCheckout, HostedCheckoutError, HostedCheckoutOps, HostedCheckoutStatus, IdGenerator,
+    RawDelivery,
+};
 use billing_domain::subscription::SubscriptionStatus;
 use chrono::{DateTime, Months, Utc};
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::SandboxConfig;
 use crate::payloads::{self, CheckoutOutcome};
-use crate::state::{InvoiceRecord, SessionRecord, SessionStatus, State, SubscriptionRecord};
+use crate::state::{InvoiceRecord, SessionRecord, State, SubscriptionRecord};
 use stripe_wire::signature;
 
 /// The processor id of the sandbox in routes, catalog `processor_prices` and stored rows.
@@ -39,42 +40,6 @@ impl std::fmt::Debug for SandboxProcessor {
     }
 }
 
-/// A webhook ready to POST to `/webhooks/sandbox`: the raw body and its `Sandbox-Signature` header value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignedDelivery {
-    pub event_id: String,
-    pub event_type: String,
-    pub body: String,
-    /// The value of the `Sandbox-Signature` header.
-    pub signature: String,
-}
-
-/// What the checkout page shows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SessionView {
-    pub id: CheckoutSessionId,
-    pub workspace_id: WorkspaceId,
-    pub plan_id: PlanId,
-    pub plan_name: String,
-    pub price: Money,
-    /// `Monthly subscription`, `Yearly subscription` or `One-time purchase of N credits`.
-    pub plan_kind: String,
-    pub status: SessionStatus,
-    pub success_url: String,
-    pub cancel_url: String,
-}
-
-/// Why Pay or Decline could not be pressed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SandboxError {
-    #[error("no such checkout session")]
-    UnknownSession,
-    #[error("checkout session is already {0}")]
-    NotOpen(SessionStatus),
-    #[error("no webhook secret is configured to sign deliveries")]
-    NoSigningSecret,
-}
-
 /// The decline every Decline press produces, as Stripe reports a generic card decline.
 const DECLINE_CODE: &str = "card_declined";
 const DECLINE_MESSAGE: &str = "Your card was declined.";
@@ -91,13 +56,12 @@ impl SandboxProcessor {
     }
 
     /// The checkout session `id` as the page shows it, if it exists.
-    pub fn session(&self, id: &str) -> Option<SessionView> {
+    pub fn session(&self, id: &str) -> Option<HostedCheckout> {
         let state = self.lock();
         let session = state.sessions.get(&CheckoutSessionId::new(id))?;
-        Some(SessionView {
+        Some(HostedCheckout {
             id: session.id.clone(),
             workspace_id: session.workspace_id.clone(),
-            plan_id: session.plan.id.clone(),
             plan_name: session.plan.name.clone(),
             price: session.plan.price.clone(),
             plan_kind: describe(&session.plan.kind),
@@ -111,14 +75,14 @@ impl SandboxProcessor {
     /// `checkout.session.completed`, `customer.subscription.created` and `invoice.paid`, in that order; a credits plan
     /// emits one `checkout.session.completed` in `payment` mode.
     #[tracing::instrument(skip_all, fields(session_id = %session_id))]
-    pub fn pay(&self, session_id: &str) -> Result<Vec<SignedDelivery>, SandboxError> {
+    pub fn pay(&self, session_id: &str) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
         let now = self.clock.now();
         let mut guard = self.lock();
         let state = &mut *guard;
         let invoice_number = state.next_invoice_number();
         let session = open_session(&mut state.sessions, session_id)?;
         let Some(secret) = self.config.webhook_secrets.first() else {
-            return Err(SandboxError::NoSigningSecret);
+            return Err(no_signing_secret());
         };
         let mut events = Vec::new();
         match session.plan.kind {
@@ -139,23 +103,23 @@ impl SandboxProcessor {
                 events.push(("checkout.session.completed", payloads::checkout_session(session, &outcome)));
             }
         }
-        session.status = SessionStatus::Paid;
+        session.status = HostedCheckoutStatus::Paid;
         tracing::info!(deliveries = events.len(), "sandbox checkout paid");
         Ok(self.sign_all(secret, now, events))
     }
 
     /// Declines an open session: emits one `checkout.session.async_payment_failed` with a `card_declined` reason.
     #[tracing::instrument(skip_all, fields(session_id = %session_id))]
-    pub fn decline(&self, session_id: &str) -> Result<Vec<SignedDelivery>, SandboxError> {
+    pub fn decline(&self, session_id: &str) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
         let now = self.clock.now();
         let mut guard = self.lock();
         let session = open_session(&mut guard.sessions, session_id)?;
         let Some(secret) = self.config.webhook_secrets.first() else {
-            return Err(SandboxError::NoSigningSecret);
+            return Err(no_signing_secret());
         };
         let outcome = CheckoutOutcome::Declined { code: DECLINE_CODE, message: DECLINE_MESSAGE };
         let object = payloads::checkout_session(session, &outcome);
-        session.status = SessionStatus::Declined;
+        session.status = HostedCheckoutStatus::Declined;
         tracing::info!("sandbox checkout declined");
         Ok(self.sign_all(secret, now, vec![("checkout.session.async_payment_failed", object)]))
     }
@@ -218,28 +182,50 @@ impl SandboxProcessor {
         secret: &secrecy::SecretString,
         now: DateTime<Utc>,
         events: Vec<(&str, Value)>,
-    ) -> Vec<SignedDelivery> {
+    ) -> Vec<RawDelivery> {
         events
             .into_iter()
             .map(|(event_type, object)| {
                 let event_id = self.ids.new_id("evt_sbx_");
                 let body = payloads::event(&event_id, event_type, now, object).to_string();
                 let signature = signature::sign(secret, now.timestamp(), body.as_bytes());
-                SignedDelivery { event_id, event_type: event_type.to_owned(), body, signature }
+                let headers = vec![(SIGNATURE_HEADER.to_owned(), signature)];
+                RawDelivery { event_id, event_type: event_type.to_owned(), headers, body }
             })
             .collect()
     }
+}
+
+impl HostedCheckoutOps for SandboxProcessor {
+    fn processor_id(&self) -> ProcessorId {
+        Self::processor_id()
+    }
+
+    fn hosted_checkout(&self, id: &CheckoutSessionId) -> Option<HostedCheckout> {
+        self.session(id.as_str())
+    }
+
+    fn answer(&self, id: &CheckoutSessionId, answer: CheckoutAnswer) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
+        match answer {
+            CheckoutAnswer::Pay => self.pay(id.as_str()),
+            CheckoutAnswer::Decline => self.decline(id.as_str()),
+        }
+    }
+}
+
+fn no_signing_secret() -> HostedCheckoutError {
+    HostedCheckoutError::Unavailable("no webhook secret is configured to sign deliveries".to_owned())
 }
 
 /// The session `id` if it is still open.
 fn open_session<'a>(
     sessions: &'a mut HashMap<CheckoutSessionId, SessionRecord>,
     id: &str,
-) -> Result<&'a mut SessionRecord, SandboxError> {
-    let session = sessions.get_mut(&CheckoutSessionId::new(id)).ok_or(SandboxError::UnknownSession)?;
+) -> Result<&'a mut SessionRecord, HostedCheckoutError> {
+    let session = sessions.get_mut(&CheckoutSessionId::new(id)).ok_or(HostedCheckoutError::UnknownSession)?;
     match session.status {
-        SessionStatus::Open => Ok(session),
-        other => Err(SandboxError::NotOpen(other)),
+        HostedCheckoutStatus::Open => Ok(session),
+        other => Err(HostedCheckoutError::NotOpen(other)),
     }
 }
 

@@ -8,36 +8,9 @@ use billing_domain::error::ProcessorError;
 use billing_domain::events::SubscriptionSnapshot;
 use billing_domain::ids::{CheckoutSessionId, CustomerId, InvoiceId, PlanId, PriceId, SubscriptionId, WorkspaceId};
 use billing_domain::money::Money;
-use billing_domain::ports::{Invoice, InvoicePage};
+use billing_domain::ports::{HostedCheckoutStatus, Invoice, InvoicePage};
 use billing_domain::subscription::SubscriptionStatus;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-
-/// Where a checkout session stands; only an `open` one can be paid or declined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SessionStatus {
-    Open,
-    Paid,
-    Declined,
-}
-
-impl SessionStatus {
-    /// The lower-case word shown on the checkout page.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Open => "open",
-            Self::Paid => "paid",
-            Self::Declined => "declined",
-        }
-    }
-}
-
-impl std::fmt::Display for SessionStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// A checkout session as created, plus its outcome.
 #[derive(Debug, Clone)]
@@ -49,7 +22,7 @@ pub(crate) struct SessionRecord {
     pub price_id: PriceId,
     pub success_url: String,
     pub cancel_url: String,
-    pub status: SessionStatus,
+    pub status: HostedCheckoutStatus,
     pub created: DateTime<Utc>,
 }
 

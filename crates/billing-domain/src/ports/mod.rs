@@ -1,10 +1,12 @@
 //! Ports: the traits adapters implement. Each is `Send + Sync`, held as `Arc<dyn _>`, and mockable with mockall
 //! (feature `mocks` exports the mocks to other crates).
 
+mod hosted;
 mod processor;
 mod storage;
 mod system;
 
+pub use hosted::*;
 pub use processor::*;
 pub use storage::*;
 pub use system::*;

@@ -1,14 +1,25 @@
-//! The sandbox processor's hosted checkout page. Pay and Decline emit signed events that are POSTed to
-//! `/webhooks/sandbox`, so they travel the same verify → inbox → apply path as a real processor's.
+//! The hosted checkout page of a processor whose pages Tollgate serves (the sandbox). Pay and Decline hand the
+//! processor's signed events to the same verify-and-ingest step as `POST /webhooks/{processor}`, so they travel the
+//! verify → inbox → apply path of a real processor's deliveries, in process.
+
+use std::sync::Arc;
 
 use actix_web::{HttpResponse, http::StatusCode, web};
-use billing_sandbox::{SandboxError, SessionStatus, SessionView, SignedDelivery};
+use billing_domain::ids::CheckoutSessionId;
+use billing_domain::ports::{
+    CheckoutAnswer, HostedCheckout, HostedCheckoutError, HostedCheckoutOps, HostedCheckoutStatus, RawDelivery,
+};
+use tracing::Instrument as _;
 
 use crate::error::{ApiError, ErrorCode};
-use crate::state::SandboxPages;
+use crate::routes::webhooks::verify_and_ingest;
+use crate::state::AppState;
 
-fn pages(sandbox: Option<web::Data<SandboxPages>>) -> Result<web::Data<SandboxPages>, ApiError> {
-    sandbox.ok_or_else(|| ApiError::not_found(ErrorCode::SandboxDisabled, "the sandbox processor is not enabled"))
+fn hosted(state: &AppState) -> Result<&Arc<dyn HostedCheckoutOps>, ApiError> {
+    state
+        .hosted_checkout
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found(ErrorCode::SandboxDisabled, "the sandbox processor is not enabled"))
 }
 
 fn session_not_found() -> ApiError {
@@ -16,63 +27,38 @@ fn session_not_found() -> ApiError {
 }
 
 /// `GET /sandbox/checkout/{id}`: the hosted page.
-pub async fn page(sandbox: Option<web::Data<SandboxPages>>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let sandbox = pages(sandbox)?;
-    let session = sandbox.processor.session(&path).ok_or_else(session_not_found)?;
+pub async fn page(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let session =
+        hosted(&state)?.hosted_checkout(&CheckoutSessionId::new(path.as_str())).ok_or_else(session_not_found)?;
     Ok(html(StatusCode::OK, checkout_page(&session)))
 }
 
 /// `POST /sandbox/checkout/{id}/pay`.
-pub async fn pay(sandbox: Option<web::Data<SandboxPages>>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let sandbox = pages(sandbox)?;
-    let deliveries = sandbox.processor.pay(&path).map_err(sandbox_error)?;
-    finish(&sandbox, &path, deliveries, "Payment succeeded").await
+pub async fn pay(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    answer(&state, &path, CheckoutAnswer::Pay, "Payment succeeded").await
 }
 
 /// `POST /sandbox/checkout/{id}/decline`.
-pub async fn decline(
-    sandbox: Option<web::Data<SandboxPages>>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let sandbox = pages(sandbox)?;
-    let deliveries = sandbox.processor.decline(&path).map_err(sandbox_error)?;
-    finish(&sandbox, &path, deliveries, "Payment declined").await
+pub async fn decline(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    answer(&state, &path, CheckoutAnswer::Decline, "Payment declined").await
 }
 
-fn sandbox_error(error: SandboxError) -> ApiError {
-    match error {
-        SandboxError::UnknownSession => session_not_found(),
-        SandboxError::NotOpen(_) => ApiError::new(
-            StatusCode::CONFLICT,
-            ErrorCode::CheckoutSessionClosed,
-            "Checkout already finished",
-            error.to_string(),
-        ),
-        other => ApiError::internal(other),
-    }
-}
-
-/// Delivers each event in order and shows what the webhook endpoint answered.
-async fn finish(
-    sandbox: &SandboxPages,
+async fn answer(
+    state: &AppState,
     session_id: &str,
-    deliveries: Vec<SignedDelivery>,
+    answer: CheckoutAnswer,
     headline: &str,
 ) -> Result<HttpResponse, ApiError> {
+    let hosted = hosted(state)?;
+    let id = CheckoutSessionId::new(session_id);
+    let deliveries = hosted.answer(&id, answer).map_err(hosted_error)?;
+    let processor = hosted.processor_id();
     let mut rows = String::new();
     let mut all_ok = true;
     for delivery in &deliveries {
-        let answer = match sandbox.delivery.deliver(&delivery.body, &delivery.signature).await {
-            Ok(status) => {
-                all_ok &= (200..300).contains(&status);
-                status.to_string()
-            }
-            Err(error) => {
-                all_ok = false;
-                tracing::error!(%error, event_id = %delivery.event_id, "sandbox webhook delivery failed");
-                "not delivered".to_owned()
-            }
-        };
+        let outcome = deliver(state, processor.as_str(), delivery).await;
+        all_ok &= outcome.is_ok();
+        let answer = outcome.unwrap_or_else(|code| code);
         rows.push_str(&format!(
             "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td></tr>",
             escape(&delivery.event_type),
@@ -80,14 +66,14 @@ async fn finish(
             escape(&answer)
         ));
     }
-    let session = sandbox.processor.session(session_id).ok_or_else(session_not_found)?;
+    let session = hosted.hosted_checkout(&id).ok_or_else(session_not_found)?;
     let back = match session.status {
-        SessionStatus::Paid => &session.success_url,
+        HostedCheckoutStatus::Paid => &session.success_url,
         _ => &session.cancel_url,
     };
     let body = format!(
         "<h1>{}</h1><p>Workspace <code>{}</code>, plan <strong>{}</strong>.</p>\
-         <table><tr><th>event</th><th>id</th><th>webhook answer</th></tr>{rows}</table>\
+         <table><tr><th>event</th><th>id</th><th>outcome</th></tr>{rows}</table>\
          <p>{}</p><p><a href=\"{}\">Return to the application</a></p>",
         escape(headline),
         escape(session.workspace_id.as_str()),
@@ -99,9 +85,39 @@ async fn finish(
     Ok(html(status, page_shell("Sandbox checkout", &body)))
 }
 
-fn checkout_page(session: &SessionView) -> String {
+/// Ingests one delivery like `POST /webhooks/{processor}` would: its outcome, or the error code it was refused with.
+async fn deliver(state: &AppState, processor: &str, delivery: &RawDelivery) -> Result<String, String> {
+    let span = tracing::info_span!(
+        "hosted_delivery",
+        processor,
+        event_id = tracing::field::Empty,
+        event_type = tracing::field::Empty
+    );
+    match verify_and_ingest(state, processor, &delivery.headers, delivery.body.as_bytes()).instrument(span).await {
+        Ok(received) => Ok(received.outcome.to_owned()),
+        Err(error) => {
+            tracing::error!(%error, event_id = %delivery.event_id, "sandbox delivery not accepted");
+            Err(error.code.as_str().to_owned())
+        }
+    }
+}
+
+fn hosted_error(error: HostedCheckoutError) -> ApiError {
+    match error {
+        HostedCheckoutError::UnknownSession => session_not_found(),
+        HostedCheckoutError::NotOpen(_) => ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::CheckoutSessionClosed,
+            "Checkout already finished",
+            error.to_string(),
+        ),
+        HostedCheckoutError::Unavailable(_) => ApiError::internal(error),
+    }
+}
+
+fn checkout_page(session: &HostedCheckout) -> String {
     let amount = format!("{}.{:02} {}", session.price.minor / 100, session.price.minor % 100, session.price.currency);
-    let actions = if session.status == SessionStatus::Open {
+    let actions = if session.status == HostedCheckoutStatus::Open {
         format!(
             "<form method=\"post\" action=\"/sandbox/checkout/{id}/pay\"><button type=\"submit\">Pay {amount}</button></form>\
              <form method=\"post\" action=\"/sandbox/checkout/{id}/decline\"><button type=\"submit\">Decline</button></form>",

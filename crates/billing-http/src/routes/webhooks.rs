@@ -1,8 +1,10 @@
 //! `POST /webhooks/{processor}`: verify, record, apply; 2xx only after commit (SPEC §5).
 
+use std::sync::Arc;
+
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use billing_domain::error::StoreError;
-use billing_domain::ports::{WebhookError, WebhookHeaders};
+use billing_domain::ports::{WebhookError, WebhookHeaders, WebhookOps};
 use billing_domain::services::{IngestError, IngestOutcome};
 use serde_json::json;
 
@@ -34,9 +36,8 @@ pub async fn receive(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let verifier = state.webhook_verifiers.get(path.as_str()).ok_or_else(|| {
-        ApiError::not_found(ErrorCode::ProcessorNotFound, format!("no processor `{path}` is configured"))
-    })?;
+    // Looked up before the body is read, so an unknown processor costs nothing.
+    verifier(&state, &path)?;
     // The signature covers the bytes as sent, so they are read undecoded.
     let body = read_limited(payload, declared_length(&req), MAX_WEBHOOK_BYTES).await?;
     let headers: WebhookHeaders = req
@@ -44,13 +45,38 @@ pub async fn receive(
         .iter()
         .filter_map(|(name, value)| value.to_str().ok().map(|v| (name.as_str().to_ascii_lowercase(), v.to_owned())))
         .collect();
-    let event = verifier.verify_and_parse(&headers, &body, state.clock.now())?;
+    let received = verify_and_ingest(&state, &path, &headers, &body).await?;
+    Ok(HttpResponse::Ok().json(json!({"received": true, "event_id": received.event_id, "outcome": received.outcome})))
+}
+
+/// What became of one verified delivery.
+pub struct Received {
+    pub event_id: String,
+    /// `applied`, `duplicate`, `parked`, `ignored` or `failed`.
+    pub outcome: &'static str,
+}
+
+fn verifier<'a>(state: &'a AppState, processor: &str) -> Result<&'a Arc<dyn WebhookOps>, ApiError> {
+    state.webhook_verifiers.get(processor).ok_or_else(|| {
+        ApiError::not_found(ErrorCode::ProcessorNotFound, format!("no processor `{processor}` is configured"))
+    })
+}
+
+/// Verifies one delivery with `processor`'s verifier and ingests it; the step every delivery takes, whether it came
+/// over HTTP or from a page Tollgate hosts for the processor. Answers after the commit that made it durable.
+pub async fn verify_and_ingest(
+    state: &AppState,
+    processor: &str,
+    headers: &WebhookHeaders,
+    body: &[u8],
+) -> Result<Received, ApiError> {
+    let event = verifier(state, processor)?.verify_and_parse(headers, body, state.clock.now())?;
     let span = tracing::Span::current();
     span.record("event_id", event.id.as_str());
     span.record("event_type", event.event_type.as_str());
     // The signature covered these exact bytes, which the parser already accepted as JSON text.
-    let raw = String::from_utf8_lossy(&body).into_owned();
-    let event_id = event.id.clone();
+    let raw = String::from_utf8_lossy(body).into_owned();
+    let event_id = event.id.as_str().to_owned();
     let outcome = state.webhooks.ingest(event, raw).await.map_err(|e| match e {
         // Still conflicting after the retries: the processor must deliver again, so a 5xx, never a 409.
         IngestError::Store(StoreError::Conflict(cause)) => {
@@ -64,7 +90,7 @@ pub async fn receive(
         }
         IngestError::Store(store) => ApiError::from(store),
     })?;
-    let outcome_name = match &outcome {
+    let outcome = match &outcome {
         IngestOutcome::Applied => "applied",
         IngestOutcome::Duplicate => "duplicate",
         IngestOutcome::Parked => "parked",
@@ -74,6 +100,6 @@ pub async fn receive(
             "failed"
         }
     };
-    tracing::info!(outcome = outcome_name, "webhook received");
-    Ok(HttpResponse::Ok().json(json!({"received": true, "event_id": event_id, "outcome": outcome_name})))
+    tracing::info!(outcome, "webhook received");
+    Ok(Received { event_id, outcome })
 }

@@ -1,0 +1,90 @@
+//! A processor whose customer-facing pages Tollgate serves itself (the sandbox). The edge renders the page and,
+//! when the customer answers, hands the processor's raw signed deliveries to the same verify-and-ingest step as
+//! `POST /webhooks/{processor}`: no loopback HTTP call, and the events still travel the processor's own path.
+
+use serde::Serialize;
+
+use crate::ids::{CheckoutSessionId, ProcessorId, WorkspaceId};
+use crate::money::Money;
+use crate::ports::WebhookHeaders;
+
+/// Where a hosted checkout stands; only an `open` one can be paid or declined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostedCheckoutStatus {
+    Open,
+    Paid,
+    Declined,
+}
+
+impl HostedCheckoutStatus {
+    /// The lower-case word shown on the checkout page.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Paid => "paid",
+            Self::Declined => "declined",
+        }
+    }
+}
+
+impl std::fmt::Display for HostedCheckoutStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the hosted checkout page shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostedCheckout {
+    pub id: CheckoutSessionId,
+    pub workspace_id: WorkspaceId,
+    pub plan_name: String,
+    pub price: Money,
+    /// `Monthly subscription`, `Yearly subscription` or `One-time purchase of N credits`.
+    pub plan_kind: String,
+    pub status: HostedCheckoutStatus,
+    pub success_url: String,
+    pub cancel_url: String,
+}
+
+/// The customer's answer on the hosted page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckoutAnswer {
+    Pay,
+    Decline,
+}
+
+/// One webhook delivery exactly as the processor would send it: the headers and the raw bytes they sign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawDelivery {
+    pub event_id: String,
+    pub event_type: String,
+    /// Lower-cased names, as [`WebhookOps::verify_and_parse`](crate::ports::WebhookOps) reads them.
+    pub headers: WebhookHeaders,
+    pub body: String,
+}
+
+/// Why an answer was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostedCheckoutError {
+    #[error("no such checkout session")]
+    UnknownSession,
+    #[error("checkout session is already {0}")]
+    NotOpen(HostedCheckoutStatus),
+    /// The processor cannot produce deliveries (e.g. no signing secret); nothing changed.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Checkouts whose page Tollgate hosts.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait HostedCheckoutOps: Send + Sync {
+    /// The processor whose webhook verifier receives the deliveries (`/webhooks/{id}`).
+    fn processor_id(&self) -> ProcessorId;
+    /// The session as its page shows it, if it exists.
+    fn hosted_checkout(&self, id: &CheckoutSessionId) -> Option<HostedCheckout>;
+    /// Takes the customer's answer on an open session and returns the deliveries it causes, in the order the
+    /// processor would send them. MUST change nothing when it returns an error.
+    fn answer(&self, id: &CheckoutSessionId, answer: CheckoutAnswer) -> Result<Vec<RawDelivery>, HostedCheckoutError>;
+}
