@@ -163,11 +163,16 @@ pub trait SubscriptionRepository: Send + Sync {
         after: Option<SubscriptionId>,
         limit: u32,
     ) -> Result<Vec<Subscription>, StoreError>;
-    /// MUST return `Duplicate` when (processor, id) exists.
-    async fn insert(&self, subscription: &Subscription) -> Result<(), StoreError>;
+    /// MUST return `Duplicate` when (processor, id) exists. `now` stamps the row (the store keeps no clock).
+    async fn insert(&self, subscription: &Subscription, now: DateTime<Utc>) -> Result<(), StoreError>;
     /// Writes `subscription` where the stored version equals `expected_version` (compare-and-set) and stores
-    /// `subscription.version`. MUST return `Conflict` when no row matched.
-    async fn update(&self, subscription: &Subscription, expected_version: i64) -> Result<(), StoreError>;
+    /// `subscription.version`, stamped `now`. MUST return `Conflict` when no row matched.
+    async fn update(
+        &self,
+        subscription: &Subscription,
+        expected_version: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 }
 
 /// Inbox status of a webhook event.
@@ -262,14 +267,14 @@ pub trait EventInbox: Send + Sync {
     /// Records events already settled, each with its final status (and error text): the inbox row is written once
     /// instead of inserted and then updated. Returns, in order, whether each was new; `false` means another
     /// transaction recorded it first, and the caller MUST roll back whatever it applied for it. An adapter SHOULD
-    /// insert them in one statement.
-    async fn record_settled(&self, events: &[SettledEvent]) -> Result<Vec<bool>, StoreError> {
+    /// insert them in one statement. `now` is when those that finished were processed.
+    async fn record_settled(&self, events: &[SettledEvent], now: DateTime<Utc>) -> Result<Vec<bool>, StoreError> {
         let mut new = Vec::with_capacity(events.len());
         for settled in events {
             let recorded = self.record(&settled.event).await? == Recorded::New;
             if recorded {
                 let (processor, id) = (&settled.event.processor, &settled.event.event_id);
-                self.set_status(processor, id, settled.status, settled.error.clone()).await?;
+                self.set_status(processor, id, settled.status, settled.error.clone(), now).await?;
             }
             new.push(recorded);
         }
@@ -279,19 +284,20 @@ pub trait EventInbox: Send + Sync {
     /// another delivery claimed it first.
     async fn claim_retry(&self, processor: &ProcessorId, event_id: &EventId, attempts: u32)
     -> Result<bool, StoreError>;
-    /// Sets the final status (and error text, if any) of an event.
+    /// Sets the final status (and error text, if any) of an event; a finished one is stamped processed at `now`.
     async fn set_status(
         &self,
         processor: &ProcessorId,
         event_id: &EventId,
         status: InboxStatus,
         error: Option<String>,
+        now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     /// [`EventInbox::set_status`] for several events; a later update of the same event wins. An adapter SHOULD
     /// write them in one statement.
-    async fn set_statuses(&self, updates: &[StatusUpdate]) -> Result<(), StoreError> {
+    async fn set_statuses(&self, updates: &[StatusUpdate], now: DateTime<Utc>) -> Result<(), StoreError> {
         for update in updates {
-            self.set_status(&update.processor, &update.event_id, update.status, update.error.clone()).await?;
+            self.set_status(&update.processor, &update.event_id, update.status, update.error.clone(), now).await?;
         }
         Ok(())
     }
@@ -385,8 +391,9 @@ pub struct UsageEvent {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait UsageRepository: Send + Sync {
-    /// Records an event; returns `false` when (workspace, id) was recorded before (nothing changes).
-    async fn record(&self, event: &UsageEvent) -> Result<bool, StoreError>;
+    /// Records an event received at `now`; returns `false` when (workspace, id) was recorded before (nothing
+    /// changes).
+    async fn record(&self, event: &UsageEvent, now: DateTime<Utc>) -> Result<bool, StoreError>;
     /// Sum of each metric in `[from, to)`. Metrics with no events are absent.
     async fn totals(
         &self,

@@ -349,17 +349,19 @@ async fn a_new_subscription_event_writes_state_audit_and_outbox_in_one_commit() 
     tx.subscriptions.expect_get().returning(|_, _| Ok(None));
     tx.subscriptions
         .expect_insert()
-        .withf(|s| s.status == SubscriptionStatus::Active && s.terms.plan_id.as_str() == "pro" && s.version == 0)
+        .withf(|s, at| {
+            s.status == SubscriptionStatus::Active && s.terms.plan_id.as_str() == "pro" && s.version == 0 && *at == now()
+        })
         .times(1)
-        .returning(|_| Ok(()));
+        .returning(|_, _| Ok(()));
     tx.audit.expect_append().withf(|r, _| r.action == "subscription.created").times(1).returning(|_, _| Ok(()));
     tx.outbox.expect_enqueue().times(1).returning(|_, _| Ok(true));
     tx.inbox.expect_take_parked().withf(|_, link| link == "subscription:sub_1").times(1).returning(|_, _| Ok(vec![]));
     tx.inbox
         .expect_set_status()
-        .with(eq(crate::ids::ProcessorId::new("sandbox")), eq(crate::ids::EventId::new("evt_1")), eq(InboxStatus::Processed), eq(None))
+        .with(eq(crate::ids::ProcessorId::new("sandbox")), eq(crate::ids::EventId::new("evt_1")), eq(InboxStatus::Processed), eq(None), eq(now()))
         .times(1)
-        .returning(|_, _, _, _| Ok(()));
+        .returning(|_, _, _, _, _| Ok(()));
     let committed = tx.committed.clone();
     let outcome = webhook_service(uow_with(tx)).ingest(&subscription_event("evt_1"), "{}").await.unwrap();
     assert_eq!(outcome, IngestOutcome::Applied);
@@ -373,7 +375,7 @@ async fn an_event_for_an_unknown_customer_is_parked() {
     tx.workspaces.expect_workspace_of_customer().returning(|_, _| Ok(None));
     tx.subscriptions.expect_get().returning(|_, _| Ok(None));
     tx.inbox.expect_park().withf(|_, link, _| link == "customer:cus_1").times(1).returning(|_, _, _| Ok(()));
-    tx.inbox.expect_set_status().withf(|_, _, status, _| *status == InboxStatus::Parked).times(1).returning(|_, _, _, _| Ok(()));
+    tx.inbox.expect_set_status().withf(|_, _, status, _, _| *status == InboxStatus::Parked).times(1).returning(|_, _, _, _, _| Ok(()));
     tx.subscriptions.expect_insert().never();
     let outcome = webhook_service(uow_with(tx)).ingest(&subscription_event("evt_1"), "{}").await.unwrap();
     assert_eq!(outcome, IngestOutcome::Parked);
@@ -442,7 +444,7 @@ async fn checkout_completed_for_credits_grants_once_under_the_session_key() {
         .returning(|_, _, _, _| Ok(true));
     tx.audit.expect_append().withf(|r, _| r.action == "checkout.completed").times(1).returning(|_, _| Ok(()));
     tx.inbox.expect_take_parked().withf(|_, link| link == "customer:cus_1").times(1).returning(|_, _| Ok(vec![]));
-    tx.inbox.expect_set_status().returning(|_, _, _, _| Ok(()));
+    tx.inbox.expect_set_status().returning(|_, _, _, _, _| Ok(()));
     let outcome = webhook_service(uow_with(tx)).ingest(&event, "{}").await.unwrap();
     assert_eq!(outcome, IngestOutcome::Applied);
 }}

@@ -226,7 +226,7 @@ impl SubscriptionRepository for MemoryTx {
         live.truncate(limit as usize);
         Ok(live)
     }
-    async fn insert(&self, s: &Subscription) -> Result<(), StoreError> {
+    async fn insert(&self, s: &Subscription, _: DateTime<Utc>) -> Result<(), StoreError> {
         self.store.fault(&s.id)?;
         let mut state = self.state.lock().unwrap();
         let key = (s.processor.clone(), s.id.clone());
@@ -236,7 +236,7 @@ impl SubscriptionRepository for MemoryTx {
         state.subscriptions.insert(key, s.clone());
         Ok(())
     }
-    async fn update(&self, s: &Subscription, expected_version: i64) -> Result<(), StoreError> {
+    async fn update(&self, s: &Subscription, expected_version: i64, _: DateTime<Utc>) -> Result<(), StoreError> {
         self.store.fault(&s.id)?;
         let mut state = self.state.lock().unwrap();
         match state.subscriptions.get_mut(&(s.processor.clone(), s.id.clone())) {
@@ -286,6 +286,7 @@ impl EventInbox for MemoryTx {
         id: &EventId,
         status: InboxStatus,
         _: Option<String>,
+        _: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut state = self.state.lock().unwrap();
         let entry =

@@ -127,13 +127,12 @@ impl<C: Executor> EventInbox for Repo<C> {
     }
 
     #[tracing::instrument(skip_all, fields(events = events.len()))]
-    async fn record_settled(&self, events: &[SettledEvent]) -> Result<Vec<bool>, StoreError> {
+    async fn record_settled(&self, events: &[SettledEvent], now: DateTime<Utc>) -> Result<Vec<bool>, StoreError> {
         use inbox_event::Column;
         if events.is_empty() {
             return Ok(Vec::new());
         }
         // One multi-row insert; RETURNING names the rows that were new.
-        let now = Utc::now();
         let mut insert = Query::insert();
         insert
             .into_table(inbox_event::Entity)
@@ -208,6 +207,7 @@ impl<C: Executor> EventInbox for Repo<C> {
         event_id: &EventId,
         status: InboxStatus,
         error: Option<String>,
+        now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         use inbox_event::Column;
         let mut update = inbox_event::Entity::update_many()
@@ -216,7 +216,7 @@ impl<C: Executor> EventInbox for Repo<C> {
             .filter(Column::Processor.eq(processor.as_str()))
             .filter(Column::EventId.eq(event_id.as_str()));
         if matches!(status, InboxStatus::Processed | InboxStatus::Ignored) {
-            update = update.col_expr(Column::ProcessedAt, Expr::value(Utc::now()));
+            update = update.col_expr(Column::ProcessedAt, Expr::value(now));
         }
         let updated = update.exec(&self.conn).await.map_err(map_db_err)?;
         if updated.rows_affected == 0 {
@@ -226,7 +226,7 @@ impl<C: Executor> EventInbox for Repo<C> {
     }
 
     #[tracing::instrument(skip_all, fields(updates = updates.len()))]
-    async fn set_statuses(&self, updates: &[StatusUpdate]) -> Result<(), StoreError> {
+    async fn set_statuses(&self, updates: &[StatusUpdate], now: DateTime<Utc>) -> Result<(), StoreError> {
         // The last update of each event wins; then one UPDATE … FROM a VALUES list (both backends).
         let mut last: HashMap<(&str, &str), &StatusUpdate> = HashMap::new();
         for update in updates {
@@ -236,7 +236,7 @@ impl<C: Executor> EventInbox for Repo<C> {
             return Ok(());
         }
         let backend = self.conn.get_database_backend();
-        let mut values: Vec<sea_orm::Value> = vec![Utc::now().into()];
+        let mut values: Vec<sea_orm::Value> = vec![now.into()];
         let mut rows = Vec::with_capacity(last.len());
         for update in last.values() {
             let first = values.len() + 1;

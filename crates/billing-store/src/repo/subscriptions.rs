@@ -8,7 +8,7 @@ use billing_domain::error::StoreError;
 use billing_domain::ids::{ProcessorId, SubscriptionId, WorkspaceId};
 use billing_domain::ports::SubscriptionRepository;
 use billing_domain::subscription::{Subscription, SubscriptionStatus};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::NotSet;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
@@ -89,8 +89,8 @@ impl<C: Executor> SubscriptionRepository for Repo<C> {
     }
 
     #[tracing::instrument(skip_all, fields(processor = %subscription.processor, subscription_id = %subscription.id))]
-    async fn insert(&self, subscription: &Subscription) -> Result<(), StoreError> {
-        let row = subscription_row(subscription, Utc::now())?;
+    async fn insert(&self, subscription: &Subscription, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let row = subscription_row(subscription, now)?;
         let insert = subscription::Entity::insert(row).on_conflict_do_nothing();
         if !insert_or_skip(&self.conn, insert).await? {
             return Err(StoreError::Duplicate(format!("{} subscription {}", subscription.processor, subscription.id)));
@@ -99,9 +99,14 @@ impl<C: Executor> SubscriptionRepository for Repo<C> {
     }
 
     #[tracing::instrument(skip_all, fields(processor = %subscription.processor, subscription_id = %subscription.id, expected_version))]
-    async fn update(&self, subscription: &Subscription, expected_version: i64) -> Result<(), StoreError> {
+    async fn update(
+        &self,
+        subscription: &Subscription,
+        expected_version: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         use subscription::Column;
-        let mut row = subscription_row(subscription, Utc::now())?;
+        let mut row = subscription_row(subscription, now)?;
         row.created_at = NotSet;
         let updated = subscription::Entity::update_many()
             .set(row)

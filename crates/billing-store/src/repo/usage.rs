@@ -19,7 +19,7 @@ use crate::errors::{corrupt, map_db_err};
 #[async_trait]
 impl<C: Executor> UsageRepository for Repo<C> {
     #[tracing::instrument(skip_all, fields(workspace_id = %event.workspace_id, metric = %event.metric))]
-    async fn record(&self, event: &UsageEvent) -> Result<bool, StoreError> {
+    async fn record(&self, event: &UsageEvent, now: DateTime<Utc>) -> Result<bool, StoreError> {
         use usage_event::Column;
         let row = usage_event::ActiveModel {
             id: NotSet,
@@ -28,7 +28,7 @@ impl<C: Executor> UsageRepository for Repo<C> {
             metric: Set(event.metric.clone()),
             quantity: Set(event.quantity.to_string()),
             occurred_at: Set(event.at),
-            recorded_at: Set(Utc::now()),
+            recorded_at: Set(now),
         };
         let insert = usage_event::Entity::insert(row).on_conflict_do_nothing_on([Column::WorkspaceId, Column::EventId]);
         let recorded = insert_or_skip(&self.conn, insert).await?;

@@ -15,7 +15,7 @@ use billing_domain::subscription::SubscriptionStatus::Active;
 use billing_store::Store;
 
 use crate::helpers::{
-    Backend, at, audit_record, inbox_event, outbox_message, processor_event, run, subscription, workspace, ws_id,
+    Backend, at, audit_record, inbox_event, now, outbox_message, processor_event, run, subscription, workspace, ws_id,
 };
 
 fn status(id: &str, status: InboxStatus, error: Option<&str>) -> StatusUpdate {
@@ -30,7 +30,7 @@ fn status(id: &str, status: InboxStatus, error: Option<&str>) -> StatusUpdate {
 both!(seen_many_reads_what_is_recorded_and_record_settled_writes_each_row_once, |store: Store| async move {
     let sandbox = ProcessorId::new("sandbox");
     assert_eq!(store.record(&inbox_event("evt_b")).await.unwrap(), Recorded::New);
-    store.set_status(&sandbox, &EventId::new("evt_b"), InboxStatus::Parked, None).await.unwrap();
+    store.set_status(&sandbox, &EventId::new("evt_b"), InboxStatus::Parked, None, now()).await.unwrap();
     let keys: Vec<_> = ["evt_a", "evt_b", "evt_c"].map(|id| (sandbox.clone(), EventId::new(id))).into();
     let seen = store.seen_many(&keys).await.unwrap();
     assert_eq!(seen.len(), 1);
@@ -46,13 +46,13 @@ both!(seen_many_reads_what_is_recorded_and_record_settled_writes_each_row_once, 
         settled("evt_b", InboxStatus::Processed, None),
         settled("evt_c", InboxStatus::Failed, Some("unknown price")),
     ];
-    assert_eq!(store.record_settled(&rows).await.unwrap(), [true, false, true], "evt_b was recorded before");
+    assert_eq!(store.record_settled(&rows, now()).await.unwrap(), [true, false, true], "evt_b was recorded before");
     let seen = store.seen_many(&keys).await.unwrap();
     assert_eq!(seen[&keys[0]], Seen { status: InboxStatus::Processed, attempts: 1 });
     assert_eq!(seen[&keys[1]].status, InboxStatus::Parked, "an existing row is left as it was");
     assert_eq!(seen[&keys[2]].status, InboxStatus::Failed);
     assert!(store.seen_many(&[]).await.unwrap().is_empty());
-    assert!(store.record_settled(&[]).await.unwrap().is_empty());
+    assert!(store.record_settled(&[], now()).await.unwrap().is_empty());
 });
 
 both!(set_statuses_writes_each_event_once_and_the_last_update_wins, |store: Store| async move {
@@ -64,13 +64,16 @@ both!(set_statuses_writes_each_event_once_and_the_last_update_wins, |store: Stor
         status("evt_2", InboxStatus::Failed, Some("unknown price `price_x`")),
         status("evt_1", InboxStatus::Processed, None),
     ];
-    store.set_statuses(&updates).await.unwrap();
+    store.set_statuses(&updates, now()).await.unwrap();
     assert_eq!(store.count_by_status(InboxStatus::Processed).await.unwrap(), 1);
     assert_eq!(store.count_by_status(InboxStatus::Failed).await.unwrap(), 1);
     assert_eq!(store.count_by_status(InboxStatus::Parked).await.unwrap(), 0);
 
     let missing = store
-        .set_statuses(&[status("evt_1", InboxStatus::Processed, None), status("evt_9", InboxStatus::Processed, None)])
+        .set_statuses(
+            &[status("evt_1", InboxStatus::Processed, None), status("evt_9", InboxStatus::Processed, None)],
+            now(),
+        )
         .await;
     assert!(matches!(missing, Err(StoreError::Other(_))), "an unknown event is an error: {missing:?}");
 });
@@ -107,8 +110,8 @@ both!(reads_ahead_answer_for_many_keys_at_once, |store: Store| async move {
     assert_eq!(linked[&CustomerId::new("cus_2")], ws_id("team_2"));
     assert!(store.workspaces_of_customers(&ProcessorId::new("stripe"), &customers).await.unwrap().is_empty());
 
-    SubscriptionRepository::insert(&store, &subscription("sub_1", "team_1", Active, 1)).await.unwrap();
-    SubscriptionRepository::insert(&store, &subscription("sub_2", "team_2", Active, 1)).await.unwrap();
+    SubscriptionRepository::insert(&store, &subscription("sub_1", "team_1", Active, 1), now()).await.unwrap();
+    SubscriptionRepository::insert(&store, &subscription("sub_2", "team_2", Active, 1), now()).await.unwrap();
     let ids = [SubscriptionId::new("sub_1"), SubscriptionId::new("sub_2"), SubscriptionId::new("sub_9")];
     let found = store.get_many(&sandbox, &ids).await.unwrap();
     assert_eq!(found.keys().map(SubscriptionId::as_str).collect::<Vec<_>>(), ["sub_1", "sub_2"]);
@@ -136,11 +139,11 @@ both!(a_rollback_to_the_savepoint_undoes_only_what_followed_it, |store: Store| a
 
 both!(a_failed_statement_is_undone_by_its_savepoint_and_the_transaction_commits, |store: Store| async move {
     // On PostgreSQL a failed statement aborts the whole transaction unless a savepoint takes it back.
-    SubscriptionRepository::insert(&store, &subscription("sub_1", "team_1", Active, 1)).await.unwrap();
+    SubscriptionRepository::insert(&store, &subscription("sub_1", "team_1", Active, 1), now()).await.unwrap();
     let tx = UnitOfWork::begin(&store).await.unwrap();
     tx.inbox().record(&inbox_event("evt_1")).await.unwrap();
     tx.savepoint().await.unwrap();
-    let clash = tx.subscriptions().update(&subscription("sub_1", "team_1", Active, 2), 41).await;
+    let clash = tx.subscriptions().update(&subscription("sub_1", "team_1", Active, 2), 41, now()).await;
     assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
     tx.audit().append(&audit_record("team_1", "not.kept"), at(1)).await.unwrap();
     tx.rollback_to_savepoint().await.unwrap();

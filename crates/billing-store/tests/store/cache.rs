@@ -13,7 +13,7 @@ use billing_domain::subscription::SubscriptionStatus::{Active, Canceled};
 use billing_store::{CacheSettings, CacheStats, Store};
 
 use crate::helpers::{
-    Backend, at, create_postgres_database, drop_postgres_database, run, subscription, workspace, ws_id,
+    Backend, at, create_postgres_database, drop_postgres_database, now, run, subscription, workspace, ws_id,
 };
 
 /// A long max age, so only invalidation (not ageing) can make a change visible.
@@ -37,7 +37,7 @@ both!(reads_are_served_from_memory_and_writes_are_seen_at_once, |store: Store| a
     assert_eq!(cached.billing_state(&id).await.unwrap().unwrap().workspace.trial_ends_at, Some(at(100)));
     let tx = UnitOfWork::begin(&cached).await.unwrap();
     tx.lock(&BillingSubject::Workspace(id.clone())).await.unwrap();
-    tx.subscriptions().insert(&subscription("sub_1", "team_1", Active, 1)).await.unwrap();
+    tx.subscriptions().insert(&subscription("sub_1", "team_1", Active, 1), now()).await.unwrap();
     assert!(tx.workspaces().grant_credits(&id, 10, "grant:a", at(2)).await.unwrap());
     tx.commit().await.unwrap();
     let state = cached.billing_state(&id).await.unwrap().unwrap();
@@ -49,7 +49,7 @@ both!(reads_are_served_from_memory_and_writes_are_seen_at_once, |store: Store| a
     let current = tx.subscriptions().get(&ProcessorId::new("sandbox"), &"sub_1".into()).await.unwrap().unwrap();
     let ended =
         billing_domain::subscription::Subscription { status: Canceled, version: current.version + 1, ..current };
-    tx.subscriptions().update(&ended, 0).await.unwrap();
+    tx.subscriptions().update(&ended, 0, now()).await.unwrap();
     drop(tx);
     assert_eq!(cached.billing_state(&id).await.unwrap().unwrap().subscription.map(|s| s.status), Some(Active));
 });
@@ -65,12 +65,12 @@ both!(usage_totals_are_cached_per_period_and_dropped_when_usage_is_recorded, |st
         quantity: 1.into(),
         at: at(10 + n),
     };
-    cached.record(&event(1)).await.unwrap();
+    cached.record(&event(1), now()).await.unwrap();
     assert_eq!(cached.totals(&id, at(0), at(100)).await.unwrap()["alerts"], 1.into());
     let before = cached.cache_stats().unwrap();
     assert_eq!(cached.totals(&id, at(0), at(100)).await.unwrap()["alerts"], 1.into());
     assert_eq!(cached.cache_stats().unwrap().hits, before.hits + 1, "the second read came from memory");
-    cached.record(&event(2)).await.unwrap();
+    cached.record(&event(2), now()).await.unwrap();
     assert_eq!(cached.totals(&id, at(0), at(100)).await.unwrap()["alerts"], 2.into());
 });
 
@@ -91,7 +91,7 @@ async fn a_change_committed_by_another_process_reaches_this_cache_on_postgres() 
 
     let tx = UnitOfWork::begin(&writer).await.unwrap();
     tx.lock(&BillingSubject::Workspace(id.clone())).await.unwrap();
-    tx.subscriptions().insert(&subscription("sub_1", "team_1", Active, 1)).await.unwrap();
+    tx.subscriptions().insert(&subscription("sub_1", "team_1", Active, 1), now()).await.unwrap();
     tx.commit().await.unwrap();
     let started = Instant::now();
     loop {
@@ -118,8 +118,8 @@ async fn an_uncached_read_answers_like_the_two_repositories() {
     run(Backend::Postgres, |store: Store| async move {
         let id = ws_id("team_1");
         WorkspaceRepository::insert(&store, &workspace("team_1")).await.unwrap();
-        SubscriptionRepository::insert(&store, &subscription("sub_old", "team_1", Canceled, 1)).await.unwrap();
-        SubscriptionRepository::insert(&store, &subscription("sub_new", "team_1", Active, 2)).await.unwrap();
+        SubscriptionRepository::insert(&store, &subscription("sub_old", "team_1", Canceled, 1), now()).await.unwrap();
+        SubscriptionRepository::insert(&store, &subscription("sub_new", "team_1", Active, 2), now()).await.unwrap();
         let state = store.billing_state(&id).await.unwrap().unwrap();
         assert_eq!(state.workspace, WorkspaceRepository::get(&store, &id).await.unwrap().unwrap());
         assert_eq!(state.subscription, store.current_for_workspace(&id).await.unwrap());

@@ -4,7 +4,7 @@ use billing_domain::error::StoreError;
 use billing_domain::ports::UnitOfWork;
 use billing_store::Store;
 
-use crate::helpers::{create_postgres_database, drop_postgres_database};
+use crate::helpers::{create_postgres_database, drop_postgres_database, now};
 
 both!(migrate_is_idempotent_and_ping_answers, |store: Store| async move {
     store.migrate().await.unwrap();
@@ -84,7 +84,7 @@ async fn no_pooled_sqlite_connection_keeps_a_half_migrated_schema() {
                     quantity: 1.into(),
                     at: crate::helpers::at(i),
                 };
-                store.record(&event).await
+                store.record(&event, now()).await
             }
         }))
         .await;

@@ -224,3 +224,8 @@ pub fn outbox_message(dedup_key: &str) -> OutboxMessage {
         payload: serde_json::json!({"invoice": "in_1", "amount": 1200}),
     }
 }
+
+/// The time the tests' writes are stamped with (the store keeps no clock of its own).
+pub fn now() -> DateTime<Utc> {
+    at(1_700_000_000)
+}

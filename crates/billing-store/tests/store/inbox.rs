@@ -7,7 +7,7 @@ use billing_domain::ids::{EventId, ProcessorId};
 use billing_domain::ports::{EventInbox, InboxStatus, Recorded};
 use billing_store::Store;
 
-use crate::helpers::{at, inbox_event, processor_event};
+use crate::helpers::{at, inbox_event, now, processor_event};
 
 both!(concurrent_deliveries_record_one_new, |store: Store| async move {
     let tasks: Vec<_> = (0..10)
@@ -55,7 +55,7 @@ both!(failures_and_retry_claims_are_compare_and_set, |store: Store| async move {
     // would let a redelivery apply it twice.
     let settled = inbox_event("evt_settled");
     assert_eq!(inbox.record(&settled).await.unwrap(), Recorded::New);
-    inbox.set_status(&processor, &settled.event_id, InboxStatus::Processed, None).await.unwrap();
+    inbox.set_status(&processor, &settled.event_id, InboxStatus::Processed, None, now()).await.unwrap();
     inbox.record_failure(&settled, "late failure").await.unwrap();
     assert_eq!(inbox.record(&settled).await.unwrap(), Recorded::Seen { status: InboxStatus::Processed, attempts: 1 });
     assert!(!inbox.claim_retry(&processor, &EventId::new("evt_unknown"), 1).await.unwrap());
@@ -67,9 +67,9 @@ both!(statuses_are_set_and_counted, |store: Store| async move {
         assert_eq!(inbox.record(&inbox_event(id)).await.unwrap(), Recorded::New);
     }
     let sandbox = ProcessorId::new("sandbox");
-    inbox.set_status(&sandbox, &EventId::new("evt_1"), InboxStatus::Processed, None).await.unwrap();
+    inbox.set_status(&sandbox, &EventId::new("evt_1"), InboxStatus::Processed, None, now()).await.unwrap();
     inbox
-        .set_status(&sandbox, &EventId::new("evt_2"), InboxStatus::Ignored, Some("unhandled type".into()))
+        .set_status(&sandbox, &EventId::new("evt_2"), InboxStatus::Ignored, Some("unhandled type".into()), now())
         .await
         .unwrap();
     assert_eq!(inbox.count_by_status(InboxStatus::Received).await.unwrap(), 1);
@@ -80,7 +80,7 @@ both!(statuses_are_set_and_counted, |store: Store| async move {
         inbox.record(&inbox_event("evt_2")).await.unwrap(),
         Recorded::Seen { status: InboxStatus::Ignored, attempts: 1 }
     );
-    let missing = inbox.set_status(&sandbox, &EventId::new("evt_9"), InboxStatus::Processed, None).await;
+    let missing = inbox.set_status(&sandbox, &EventId::new("evt_9"), InboxStatus::Processed, None, now()).await;
     assert!(matches!(missing, Err(StoreError::Other(_))));
 });
 

@@ -9,7 +9,7 @@ use billing_domain::ports::{BillingSubject, EventInbox, SubscriptionRepository, 
 use billing_domain::subscription::SubscriptionStatus::Active;
 use billing_store::Store;
 
-use crate::helpers::{Backend, at, processor_event, run, subscription, workspace, ws_id};
+use crate::helpers::{Backend, at, now, processor_event, run, subscription, workspace, ws_id};
 
 fn customer(id: &str) -> BillingSubject {
     BillingSubject::Customer { processor: ProcessorId::new("sandbox"), customer: CustomerId::new(id) }
@@ -98,7 +98,7 @@ both!(parked_ready_lists_only_events_whose_link_exists, |store: Store| async mov
     let ready: Vec<String> = store.parked_ready(10).await.unwrap().into_iter().map(|e| e.id.to_string()).collect();
     assert_eq!(ready, ["evt_linked"]);
 
-    SubscriptionRepository::insert(&store, &subscription("sub_1", "team_1", Active, 6)).await.unwrap();
+    SubscriptionRepository::insert(&store, &subscription("sub_1", "team_1", Active, 6), now()).await.unwrap();
     let ready: Vec<String> = store.parked_ready(10).await.unwrap().into_iter().map(|e| e.id.to_string()).collect();
     assert_eq!(ready, ["evt_linked", "evt_sub"], "oldest first");
     assert_eq!(store.parked_ready(1).await.unwrap().len(), 1, "limit");

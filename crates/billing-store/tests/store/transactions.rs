@@ -8,7 +8,9 @@ use billing_domain::ports::{
 use billing_domain::subscription::SubscriptionStatus::Active;
 use billing_store::Store;
 
-use crate::helpers::{at, audit_record, inbox_event, outbox_message, processor_event, subscription, workspace, ws_id};
+use crate::helpers::{
+    at, audit_record, inbox_event, now, outbox_message, processor_event, subscription, workspace, ws_id,
+};
 
 /// Writes one of everything through `tx`.
 async fn write_everything(tx: &dyn Transaction) {
@@ -23,7 +25,7 @@ async fn write_everything(tx: &dyn Transaction) {
         tx.workspaces().consume_credits(&ws.id, 3, "consume:a", at(2)).await.unwrap(),
         ConsumeOutcome::Consumed { balance: 7 }
     );
-    tx.subscriptions().insert(&subscription("sub_1", "team_1", Active, 1)).await.unwrap();
+    tx.subscriptions().insert(&subscription("sub_1", "team_1", Active, 1), now()).await.unwrap();
     assert_eq!(tx.inbox().record(&inbox_event("evt_1")).await.unwrap(), Recorded::New);
     assert_eq!(tx.inbox().take_parked(&ProcessorId::new("sandbox"), "customer:cus_1").await.unwrap().len(), 1);
     tx.audit().append(&audit_record("team_1", "workspace.created"), at(1)).await.unwrap();

@@ -6,7 +6,7 @@ use billing_domain::ports::{UsageEvent, UsageRepository};
 use billing_store::Store;
 use rust_decimal::Decimal;
 
-use crate::helpers::{at, ws_id};
+use crate::helpers::{at, now, ws_id};
 
 fn usage(id: &str, workspace: &str, metric: &str, quantity: &str, secs: i64) -> UsageEvent {
     UsageEvent {
@@ -20,13 +20,13 @@ fn usage(id: &str, workspace: &str, metric: &str, quantity: &str, secs: i64) -> 
 
 both!(records_once_and_totals_half_open_periods, |store: Store| async move {
     let repo: &dyn UsageRepository = &store;
-    assert!(repo.record(&usage("e1", "team_1", "compute_hours", "1.5", 0)).await.unwrap());
-    assert!(repo.record(&usage("e2", "team_1", "compute_hours", "2.25", 5)).await.unwrap());
-    assert!(repo.record(&usage("e3", "team_1", "compute_hours", "4", 10)).await.unwrap());
-    assert!(repo.record(&usage("e4", "team_1", "bandwidth_gb", "0.000000001", 9)).await.unwrap());
-    assert!(repo.record(&usage("e1", "team_2", "compute_hours", "100", 1)).await.unwrap());
+    assert!(repo.record(&usage("e1", "team_1", "compute_hours", "1.5", 0), now()).await.unwrap());
+    assert!(repo.record(&usage("e2", "team_1", "compute_hours", "2.25", 5), now()).await.unwrap());
+    assert!(repo.record(&usage("e3", "team_1", "compute_hours", "4", 10), now()).await.unwrap());
+    assert!(repo.record(&usage("e4", "team_1", "bandwidth_gb", "0.000000001", 9), now()).await.unwrap());
+    assert!(repo.record(&usage("e1", "team_2", "compute_hours", "100", 1), now()).await.unwrap());
     // The same id again is a replay, whatever it carries.
-    assert!(!repo.record(&usage("e2", "team_1", "compute_hours", "999", 6)).await.unwrap());
+    assert!(!repo.record(&usage("e2", "team_1", "compute_hours", "999", 6), now()).await.unwrap());
 
     let totals = repo.totals(&ws_id("team_1"), at(0), at(10)).await.unwrap();
     assert_eq!(totals.len(), 2);

@@ -136,7 +136,9 @@ impl WebhookService {
             match self.apply_in(tx, &mut scope, event, attempt).await {
                 Ok(outcome) => {
                     if outcome != IngestOutcome::Duplicate {
-                        scope.status(tx, &event.processor, &event.id, outcome.inbox_status(), None).await?;
+                        scope
+                            .status(tx, &event.processor, &event.id, outcome.inbox_status(), None, self.clock.now())
+                            .await?;
                     }
                     settled[i] = Settled::Done(outcome);
                 }
@@ -146,12 +148,16 @@ impl WebhookService {
                     settled[i] = match (error, attempt) {
                         (ApplyError::Decision(reason), Attempt::First) => {
                             let failed = Some(reason.clone());
-                            scope.status(tx, &event.processor, &event.id, InboxStatus::Failed, failed).await?;
+                            scope
+                                .status(tx, &event.processor, &event.id, InboxStatus::Failed, failed, self.clock.now())
+                                .await?;
                             Settled::Done(IngestOutcome::Failed { reason })
                         }
                         (ApplyError::Store(error), Attempt::First) => {
                             let failed = Some(format!("retried on its own after: {error}"));
-                            scope.status(tx, &event.processor, &event.id, InboxStatus::Failed, failed).await?;
+                            scope
+                                .status(tx, &event.processor, &event.id, InboxStatus::Failed, failed, self.clock.now())
+                                .await?;
                             Settled::Alone
                         }
                         // Its parked row is back in place; on its own it is claimed, applied or failed as usual.
@@ -160,7 +166,7 @@ impl WebhookService {
                 }
             }
         }
-        scope.flush(tx).await?;
+        scope.flush(tx, self.clock.now()).await?;
         Ok(settled)
     }
 }

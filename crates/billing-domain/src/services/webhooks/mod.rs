@@ -156,7 +156,9 @@ impl WebhookService {
             match self.apply_in(tx.as_ref(), &mut scope, event, attempt).await {
                 Ok(outcome) => {
                     if outcome != IngestOutcome::Duplicate {
-                        tx.inbox().set_status(&event.processor, &event.id, outcome.inbox_status(), None).await?;
+                        tx.inbox()
+                            .set_status(&event.processor, &event.id, outcome.inbox_status(), None, self.clock.now())
+                            .await?;
                     }
                     tx.commit().await?;
                     return Ok(outcome);
@@ -207,7 +209,9 @@ impl WebhookService {
         match delivery {
             Some(delivery) => tx.inbox().record_failure(delivery, reason).await?,
             None => {
-                tx.inbox().set_status(&event.processor, &event.id, InboxStatus::Failed, Some(reason.into())).await?
+                tx.inbox()
+                    .set_status(&event.processor, &event.id, InboxStatus::Failed, Some(reason.into()), self.clock.now())
+                    .await?
             }
         }
         tx.commit().await
@@ -255,7 +259,7 @@ impl WebhookService {
                         named.map_or("none", CustomerId::as_str),
                         locked.map_or("none", CustomerId::as_str)
                     );
-                    scope.status(tx, &parked.processor, &parked.id, InboxStatus::Failed, Some(reason)).await?;
+                    scope.status(tx, &parked.processor, &parked.id, InboxStatus::Failed, Some(reason), now).await?;
                     continue;
                 }
                 let status = match self.apply_one(tx, scope, &parked, now).await {
@@ -268,7 +272,7 @@ impl WebhookService {
                     Err(ApplyError::Decision(reason)) => (InboxStatus::Failed, Some(reason)),
                     Err(store) => return Err(store),
                 };
-                scope.status(tx, &parked.processor, &parked.id, status.0, status.1).await?;
+                scope.status(tx, &parked.processor, &parked.id, status.0, status.1, now).await?;
             }
         }
         Ok(())
@@ -444,8 +448,8 @@ async fn write(
     if let Some(change) = &changes.subscription {
         scope.forget_subscription(processor, &change.after.id);
         match &change.before {
-            None => tx.subscriptions().insert(&change.after).await?,
-            Some(before) => tx.subscriptions().update(&change.after, before.version).await?,
+            None => tx.subscriptions().insert(&change.after, now).await?,
+            Some(before) => tx.subscriptions().update(&change.after, before.version, now).await?,
         }
     }
     if let Some(grant) = &changes.credit_grant {

@@ -234,6 +234,7 @@ impl Scope {
         event_id: &EventId,
         status: InboxStatus,
         error: Option<String>,
+        now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let pending = self.deferred.as_mut().and_then(|d| {
             let i = *d.new_index.get(&(processor.clone(), event_id.clone()))?;
@@ -251,14 +252,14 @@ impl Scope {
                 status,
                 error,
             }),
-            None => tx.inbox().set_status(processor, event_id, status, error).await?,
+            None => tx.inbox().set_status(processor, event_id, status, error, now).await?,
         }
         Ok(())
     }
 
     /// Writes what waited, one statement per kind of row. A no-op for a single event's transaction. `Conflict`
     /// when another transaction recorded one of the new events first (what was applied for it must not commit).
-    pub async fn flush(&mut self, tx: &dyn Transaction) -> Result<(), StoreError> {
+    pub async fn flush(&mut self, tx: &dyn Transaction, now: DateTime<Utc>) -> Result<(), StoreError> {
         let Some(deferred) = &mut self.deferred else { return Ok(()) };
         if let Some(unsettled) = deferred.new.iter().find(|n| n.status == InboxStatus::Received) {
             // Committed as `received`, a redelivery would take it for one being applied and drop it.
@@ -270,7 +271,7 @@ impl Scope {
             let mut new = std::mem::take(&mut deferred.new);
             deferred.new_index.clear();
             new.sort_by(|a, b| (&a.event.processor, &a.event.event_id).cmp(&(&b.event.processor, &b.event.event_id)));
-            let inserted = tx.inbox().record_settled(&new).await?;
+            let inserted = tx.inbox().record_settled(&new, now).await?;
             if let Some((lost, _)) = new.iter().zip(inserted).find(|(_, inserted)| !inserted) {
                 return Err(StoreError::Conflict(format!("event {} was recorded meanwhile", lost.event.event_id)));
             }
@@ -291,7 +292,7 @@ impl Scope {
             tx.outbox().enqueue_all(&std::mem::take(&mut deferred.outbox)).await?;
         }
         if !deferred.statuses.is_empty() {
-            tx.inbox().set_statuses(&std::mem::take(&mut deferred.statuses)).await?;
+            tx.inbox().set_statuses(&std::mem::take(&mut deferred.statuses), now).await?;
         }
         Ok(())
     }
