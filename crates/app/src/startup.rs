@@ -16,7 +16,7 @@ use billing_http::auth::ApiKeys;
 use billing_http::group_commit::{GroupCommit, GroupCommitSettings};
 use billing_http::server::{Server, ServerSettings};
 use billing_http::{AppState, CheckoutDefaults, Edge, Readiness};
-use billing_sandbox::{SandboxConfig, SandboxProcessor};
+use billing_sandbox::SandboxProcessor;
 use billing_store::Store;
 use billing_stripe::StripeProcessor;
 use secrecy::ExposeSecret;
@@ -165,12 +165,11 @@ fn processors(
     let mut webhook_verifiers: HashMap<String, Arc<dyn WebhookOps>> = HashMap::new();
     let sandbox = match settings.sandbox.enabled {
         true => {
-            let config = SandboxConfig {
-                public_base_url: public_url.to_owned(),
-                webhook_secrets: settings.sandbox.webhook_secrets.clone(),
-                tolerance_secs: settings.sandbox.tolerance_secs,
-            };
-            config.validate().context("sandbox configuration")?;
+            let config = settings.sandbox.adapter_config(public_url);
+            if let Err(problems) = config.validate() {
+                let lines: Vec<String> = problems.iter().map(|p| format!("sandbox.{}: {p}", p.setting())).collect();
+                anyhow::bail!(lines.join("; "));
+            }
             tracing::warn!(
                 "the sandbox processor is enabled: anyone who can reach /sandbox/checkout can complete its \
                  checkouts without paying; disable it (sandbox.enabled = false) wherever real money is involved"

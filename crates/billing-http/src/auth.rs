@@ -19,6 +19,9 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// Every scope, in the order the docs list them.
+    pub const ALL: [Scope; 4] = [Self::BillingRead, Self::BillingWrite, Self::UsageWrite, Self::Admin];
+
     pub fn parse(raw: &str) -> Option<Self> {
         match raw {
             "billing:read" => Some(Self::BillingRead),
@@ -52,6 +55,15 @@ pub struct ApiKeys {
     by_hash: HashMap<[u8; 32], KeyEntry>,
 }
 
+/// The digest of a configured key hash, `sha256:` and 64 hex digits (either case); the one rule for both the
+/// settings' validation and the key index.
+pub fn parse_key_hash(raw: &str) -> Result<[u8; 32], &'static str> {
+    raw.strip_prefix("sha256:")
+        .and_then(|hex_digest| hex::decode(hex_digest).ok())
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or("must be \"sha256:\" followed by 64 hex digits (printf %s \"$KEY\" | sha256sum)")
+}
+
 /// Hex SHA-256 of a key, as written in configuration after `sha256:`.
 pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
@@ -62,13 +74,7 @@ impl ApiKeys {
     pub fn new<'a>(keys: impl IntoIterator<Item = (&'a str, &'a str, &'a [String])>) -> Result<Self, String> {
         let mut by_hash = HashMap::new();
         for (name, hash, scopes) in keys {
-            let hex_digest = hash
-                .strip_prefix("sha256:")
-                .ok_or_else(|| format!("api key `{name}`: hash must start with `sha256:`"))?;
-            let digest: [u8; 32] = hex::decode(hex_digest)
-                .ok()
-                .and_then(|bytes| bytes.try_into().ok())
-                .ok_or_else(|| format!("api key `{name}`: hash must be 64 hex characters"))?;
+            let digest = parse_key_hash(hash).map_err(|why| format!("api key `{name}`: hash {why}"))?;
             let scopes = scopes
                 .iter()
                 .map(|s| Scope::parse(s).ok_or_else(|| format!("api key `{name}`: unknown scope `{s}`")))
@@ -167,6 +173,8 @@ mod tests {
         assert!(err.contains("k1"));
         let short = ApiKeys::new([("k2", "sha256:abcd", none.as_slice())]).unwrap_err();
         assert!(short.contains("64 hex"));
+        let upper = format!("sha256:{}", hash_key("x").to_ascii_uppercase());
+        assert_eq!(parse_key_hash(&upper), parse_key_hash(&format!("sha256:{}", hash_key("x"))));
         let bad_scope = vec!["root".to_string()];
         let hash = format!("sha256:{}", hash_key("x"));
         assert!(ApiKeys::new([("k3", hash.as_str(), bad_scope.as_slice())]).unwrap_err().contains("root"));

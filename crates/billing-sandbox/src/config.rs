@@ -16,33 +16,49 @@ pub struct SandboxConfig {
 /// A setting the sandbox cannot run with, reported at startup.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SandboxConfigError {
-    #[error("sandbox: at least one webhook secret is required (the first one signs)")]
+    #[error("at least one webhook secret is required while the sandbox is enabled (the first one signs)")]
     NoWebhookSecret,
-    #[error("sandbox: webhook secret #{0} is empty")]
+    #[error("must not be empty")]
     EmptyWebhookSecret(usize),
-    #[error("sandbox: public_base_url must start with http:// or https://")]
+    #[error("must start with http:// or https://")]
     BadPublicBaseUrl,
-    #[error("sandbox: tolerance_secs must be positive")]
+    #[error("must be positive")]
     BadTolerance,
 }
 
-impl SandboxConfig {
-    /// Checks the settings once at startup so `pay` and webhook verification cannot fail on configuration later.
-    pub fn validate(&self) -> Result<(), SandboxConfigError> {
-        if self.webhook_secrets.is_empty() {
-            return Err(SandboxConfigError::NoWebhookSecret);
+impl SandboxConfigError {
+    /// The setting at fault, as [`SandboxConfig`] names it (`webhook_secrets[1]`).
+    pub fn setting(&self) -> String {
+        match self {
+            Self::NoWebhookSecret => "webhook_secrets".to_owned(),
+            Self::EmptyWebhookSecret(index) => format!("webhook_secrets[{index}]"),
+            Self::BadPublicBaseUrl => "public_base_url".to_owned(),
+            Self::BadTolerance => "tolerance_secs".to_owned(),
         }
-        if let Some(index) = self.webhook_secrets.iter().position(|s| s.expose_secret().is_empty()) {
-            return Err(SandboxConfigError::EmptyWebhookSecret(index));
+    }
+}
+
+impl SandboxConfig {
+    /// Every problem of these settings, checked once at startup so `pay` and webhook verification cannot fail on
+    /// configuration later.
+    pub fn validate(&self) -> Result<(), Vec<SandboxConfigError>> {
+        let mut problems = Vec::new();
+        if self.webhook_secrets.is_empty() {
+            problems.push(SandboxConfigError::NoWebhookSecret);
+        }
+        for (index, secret) in self.webhook_secrets.iter().enumerate() {
+            if secret.expose_secret().trim().is_empty() {
+                problems.push(SandboxConfigError::EmptyWebhookSecret(index));
+            }
         }
         let url = self.public_base_url.as_str();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(SandboxConfigError::BadPublicBaseUrl);
+            problems.push(SandboxConfigError::BadPublicBaseUrl);
         }
         if self.tolerance_secs <= 0 {
-            return Err(SandboxConfigError::BadTolerance);
+            problems.push(SandboxConfigError::BadTolerance);
         }
-        Ok(())
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
     }
 
     /// The base URL without a trailing slash, so joined paths never contain `//`.
@@ -69,16 +85,23 @@ mod tests {
         assert_eq!(config().base_url(), "http://localhost:8080");
         let mut c = config();
         c.webhook_secrets.clear();
-        assert_eq!(c.validate(), Err(SandboxConfigError::NoWebhookSecret));
+        assert_eq!(c.validate(), Err(vec![SandboxConfigError::NoWebhookSecret]));
         let mut c = config();
         c.webhook_secrets.push(SecretString::from(""));
-        assert_eq!(c.validate(), Err(SandboxConfigError::EmptyWebhookSecret(1)));
+        assert_eq!(c.validate(), Err(vec![SandboxConfigError::EmptyWebhookSecret(1)]));
         let mut c = config();
         c.public_base_url = "localhost".into();
-        assert_eq!(c.validate(), Err(SandboxConfigError::BadPublicBaseUrl));
+        assert_eq!(c.validate(), Err(vec![SandboxConfigError::BadPublicBaseUrl]));
         let mut c = config();
         c.tolerance_secs = 0;
-        assert_eq!(c.validate(), Err(SandboxConfigError::BadTolerance));
+        assert_eq!(c.validate(), Err(vec![SandboxConfigError::BadTolerance]));
+        c.webhook_secrets = vec![SecretString::from(" ")];
+        let all = c.validate().unwrap_err();
+        assert_eq!(all, [SandboxConfigError::EmptyWebhookSecret(0), SandboxConfigError::BadTolerance]);
+        assert_eq!(
+            all.iter().map(SandboxConfigError::setting).collect::<Vec<_>>(),
+            ["webhook_secrets[0]", "tolerance_secs"]
+        );
     }
 
     #[test]

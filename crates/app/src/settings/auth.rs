@@ -1,0 +1,62 @@
+//! Service API keys as configured: names, hashes and scopes. The rules of a hash and of a scope are the edge's
+//! (`billing_http::auth`), so a key that validates here is one the edge accepts.
+
+use std::collections::HashSet;
+
+use billing_http::auth::{Scope, parse_key_hash};
+use serde::Deserialize;
+
+use super::problems::Problems;
+
+/// Service authentication.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub api_keys: Vec<ApiKeySettings>,
+}
+
+/// One service API key, stored as a hash.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeySettings {
+    pub name: String,
+    /// `sha256:<64 hex>` of the key.
+    pub hash: String,
+    /// Any of `billing_http::auth::Scope::ALL` by name (`billing:read`, …).
+    pub scopes: Vec<String>,
+}
+
+impl AuthSettings {
+    pub(super) fn validate(&self, p: &mut Problems) {
+        let keys = &self.api_keys;
+        if keys.is_empty() {
+            p.add("auth.api_keys", "at least one API key is required (see config/default.toml)");
+        }
+        let mut names = HashSet::new();
+        let mut hashes = HashSet::new();
+        for (i, key) in keys.iter().enumerate() {
+            let at = format!("auth.api_keys[{i}]");
+            if key.name.trim().is_empty() {
+                p.add(&format!("{at}.name"), "must not be empty");
+            } else if !names.insert(key.name.as_str()) {
+                p.add(&format!("{at}.name"), &format!("duplicate key name `{}`", key.name));
+            }
+            match parse_key_hash(&key.hash) {
+                Err(why) => p.add(&format!("{at}.hash"), why),
+                Ok(digest) if !hashes.insert(digest) => {
+                    p.add(&format!("{at}.hash"), "the same key is configured twice")
+                }
+                Ok(_) => {}
+            }
+            if key.scopes.is_empty() {
+                p.add(&format!("{at}.scopes"), "must list at least one scope");
+            }
+            for scope in &key.scopes {
+                if Scope::parse(scope).is_none() {
+                    let known: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+                    p.add(&format!("{at}.scopes"), &format!("unknown scope {scope:?} (known: {})", known.join(", ")));
+                }
+            }
+        }
+    }
+}
