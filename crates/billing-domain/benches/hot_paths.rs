@@ -3,35 +3,14 @@
 
 use std::hint::black_box;
 
-use billing_domain::catalog::{Catalog, CatalogFile};
 use billing_domain::entitlements::check;
 use billing_domain::events::{EventPayload, ProcessorEvent, SubscriptionSnapshot};
 use billing_domain::ids::{PlanId, WorkspaceId};
 use billing_domain::lifecycle::{Known, decide};
 use billing_domain::subscription::SubscriptionStatus;
+use billing_domain::testing::test_catalog as catalog;
 use chrono::{TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
-
-fn catalog() -> Catalog {
-    let file: CatalogFile = serde_json::from_value(serde_json::json!({
-        "limits": {
-            "workspace_members": {"description": "members", "source": "count"},
-            "alerts_per_month": {"description": "alerts", "source": "usage", "metric": "alerts"}
-        },
-        "features": {"sla_tracking": "SLA tracking"},
-        "metrics": {"alerts": {"description": "alerts raised", "aggregation": "sum"}},
-        "plans": [
-            {"id": "free", "name": "Free", "kind": "subscription", "interval": "month",
-             "price": {"amount": 0, "currency": "usd"}, "default": true,
-             "limits": {"workspace_members": 1, "alerts_per_month": 100}},
-            {"id": "pro", "name": "Pro", "kind": "subscription", "interval": "month",
-             "price": {"amount": 4900, "currency": "USD"}, "processor_prices": {"stripe": "price_pro"},
-             "limits": {"workspace_members": 10, "alerts_per_month": "unlimited"}, "features": ["sla_tracking"]}
-        ]
-    }))
-    .expect("a valid catalog");
-    Catalog::from_file(file).expect("a valid catalog")
-}
 
 fn entitlement_check(c: &mut Criterion) {
     let catalog = catalog();

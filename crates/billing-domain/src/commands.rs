@@ -69,9 +69,9 @@ pub fn check_command(
 mod tests {
     use super::SubscriptionCommand::{Cancel, ChangePlan, Resume};
     use super::*;
-    use crate::catalog::tests::test_catalog;
     use crate::ids::WorkspaceId;
     use crate::subscription::{Observation, ObservedTerms, SubscriptionTerms, TermsSource};
+    use crate::testing::test_catalog;
     use chrono::{TimeZone, Utc};
 
     fn subscription(status: SubscriptionStatus, scheduled: bool) -> Subscription {

@@ -136,10 +136,10 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::tests::test_catalog;
-    use crate::ids::{PlanId, WorkspaceId};
+    use crate::ids::PlanId;
     use crate::subscription::{Observation, ObservedTerms, SubscriptionTerms, TermsSource};
-    use crate::workspace::{BillingDetails, WorkspaceProfile};
+    use crate::testing::{self, test_catalog};
+    use crate::workspace::BillingDetails;
     use chrono::TimeZone;
 
     fn now() -> DateTime<Utc> {
@@ -147,8 +147,7 @@ mod tests {
     }
 
     fn workspace() -> Workspace {
-        let profile = WorkspaceProfile::parse("Acme", "ops@acme.test", BillingDetails::default()).unwrap();
-        Workspace::create(WorkspaceId::parse("acme").unwrap(), profile, now())
+        testing::workspace_with("acme", BillingDetails::default(), now())
     }
 
     fn subscription(status: SubscriptionStatus, status_at: DateTime<Utc>) -> Subscription {

@@ -16,5 +16,7 @@ pub mod ports;
 pub mod records;
 pub mod services;
 pub mod subscription;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod trial;
 pub mod workspace;

@@ -201,7 +201,7 @@ impl<T> Lookup<T> {
 
 #[cfg(test)]
 mod tests {
-    use billing_domain::workspace::{BillingDetails, Workspace, WorkspaceProfile};
+    use billing_domain::workspace::Workspace;
     use chrono::TimeZone;
 
     use super::*;
@@ -211,9 +211,7 @@ mod tests {
     }
 
     fn state(id: &str, credits: i64) -> Option<BillingState> {
-        let profile = WorkspaceProfile::parse("Acme", "ops@acme.test", BillingDetails::default()).unwrap();
-        let at = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        let workspace = Workspace { credit_balance: credits, ..Workspace::create(ws(id), profile, at) };
+        let workspace = Workspace { credit_balance: credits, ..billing_domain::testing::workspace(id) };
         Some(BillingState { workspace, subscription: None })
     }
 

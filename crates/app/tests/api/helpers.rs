@@ -33,20 +33,59 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub db_url: String,
+    /// Dropped with the app: the test's database goes with it.
+    _database: TestDatabase,
+}
+
+/// A test's own database, removed when the test ends (pass or fail), so runs do not pile databases up.
+enum TestDatabase {
+    Sqlite(PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match self {
+            Self::Sqlite(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            // `Drop` cannot await, and the test's runtime may be shutting down: a thread with its own runtime.
+            // FORCE ends the connections the app's pool still holds.
+            Self::Postgres { admin_url, name } => {
+                let (admin_url, database) = (admin_url.clone(), name.clone());
+                let dropped = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                    runtime.block_on(async {
+                        let admin = Database::connect(&admin_url).await?;
+                        admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).await?;
+                        admin.close().await
+                    })?;
+                    Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+                })
+                .join();
+                if let Ok(Err(error)) = dropped {
+                    eprintln!("could not drop test database {name}: {error}");
+                }
+            }
+        }
+    }
 }
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// A fresh, empty database URL for `backend`.
-async fn fresh_database(backend: Backend) -> String {
+/// A fresh, empty database for `backend`: its URL, and the guard that removes it.
+async fn fresh_database(backend: Backend) -> (String, TestDatabase) {
     let name = format!("tollgate_api_{}", uuid::Uuid::new_v4().simple());
     match backend {
         Backend::Sqlite => {
             let dir = std::env::temp_dir().join("tollgate-api-tests");
             std::fs::create_dir_all(&dir).expect("temp dir");
-            format!("sqlite://{}?mode=rwc", dir.join(format!("{name}.db")).display())
+            let path = dir.join(format!("{name}.db"));
+            (format!("sqlite://{}?mode=rwc", path.display()), TestDatabase::Sqlite(path))
         }
         Backend::Postgres => {
             let admin_url = std::env::var("TEST_POSTGRES_URL")
@@ -58,8 +97,9 @@ async fn fresh_database(backend: Backend) -> String {
                 )
             });
             admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
+            admin.close().await.expect("close the admin connection");
             let base = admin_url.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin_url);
-            format!("{base}/{name}")
+            (format!("{base}/{name}"), TestDatabase::Postgres { admin_url: admin_url.clone(), name })
         }
     }
 }
@@ -95,7 +135,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     settings.server.port = 0;
     settings.server.host = "127.0.0.1".into();
     settings.catalog.path = root.join("config/plans.toml");
-    let db_url = fresh_database(backend).await;
+    let (db_url, database) = fresh_database(backend).await;
     settings.database.url = SecretString::from(db_url.clone());
     settings.database.migrate_on_start = true;
     settings.auth.api_keys.push(ApiKeySettings {
@@ -111,7 +151,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-    TestApp { address, client, db_url }
+    TestApp { address, client, db_url, _database: database }
 }
 
 impl TestApp {

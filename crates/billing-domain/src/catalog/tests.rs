@@ -1,32 +1,6 @@
 //! The catalog's validation and lookups, and the small catalog other tests of the crate use.
 use super::*;
-
-/// A small catalog for tests across the crate: free (default), pro (monthly) and a 10-credit pack.
-pub(crate) fn test_catalog() -> Catalog {
-    let file: CatalogFile = serde_json::from_value(serde_json::json!({
-        "limits": {
-            "workspace_members": {"description": "members", "source": "count"},
-            "alerts_per_month": {"description": "alerts", "source": "usage", "metric": "alerts"}
-        },
-        "features": {"sla_tracking": "SLA tracking"},
-        "metrics": {"alerts": {"description": "alerts raised", "aggregation": "sum"}},
-        "plans": [
-            {"id": "free", "name": "Free", "kind": "subscription", "interval": "month",
-             "price": {"amount": 0, "currency": "usd"}, "default": true,
-             "limits": {"workspace_members": 1, "alerts_per_month": 100}},
-            {"id": "pro", "name": "Pro", "kind": "subscription", "interval": "month",
-             "price": {"amount": 4900, "currency": "USD"},
-             "processor_prices": {"sandbox": "sbx_price_pro", "stripe": "price_pro"},
-             "limits": {"workspace_members": 10, "alerts_per_month": "unlimited"},
-             "features": ["sla_tracking"]},
-            {"id": "credits10", "name": "10 credits", "kind": "credits", "credits": 10,
-             "price": {"amount": 999, "currency": "USD"},
-             "processor_prices": {"sandbox": "sbx_price_credits10"}}
-        ]
-    }))
-    .unwrap();
-    Catalog::from_file(file).unwrap()
-}
+use crate::testing::test_catalog;
 
 #[test]
 fn looks_plans_up_by_id_and_price() {

@@ -2,10 +2,10 @@
 use chrono::{TimeZone, Utc};
 
 use super::*;
-use crate::catalog::tests::test_catalog;
 use crate::events::PaymentActivityKind;
 use crate::ids::{EventId, ProcessorId};
 use crate::money::{Currency, Money};
+use crate::testing::test_catalog;
 
 fn refund_event() -> ProcessorEvent {
     ProcessorEvent {

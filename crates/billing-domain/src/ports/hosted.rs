@@ -78,7 +78,7 @@ pub enum HostedCheckoutError {
 }
 
 /// Checkouts whose page Tollgate hosts.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 pub trait HostedCheckoutOps: Send + Sync {
     /// The processor whose webhook verifier receives the deliveries (`/webhooks/{id}`).
     fn processor_id(&self) -> ProcessorId;

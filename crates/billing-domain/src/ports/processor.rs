@@ -25,7 +25,7 @@ pub struct Capabilities {
 }
 
 /// Which processor this is and what it supports.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 pub trait ProcessorInfo: Send + Sync {
     /// The id used in routes (`/webhooks/{id}`), catalog `processor_prices` and stored rows.
     fn id(&self) -> ProcessorId;
@@ -33,7 +33,7 @@ pub trait ProcessorInfo: Send + Sync {
 }
 
 /// Customers at the processor.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait CustomerOps: Send + Sync {
     /// Returns the processor customer of `workspace`: `known` when given, else one found by workspace metadata,
@@ -67,7 +67,7 @@ pub struct CheckoutSession {
 }
 
 /// Hosted checkout.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait CheckoutOps: Send + Sync {
     /// Creates a session for `request.plan` (subscription or one-time payment by plan kind). MUST be idempotent on
@@ -76,7 +76,7 @@ pub trait CheckoutOps: Send + Sync {
 }
 
 /// The processor's self-service billing portal.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait PortalOps: Send + Sync {
     /// A portal URL for `customer` returning to `return_url`. MUST return `Unsupported` if the processor has none.
@@ -94,7 +94,7 @@ pub enum Proration {
 
 /// Changes to live subscriptions. Each MUST be idempotent on `idempotency_key` and MUST return the processor's
 /// snapshot after the change, which the caller applies like a webhook.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait SubscriptionOps: Send + Sync {
     async fn cancel(
@@ -140,7 +140,7 @@ pub struct InvoicePage {
 }
 
 /// Invoices of a customer.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait InvoiceOps: Send + Sync {
     /// At most `limit` invoices after `starting_after`, newest first. An unknown customer MUST give an empty page.
@@ -168,7 +168,7 @@ pub struct Refund {
 }
 
 /// Payments and refunds outside checkout.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait PaymentOps: Send + Sync {
     async fn create_payment_intent(
@@ -187,7 +187,7 @@ pub trait PaymentOps: Send + Sync {
 }
 
 /// Metered usage reported to the processor.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait UsageReportingOps: Send + Sync {
     /// Reports `quantity` of `metric` for `customer` at `at`. MUST be idempotent on `idempotency_key`.
@@ -220,7 +220,7 @@ pub enum WebhookError {
 }
 
 /// Verifying and translating the processor's webhooks.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 pub trait WebhookOps: Send + Sync {
     /// Verifies the signature of `body` against `headers` at time `now`, then parses it. MUST check the signature
     /// before parsing, in constant time, and MUST NOT touch storage.

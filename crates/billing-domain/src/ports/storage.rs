@@ -17,7 +17,7 @@ use crate::subscription::Subscription;
 use crate::workspace::Workspace;
 
 /// Workspaces, their processor customers and their credit ledger.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait WorkspaceRepository: Send + Sync {
     async fn get(&self, id: &WorkspaceId) -> Result<Option<Workspace>, StoreError>;
@@ -125,7 +125,7 @@ pub struct BillingState {
 /// The hot path's read of billing state (SPEC §11). An adapter MAY answer from a cache; if it does, it MUST reflect
 /// every change this process committed before that change's transaction (or write) returned, and changes made by
 /// other processes on the same database within its documented staleness bound.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait BillingStateReader: Send + Sync {
     /// `None` when the workspace does not exist.
@@ -133,7 +133,7 @@ pub trait BillingStateReader: Send + Sync {
 }
 
 /// Processor subscriptions.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait SubscriptionRepository: Send + Sync {
     async fn get(&self, processor: &ProcessorId, id: &SubscriptionId) -> Result<Option<Subscription>, StoreError>;
@@ -251,7 +251,7 @@ pub struct SettledEvent {
 }
 
 /// The webhook inbox and its parked events.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait EventInbox: Send + Sync {
     /// Inserts the event unless (processor, event_id) exists. MUST be atomic under concurrent deliveries (unique
@@ -329,7 +329,7 @@ pub trait EventInbox: Send + Sync {
 }
 
 /// Append-only audit log.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait AuditLog: Send + Sync {
     /// Appends one entry stamped `at`. Callers MUST have redacted secrets already.
@@ -352,7 +352,7 @@ pub trait AuditLog: Send + Sync {
 }
 
 /// Messages to deliver after commit (emails, outbound webhooks).
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait Outbox: Send + Sync {
     /// Enqueues unless `dedup_key` exists; returns whether it was new. MUST be atomic (unique constraint).
@@ -388,7 +388,7 @@ pub struct UsageEvent {
 }
 
 /// Metered usage.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait UsageRepository: Send + Sync {
     /// Records an event received at `now`; returns `false` when (workspace, id) was recorded before (nothing
@@ -413,7 +413,7 @@ pub enum Redemption {
 }
 
 /// Coupons and their redemptions.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait CouponRepository: Send + Sync {
     /// Case-insensitive lookup.
@@ -476,7 +476,7 @@ pub trait Transaction: Send + Sync {
 }
 
 /// The transaction boundary.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait UnitOfWork: Send + Sync {
     /// Opens a transaction. MUST return `Unavailable` when the database cannot be reached.

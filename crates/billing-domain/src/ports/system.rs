@@ -4,14 +4,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 /// The current time. Inject a fixed clock in tests; never call `Utc::now()` in the core.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 pub trait Clock: Send + Sync {
     /// Now, in UTC. MUST be monotonic enough that two calls in one request do not go backwards.
     fn now(&self) -> DateTime<Utc>;
 }
 
 /// Generates ids for Tollgate's own objects.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 pub trait IdGenerator: Send + Sync {
     /// A new id starting with `prefix` (`cs_sbx_…`). MUST never repeat, across restarts too.
     fn new_id(&self, prefix: &str) -> String;
@@ -31,7 +31,7 @@ pub struct EmailMessage {
 pub struct NotifyError(pub String);
 
 /// Sends email to workspace owners (SMTP in production, a log line by default).
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait Notifier: Send + Sync {
     /// Sends one message. MUST return `NotifyError` on any failure so the caller retries; MUST NOT retry itself.

@@ -7,7 +7,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::{BillingPolicy, Context};
-use crate::catalog::tests::test_catalog;
 use crate::error::StoreError;
 use crate::ids::WorkspaceId;
 use crate::ports::{
@@ -15,7 +14,8 @@ use crate::ports::{
     MockOutbox, MockSubscriptionRepository, MockWorkspaceRepository, Outbox, SubscriptionRepository, Transaction,
     WorkspaceRepository,
 };
-use crate::workspace::{BillingDetails, Workspace, WorkspaceProfile};
+use crate::testing::test_catalog;
+use crate::workspace::{BillingDetails, Workspace};
 
 /// A transaction whose repositories are mocks; `committed` tells whether the service committed, `locks` which
 /// subjects it locked, in order.
@@ -74,8 +74,7 @@ pub fn clock() -> Arc<MockClock> {
 }
 
 pub fn workspace(id: &str) -> Workspace {
-    let profile = WorkspaceProfile::parse("Acme", "ops@acme.test", BillingDetails::default()).unwrap();
-    Workspace::create(WorkspaceId::parse(id).unwrap(), profile, now())
+    crate::testing::workspace_with(id, BillingDetails::default(), now())
 }
 
 /// A context over the given read-side mocks with the shared test catalog; billing state is read through them.

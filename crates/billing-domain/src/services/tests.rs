@@ -18,7 +18,6 @@ macro_rules! async_test {
 
 use super::test_support::{MockTx, clock, context, now, workspace};
 use super::*;
-use crate::catalog::tests::test_catalog;
 use crate::error::{ProcessorError, StoreError};
 use crate::events::{CheckoutMode, EventPayload, ProcessorEvent, SubscriptionSnapshot};
 use crate::ids::{CustomerId, WorkspaceId};
@@ -28,6 +27,7 @@ use crate::ports::{
 };
 use crate::records::Actor;
 use crate::subscription::SubscriptionStatus;
+use crate::testing::test_catalog;
 use crate::workspace::{BillingDetails, WorkspaceProfile};
 
 mod processor_mock {

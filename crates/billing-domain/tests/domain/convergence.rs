@@ -8,20 +8,18 @@ use billing_domain::events::{CheckoutMode, EventPayload, ProcessorEvent, Subscri
 use billing_domain::ids::WorkspaceId;
 use billing_domain::money::{Currency, Money};
 
-use billing_domain::ports::{Clock, InboxStatus};
+use billing_domain::ports::InboxStatus;
 use billing_domain::services::{IngestOutcome, SweepReport, WebhookService};
 use billing_domain::subscription::SubscriptionStatus;
-use billing_domain::workspace::{BillingDetails, Workspace, WorkspaceProfile};
+use billing_domain::workspace::BillingDetails;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use proptest::prelude::*;
 
-use crate::memory_store::{MemoryStore, State};
+use billing_domain::testing::{self, FixedClock, MemoryStore, State};
 
-pub(crate) struct FixedClock;
-impl Clock for FixedClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap()
-    }
+/// The clock of the services under test: a month after the events' own times.
+pub(crate) fn clock() -> Arc<FixedClock> {
+    Arc::new(FixedClock::at(Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap()))
 }
 
 pub(crate) fn catalog() -> Catalog {
@@ -135,8 +133,7 @@ pub(crate) fn lifecycle() -> Vec<ProcessorEvent> {
 
 pub(crate) fn fresh_store() -> MemoryStore {
     let store = MemoryStore::default();
-    let profile = WorkspaceProfile::parse("Acme", "ops@acme.test", BillingDetails::default()).unwrap();
-    let workspace = Workspace::create(WorkspaceId::parse("acme").unwrap(), profile, t(0));
+    let workspace = testing::workspace_with("acme", BillingDetails::default(), t(0));
     store.committed.lock().unwrap().workspaces.insert(workspace.id.clone(), workspace);
     store
 }
@@ -144,7 +141,7 @@ pub(crate) fn fresh_store() -> MemoryStore {
 /// Delivers events one by one through the real service and returns the final committed state.
 pub(crate) fn deliver(events: &[ProcessorEvent]) -> State {
     let store = fresh_store();
-    let service = WebhookService::new(Arc::new(store.clone()), Arc::new(catalog()), Arc::new(FixedClock));
+    let service = WebhookService::new(Arc::new(store.clone()), Arc::new(catalog()), clock());
     futures::executor::block_on(async {
         for e in events {
             service.ingest(e, "{}").await.expect("ingest");
@@ -228,7 +225,7 @@ fn reversed_delivery_parks_then_applies_everything() {
 /// that was committed without taking them.
 fn parked_behind_an_existing_link(events: &[ProcessorEvent]) -> (MemoryStore, WebhookService) {
     let store = fresh_store();
-    let service = WebhookService::new(Arc::new(store.clone()), Arc::new(catalog()), Arc::new(FixedClock));
+    let service = WebhookService::new(Arc::new(store.clone()), Arc::new(catalog()), clock());
     futures::executor::block_on(async {
         for e in events {
             assert_eq!(service.ingest(e, "{}").await.unwrap(), IngestOutcome::Parked);

@@ -15,13 +15,11 @@ use billing_domain::services::{Delivery, IngestOutcome, WebhookService};
 use billing_domain::subscription::SubscriptionStatus;
 use proptest::prelude::*;
 
-use crate::convergence::{
-    FixedClock, billing_state, catalog, deliver, event, fresh_store, lifecycle, snapshot, streams,
-};
-use crate::memory_store::{MemoryStore, State};
+use crate::convergence::{billing_state, catalog, clock, deliver, event, fresh_store, lifecycle, snapshot, streams};
+use billing_domain::testing::{MemoryStore, State};
 
 fn service(store: &MemoryStore) -> WebhookService {
-    WebhookService::new(Arc::new(store.clone()), Arc::new(catalog()), Arc::new(FixedClock))
+    WebhookService::new(Arc::new(store.clone()), Arc::new(catalog()), clock())
 }
 
 fn deliveries(events: &[ProcessorEvent]) -> Vec<Delivery> {

@@ -2,4 +2,3 @@
 
 mod convergence;
 mod group_commit;
-mod memory_store;

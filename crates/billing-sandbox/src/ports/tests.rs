@@ -249,7 +249,7 @@ async fn deliveries_signed_before_a_rotation_still_verify() {
 
     let mut config = test_support::config();
     config.webhook_secrets.insert(0, SecretString::from("whsec_new_primary"));
-    let rotated = SandboxProcessor::new(config, Arc::new(CountingIds::default()), Arc::new(FixedClock(now())));
+    let rotated = SandboxProcessor::new(config, Arc::new(CountingIds::default()), Arc::new(FixedClock::at(now())));
     let event = rotated.verify_and_parse(&delivery.headers, delivery.body.as_bytes(), now()).unwrap();
     assert_eq!(event.id.as_str(), delivery.event_id);
 }

@@ -217,7 +217,7 @@ async fn pay_without_a_signing_secret_changes_nothing() {
     let sandbox = SandboxProcessor::new(
         config,
         Arc::new(test_support::CountingIds::default()),
-        Arc::new(test_support::FixedClock(now())),
+        Arc::new(test_support::FixedClock::at(now())),
     );
     let (_, session) = start_checkout(&sandbox, "ws_7", pro_monthly()).await;
     assert_eq!(sandbox.pay(session.id.as_str()), Err(no_signing_secret()));

@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use billing_domain::events::{EventPayload, ProcessorEvent};
-use billing_domain::ids::{CustomerId, EventId, PlanId, PriceId, ProcessorId, SubscriptionId, WorkspaceId};
+use billing_domain::ids::{CustomerId, EventId, ProcessorId, SubscriptionId, WorkspaceId};
 use billing_domain::ports::InboxEvent;
 use billing_domain::records::{Actor, AuditRecord, NotificationKind, OutboxMessage, OutboxTarget};
-use billing_domain::subscription::{Subscription, SubscriptionStatus, SubscriptionTerms, TermsSource};
-use billing_domain::workspace::{BillingDetails, TaxId, Workspace, WorkspaceProfile};
+use billing_domain::subscription::{Subscription, SubscriptionStatus};
+use billing_domain::testing;
+use billing_domain::workspace::{BillingDetails, TaxId, Workspace};
 use billing_store::Store;
 use chrono::{DateTime, TimeZone, Utc};
 use futures::FutureExt;
@@ -145,6 +146,7 @@ pub fn ws_id(raw: &str) -> WorkspaceId {
     WorkspaceId::parse(raw).expect("a valid workspace id")
 }
 
+/// The shared builder's workspace with full billing details (so every column round-trips), created at `at(0)`.
 pub fn workspace(id: &str) -> Workspace {
     let details = BillingDetails {
         legal_name: Some("Acme GmbH".into()),
@@ -153,32 +155,16 @@ pub fn workspace(id: &str) -> Workspace {
         tax_ids: vec![TaxId { kind: "eu_vat".into(), value: "DE123456789".into() }],
         ..Default::default()
     };
-    let profile = WorkspaceProfile::parse("Acme", "owner@acme.example", details).expect("a valid profile");
-    Workspace::create(ws_id(id), profile, at(0))
+    testing::workspace_with(id, details, at(0))
 }
 
+/// The shared builder's subscription with three seats and a period from `at(0)`, in `status` since `at(status_at)`.
 pub fn subscription(id: &str, workspace: &str, status: SubscriptionStatus, status_at: i64) -> Subscription {
-    Subscription {
-        id: SubscriptionId::new(id),
-        processor: ProcessorId::new("sandbox"),
-        workspace_id: ws_id(workspace),
-        customer_id: CustomerId::new("cus_1"),
-        status,
-        status_at: at(status_at),
-        canceled_at: status.is_terminal().then(|| at(status_at)),
-        terms: SubscriptionTerms {
-            plan_id: PlanId::new("pro"),
-            price_id: PriceId::new("price_pro"),
-            quantity: 3,
-            cancel_at_period_end: false,
-            current_period_start: Some(at(0)),
-            current_period_end: Some(at(30 * 86_400)),
-            trial_end: None,
-        },
-        terms_source: TermsSource::Snapshot,
-        terms_at: at(status_at),
-        version: 0,
-    }
+    let mut subscription = testing::subscription(id, workspace, status, at(status_at));
+    subscription.terms.quantity = 3;
+    subscription.terms.current_period_start = Some(at(0));
+    subscription.terms.current_period_end = Some(at(30 * 86_400));
+    subscription
 }
 
 pub fn inbox_event(id: &str) -> InboxEvent {

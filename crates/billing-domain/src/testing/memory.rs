@@ -1,5 +1,6 @@
 //! An in-memory store with real transaction semantics (work on a copy, publish on commit) so property tests can
-//! drive the real `WebhookService` through thousands of event orders quickly.
+//! drive the real services through thousands of event orders quickly. It implements the ports a webhook touches;
+//! the others answer an error naming what is not kept here.
 //!
 //! What it cannot show: interleavings. The property test runs one transaction at a time, so every order it tries
 //! is a *delivery* order, never two transactions overlapping (and two overlapping copies here would simply lose
@@ -10,15 +11,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
+use crate::coupon::Coupon;
+use crate::error::StoreError;
+use crate::events::ProcessorEvent;
+use crate::ids::{CustomerId, EventId, PlanId, ProcessorId, SubscriptionId, WorkspaceId};
+use crate::ports::*;
+use crate::records::{AuditEntry, AuditRecord, OutboxMessage, PendingMessage};
+use crate::subscription::Subscription;
+use crate::workspace::Workspace;
 use async_trait::async_trait;
-use billing_domain::coupon::Coupon;
-use billing_domain::error::StoreError;
-use billing_domain::events::ProcessorEvent;
-use billing_domain::ids::{CustomerId, EventId, PlanId, ProcessorId, SubscriptionId, WorkspaceId};
-use billing_domain::ports::*;
-use billing_domain::records::{AuditEntry, AuditRecord, OutboxMessage, PendingMessage};
-use billing_domain::subscription::Subscription;
-use billing_domain::workspace::Workspace;
 use chrono::{DateTime, Utc};
 
 /// Everything the store holds.
