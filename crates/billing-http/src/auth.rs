@@ -1,9 +1,9 @@
 //! Service API keys: configured as SHA-256 hashes with scopes; a request proves itself with `Authorization: Bearer`.
 
 use std::collections::{BTreeSet, HashMap};
-use std::future::{Ready, ready};
+use std::sync::Arc;
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, http::StatusCode, web};
+use actix_web::{HttpRequest, http::StatusCode, web};
 use billing_domain::records::Actor;
 use sha2::{Digest, Sha256};
 
@@ -52,7 +52,7 @@ struct KeyEntry {
 /// The configured keys, indexed by the SHA-256 of the key.
 #[derive(Debug, Clone, Default)]
 pub struct ApiKeys {
-    by_hash: HashMap<[u8; 32], KeyEntry>,
+    by_hash: HashMap<[u8; 32], Arc<KeyEntry>>,
 }
 
 /// The digest of a configured key hash, `sha256:` and 64 hex digits (either case); the one rule for both the
@@ -79,7 +79,7 @@ impl ApiKeys {
                 .iter()
                 .map(|s| Scope::parse(s).ok_or_else(|| format!("api key `{name}`: unknown scope `{s}`")))
                 .collect::<Result<BTreeSet<_>, _>>()?;
-            by_hash.insert(digest, KeyEntry { name: name.to_owned(), scopes });
+            by_hash.insert(digest, Arc::new(KeyEntry { name: name.to_owned(), scopes }));
         }
         Ok(Self { by_hash })
     }
@@ -88,21 +88,23 @@ impl ApiKeys {
     /// about the key through timing.
     fn authenticate(&self, key: &str) -> Option<Caller> {
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        self.by_hash.get(&digest).map(|entry| Caller { name: entry.name.clone(), scopes: entry.scopes.clone() })
+        self.by_hash.get(&digest).map(|entry| Caller(entry.clone()))
     }
 }
 
-/// An authenticated service caller.
+/// An authenticated service caller: its configured entry, shared (a request copies no name or scope set).
 #[derive(Debug, Clone)]
-pub struct Caller {
-    pub name: String,
-    scopes: BTreeSet<Scope>,
-}
+pub struct Caller(Arc<KeyEntry>);
 
 impl Caller {
+    /// The key's configured name.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
     /// 403 unless the key has `scope` (or `admin`).
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
-        if self.scopes.contains(&scope) || self.scopes.contains(&Scope::Admin) {
+        if self.0.scopes.contains(&scope) || self.0.scopes.contains(&Scope::Admin) {
             Ok(())
         } else {
             Err(ApiError::new(
@@ -116,20 +118,12 @@ impl Caller {
 
     /// The audit actor for this caller.
     pub fn actor(&self) -> Actor {
-        Actor::ApiKey { name: self.name.clone() }
+        Actor::ApiKey { name: self.0.name.clone() }
     }
 }
 
-impl FromRequest for Caller {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req))
-    }
-}
-
-fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
+/// The caller of `req` by its `Authorization: Bearer` key; the access extractors (`access.rs`) call it.
+pub(crate) fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     let keys =
         req.app_data::<web::Data<ApiKeys>>().ok_or_else(|| ApiError::internal("ApiKeys missing from app data"))?;
     let header = req
@@ -159,7 +153,7 @@ mod tests {
     #[test]
     fn authenticates_by_hash_and_checks_scopes() {
         let caller = keys().authenticate("secret-key").unwrap();
-        assert_eq!(caller.name, "backend");
+        assert_eq!(caller.name(), "backend");
         assert!(caller.require(Scope::BillingRead).is_ok());
         assert_eq!(caller.require(Scope::BillingWrite).unwrap_err().status, StatusCode::FORBIDDEN);
         assert!(keys().authenticate("secret-key ").is_none());

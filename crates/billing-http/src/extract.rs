@@ -4,7 +4,7 @@
 //!
 //! actix's `web::Json` and `web::Query` only hand their error handlers serde's message, which names the field of a
 //! missing or unknown key but never that of a wrongly typed value; deserializing through `serde_path_to_error`
-//! gives the path of every failure.
+//! gives the path of every failure. Then the DTO's `validator` rules run, each failure named by its path too.
 
 use std::ops::Deref;
 
@@ -17,6 +17,9 @@ use futures::future::LocalBoxFuture;
 use futures::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde_path_to_error::{Path, Segment};
+use validator::{Validate, ValidationErrorsKind};
+
+use billing_domain::error::{ValidationError, ValidationErrors};
 
 use crate::error::{ApiError, ErrorCode, FieldProblem};
 
@@ -45,7 +48,7 @@ impl<T> Deref for Json<T> {
     }
 }
 
-impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+impl<T: DeserializeOwned + Validate + 'static> FromRequest for Json<T> {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
@@ -59,7 +62,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
         let declared = declared_length(req);
         Box::pin(async move {
             let bytes = read_limited(stream, declared, limit).await?;
-            parse_json(&bytes).map(Json)
+            let value: T = parse_json(&bytes)?;
+            validate(&value)?;
+            Ok(Json(value))
         })
     }
 }
@@ -180,18 +185,58 @@ impl<T> Deref for Query<T> {
     }
 }
 
-impl<T: DeserializeOwned> FromRequest for Query<T> {
+impl<T: DeserializeOwned + Validate> FromRequest for Query<T> {
     type Error = ApiError;
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut dev::Payload) -> Self::Future {
-        std::future::ready(parse_query(req.query_string()).map(Query))
+        std::future::ready(parse_query(req.query_string()).and_then(|value: T| {
+            validate(&value)?;
+            Ok(Query(value))
+        }))
     }
 }
 
 fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
     let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
     serde_path_to_error::deserialize(deserializer).map_err(query_problem)
+}
+
+/// Runs the DTO's `validator` rules: 400 `validation_failed` naming every failing field by its path.
+fn validate<T: Validate>(value: &T) -> Result<(), ApiError> {
+    let Err(errors) = value.validate() else { return Ok(()) };
+    let mut problems = Vec::new();
+    collect_problems("", &errors, &mut problems);
+    problems.sort_by(|a: &ValidationError, b| a.field.cmp(&b.field));
+    Err(ApiError::validation(ValidationErrors(problems)))
+}
+
+fn collect_problems(prefix: &str, errors: &validator::ValidationErrors, out: &mut Vec<ValidationError>) {
+    for (field, kind) in errors.errors() {
+        let name = match (prefix, field.as_ref()) {
+            ("", "__all__") => "body".to_owned(),
+            ("", field) => field.to_owned(),
+            (prefix, "__all__") => prefix.to_owned(),
+            (prefix, field) => format!("{prefix}.{field}"),
+        };
+        match kind {
+            ValidationErrorsKind::Field(failures) => {
+                for failure in failures {
+                    let message = failure
+                        .message
+                        .as_deref()
+                        .map_or_else(|| format!("is invalid ({})", failure.code), str::to_owned);
+                    out.push(ValidationError::new(&name, message));
+                }
+            }
+            ValidationErrorsKind::Struct(inner) => collect_problems(&name, inner, out),
+            ValidationErrorsKind::List(items) => {
+                for (index, inner) in items {
+                    collect_problems(&format!("{name}[{index}]"), inner, out);
+                }
+            }
+        }
+    }
 }
 
 /// Path failures → 400.
@@ -202,13 +247,36 @@ pub fn path_error(error: PathError, _: &HttpRequest) -> actix_web::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dto::{AuditQuery, WorkspaceBody};
+    use crate::dto::{AuditQuery, CheckoutBody, WorkspaceBody};
 
-    #[derive(Debug, serde::Deserialize)]
+    #[derive(Debug, serde::Deserialize, Validate)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Body {
         plan: String,
+    }
+
+    #[test]
+    fn validator_rules_name_their_fields_and_paths() {
+        let bad: WorkspaceBody = parse_json(
+            br#"{"name":"A","owner_email":"a@b.c","billing_details":{"tax_ids":[
+                {"type":"a","value":"1"},{"type":"a","value":"1"},{"type":"a","value":"1"},{"type":"a","value":"1"},
+                {"type":"a","value":"1"},{"type":"a","value":"1"},{"type":"a","value":"1"},{"type":"a","value":"1"},
+                {"type":"a","value":"1"},{"type":"a","value":"1"},{"type":"a","value":"1"},{"type":"a","value":"1"},
+                {"type":"a","value":"1"},{"type":"a","value":"1"},{"type":"a","value":"1"},{"type":"a","value":"1"},
+                {"type":"a","value":"1"}]}}"#,
+        )
+        .unwrap();
+        let error = validate(&bad).unwrap_err();
+        assert_eq!(error.code, ErrorCode::ValidationFailed);
+        assert_eq!(field_of(&error), "billing_details.tax_ids");
+        assert_eq!(error.errors[0].message, "must list at most 16 tax ids");
+        let query = parse_query::<AuditQuery>("limit=0").unwrap();
+        let error = validate(&query).unwrap_err();
+        assert_eq!((field_of(&error), error.errors[0].message.as_str()), ("limit", "must be between 1 and 200"));
+        let checkout: CheckoutBody =
+            parse_json(br#"{"plan":"pro","success_url":"ftp://x","cancel_url":"https://ok"}"#).unwrap();
+        assert_eq!(field_of(&validate(&checkout).unwrap_err()), "success_url");
     }
 
     fn field_of(error: &ApiError) -> &str {

@@ -1,6 +1,7 @@
 //! Tollgate's HTTP edge (actix-web): routes, DTOs, API-key auth and problem+json errors. Handlers are thin calls
 //! into billing-domain services. The binary wires state into an [`Edge`] and hands it to [`server::serve`].
 
+pub mod access;
 pub mod auth;
 mod dto;
 pub mod error;

@@ -3,9 +3,8 @@
 use actix_web::{HttpResponse, web};
 use billing_domain::services::EntitlementError;
 
-use super::workspace_id;
-use crate::auth::{Caller, Scope};
-use crate::dto::CheckBody;
+use crate::access::{Read, WorkspaceCall};
+use crate::dto::{CheckBody, CheckView, EntitlementsResponse};
 use crate::error::ApiError;
 use crate::extract::Json;
 use crate::state::AppState;
@@ -21,32 +20,21 @@ impl From<EntitlementError> for ApiError {
 }
 
 /// `GET /v1/workspaces/{id}/entitlements`.
-#[tracing::instrument(skip_all, fields(workspace_id = %path))]
-pub async fn all(
-    state: web::Data<AppState>,
-    caller: Caller,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::BillingRead)?;
-    let id = workspace_id(&path)?;
-    Ok(HttpResponse::Ok().json(state.entitlements.all(&id).await?))
+#[tracing::instrument(skip_all, fields(workspace_id = %call.workspace_id))]
+pub async fn all(state: web::Data<AppState>, call: WorkspaceCall<Read>) -> Result<HttpResponse, ApiError> {
+    let view = state.entitlements.all(&call.workspace_id).await?;
+    Ok(HttpResponse::Ok().json(EntitlementsResponse::from(&view)))
 }
 
 /// `POST /v1/workspaces/{id}/entitlements/check`. The hot path: its span is at debug level, so at the default
 /// level a check costs no span beyond the request's own (a quarter of the throughput, measured).
-#[tracing::instrument(level = "debug", skip_all, fields(workspace_id = %path))]
+#[tracing::instrument(level = "debug", skip_all, fields(workspace_id = %call.workspace_id))]
 pub async fn check(
     state: web::Data<AppState>,
-    caller: Caller,
-    path: web::Path<String>,
+    call: WorkspaceCall<Read>,
     body: Json<CheckBody>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::BillingRead)?;
-    let id = workspace_id(&path)?;
-    let body = body.into_inner();
-    if body.key.trim().is_empty() {
-        return Err(ApiError::field("key", "must name a limit or feature of the catalog"));
-    }
-    let result = state.entitlements.check(&id, &body.key, body.requested.unwrap_or(1), body.current).await?;
-    Ok(HttpResponse::Ok().json(result))
+    let result =
+        state.entitlements.check(&call.workspace_id, &body.key, body.requested.unwrap_or(1), body.current).await?;
+    Ok(HttpResponse::Ok().json(CheckView::from(&result)))
 }

@@ -1,4 +1,5 @@
-//! Route table. Handlers are thin: authenticate, convert the DTO, call one service, render.
+//! Route table. Handlers are thin: their extractors authorize (`access.rs`) and validate (`extract.rs`); the
+//! handler calls one service and renders a DTO.
 
 mod checkout;
 mod entitlements;
@@ -10,7 +11,6 @@ mod workspaces;
 
 use actix_web::http::Method;
 use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Resource, Responder, web};
-use billing_domain::ids::WorkspaceId;
 
 use crate::error::ApiError;
 
@@ -83,9 +83,4 @@ impl Endpoint {
 /// Unknown routes answer problem+json too.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::route_not_found(req.method(), req.path()))
-}
-
-/// Parses the `{id}` path segment, naming the field when it is invalid.
-fn workspace_id(raw: &str) -> Result<WorkspaceId, ApiError> {
-    WorkspaceId::parse(raw).map_err(|e| ApiError::validation(e.into()))
 }

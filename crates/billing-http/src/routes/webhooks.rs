@@ -6,8 +6,8 @@ use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use billing_domain::error::StoreError;
 use billing_domain::ports::{WebhookError, WebhookHeaders, WebhookOps};
 use billing_domain::services::{IngestError, IngestOutcome};
-use serde_json::json;
 
+use crate::dto::WebhookReceived;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{declared_length, read_limited};
 use crate::state::AppState;
@@ -46,7 +46,11 @@ pub async fn receive(
         .filter_map(|(name, value)| value.to_str().ok().map(|v| (name.as_str().to_ascii_lowercase(), v.to_owned())))
         .collect();
     let received = verify_and_ingest(&state, &path, &headers, &body).await?;
-    Ok(HttpResponse::Ok().json(json!({"received": true, "event_id": received.event_id, "outcome": received.outcome})))
+    Ok(HttpResponse::Ok().json(WebhookReceived {
+        received: true,
+        event_id: &received.event_id,
+        outcome: received.outcome,
+    }))
 }
 
 /// What became of one verified delivery.

@@ -2,12 +2,9 @@
 
 use actix_web::{HttpResponse, web};
 use billing_domain::services::{TrialError, WorkspaceError};
-use serde_json::json;
-use tracing_actix_web::RequestId;
 
-use super::workspace_id;
-use crate::auth::{Caller, Scope};
-use crate::dto::{AuditQuery, SubscriptionView, WorkspaceBody, WorkspaceView};
+use crate::access::{Read, WorkspaceCall, Write};
+use crate::dto::{AuditPage, AuditQuery, SubscriptionView, WorkspaceBody, WorkspaceView};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{Json, Query};
 use crate::state::AppState;
@@ -23,45 +20,29 @@ impl From<WorkspaceError> for ApiError {
 }
 
 /// `PUT /v1/workspaces/{id}`: 201 when created, 200 when updated.
-#[tracing::instrument(skip_all, fields(workspace_id = %path))]
+#[tracing::instrument(skip_all, fields(workspace_id = %call.workspace_id))]
 pub async fn put(
     state: web::Data<AppState>,
-    caller: Caller,
-    request_id: RequestId,
-    path: web::Path<String>,
+    call: WorkspaceCall<Write>,
     body: Json<WorkspaceBody>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::BillingWrite)?;
-    let id = workspace_id(&path)?;
     let profile = body.into_inner().try_into_domain().map_err(ApiError::validation)?;
-    let (_, created) =
-        state.workspaces.upsert(id.clone(), profile, caller.actor(), Some(request_id.to_string())).await?;
-    let view = WorkspaceView::from(state.workspaces.overview(&id).await?);
+    let id = &call.workspace_id;
+    let (_, created) = state.workspaces.upsert(id.clone(), profile, call.actor(), call.request_id()).await?;
+    let view = WorkspaceView::from(state.workspaces.overview(id).await?);
     Ok(if created { HttpResponse::Created().json(view) } else { HttpResponse::Ok().json(view) })
 }
 
 /// `GET /v1/workspaces/{id}`.
-#[tracing::instrument(skip_all, fields(workspace_id = %path))]
-pub async fn get(
-    state: web::Data<AppState>,
-    caller: Caller,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::BillingRead)?;
-    let id = workspace_id(&path)?;
-    Ok(HttpResponse::Ok().json(WorkspaceView::from(state.workspaces.overview(&id).await?)))
+#[tracing::instrument(skip_all, fields(workspace_id = %call.workspace_id))]
+pub async fn get(state: web::Data<AppState>, call: WorkspaceCall<Read>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(WorkspaceView::from(state.workspaces.overview(&call.workspace_id).await?)))
 }
 
 /// `GET /v1/workspaces/{id}/subscription`: the current subscription, or 404.
-#[tracing::instrument(skip_all, fields(workspace_id = %path))]
-pub async fn subscription(
-    state: web::Data<AppState>,
-    caller: Caller,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::BillingRead)?;
-    let id = workspace_id(&path)?;
-    let overview = state.workspaces.overview(&id).await?;
+#[tracing::instrument(skip_all, fields(workspace_id = %call.workspace_id))]
+pub async fn subscription(state: web::Data<AppState>, call: WorkspaceCall<Read>) -> Result<HttpResponse, ApiError> {
+    let overview = state.workspaces.overview(&call.workspace_id).await?;
     let subscription = overview
         .subscription
         .ok_or_else(|| ApiError::not_found(ErrorCode::SubscriptionNotFound, "this workspace has no subscription"))?;
@@ -86,35 +67,23 @@ impl From<TrialError> for ApiError {
 }
 
 /// `POST /v1/workspaces/{id}/trial`: starts the one trial; 409 the second time.
-#[tracing::instrument(skip_all, fields(workspace_id = %path))]
-pub async fn start_trial(
-    state: web::Data<AppState>,
-    caller: Caller,
-    request_id: RequestId,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::BillingWrite)?;
-    let id = workspace_id(&path)?;
-    state.trials.start(&id, caller.actor(), Some(request_id.to_string())).await?;
-    Ok(HttpResponse::Created().json(WorkspaceView::from(state.workspaces.overview(&id).await?)))
+#[tracing::instrument(skip_all, fields(workspace_id = %call.workspace_id))]
+pub async fn start_trial(state: web::Data<AppState>, call: WorkspaceCall<Write>) -> Result<HttpResponse, ApiError> {
+    let id = &call.workspace_id;
+    state.trials.start(id, call.actor(), call.request_id()).await?;
+    Ok(HttpResponse::Created().json(WorkspaceView::from(state.workspaces.overview(id).await?)))
 }
 
 /// `GET /v1/workspaces/{id}/audit?limit=&before=`: newest first.
-#[tracing::instrument(skip_all, fields(workspace_id = %path))]
+#[tracing::instrument(skip_all, fields(workspace_id = %call.workspace_id))]
 pub async fn audit(
     state: web::Data<AppState>,
-    caller: Caller,
-    path: web::Path<String>,
+    call: WorkspaceCall<Read>,
     query: Query<AuditQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    caller.require(Scope::BillingRead)?;
-    let id = workspace_id(&path)?;
+    let id = &call.workspace_id;
     let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::field("limit", "must be between 1 and 200"));
-    }
-    state.workspaces.overview(&id).await?;
-    let entries = state.audit.list(&id, limit, query.before).await?;
-    let next_before = (entries.len() == limit as usize).then(|| entries.last().map(|e| e.id)).flatten();
-    Ok(HttpResponse::Ok().json(json!({"entries": entries, "next_before": next_before})))
+    state.workspaces.overview(id).await?;
+    let entries = state.audit.list(id, limit, query.before).await?;
+    Ok(HttpResponse::Ok().json(AuditPage::new(&entries, limit)))
 }

@@ -1,0 +1,96 @@
+//! Who may call a route: the one extractor every workspace route takes ([`WorkspaceCall`]), and [`Authorized`] for
+//! routes outside a workspace. Each checks, in this order, the credential (401), the route's scope (403) and the
+//! workspace id of the path (400 naming `id`). End-user tokens plug in here, beside the service keys.
+
+use std::future::{Ready, ready};
+use std::marker::PhantomData;
+
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload};
+use billing_domain::ids::WorkspaceId;
+use billing_domain::records::Actor;
+use tracing_actix_web::RequestId;
+
+use crate::auth::{Caller, Scope, authenticate};
+use crate::error::ApiError;
+
+/// The scope a route requires, as a type parameter of its extractor.
+pub trait RequiredScope {
+    const SCOPE: Scope;
+}
+
+/// `billing:read`.
+pub struct Read;
+/// `billing:write`.
+pub struct Write;
+
+impl RequiredScope for Read {
+    const SCOPE: Scope = Scope::BillingRead;
+}
+
+impl RequiredScope for Write {
+    const SCOPE: Scope = Scope::BillingWrite;
+}
+
+/// A caller holding scope `S`.
+pub struct Authorized<S> {
+    pub caller: Caller,
+    request_id: Option<RequestId>,
+    _scope: PhantomData<S>,
+}
+
+impl<S> Authorized<S> {
+    /// The audit actor for this caller.
+    pub fn actor(&self) -> Actor {
+        self.caller.actor()
+    }
+
+    /// The request id, carried into audit entries.
+    pub fn request_id(&self) -> Option<String> {
+        self.request_id.map(|id| id.to_string())
+    }
+}
+
+impl<S: RequiredScope> FromRequest for Authorized<S> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authorize::<S>(req))
+    }
+}
+
+fn authorize<S: RequiredScope>(req: &HttpRequest) -> Result<Authorized<S>, ApiError> {
+    let caller = authenticate(req)?;
+    caller.require(S::SCOPE)?;
+    let request_id = req.extensions().get::<RequestId>().copied();
+    Ok(Authorized { caller, request_id, _scope: PhantomData })
+}
+
+/// A caller holding scope `S`, on the workspace named by the path's `{id}`.
+pub struct WorkspaceCall<S> {
+    pub workspace_id: WorkspaceId,
+    pub access: Authorized<S>,
+}
+
+impl<S> WorkspaceCall<S> {
+    pub fn actor(&self) -> Actor {
+        self.access.actor()
+    }
+
+    pub fn request_id(&self) -> Option<String> {
+        self.access.request_id()
+    }
+}
+
+impl<S: RequiredScope> FromRequest for WorkspaceCall<S> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authorize::<S>(req).and_then(|access| {
+            let raw = req.match_info().get("id").ok_or_else(|| ApiError::internal("workspace route without {id}"))?;
+            let workspace_id = WorkspaceId::parse(raw).map_err(|e| ApiError::validation(e.into()))?;
+            Ok(WorkspaceCall { workspace_id, access })
+        }))
+    }
+}

@@ -1,0 +1,43 @@
+//! Values several responses share, and the validation rules several requests share.
+
+use billing_domain::catalog::Limit;
+use billing_domain::money::Money;
+use serde::{Serialize, Serializer};
+
+/// An amount: `{minor, currency}`.
+#[derive(Debug, Serialize)]
+pub struct MoneyView<'a> {
+    pub minor: i64,
+    pub currency: &'a str,
+}
+
+impl<'a> From<&'a Money> for MoneyView<'a> {
+    fn from(money: &'a Money) -> Self {
+        Self { minor: money.minor, currency: money.currency.as_str() }
+    }
+}
+
+/// A limit: a number, or `"unlimited"`.
+#[derive(Debug, Clone, Copy)]
+pub struct LimitValue(pub Limit);
+
+impl Serialize for LimitValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Limit::Limited(n) => s.serialize_u64(n),
+            Limit::Unlimited => s.serialize_str("unlimited"),
+        }
+    }
+}
+
+/// An absolute http(s) URL a browser is sent back to.
+pub fn http_url(value: &str) -> Result<(), validator::ValidationError> {
+    let ok = (value.starts_with("https://") || value.starts_with("http://"))
+        && value.len() <= 2048
+        && !value.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok { Ok(()) } else { Err(message("must be an absolute http(s) URL")) }
+}
+
+fn message(text: &'static str) -> validator::ValidationError {
+    validator::ValidationError::new("invalid").with_message(text.into())
+}

@@ -1,0 +1,20 @@
+//! Request and response bodies of the v1 API, one file per resource. Requests derive `validator::Validate` (the
+//! extractors run it and name each failing field); responses are built from domain values here, so no domain type
+//! is serialized directly and the wire shape changes only when a DTO does.
+
+mod audit;
+mod checkout;
+mod common;
+mod entitlements;
+mod health;
+mod plans;
+mod webhooks;
+mod workspaces;
+
+pub use audit::{AuditPage, AuditQuery};
+pub use checkout::{CheckoutBody, CheckoutSessionView};
+pub use entitlements::{CheckBody, CheckView, EntitlementsResponse};
+pub use health::HealthView;
+pub use plans::PlansResponse;
+pub use webhooks::WebhookReceived;
+pub use workspaces::{SubscriptionView, WorkspaceBody, WorkspaceView};
