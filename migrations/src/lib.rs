@@ -8,6 +8,7 @@ mod m20261121_000002_create_subscriptions;
 mod m20261121_000003_create_inbox;
 mod m20261121_000004_create_audit_and_outbox;
 mod m20261121_000005_create_usage_events;
+mod m20261202_000006_create_idempotency_keys;
 
 /// Every migration in the order it applies; `tollgate migrate` and startup call [`MigratorTrait::up`].
 pub struct Migrator;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_create_inbox::Migration),
             Box::new(m20261121_000004_create_audit_and_outbox::Migration),
             Box::new(m20261121_000005_create_usage_events::Migration),
+            Box::new(m20261202_000006_create_idempotency_keys::Migration),
         ]
     }
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use billing_domain::ports::{Clock, IdempotencyKeys};
 use billing_domain::services::{PARKED_SWEEP_BATCH, ReconcileService, WebhookService};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -15,14 +16,21 @@ pub struct Jobs {
     handles: Vec<JoinHandle<()>>,
 }
 
+/// What the jobs run on, with each job's interval in seconds (0: off).
+pub struct JobSet {
+    pub reconciler: ReconcileService,
+    pub reconcile_secs: u64,
+    pub webhooks: Arc<WebhookService>,
+    pub sweep_secs: u64,
+    pub idempotency: Arc<dyn IdempotencyKeys>,
+    pub clock: Arc<dyn Clock>,
+    pub prune_keys_secs: u64,
+}
+
 impl Jobs {
-    /// Starts reconciliation every `reconcile_secs` and the parked-event sweep every `sweep_secs` (0: off).
-    pub fn start(
-        reconciler: ReconcileService,
-        reconcile_secs: u64,
-        webhooks: Arc<WebhookService>,
-        sweep_secs: u64,
-    ) -> Self {
+    /// Starts reconciliation, the parked-event sweep and the pruning of expired idempotency keys.
+    pub fn start(set: JobSet) -> Self {
+        let JobSet { reconciler, reconcile_secs, webhooks, sweep_secs, idempotency, clock, prune_keys_secs } = set;
         let (stop, stopped) = watch::channel(false);
         let reconciler = Arc::new(reconciler);
         let mut handles = Vec::new();
@@ -40,6 +48,16 @@ impl Jobs {
                         "reconciliation run finished"
                     ),
                     Err(error) => tracing::error!(%error, "reconciliation run failed"),
+                }
+            }
+        }));
+        handles.extend(every(prune_keys_secs, stopped.clone(), move || {
+            let (idempotency, clock) = (idempotency.clone(), clock.clone());
+            async move {
+                match idempotency.prune(clock.now()).await {
+                    Ok(0) => {}
+                    Ok(pruned) => tracing::info!(pruned, "expired idempotency keys deleted"),
+                    Err(error) => tracing::error!(%error, "pruning idempotency keys failed"),
                 }
             }
         }));

@@ -21,7 +21,7 @@ use billing_store::Store;
 use billing_stripe::StripeProcessor;
 use secrecy::ExposeSecret;
 
-use crate::jobs::Jobs;
+use crate::jobs::{JobSet, Jobs};
 use crate::settings::{ProcessorChoice, Settings};
 use crate::system::{SystemClock, UuidIds};
 
@@ -90,6 +90,8 @@ impl Application {
                 cancel_url: settings.checkout.cancel_url.clone(),
             },
             hosted_checkout: sandbox.map(|sandbox| sandbox as Arc<dyn HostedCheckoutOps>),
+            idempotency: store_arc.clone(),
+            idempotency_policy: settings.idempotency.to_edge(),
         };
         let keys = ApiKeys::new(
             settings.auth.api_keys.iter().map(|k| (k.name.as_str(), k.hash.as_str(), k.scopes.as_slice())),
@@ -102,9 +104,17 @@ impl Application {
         };
         let server = billing_http::server::serve(edge, listener, server_settings)?;
         tracing::info!(%address, public_url, backend = store.backend(), "tollgate listening");
-        let reconciler = ReconcileService::new(processor, store_arc.clone(), store_arc, webhooks.clone(), clock);
-        let jobs =
-            Jobs::start(reconciler, settings.reconcile.interval_secs, webhooks, settings.reconcile.parked_sweep_secs);
+        let reconciler =
+            ReconcileService::new(processor, store_arc.clone(), store_arc.clone(), webhooks.clone(), clock.clone());
+        let jobs = Jobs::start(JobSet {
+            reconciler,
+            reconcile_secs: settings.reconcile.interval_secs,
+            webhooks,
+            sweep_secs: settings.reconcile.parked_sweep_secs,
+            idempotency: store_arc,
+            clock,
+            prune_keys_secs: settings.idempotency.prune_interval_secs,
+        });
         Ok(Self { port, server, store, jobs })
     }
 

@@ -59,6 +59,10 @@ error_codes! {
     CheckoutSessionClosed = "checkout_session_closed",
     AlreadySubscribed = "already_subscribed",
     TrialAlreadyUsed = "trial_already_used",
+    /// The `Idempotency-Key` was sent before with a different request.
+    IdempotencyKeyReused = "idempotency_key_reused",
+    /// A request with this `Idempotency-Key` is still running.
+    IdempotencyInProgress = "idempotency_in_progress",
     ConcurrentUpdate = "concurrent_update",
     StorageUnavailable = "storage_unavailable",
     ProcessorUnavailable = "processor_unavailable",

@@ -7,6 +7,7 @@ mod dto;
 pub mod error;
 mod extract;
 pub mod group_commit;
+pub mod idempotency;
 pub mod limits;
 pub mod request_span;
 mod routes;

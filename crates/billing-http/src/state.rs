@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use billing_domain::catalog::Catalog;
-use billing_domain::ports::{AuditLog, Clock, HostedCheckoutOps, SubscriptionRepository, WebhookOps};
+use billing_domain::ports::{AuditLog, Clock, HostedCheckoutOps, IdempotencyKeys, SubscriptionRepository, WebhookOps};
 use billing_domain::services::{CheckoutService, EntitlementService, TrialService, WorkspaceService};
 
 use crate::group_commit::GroupCommit;
+use crate::idempotency::IdempotencyPolicy;
 
 /// Answers whether the service can do its work (the database answers).
 #[async_trait]
@@ -39,6 +40,9 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub readiness: Arc<dyn Readiness>,
     pub checkout_defaults: CheckoutDefaults,
+    /// Stored answers of keyed requests (`idempotency.rs`).
+    pub idempotency: Arc<dyn IdempotencyKeys>,
+    pub idempotency_policy: IdempotencyPolicy,
     /// The processor whose checkout page Tollgate serves (the sandbox, when enabled).
     pub hosted_checkout: Option<Arc<dyn HostedCheckoutOps>>,
 }

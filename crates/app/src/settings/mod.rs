@@ -1,13 +1,14 @@
 //! Typed settings, layered: `config/default.toml` → `config/{TOLLGATE_ENV}.toml` → `TOLLGATE__SECTION__KEY`
 //! environment variables. Loaded once in `main` and passed down; there are no globals.
 //!
-//! One file per seam: `server` (HTTP and the read cache), `database` (database and group commit),
+//! One file per seam: `server` (HTTP and the read cache), `database` (database and group commit), `idempotency`,
 //! `billing` (catalog, trial policy, checkout defaults), `processors` (which one, sandbox, Stripe, reconciliation),
 //! `auth`, `telemetry`; `layers` reads the files and variables, `problems` collects validation lines.
 
 mod auth;
 mod billing;
 mod database;
+mod idempotency;
 mod layers;
 mod problems;
 mod processors;
@@ -27,6 +28,7 @@ use serde::Deserialize;
 pub use auth::{ApiKeySettings, AuthSettings};
 pub use billing::{BillingSettings, CatalogSettings, CheckoutSettings};
 pub use database::{DatabaseSettings, MAX_BATCH, WebhookSettings};
+pub use idempotency::IdempotencySettings;
 pub use processors::{ProcessorChoice, ReconcileSettings, SandboxSettings, StripeSettings};
 pub use server::{CacheSettings, ServerSettings};
 pub use telemetry::{LogFormat, TelemetrySettings};
@@ -55,6 +57,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub cache: CacheSettings,
     pub webhooks: WebhookSettings,
+    pub idempotency: IdempotencySettings,
     pub catalog: CatalogSettings,
     pub billing: BillingSettings,
     pub checkout: CheckoutSettings,
@@ -94,6 +97,7 @@ impl Settings {
         self.cache.validate(&mut p);
         self.database.validate(&mut p);
         self.webhooks.validate(&mut p);
+        self.idempotency.validate(&mut p);
         self.catalog.validate(&mut p);
         self.billing.validate(&mut p);
         self.checkout.validate(&mut p);

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod auth_and_errors;
+mod idempotency;
 mod lifecycle;
 mod stripe_webhooks;
 mod webhooks;

@@ -2,11 +2,13 @@
 //! (feature `mocks` exports the mocks to other crates).
 
 mod hosted;
+mod idempotency;
 mod processor;
 mod storage;
 mod system;
 
 pub use hosted::*;
+pub use idempotency::*;
 pub use processor::*;
 pub use storage::*;
 pub use system::*;

@@ -1,7 +1,6 @@
 //! Starting a checkout.
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
-use billing_domain::error::ValidationError;
 use billing_domain::services::{CheckoutError, StartCheckout};
 use serde_json::json;
 
@@ -43,16 +42,8 @@ pub async fn start(
     req: HttpRequest,
     body: Json<CheckoutBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let idempotency_key = match req.headers().get("idempotency-key") {
-        None => None,
-        Some(value) => Some(
-            value.to_str().ok().filter(|k| !k.is_empty() && k.len() <= 255).map(str::to_owned).ok_or_else(|| {
-                ApiError::validation(
-                    ValidationError::new("Idempotency-Key", "must be 1-255 visible ASCII characters").into(),
-                )
-            })?,
-        ),
-    };
+    // Also passed to the processor, so even a retry that outlives the stored answer creates one session.
+    let idempotency_key = crate::idempotency::key_of(&req)?;
     let body = body.into_inner();
     let defaults = &state.checkout_defaults;
     let session = state

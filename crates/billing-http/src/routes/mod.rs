@@ -9,12 +9,15 @@ mod sandbox;
 mod webhooks;
 mod workspaces;
 
+use actix_web::dev::HttpServiceFactory;
 use actix_web::http::Method;
+use actix_web::middleware::{Condition, from_fn};
 use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Resource, Responder, web};
 
 use crate::error::ApiError;
 
-/// Every path with its handlers, in registration order.
+/// Every path with its handlers, in registration order. A state-changing POST is marked `idempotent()`: it then
+/// honours `Idempotency-Key` (`idempotency.rs`).
 fn endpoints() -> Vec<Endpoint> {
     vec![
         Endpoint::new("/healthz").on(Method::GET, health::healthz),
@@ -22,9 +25,9 @@ fn endpoints() -> Vec<Endpoint> {
         Endpoint::new("/v1/plans").on(Method::GET, plans::list),
         Endpoint::new("/v1/workspaces/{id}").on(Method::PUT, workspaces::put).on(Method::GET, workspaces::get),
         Endpoint::new("/v1/workspaces/{id}/subscription").on(Method::GET, workspaces::subscription),
-        Endpoint::new("/v1/workspaces/{id}/trial").on(Method::POST, workspaces::start_trial),
+        Endpoint::new("/v1/workspaces/{id}/trial").on(Method::POST, workspaces::start_trial).idempotent(),
         Endpoint::new("/v1/workspaces/{id}/audit").on(Method::GET, workspaces::audit),
-        Endpoint::new("/v1/workspaces/{id}/checkout").on(Method::POST, checkout::start),
+        Endpoint::new("/v1/workspaces/{id}/checkout").on(Method::POST, checkout::start).idempotent(),
         Endpoint::new("/v1/workspaces/{id}/entitlements").on(Method::GET, entitlements::all),
         Endpoint::new("/v1/workspaces/{id}/entitlements/check").on(Method::POST, entitlements::check),
         Endpoint::new("/webhooks/{processor}").on(Method::POST, webhooks::receive),
@@ -53,11 +56,18 @@ struct Endpoint {
     path: &'static str,
     methods: Vec<Method>,
     resource: Resource,
+    idempotent: bool,
 }
 
 impl Endpoint {
     fn new(path: &'static str) -> Self {
-        Self { path, methods: Vec::new(), resource: web::resource(path) }
+        Self { path, methods: Vec::new(), resource: web::resource(path), idempotent: false }
+    }
+
+    /// Its POST honours `Idempotency-Key`.
+    fn idempotent(mut self) -> Self {
+        self.idempotent = true;
+        self
     }
 
     fn on<F, Args>(mut self, method: Method, handler: F) -> Self
@@ -71,12 +81,15 @@ impl Endpoint {
         self
     }
 
-    fn into_resource(self) -> Resource {
+    fn into_resource(self) -> impl HttpServiceFactory {
         let allowed = self.methods;
-        self.resource.default_service(web::to(move |req: HttpRequest| {
-            let error = ApiError::method_not_allowed(req.method(), &allowed);
-            async move { Err::<HttpResponse, _>(error) }
-        }))
+        self.resource
+            .default_service(web::to(move |req: HttpRequest| {
+                let error = ApiError::method_not_allowed(req.method(), &allowed);
+                async move { Err::<HttpResponse, _>(error) }
+            }))
+            // Only where marked: the other routes (the entitlement check above all) pay nothing for it.
+            .wrap(Condition::new(self.idempotent, from_fn(crate::idempotency::guard)))
     }
 }
 

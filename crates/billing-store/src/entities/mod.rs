@@ -3,6 +3,7 @@
 
 pub mod audit_log;
 pub mod credit_ledger;
+pub mod idempotency_key;
 pub mod inbox_event;
 pub mod outbox;
 pub mod parked_event;

@@ -4,6 +4,7 @@
 mod audit;
 mod billing_state;
 mod credits;
+mod idempotency;
 mod inbox;
 mod locks;
 mod outbox;

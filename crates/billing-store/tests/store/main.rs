@@ -28,6 +28,7 @@ mod batches;
 mod cache;
 mod connect;
 mod helpers;
+mod idempotency;
 mod inbox;
 mod locks;
 mod outbox;
