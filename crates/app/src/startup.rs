@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use billing_domain::catalog::Catalog;
 use billing_domain::ports::{Clock, HostedCheckoutOps, IdGenerator, PaymentProcessor, WebhookOps};
 use billing_domain::services::{
-    CheckoutService, Context, EntitlementService, ReconcileReport, ReconcileService, TrialService, WebhookService,
-    WorkspaceService,
+    CheckoutService, Context, EntitlementService, ReconcileReport, ReconcileService, SubscriptionService, TrialService,
+    WebhookService, WorkspaceService,
 };
 use billing_http::auth::ApiKeys;
 use billing_http::group_commit::{GroupCommit, GroupCommitSettings};
@@ -70,6 +70,14 @@ impl Application {
                 store_arc.clone(),
                 ids.clone(),
                 webhooks.clone(),
+            ),
+            subscription_commands: SubscriptionService::new(
+                ctx.clone(),
+                processor.clone(),
+                webhooks.clone(),
+                store_arc.clone(),
+                ids.clone(),
+                settings.stripe.proration,
             ),
             entitlements: EntitlementService::new(ctx, store_arc.clone()),
             webhooks: GroupCommit::start(

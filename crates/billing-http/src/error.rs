@@ -59,6 +59,10 @@ error_codes! {
     CheckoutSessionClosed = "checkout_session_closed",
     AlreadySubscribed = "already_subscribed",
     TrialAlreadyUsed = "trial_already_used",
+    /// The subscription's state does not allow this command; `status` says what it is.
+    SubscriptionStateConflict = "subscription_state_conflict",
+    /// The subscription belongs to a processor that is not the active one.
+    SubscriptionManagedElsewhere = "subscription_managed_elsewhere",
     /// The `Idempotency-Key` was sent before with a different request.
     IdempotencyKeyReused = "idempotency_key_reused",
     /// A request with this `Idempotency-Key` is still running.

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use billing_domain::catalog::Catalog;
 use billing_domain::ports::{AuditLog, Clock, HostedCheckoutOps, IdempotencyKeys, SubscriptionRepository, WebhookOps};
-use billing_domain::services::{CheckoutService, EntitlementService, TrialService, WorkspaceService};
+use billing_domain::services::{
+    CheckoutService, EntitlementService, SubscriptionService, TrialService, WorkspaceService,
+};
 
 use crate::group_commit::GroupCommit;
 use crate::idempotency::IdempotencyPolicy;
@@ -31,6 +33,7 @@ pub struct AppState {
     pub trials: TrialService,
     pub checkout: CheckoutService,
     pub entitlements: EntitlementService,
+    pub subscription_commands: SubscriptionService,
     /// Deliveries go through group commit; the reconciliation job calls the same `WebhookService` directly.
     pub webhooks: GroupCommit,
     pub subscriptions: Arc<dyn SubscriptionRepository>,

@@ -6,5 +6,6 @@ mod auth_and_errors;
 mod idempotency;
 mod lifecycle;
 mod stripe_webhooks;
+mod subscriptions;
 mod webhooks;
 mod workspaces;

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Backend, SANDBOX_SECRET, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET, TestApp, now, on_both_databases, sign_with,
-    spawn_stripe_app,
+    Backend, DEV_KEY, SANDBOX_SECRET, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET, TestApp, now, on_both_databases,
+    sign_with, spawn_stripe_app,
 };
 
 const SUBSCRIPTION_FIXTURE: &str = include_str!("../../../stripe-wire/testdata/stripe/subscription.json");
@@ -765,6 +765,34 @@ async fn rejected(backend: Backend) {
     assert_eq!(get_json(&app, &format!("/v1/workspaces/{WORKSPACE}/subscription")).await["status"], "canceled");
 }
 on_both_databases!(stripe_tampered_stale_and_unsigned_deliveries_get_4xx_and_change_nothing, rejected);
+
+/// Stripe cannot be reached: every subscription command answers 503 with a retryable code and changes nothing.
+async fn commands_while_stripe_is_down(backend: Backend) {
+    let app = spawn_stripe_app(backend).await;
+    create_workspaces(&app).await;
+    let events = lifecycle(false);
+    deliver_all(&app, &events, &[0, 1], "setup").await;
+    let before = untouched(&app).await;
+    assert_eq!(before.subscription["status"], "active");
+    for (what, body) in [
+        ("cancel", serde_json::json!({"at_period_end": true})),
+        ("resume", serde_json::json!({})),
+        ("change", serde_json::json!({"plan": "pro"})),
+    ] {
+        let path = format!("/v1/workspaces/{WORKSPACE}/subscription/{what}");
+        let response = app.client.post(app.url(&path)).bearer_auth(DEV_KEY).json(&body).send().await.unwrap();
+        let reply = read(what, response).await;
+        // Resume of a subscription not scheduled to cancel is refused before Stripe is asked.
+        let (status, code) =
+            if what == "resume" { (409, "subscription_state_conflict") } else { (503, "processor_unavailable") };
+        assert_eq!((reply.status, reply.json()["code"].as_str()), (status, Some(code)), "{what}: {}", reply.body);
+        assert_eq!(untouched(&app).await, before, "{what} changed state");
+    }
+}
+on_both_databases!(
+    subscription_commands_while_stripe_is_down_answer_503_and_change_nothing,
+    commands_while_stripe_is_down
+);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Secrets.

@@ -3,6 +3,7 @@
 mod checkout;
 mod entitlements;
 mod reconcile;
+mod subscriptions;
 mod trials;
 mod webhooks;
 mod workspaces;
@@ -17,6 +18,7 @@ pub use entitlements::{EntitlementError, EntitlementService, EntitlementsView, L
 pub use reconcile::{
     Discovery, RECONCILE_EVENT_TYPE, ReconcileError, ReconcileFailure, ReconcileReport, ReconcileService, Repair, drift,
 };
+pub use subscriptions::{COMMAND_EVENT_TYPE, RunCommand, SubscriptionError, SubscriptionService};
 pub use trials::{TrialError, TrialService};
 pub use webhooks::{
     BatchAnswers, Delivery, IngestError, IngestOutcome, PARKED_SWEEP_BATCH, SweepReport, WebhookService, subject_of,

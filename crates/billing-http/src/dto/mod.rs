@@ -8,6 +8,7 @@ mod common;
 mod entitlements;
 mod health;
 mod plans;
+mod subscriptions;
 mod webhooks;
 mod workspaces;
 
@@ -16,5 +17,6 @@ pub use checkout::{CheckoutBody, CheckoutSessionView};
 pub use entitlements::{CheckBody, CheckView, EntitlementsResponse};
 pub use health::HealthView;
 pub use plans::PlansResponse;
+pub use subscriptions::{CancelBody, ChangeBody};
 pub use webhooks::WebhookReceived;
 pub use workspaces::{SubscriptionView, WorkspaceBody, WorkspaceView};

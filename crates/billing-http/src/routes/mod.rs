@@ -6,6 +6,7 @@ mod entitlements;
 mod health;
 mod plans;
 mod sandbox;
+mod subscriptions;
 mod webhooks;
 mod workspaces;
 
@@ -25,6 +26,9 @@ fn endpoints() -> Vec<Endpoint> {
         Endpoint::new("/v1/plans").on(Method::GET, plans::list),
         Endpoint::new("/v1/workspaces/{id}").on(Method::PUT, workspaces::put).on(Method::GET, workspaces::get),
         Endpoint::new("/v1/workspaces/{id}/subscription").on(Method::GET, workspaces::subscription),
+        Endpoint::new("/v1/workspaces/{id}/subscription/cancel").on(Method::POST, subscriptions::cancel).idempotent(),
+        Endpoint::new("/v1/workspaces/{id}/subscription/resume").on(Method::POST, subscriptions::resume).idempotent(),
+        Endpoint::new("/v1/workspaces/{id}/subscription/change").on(Method::POST, subscriptions::change).idempotent(),
         Endpoint::new("/v1/workspaces/{id}/trial").on(Method::POST, workspaces::start_trial).idempotent(),
         Endpoint::new("/v1/workspaces/{id}/audit").on(Method::GET, workspaces::audit),
         Endpoint::new("/v1/workspaces/{id}/checkout").on(Method::POST, checkout::start).idempotent(),

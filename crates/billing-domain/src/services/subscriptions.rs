@@ -1,0 +1,165 @@
+//! Cancel, resume and change plan: checked against the subscription's state (`commands.rs`) before the processor
+//! is asked, then the processor's answer is ingested as an observation through the one convergent path — stamped
+//! with the time the request was sent, like a reconciliation repair — so the answer shows the change at once and
+//! the webhooks that follow agree with it whatever order they arrive in.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::{Context, IngestOutcome, WebhookService};
+use crate::catalog::UnknownPlan;
+use crate::commands::{IllegalTransition, SubscriptionCommand, check_command};
+use crate::error::{ProcessorError, StoreError};
+use crate::events::{EventPayload, ProcessorEvent};
+use crate::ids::{EventId, PlanId, WorkspaceId};
+use crate::ports::{AuditLog, IdGenerator, PaymentProcessor, Proration};
+use crate::records::{Actor, AuditRecord};
+use crate::subscription::{Subscription, SubscriptionStatus};
+
+/// The event type of an API command's result in the inbox and audit log.
+pub const COMMAND_EVENT_TYPE: &str = "tollgate.command";
+
+/// Why a command was not carried out. Nothing changed, here or at the processor, unless it says so.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscriptionError {
+    #[error("workspace not found")]
+    WorkspaceNotFound,
+    #[error("the workspace has no subscription")]
+    NoSubscription,
+    /// The request names a plan it cannot move to (unknown, a credits pack, the free plan, the current plan).
+    #[error(transparent)]
+    UnknownPlan(#[from] UnknownPlan),
+    #[error("{0}")]
+    BadPlan(IllegalTransition),
+    /// Not allowed in the subscription's current state.
+    #[error("{reason}")]
+    Conflict { status: SubscriptionStatus, reason: IllegalTransition },
+    /// The subscription lives at a processor that is not the active one.
+    #[error("the subscription is managed by processor `{0}`, which is not the active one")]
+    OtherProcessor(String),
+    #[error(transparent)]
+    Processor(#[from] ProcessorError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The processor carried the command out but its answer could not be applied here; the webhooks that follow
+    /// (or reconciliation) will apply it.
+    #[error("the processor changed the subscription but recording it failed: {0}")]
+    NotRecorded(String),
+}
+
+/// A command from the API.
+#[derive(Debug, Clone)]
+pub struct RunCommand {
+    pub workspace_id: WorkspaceId,
+    pub command: SubscriptionCommand,
+    /// For a plan change; the service's default when `None`.
+    pub proration: Option<Proration>,
+    /// The caller's `Idempotency-Key`, folded into the processor's so a retry changes nothing twice.
+    pub idempotency_key: Option<String>,
+    pub actor: Actor,
+    pub request_id: Option<String>,
+}
+
+/// Subscription commands.
+pub struct SubscriptionService {
+    ctx: Context,
+    processor: Arc<dyn PaymentProcessor>,
+    webhooks: Arc<WebhookService>,
+    audit: Arc<dyn AuditLog>,
+    ids: Arc<dyn IdGenerator>,
+    default_proration: Proration,
+}
+
+impl SubscriptionService {
+    pub fn new(
+        ctx: Context,
+        processor: Arc<dyn PaymentProcessor>,
+        webhooks: Arc<WebhookService>,
+        audit: Arc<dyn AuditLog>,
+        ids: Arc<dyn IdGenerator>,
+        default_proration: Proration,
+    ) -> Self {
+        Self { ctx, processor, webhooks, audit, ids, default_proration }
+    }
+
+    /// Checks `request.command`, has the processor carry it out, applies its answer, and returns the subscription
+    /// as it now stands.
+    pub async fn run(&self, request: RunCommand) -> Result<Subscription, SubscriptionError> {
+        let workspace = &request.workspace_id;
+        self.ctx.workspaces.get(workspace).await?.ok_or(SubscriptionError::WorkspaceNotFound)?;
+        let current =
+            self.ctx.subscriptions.current_for_workspace(workspace).await?.ok_or(SubscriptionError::NoSubscription)?;
+        if current.processor != self.processor.id() {
+            return Err(SubscriptionError::OtherProcessor(current.processor.to_string()));
+        }
+        if let SubscriptionCommand::ChangePlan { plan } = &request.command {
+            self.ctx.catalog.require(plan.as_str())?;
+        }
+        check_command(&self.ctx.catalog, &current, &request.command).map_err(|reason| match reason {
+            IllegalTransition::SamePlan(_) | IllegalTransition::NotASubscriptionPlan(_) => {
+                SubscriptionError::BadPlan(reason)
+            }
+            reason => SubscriptionError::Conflict { status: current.status, reason },
+        })?;
+
+        let client_key = request.idempotency_key.clone().unwrap_or_else(|| self.ids.new_id("req_"));
+        let key = format!("{}:{}:{client_key}", command_name(&request.command), current.id);
+        let sent_at = self.ctx.clock.now();
+        let snapshot = match &request.command {
+            SubscriptionCommand::Cancel { at_period_end } => {
+                self.processor.cancel(&current.id, *at_period_end, &key).await?
+            }
+            SubscriptionCommand::Resume => self.processor.resume(&current.id, &key).await?,
+            SubscriptionCommand::ChangePlan { plan } => {
+                let price = self.price_of(plan)?;
+                let proration = request.proration.unwrap_or(self.default_proration);
+                self.processor.change_price(&current.id, &price, proration, &key).await?
+            }
+        };
+        let event = ProcessorEvent {
+            id: EventId::new(format!("command:{key}")),
+            processor: current.processor.clone(),
+            event_type: COMMAND_EVENT_TYPE.to_owned(),
+            occurred_at: sent_at,
+            payload: EventPayload::SubscriptionChanged(snapshot),
+        };
+        let raw = serde_json::to_string(&event).map_err(|e| SubscriptionError::NotRecorded(e.to_string()))?;
+        match self.webhooks.ingest(&event, &raw).await {
+            Ok(IngestOutcome::Applied | IngestOutcome::Duplicate) => {}
+            Ok(other) => return Err(SubscriptionError::NotRecorded(format!("{other:?}"))),
+            Err(error) => return Err(SubscriptionError::NotRecorded(error.to_string())),
+        }
+        let after = self.ctx.subscriptions.get(&current.processor, &current.id).await?.unwrap_or(current.clone());
+        let record = AuditRecord {
+            workspace_id: workspace.clone(),
+            action: format!("subscription.{}", command_name(&request.command)),
+            actor: request.actor,
+            before: Some(json!({"status": current.status, "plan": current.terms.plan_id,
+                "cancel_at_period_end": current.terms.cancel_at_period_end})),
+            after: Some(json!({"status": after.status, "plan": after.terms.plan_id,
+                "cancel_at_period_end": after.terms.cancel_at_period_end, "idempotency_key": key})),
+            request_id: request.request_id,
+        };
+        self.audit.append(&record, self.ctx.clock.now()).await?;
+        Ok(after)
+    }
+
+    fn price_of(&self, plan: &PlanId) -> Result<crate::ids::PriceId, SubscriptionError> {
+        let processor = self.processor.id();
+        let plan = self.ctx.catalog.require(plan.as_str())?;
+        plan.price_for(&processor)
+            .cloned()
+            .ok_or_else(|| SubscriptionError::BadPlan(IllegalTransition::NotASubscriptionPlan(plan.id.clone())))
+    }
+}
+
+/// The command's name in audit actions and processor idempotency keys.
+fn command_name(command: &SubscriptionCommand) -> &'static str {
+    match command {
+        SubscriptionCommand::Cancel { at_period_end: true } => "cancel_scheduled",
+        SubscriptionCommand::Cancel { at_period_end: false } => "canceled_now",
+        SubscriptionCommand::Resume => "resumed",
+        SubscriptionCommand::ChangePlan { .. } => "plan_change_requested",
+    }
+}
