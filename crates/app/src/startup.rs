@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use billing_domain::catalog::Catalog;
 use billing_domain::ports::{Clock, HostedCheckoutOps, IdGenerator, PaymentProcessor, WebhookOps};
 use billing_domain::services::{
-    CheckoutService, Context, EntitlementService, ReconcileReport, ReconcileService, SubscriptionService, TrialService,
-    WebhookService, WorkspaceService,
+    AccountService, CheckoutService, Context, EntitlementService, ReconcileReport, ReconcileService,
+    SubscriptionService, TrialService, WebhookService, WorkspaceService,
 };
 use billing_http::auth::ApiKeys;
 use billing_http::group_commit::{GroupCommit, GroupCommitSettings};
@@ -71,6 +71,7 @@ impl Application {
                 ids.clone(),
                 webhooks.clone(),
             ),
+            account: AccountService::new(ctx.clone(), processor.clone(), webhooks.clone(), store_arc.clone()),
             subscription_commands: SubscriptionService::new(
                 ctx.clone(),
                 processor.clone(),

@@ -69,6 +69,34 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for Json<T> {
     }
 }
 
+/// A JSON body like [`Json`], or `T::default()` when the request has no body at all (no `Content-Type`, no
+/// length): for routes whose every field is optional (`POST …/portal`). A body that is sent is read and validated
+/// like any other — a bad one is never taken for an absent one.
+#[derive(Debug)]
+pub struct JsonOrEmpty<T>(pub T);
+
+impl<T> JsonOrEmpty<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T: DeserializeOwned + Validate + Default + 'static> FromRequest for JsonOrEmpty<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
+        let empty = !req.headers().contains_key(actix_web::http::header::CONTENT_TYPE)
+            && declared_length(req).unwrap_or(0) == 0
+            && !req.headers().contains_key(actix_web::http::header::TRANSFER_ENCODING);
+        if empty {
+            return Box::pin(async { Ok(JsonOrEmpty(T::default())) });
+        }
+        let json = Json::<T>::from_request(req, payload);
+        Box::pin(async move { json.await.map(|Json(value)| JsonOrEmpty(value)) })
+    }
+}
+
 /// Whether the request declares a JSON body, by the same rule as actix's `Json`.
 fn is_json(req: &HttpRequest) -> bool {
     match req.mime_type() {

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use billing_domain::catalog::Catalog;
 use billing_domain::ports::{AuditLog, Clock, HostedCheckoutOps, IdempotencyKeys, SubscriptionRepository, WebhookOps};
 use billing_domain::services::{
-    CheckoutService, EntitlementService, SubscriptionService, TrialService, WorkspaceService,
+    AccountService, CheckoutService, EntitlementService, SubscriptionService, TrialService, WorkspaceService,
 };
 
 use crate::group_commit::GroupCommit;
@@ -32,6 +32,7 @@ pub struct AppState {
     pub workspaces: WorkspaceService,
     pub trials: TrialService,
     pub checkout: CheckoutService,
+    pub account: AccountService,
     pub entitlements: EntitlementService,
     pub subscription_commands: SubscriptionService,
     /// Deliveries go through group commit; the reconciliation job calls the same `WebhookService` directly.

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod account;
 mod auth_and_errors;
 mod idempotency;
 mod lifecycle;

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{Context, IngestError, WebhookService};
+use super::account::{AccountError, ensure_customer};
+use super::{Context, WebhookService};
 use crate::catalog::UnknownPlan;
 use crate::error::{ProcessorError, StoreError};
 use crate::ids::WorkspaceId;
@@ -86,15 +87,14 @@ impl CheckoutService {
             return Err(CheckoutError::AlreadySubscribed { plan: plan.id.to_string() });
         }
 
-        let known = self.ctx.workspaces.customer_of_workspace(&processor_id, &workspace.id).await?;
-        let customer_id = self.processor.ensure_customer(&workspace, known.clone()).await?;
+        let customer_id = ensure_customer(&self.ctx, self.processor.as_ref(), &self.webhooks, &workspace)
+            .await
+            .map_err(|e| match e {
+                AccountError::WorkspaceNotFound => CheckoutError::WorkspaceNotFound,
+                AccountError::Processor(e) => CheckoutError::Processor(e),
+                AccountError::Store(e) => CheckoutError::Store(e),
+            })?;
         let now = self.ctx.clock.now();
-        if known.is_none() {
-            match self.webhooks.link_customer(&processor_id, &customer_id, &workspace.id).await {
-                Ok(_) | Err(IngestError::Store(StoreError::Duplicate(_))) => {}
-                Err(IngestError::Store(other)) => return Err(other.into()),
-            }
-        }
         let client_key = request.idempotency_key.clone().unwrap_or_else(|| self.ids.new_id("req_"));
         let processor_key = format!("checkout:{}:{}:{client_key}", workspace.id, plan.id);
         let session = self

@@ -1,5 +1,6 @@
 //! Use-case services: each orchestrates ports around the pure rules, one thiserror enum per use case.
 
+mod account;
 mod checkout;
 mod entitlements;
 mod reconcile;
@@ -13,6 +14,7 @@ mod test_support;
 #[cfg(test)]
 mod tests;
 
+pub use account::{AccountError, AccountService};
 pub use checkout::{CheckoutError, CheckoutService, StartCheckout};
 pub use entitlements::{EntitlementError, EntitlementService, EntitlementsView, LimitView};
 pub use reconcile::{

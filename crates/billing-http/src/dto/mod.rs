@@ -2,6 +2,7 @@
 //! extractors run it and name each failing field); responses are built from domain values here, so no domain type
 //! is serialized directly and the wire shape changes only when a DTO does.
 
+mod account;
 mod audit;
 mod checkout;
 mod common;
@@ -12,6 +13,7 @@ mod subscriptions;
 mod webhooks;
 mod workspaces;
 
+pub use account::{InvoicePageView, InvoicesQuery, PortalBody, PortalView};
 pub use audit::{AuditPage, AuditQuery};
 pub use checkout::{CheckoutBody, CheckoutSessionView};
 pub use entitlements::{CheckBody, CheckView, EntitlementsResponse};

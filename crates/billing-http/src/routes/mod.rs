@@ -1,6 +1,7 @@
 //! Route table. Handlers are thin: their extractors authorize (`access.rs`) and validate (`extract.rs`); the
 //! handler calls one service and renders a DTO.
 
+mod account;
 mod checkout;
 mod entitlements;
 mod health;
@@ -32,6 +33,8 @@ fn endpoints() -> Vec<Endpoint> {
         Endpoint::new("/v1/workspaces/{id}/trial").on(Method::POST, workspaces::start_trial).idempotent(),
         Endpoint::new("/v1/workspaces/{id}/audit").on(Method::GET, workspaces::audit),
         Endpoint::new("/v1/workspaces/{id}/checkout").on(Method::POST, checkout::start).idempotent(),
+        Endpoint::new("/v1/workspaces/{id}/portal").on(Method::POST, account::portal).idempotent(),
+        Endpoint::new("/v1/workspaces/{id}/invoices").on(Method::GET, account::invoices),
         Endpoint::new("/v1/workspaces/{id}/entitlements").on(Method::GET, entitlements::all),
         Endpoint::new("/v1/workspaces/{id}/entitlements/check").on(Method::POST, entitlements::check),
         Endpoint::new("/webhooks/{processor}").on(Method::POST, webhooks::receive),
