@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use billing_domain::catalog::Catalog;
 use billing_domain::ports::{Clock, HostedCheckoutOps, IdGenerator, PaymentProcessor, WebhookOps};
 use billing_domain::services::{
-    AccountService, CheckoutService, Context, EntitlementService, ReconcileReport, ReconcileService,
+    AccountService, CheckoutService, Context, CreditService, EntitlementService, ReconcileReport, ReconcileService,
     SubscriptionService, TrialService, WebhookService, WorkspaceService,
 };
 use billing_http::auth::ApiKeys;
@@ -71,6 +71,7 @@ impl Application {
                 ids.clone(),
                 webhooks.clone(),
             ),
+            credits: CreditService::new(ctx.clone(), store_arc.clone()),
             account: AccountService::new(ctx.clone(), processor.clone(), webhooks.clone(), store_arc.clone()),
             subscription_commands: SubscriptionService::new(
                 ctx.clone(),

@@ -59,6 +59,8 @@ error_codes! {
     CheckoutSessionClosed = "checkout_session_closed",
     AlreadySubscribed = "already_subscribed",
     TrialAlreadyUsed = "trial_already_used",
+    /// Fewer credits than asked; `balance` says how many there are.
+    InsufficientCredits = "insufficient_credits",
     /// The subscription's state does not allow this command; `status` says what it is.
     SubscriptionStateConflict = "subscription_state_conflict",
     /// The subscription belongs to a processor that is not the active one.

@@ -2,6 +2,7 @@
 
 mod account;
 mod checkout;
+mod credits;
 mod entitlements;
 mod reconcile;
 mod subscriptions;
@@ -16,6 +17,7 @@ mod tests;
 
 pub use account::{AccountError, AccountService};
 pub use checkout::{CheckoutError, CheckoutService, StartCheckout};
+pub use credits::{Consume, CreditError, CreditService};
 pub use entitlements::{EntitlementError, EntitlementService, EntitlementsView, LimitView};
 pub use reconcile::{
     Discovery, RECONCILE_EVENT_TYPE, ReconcileError, ReconcileFailure, ReconcileReport, ReconcileService, Repair, drift,

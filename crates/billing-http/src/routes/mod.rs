@@ -3,6 +3,7 @@
 
 mod account;
 mod checkout;
+mod credits;
 mod entitlements;
 mod health;
 mod plans;
@@ -35,6 +36,7 @@ fn endpoints() -> Vec<Endpoint> {
         Endpoint::new("/v1/workspaces/{id}/checkout").on(Method::POST, checkout::start).idempotent(),
         Endpoint::new("/v1/workspaces/{id}/portal").on(Method::POST, account::portal).idempotent(),
         Endpoint::new("/v1/workspaces/{id}/invoices").on(Method::GET, account::invoices),
+        Endpoint::new("/v1/workspaces/{id}/credits/consume").on(Method::POST, credits::consume).idempotent(),
         Endpoint::new("/v1/workspaces/{id}/entitlements").on(Method::GET, entitlements::all),
         Endpoint::new("/v1/workspaces/{id}/entitlements/check").on(Method::POST, entitlements::check),
         Endpoint::new("/webhooks/{processor}").on(Method::POST, webhooks::receive),
