@@ -30,6 +30,7 @@ pub struct Coupon {
     pub used_count: u32,
     /// Plans it applies to; empty means every plan.
     pub plans: Vec<PlanId>,
+    pub created_at: DateTime<Utc>,
 }
 
 /// Why a coupon cannot be used.
@@ -41,6 +42,8 @@ pub enum CouponError {
     Exhausted,
     #[error("coupon does not apply to plan `{0}`")]
     NotForPlan(PlanId),
+    #[error("coupon takes off {coupon}, and the plan is priced in {plan}")]
+    OtherCurrency { coupon: String, plan: String },
 }
 
 impl Coupon {
@@ -79,6 +82,25 @@ impl Coupon {
         }
         Ok(())
     }
+
+    /// `price` with the discount taken off: a percentage rounded half up to the minor unit, an amount never below
+    /// zero and only in the plan's own currency.
+    pub fn discounted(&self, price: &Money) -> Result<Money, CouponError> {
+        let minor = match &self.discount {
+            Discount::Percent { percent } => {
+                let off = (i128::from(price.minor) * i128::from(*percent) + 50) / 100;
+                price.minor - i64::try_from(off).unwrap_or(price.minor)
+            }
+            Discount::Amount { amount } if amount.currency == price.currency => (price.minor - amount.minor).max(0),
+            Discount::Amount { amount } => {
+                return Err(CouponError::OtherCurrency {
+                    coupon: amount.currency.to_string(),
+                    plan: price.currency.to_string(),
+                });
+            }
+        };
+        Ok(Money::new(minor, price.currency.clone()))
+    }
 }
 
 #[cfg(test)]
@@ -94,7 +116,23 @@ mod tests {
             max_uses: Some(2),
             used_count: 1,
             plans: vec![PlanId::new("pro")],
+            created_at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
         }
+    }
+
+    #[test]
+    fn discounts_round_half_up_and_never_go_below_zero() {
+        let usd = |minor| Money::new(minor, crate::money::Currency::parse("USD").unwrap());
+        assert_eq!(coupon().discounted(&usd(4900)).unwrap(), usd(3920));
+        let third = Coupon { discount: Discount::Percent { percent: 33 }, ..coupon() };
+        assert_eq!(third.discounted(&usd(999)).unwrap(), usd(669), "329.67 off rounds to 330");
+        let all = Coupon { discount: Discount::Percent { percent: 100 }, ..coupon() };
+        assert_eq!(all.discounted(&usd(4900)).unwrap(), usd(0));
+        let five = Coupon { discount: Discount::Amount { amount: usd(500) }, ..coupon() };
+        assert_eq!(five.discounted(&usd(4900)).unwrap(), usd(4400));
+        assert_eq!(five.discounted(&usd(300)).unwrap(), usd(0));
+        let eur = Money::new(4900, crate::money::Currency::parse("EUR").unwrap());
+        assert!(matches!(five.discounted(&eur), Err(CouponError::OtherCurrency { .. })));
     }
 
     #[test]

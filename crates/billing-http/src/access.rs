@@ -22,6 +22,8 @@ pub trait RequiredScope {
 pub struct Read;
 /// `billing:write`.
 pub struct Write;
+/// `admin`.
+pub struct Admin;
 
 impl RequiredScope for Read {
     const SCOPE: Scope = Scope::BillingRead;
@@ -29,6 +31,10 @@ impl RequiredScope for Read {
 
 impl RequiredScope for Write {
     const SCOPE: Scope = Scope::BillingWrite;
+}
+
+impl RequiredScope for Admin {
+    const SCOPE: Scope = Scope::Admin;
 }
 
 /// A caller holding scope `S`.

@@ -59,6 +59,10 @@ error_codes! {
     CheckoutSessionClosed = "checkout_session_closed",
     AlreadySubscribed = "already_subscribed",
     TrialAlreadyUsed = "trial_already_used",
+    CouponExists = "coupon_exists",
+    CouponNotFound = "coupon_not_found",
+    /// The coupon's last use was taken.
+    CouponExhausted = "coupon_exhausted",
     /// Fewer credits than asked; `balance` says how many there are.
     InsufficientCredits = "insufficient_credits",
     /// The subscription's state does not allow this command; `status` says what it is.

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use billing_domain::catalog::Catalog;
 use billing_domain::ports::{AuditLog, Clock, HostedCheckoutOps, IdempotencyKeys, SubscriptionRepository, WebhookOps};
 use billing_domain::services::{
-    AccountService, CheckoutService, CreditService, EntitlementService, SubscriptionService, TrialService,
-    WorkspaceService,
+    AccountService, CheckoutService, CouponService, CreditService, EntitlementService, SubscriptionService,
+    TrialService, WorkspaceService,
 };
 
 use crate::group_commit::GroupCommit;
@@ -35,6 +35,7 @@ pub struct AppState {
     pub checkout: CheckoutService,
     pub account: AccountService,
     pub credits: CreditService,
+    pub coupons: CouponService,
     pub entitlements: EntitlementService,
     pub subscription_commands: SubscriptionService,
     /// Deliveries go through group commit; the reconciliation job calls the same `WebhookService` directly.

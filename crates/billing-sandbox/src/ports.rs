@@ -59,6 +59,13 @@ impl CheckoutOps for SandboxProcessor {
     #[tracing::instrument(skip_all, fields(workspace_id = %request.workspace.id, plan_id = %request.plan.id))]
     async fn create_checkout(&self, request: &CheckoutRequest) -> Result<CheckoutSession, ProcessorError> {
         let now = self.clock.now();
+        // The coupon's discount applies to what this checkout charges (Stripe's `duration: once`).
+        let amount = match &request.coupon {
+            Some(coupon) => {
+                coupon.discounted(&request.plan.price).map_err(|e| ProcessorError::Rejected(e.to_string()))?
+            }
+            None => request.plan.price.clone(),
+        };
         let mut state = self.lock();
         let id = match state.sessions_by_key.get(&request.idempotency_key) {
             Some(id) => id.clone(),
@@ -76,6 +83,8 @@ impl CheckoutOps for SandboxProcessor {
                         cancel_url: request.cancel_url.clone(),
                         status: HostedCheckoutStatus::Open,
                         created: now,
+                        amount,
+                        coupon: request.coupon.as_ref().map(|c| c.code.clone()),
                     },
                 );
                 state.sessions_by_key.insert(request.idempotency_key.clone(), id.clone());

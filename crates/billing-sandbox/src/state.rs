@@ -24,6 +24,9 @@ pub(crate) struct SessionRecord {
     pub cancel_url: String,
     pub status: HostedCheckoutStatus,
     pub created: DateTime<Utc>,
+    /// What the checkout charges: the plan's price less the coupon's discount.
+    pub amount: Money,
+    pub coupon: Option<String>,
 }
 
 /// A subscription with what the Stripe-shaped payloads need beyond the domain snapshot.

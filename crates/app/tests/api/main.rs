@@ -4,6 +4,7 @@ mod helpers;
 
 mod account;
 mod auth_and_errors;
+mod coupons;
 mod credits;
 mod idempotency;
 mod lifecycle;

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Plan;
+use crate::coupon::Coupon;
 use crate::error::ProcessorError;
 use crate::events::{ProcessorEvent, SubscriptionSnapshot};
 use crate::ids::{CheckoutSessionId, CustomerId, InvoiceId, PriceId, ProcessorId, SubscriptionId};
@@ -57,6 +58,9 @@ pub struct CheckoutRequest {
     pub cancel_url: String,
     /// Derived from our ids so a retried request creates one session.
     pub idempotency_key: String,
+    /// A coupon already redeemed for this checkout: the processor applies its discount (Stripe: a coupon of the
+    /// same code in the session's `discounts`).
+    pub coupon: Option<Coupon>,
 }
 
 /// A started checkout the customer completes at `url`.

@@ -407,6 +407,8 @@ pub trait UsageRepository: Send + Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Redemption {
     Redeemed,
+    /// This workspace had redeemed it before: no other use taken.
+    AlreadyRedeemed,
     /// The last use was taken (possibly concurrently).
     Exhausted,
     NotFound,
@@ -420,9 +422,14 @@ pub trait CouponRepository: Send + Sync {
     async fn get(&self, code: &str) -> Result<Option<Coupon>, StoreError>;
     /// MUST return `Duplicate` when the code exists (case-insensitively).
     async fn insert(&self, coupon: &Coupon) -> Result<(), StoreError>;
+    /// Up to `limit` coupons, by code.
+    async fn list(&self, limit: u32) -> Result<Vec<Coupon>, StoreError>;
     /// Takes one use atomically (`used_count < max_uses` compare-and-set): of two concurrent redemptions of the
-    /// last use exactly one gets `Redeemed`.
+    /// last use exactly one gets `Redeemed`. A workspace redeems a coupon once: its second redemption is
+    /// `AlreadyRedeemed` and takes no other use.
     async fn redeem(&self, code: &str, workspace: &WorkspaceId, now: DateTime<Utc>) -> Result<Redemption, StoreError>;
+    /// Gives back the use `workspace` took (its checkout could not be started); nothing when it took none.
+    async fn unredeem(&self, code: &str, workspace: &WorkspaceId) -> Result<(), StoreError>;
 }
 
 /// What a billing state change serializes on (SPEC §5.8). A processor customer stands for its workspace before the

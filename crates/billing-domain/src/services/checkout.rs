@@ -7,9 +7,11 @@ use serde_json::json;
 use super::account::{AccountError, ensure_customer};
 use super::{Context, WebhookService};
 use crate::catalog::UnknownPlan;
+use crate::coupon::{Coupon, CouponError};
+use crate::error::ValidationError;
 use crate::error::{ProcessorError, StoreError};
 use crate::ids::WorkspaceId;
-use crate::ports::{AuditLog, CheckoutRequest, CheckoutSession, PaymentProcessor};
+use crate::ports::{AuditLog, CheckoutRequest, CheckoutSession, CouponRepository, PaymentProcessor, Redemption};
 use crate::records::{Actor, AuditRecord};
 
 /// Errors of starting a checkout.
@@ -23,6 +25,15 @@ pub enum CheckoutError {
     NotPurchasable { plan: String, reason: String },
     #[error("the workspace already has an active `{plan}` subscription")]
     AlreadySubscribed { plan: String },
+    #[error("no coupon `{0}`")]
+    UnknownCoupon(String),
+    /// Expired, not for this plan, or in another currency.
+    #[error(transparent)]
+    CouponNotApplicable(#[from] CouponError),
+    #[error("coupon `{0}` has no uses left")]
+    CouponExhausted(String),
+    #[error(transparent)]
+    InvalidCoupon(#[from] ValidationError),
     #[error(transparent)]
     Processor(#[from] ProcessorError),
     #[error(transparent)]
@@ -38,6 +49,8 @@ pub struct StartCheckout {
     pub cancel_url: String,
     /// The caller's Idempotency-Key, if any; a retry with the same key returns the same session.
     pub idempotency_key: Option<String>,
+    /// A coupon code (case-insensitive), redeemed atomically when the checkout starts.
+    pub coupon: Option<String>,
     pub actor: Actor,
     pub request_id: Option<String>,
 }
@@ -50,6 +63,7 @@ pub struct CheckoutService {
     ids: Arc<dyn crate::ports::IdGenerator>,
     /// Creates the customer link the way the webhook path does (locked, releasing parked events).
     webhooks: Arc<WebhookService>,
+    coupons: Arc<dyn CouponRepository>,
 }
 
 impl CheckoutService {
@@ -59,8 +73,9 @@ impl CheckoutService {
         audit: Arc<dyn AuditLog>,
         ids: Arc<dyn crate::ports::IdGenerator>,
         webhooks: Arc<WebhookService>,
+        coupons: Arc<dyn CouponRepository>,
     ) -> Self {
-        Self { ctx, processor, audit, ids, webhooks }
+        Self { ctx, processor, audit, ids, webhooks, coupons }
     }
 
     /// Finds or creates the processor customer, then opens a session for the plan. Processor failures change
@@ -95,9 +110,23 @@ impl CheckoutService {
                 AccountError::Store(e) => CheckoutError::Store(e),
             })?;
         let now = self.ctx.clock.now();
+        let coupon = match &request.coupon {
+            Some(code) => Some(self.applicable_coupon(code, plan, now).await?),
+            None => None,
+        };
+        // Whether this checkout took a use of the coupon (and must give it back should the checkout not start).
+        let mut took_use = false;
+        if let Some(coupon) = &coupon {
+            match self.coupons.redeem(&coupon.code, &workspace.id, now).await? {
+                Redemption::Redeemed => took_use = true,
+                Redemption::AlreadyRedeemed => {}
+                Redemption::Exhausted => return Err(CheckoutError::CouponExhausted(coupon.code.clone())),
+                Redemption::NotFound => return Err(CheckoutError::UnknownCoupon(coupon.code.clone())),
+            }
+        }
         let client_key = request.idempotency_key.clone().unwrap_or_else(|| self.ids.new_id("req_"));
         let processor_key = format!("checkout:{}:{}:{client_key}", workspace.id, plan.id);
-        let session = self
+        let created = self
             .processor
             .create_checkout(&CheckoutRequest {
                 idempotency_key: processor_key.clone(),
@@ -107,8 +136,20 @@ impl CheckoutService {
                 price_id,
                 success_url: request.success_url,
                 cancel_url: request.cancel_url,
+                coupon: coupon.clone(),
             })
-            .await?;
+            .await;
+        let session = match created {
+            Ok(session) => session,
+            Err(error) => {
+                // No checkout, so no use of the coupon: give it back. Should that fail too, the use stays this
+                // workspace's (a workspace redeems a coupon once), so its retry takes no second one.
+                if let Some(coupon) = coupon.as_ref().filter(|_| took_use) {
+                    let _ = self.coupons.unredeem(&coupon.code, &workspace.id).await;
+                }
+                return Err(error.into());
+            }
+        };
         let record = AuditRecord {
             workspace_id: workspace.id.clone(),
             action: "checkout.started".into(),
@@ -117,10 +158,28 @@ impl CheckoutService {
             // The key is kept with the session so an operator can match it to the processor's request log.
             after: Some(json!({
                 "session_id": session.id, "plan": plan.id, "customer_id": customer_id, "idempotency_key": processor_key,
+                "coupon": coupon.as_ref().map(|c| &c.code),
             })),
             request_id: request.request_id,
         };
         self.audit.append(&record, now).await?;
         Ok(session)
+    }
+
+    /// The coupon `code` if it may be used for `plan` now (its last use is still taken atomically by `redeem`).
+    async fn applicable_coupon(
+        &self,
+        code: &str,
+        plan: &crate::catalog::Plan,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Coupon, CheckoutError> {
+        let code = Coupon::normalize_code(code).map_err(|e| ValidationError::new("coupon", e.message))?;
+        let coupon = self.coupons.get(&code).await?.ok_or_else(|| CheckoutError::UnknownCoupon(code.clone()))?;
+        match coupon.check_applicable(&plan.id, now) {
+            Err(CouponError::Exhausted) => return Err(CheckoutError::CouponExhausted(code)),
+            other => other?,
+        }
+        coupon.discounted(&plan.price)?;
+        Ok(coupon)
     }
 }

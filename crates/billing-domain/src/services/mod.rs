@@ -2,6 +2,7 @@
 
 mod account;
 mod checkout;
+mod coupons;
 mod credits;
 mod entitlements;
 mod reconcile;
@@ -17,6 +18,7 @@ mod tests;
 
 pub use account::{AccountError, AccountService};
 pub use checkout::{CheckoutError, CheckoutService, StartCheckout};
+pub use coupons::{CouponCheck, CouponService, CouponServiceError, NewCoupon};
 pub use credits::{Consume, CreditError, CreditService};
 pub use entitlements::{EntitlementError, EntitlementService, EntitlementsView, LimitView};
 pub use reconcile::{

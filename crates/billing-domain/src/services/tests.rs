@@ -22,8 +22,8 @@ use crate::error::{ProcessorError, StoreError};
 use crate::events::{CheckoutMode, EventPayload, ProcessorEvent, SubscriptionSnapshot};
 use crate::ids::{CustomerId, WorkspaceId};
 use crate::ports::{
-    CheckoutSession, InboxStatus, MockIdGenerator, MockSubscriptionRepository, MockUnitOfWork, MockUsageRepository,
-    MockWorkspaceRepository, Recorded,
+    CheckoutSession, InboxStatus, MockCouponRepository, MockIdGenerator, MockSubscriptionRepository, MockUnitOfWork,
+    MockUsageRepository, MockWorkspaceRepository, Recorded, Redemption,
 };
 use crate::records::Actor;
 use crate::subscription::SubscriptionStatus;
@@ -189,6 +189,7 @@ fn checkout_request(plan: &str) -> StartCheckout {
         success_url: "https://app.test/ok".into(),
         cancel_url: "https://app.test/cancel".into(),
         idempotency_key: Some("client-key-1".into()),
+        coupon: None,
         actor: actor(),
         request_id: Some("req-1".into()),
     }
@@ -201,12 +202,24 @@ fn checkout_service(
     audit: crate::ports::MockAuditLog,
     links: MockUnitOfWork,
 ) -> CheckoutService {
+    checkout_service_with_coupons(workspaces, subscriptions, processor, audit, links, MockCouponRepository::new())
+}
+
+fn checkout_service_with_coupons(
+    workspaces: MockWorkspaceRepository,
+    subscriptions: MockSubscriptionRepository,
+    processor: MockProcessor,
+    audit: crate::ports::MockAuditLog,
+    links: MockUnitOfWork,
+    coupons: MockCouponRepository,
+) -> CheckoutService {
     CheckoutService::new(
         context(workspaces, subscriptions),
         Arc::new(processor),
         Arc::new(audit),
         Arc::new(MockIdGenerator::new()),
         Arc::new(webhook_service(links)),
+        Arc::new(coupons),
     )
 }
 
@@ -301,6 +314,43 @@ async fn a_processor_outage_surfaces_as_a_processor_error() {
     let service = checkout_service(workspaces, subscriptions, processor, audit, no_link());
     let err = service.start(checkout_request("pro")).await.unwrap_err();
     assert!(matches!(err, CheckoutError::Processor(ProcessorError::Unavailable(_))));
+}}
+
+async_test! {
+async fn a_coupon_use_is_given_back_when_the_checkout_cannot_start_and_kept_when_it_was_taken_before() {
+    for (redemption, gives_back) in [(Redemption::Redeemed, 1), (Redemption::AlreadyRedeemed, 0)] {
+        let mut workspaces = MockWorkspaceRepository::new();
+        workspaces.expect_get().returning(|id| Ok(Some(workspace(id.as_str()))));
+        workspaces.expect_customer_of_workspace().returning(|_, _| Ok(Some(CustomerId::new("cus_1"))));
+        let mut subscriptions = MockSubscriptionRepository::new();
+        subscriptions.expect_current_for_workspace().returning(|_| Ok(None));
+        let mut processor = sandbox_processor();
+        processor.expect_ensure_customer().returning(|_, known| Ok(known.unwrap()));
+        processor
+            .expect_create_checkout()
+            .withf(|request| request.coupon.as_ref().is_some_and(|c| c.code == "LAUNCH"))
+            .returning(|_| Err(ProcessorError::Unavailable("timeout".into())));
+        let mut coupons = MockCouponRepository::new();
+        coupons.expect_get().withf(|code| code == "LAUNCH").returning(|_| {
+            Ok(Some(crate::coupon::Coupon {
+                code: "LAUNCH".into(),
+                discount: crate::coupon::Discount::Percent { percent: 20 },
+                valid_until: None,
+                max_uses: Some(1),
+                used_count: 0,
+                plans: Vec::new(),
+                created_at: now(),
+            }))
+        });
+        coupons.expect_redeem().times(1).returning(move |_, _, _| Ok(redemption));
+        coupons.expect_unredeem().times(gives_back).returning(|_, _| Ok(()));
+        let mut audit = crate::ports::MockAuditLog::new();
+        audit.expect_append().never();
+        let service = checkout_service_with_coupons(workspaces, subscriptions, processor, audit, no_link(), coupons);
+        let request = StartCheckout { coupon: Some(" launch ".into()), ..checkout_request("pro") };
+        let err = service.start(request).await.unwrap_err();
+        assert!(matches!(err, CheckoutError::Processor(ProcessorError::Unavailable(_))), "{redemption:?}");
+    }
 }}
 
 fn subscription_event(id: &str) -> ProcessorEvent {

@@ -102,6 +102,7 @@ pub fn checkout_request(workspace_id: &str, customer: &CustomerId, plan: Plan) -
         price_id,
         success_url: "https://app.example.com/billing?ok=1".to_owned(),
         cancel_url: "https://app.example.com/billing?cancel=1".to_owned(),
+        coupon: None,
     }
 }
 

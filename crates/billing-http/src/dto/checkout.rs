@@ -16,6 +16,9 @@ pub struct CheckoutBody {
     pub success_url: Option<String>,
     #[validate(custom(function = "http_url"))]
     pub cancel_url: Option<String>,
+    /// A coupon code, case-insensitive; redeemed when the checkout starts.
+    #[validate(length(min = 1, max = 64, message = "must be a coupon code"))]
+    pub coupon: Option<String>,
 }
 
 /// The started checkout: the buyer completes it at `url`.

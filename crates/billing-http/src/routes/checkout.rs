@@ -27,6 +27,15 @@ impl From<CheckoutError> for ApiError {
                 "Already subscribed",
                 format!("the workspace already has an active `{plan}` subscription"),
             ),
+            CheckoutError::UnknownCoupon(code) => ApiError::field("coupon", format!("no coupon `{code}`")),
+            CheckoutError::CouponNotApplicable(reason) => ApiError::field("coupon", reason.to_string()),
+            CheckoutError::InvalidCoupon(problem) => ApiError::validation(problem.into()),
+            CheckoutError::CouponExhausted(code) => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::CouponExhausted,
+                "Coupon used up",
+                format!("coupon `{code}` has no uses left"),
+            ),
             CheckoutError::Processor(e) => e.into(),
             CheckoutError::Store(e) => e.into(),
         }
@@ -54,6 +63,7 @@ pub async fn start(
             success_url: body.success_url.unwrap_or_else(|| defaults.success_url.clone()),
             cancel_url: body.cancel_url.unwrap_or_else(|| defaults.cancel_url.clone()),
             idempotency_key,
+            coupon: body.coupon,
             actor: call.actor(),
             request_id: call.request_id(),
         })

@@ -3,6 +3,7 @@
 
 mod account;
 mod checkout;
+mod coupons;
 mod credits;
 mod entitlements;
 mod health;
@@ -26,6 +27,8 @@ fn endpoints() -> Vec<Endpoint> {
         Endpoint::new("/healthz").on(Method::GET, health::healthz),
         Endpoint::new("/readyz").on(Method::GET, health::readyz),
         Endpoint::new("/v1/plans").on(Method::GET, plans::list),
+        Endpoint::new("/v1/coupons").on(Method::POST, coupons::create).on(Method::GET, coupons::list).idempotent(),
+        Endpoint::new("/v1/coupons/{code}").on(Method::GET, coupons::check),
         Endpoint::new("/v1/workspaces/{id}").on(Method::PUT, workspaces::put).on(Method::GET, workspaces::get),
         Endpoint::new("/v1/workspaces/{id}/subscription").on(Method::GET, workspaces::subscription),
         Endpoint::new("/v1/workspaces/{id}/subscription/cancel").on(Method::POST, subscriptions::cancel).idempotent(),

@@ -2,6 +2,8 @@
 //! (de)serializes with the domain types' serde representations.
 
 pub mod audit_log;
+pub mod coupon;
+pub mod coupon_redemption;
 pub mod credit_ledger;
 pub mod idempotency_key;
 pub mod inbox_event;

@@ -3,6 +3,7 @@
 
 mod audit;
 mod billing_state;
+mod coupons;
 mod credits;
 mod idempotency;
 mod inbox;

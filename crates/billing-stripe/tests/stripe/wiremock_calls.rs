@@ -56,6 +56,7 @@ fn checkout_request(kind: PlanKind) -> CheckoutRequest {
         success_url: "https://app.example.com/billing?ok=1".into(),
         cancel_url: "https://app.example.com/billing?canceled=1".into(),
         idempotency_key: "checkout:ws:pro:client-key-1".into(),
+        coupon: None,
     }
 }
 
