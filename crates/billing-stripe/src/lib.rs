@@ -6,6 +6,7 @@
 
 pub mod api;
 mod config;
+mod coupons;
 mod ports;
 mod processor;
 mod responses;

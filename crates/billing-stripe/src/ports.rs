@@ -26,7 +26,8 @@ use stripe_billing::subscription::{
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionAutomaticTax, CreateCheckoutSessionCustomerUpdate,
     CreateCheckoutSessionCustomerUpdateAddress, CreateCheckoutSessionCustomerUpdateName,
-    CreateCheckoutSessionLineItems, CreateCheckoutSessionPaymentIntentData, CreateCheckoutSessionSubscriptionData,
+    CreateCheckoutSessionDiscounts, CreateCheckoutSessionLineItems, CreateCheckoutSessionPaymentIntentData,
+    CreateCheckoutSessionSubscriptionData,
 };
 use stripe_client_core::StripeRequest;
 use stripe_core::customer::{CreateCustomer, ListCustomer};
@@ -112,9 +113,17 @@ impl CheckoutOps for StripeProcessor {
             .line_items(vec![line])
             .success_url(request.success_url.as_str())
             .cancel_url(request.cancel_url.as_str())
-            .allow_promotion_codes(self.config.allow_promotion_codes)
             .billing_address_collection(CheckoutSessionBillingAddressCollection::Required)
             .automatic_tax(CreateCheckoutSessionAutomaticTax::new(self.config.automatic_tax));
+        // Stripe takes either a discount or promotion codes typed in at checkout, never both.
+        session = match &request.coupon {
+            Some(coupon) => {
+                let mut discount = CreateCheckoutSessionDiscounts::new();
+                discount.coupon = Some(self.stripe_coupon(coupon).await?);
+                session.discounts(vec![discount])
+            }
+            None => session.allow_promotion_codes(self.config.allow_promotion_codes),
+        };
         if self.config.automatic_tax {
             // Stripe Tax needs the collected address saved on an existing customer.
             let mut update = CreateCheckoutSessionCustomerUpdate::new();

@@ -121,6 +121,51 @@ async fn a_credits_pack_checks_out_as_a_one_time_payment() {
     assert!(!fields.keys().any(|k| k.starts_with("subscription_data")), "{fields:?}");
 }
 
+/// A redeemed coupon rides along as a Stripe coupon of the same discount, created once ("already exists" from an
+/// earlier checkout is success), in the session's `discounts` — and then without promotion codes, which Stripe
+/// refuses beside a discount.
+#[tokio::test]
+async fn a_coupon_becomes_a_stripe_coupon_in_the_sessions_discounts() {
+    for coupon_answer in [
+        ResponseTemplate::new(200).set_body_json(json!({"id": "tollgate_LAUNCH", "object": "coupon"})),
+        ResponseTemplate::new(400).set_body_json(
+            json!({"error": {"type": "invalid_request_error", "code": "resource_already_exists", "message": "exists"}}),
+        ),
+    ] {
+        let server = session_server().await;
+        Mock::given(method("POST")).and(path("/v1/coupons")).respond_with(coupon_answer).expect(1).mount(&server).await;
+        let stripe = adapter(&server.uri());
+        let coupon = billing_domain::coupon::Coupon {
+            code: "LAUNCH".into(),
+            discount: billing_domain::coupon::Discount::Percent { percent: 20 },
+            valid_until: None,
+            max_uses: Some(10),
+            used_count: 1,
+            plans: Vec::new(),
+            created_at: chrono::Utc::now(),
+        };
+        let request = CheckoutRequest {
+            coupon: Some(coupon),
+            ..checkout_request(PlanKind::Subscription { interval: Interval::Month })
+        };
+        stripe.create_checkout(&request).await.unwrap();
+
+        let received = server.received_requests().await.unwrap();
+        let created = received.iter().find(|r| r.url.path() == "/v1/coupons").unwrap();
+        let coupon_fields = form(created);
+        let percent: Option<f64> = coupon_fields.get("percent_off").and_then(|p| p.parse().ok());
+        assert_eq!(percent, Some(20.0), "{coupon_fields:?}");
+        for (key, value) in [("id", "tollgate_LAUNCH"), ("duration", "once"), ("name", "LAUNCH")] {
+            assert_eq!(coupon_fields.get(key).map(String::as_str), Some(value), "{key} in {coupon_fields:?}");
+        }
+        assert!(header_of(created, "idempotency-key").is_some_and(|k| k.contains("tollgate_LAUNCH")));
+        let session = received.iter().find(|r| r.url.path() == "/v1/checkout/sessions").unwrap();
+        let fields = form(session);
+        assert_eq!(fields.get("discounts[0][coupon]").map(String::as_str), Some("tollgate_LAUNCH"), "{fields:?}");
+        assert!(!fields.contains_key("allow_promotion_codes"), "{fields:?}");
+    }
+}
+
 #[tokio::test]
 async fn portal_sessions_return_to_the_product() {
     let server = MockServer::start().await;
