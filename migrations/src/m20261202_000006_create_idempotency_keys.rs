@@ -19,6 +19,9 @@ impl MigrationTrait for Migration {
                     .col(string_len(IdempotencyKeys::IdempotencyKey, 255))
                     .col(string_len(IdempotencyKeys::Fingerprint, 64))
                     .col(string_len(IdempotencyKeys::Status, 16))
+                    // The claiming request's own id: only it may complete or release the key, so a request that
+                    // outlived its claim (taken over as abandoned) cannot overwrite its successor's.
+                    .col(string_len(IdempotencyKeys::ClaimToken, 64))
                     .col(integer_null(IdempotencyKeys::ResponseStatus))
                     .col(string_len_null(IdempotencyKeys::ResponseContentType, 255))
                     .col(blob_null(IdempotencyKeys::ResponseBody))
@@ -52,6 +55,7 @@ enum IdempotencyKeys {
     IdempotencyKey,
     Fingerprint,
     Status,
+    ClaimToken,
     ResponseStatus,
     ResponseContentType,
     ResponseBody,

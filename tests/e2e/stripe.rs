@@ -238,6 +238,27 @@ fn stripe_webhooks_from_localstripe_drive_the_plan_and_reconcile_repairs_drift()
             "a second run finds nothing to repair: {again}"
         );
 
+        // Resume and cancel at period end through Tollgate's API: Stripe is asked, and the answer shows the change
+        // at once (the state comes from Stripe's reply, ingested like a webhook).
+        for (command, body, scheduled) in
+            [("resume", json!({}), false), ("cancel", json!({"at_period_end": true}), true)]
+        {
+            let response = client
+                .post(format!("{}/v1/workspaces/{workspace}/subscription/{command}", server.base_url))
+                .bearer_auth(KEY)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{command}");
+            let answer: Value = response.json().await.unwrap();
+            assert_eq!(answer["cancel_at_period_end"], scheduled, "{command}: {answer}");
+            let shown = get(&client, &server, &format!("/v1/workspaces/{workspace}")).await;
+            assert_eq!(shown["cancel_at_period_end"], scheduled, "{command} shows at once");
+            let at_stripe = stripe.ok(reqwest::Method::GET, &format!("/v1/subscriptions/{subscription}"), &[]).await;
+            assert_eq!(at_stripe["cancel_at_period_end"], scheduled, "{command} reached Stripe");
+        }
+
         // Deleting the subscription in Stripe sends customer.subscription.deleted: back to free.
         stripe.ok(reqwest::Method::DELETE, &format!("/v1/subscriptions/{subscription}"), &[]).await;
         let free = wait_for(&client, &server, &workspace, |v| v["plan"] == "free").await;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use billing_domain::catalog::Catalog;
-use billing_domain::ports::{Clock, HostedCheckoutOps, IdGenerator, PaymentProcessor, WebhookOps};
+use billing_domain::ports::{Clock, HostedCheckoutOps, HostedPortalOps, IdGenerator, PaymentProcessor, WebhookOps};
 use billing_domain::services::{
     AccountService, CheckoutService, Context, CouponService, CreditService, EntitlementService, ReconcileReport,
     ReconcileService, SubscriptionService, TrialService, WebhookService, WorkspaceService,
@@ -101,7 +101,8 @@ impl Application {
                 success_url: settings.checkout.success_url.clone(),
                 cancel_url: settings.checkout.cancel_url.clone(),
             },
-            hosted_checkout: sandbox.map(|sandbox| sandbox as Arc<dyn HostedCheckoutOps>),
+            hosted_checkout: sandbox.clone().map(|sandbox| sandbox as Arc<dyn HostedCheckoutOps>),
+            hosted_portal: sandbox.map(|sandbox| sandbox as Arc<dyn HostedPortalOps>),
             idempotency: store_arc.clone(),
             idempotency_policy: settings.idempotency.to_edge(),
         };

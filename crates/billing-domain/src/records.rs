@@ -17,6 +17,18 @@ pub enum Actor {
     System { job: String },
 }
 
+impl Actor {
+    /// Who this is, as a prefix of the keys derived from its requests (a processor idempotency key, a synthetic
+    /// event id): two callers sending the same `Idempotency-Key` never share an effect.
+    pub fn key_scope(&self) -> String {
+        match self {
+            Actor::ApiKey { name } => format!("key:{name}"),
+            Actor::Webhook { processor, event_id } => format!("webhook:{processor}:{event_id}"),
+            Actor::System { job } => format!("system:{job}"),
+        }
+    }
+}
+
 /// An audit entry about to be written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {

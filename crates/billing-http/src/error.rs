@@ -57,12 +57,15 @@ error_codes! {
     SandboxDisabled = "sandbox_disabled",
     CheckoutSessionNotFound = "checkout_session_not_found",
     CheckoutSessionClosed = "checkout_session_closed",
+    PortalSessionNotFound = "portal_session_not_found",
     AlreadySubscribed = "already_subscribed",
     TrialAlreadyUsed = "trial_already_used",
     CouponExists = "coupon_exists",
     CouponNotFound = "coupon_not_found",
     /// The coupon's last use was taken.
     CouponExhausted = "coupon_exhausted",
+    /// A coupon applies once per workspace, and this one has redeemed it.
+    CouponAlreadyRedeemed = "coupon_already_redeemed",
     /// Fewer credits than asked; `balance` says how many there are.
     InsufficientCredits = "insufficient_credits",
     /// The subscription's state does not allow this command; `status` says what it is.

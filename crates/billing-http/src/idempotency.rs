@@ -16,6 +16,7 @@ use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
 use billing_domain::error::ValidationError;
 use billing_domain::ports::{Claimed, KeyClaim, StoredResponse};
 use sha2::{Digest, Sha256};
+use tracing_actix_web::RequestId;
 
 use crate::auth::authenticate;
 use crate::error::{ApiError, ErrorCode};
@@ -82,9 +83,16 @@ async fn prepare(req: &mut ServiceRequest, owner: &str) -> Result<KeyClaim, ApiE
     let state = app_state(req)?;
     let now = state.clock.now();
     let policy = state.idempotency_policy;
+    // The request id (a UUIDv7) is unique per request: the claim's fencing token.
+    let token = req
+        .extensions()
+        .get::<RequestId>()
+        .map(ToString::to_string)
+        .ok_or_else(|| ApiError::internal("a request without a request id"))?;
     Ok(KeyClaim {
         owner: owner.to_owned(),
         key,
+        token,
         fingerprint: hex::encode(digest.finalize()),
         now,
         expires_at: now + policy.ttl,
@@ -96,7 +104,8 @@ async fn prepare(req: &mut ServiceRequest, owner: &str) -> Result<KeyClaim, ApiE
 /// characters.
 pub fn key_of(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     let Some(value) = req.headers().get(HEADER) else { return Ok(None) };
-    let key = value.to_str().ok().filter(|key| !key.is_empty() && key.len() <= 255 && !key.contains(' '));
+    let visible = |key: &&str| !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic());
+    let key = value.to_str().ok().filter(visible);
     match key {
         Some(key) => Ok(Some(key.to_owned())),
         None => Err(ApiError::validation(
@@ -146,17 +155,24 @@ async fn keep(
     let body =
         to_bytes(body).await.map_err(|e| ApiError::internal(format!("reading a response body: {}", e.into())))?;
     let state = request.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal("AppState missing"))?;
-    let stored = if status.is_server_error() {
-        state.idempotency.release(&claim.owner, &claim.key).await
-    } else {
+    let stored = if kept(status) {
         let stored = StoredResponse { status: status.as_u16(), content_type, body: body.to_vec() };
-        state.idempotency.complete(&claim.owner, &claim.key, &stored).await
+        state.idempotency.complete(claim, &stored).await
+    } else {
+        state.idempotency.release(claim).await
     };
     if let Err(error) = stored {
         // The answer stands; the key stays in progress until it counts as abandoned, then a retry runs afresh.
         tracing::error!(%error, "could not keep the response of an idempotent request");
     }
     Ok(ServiceResponse::new(request, response.set_body(body).map_into_boxed_body()))
+}
+
+/// Whether an answer is kept for the key's retries: successes and the domain's refusals (409, 422). Not a 5xx (nothing
+/// changed), and not what a corrected retry should get past: a bad request, missing credentials or scope, an unknown
+/// workspace, a rate limit (like Stripe, which keeps no result for a request that never began executing).
+fn kept(status: StatusCode) -> bool {
+    status.is_success() || matches!(status.as_u16(), 409 | 422)
 }
 
 fn replay(stored: StoredResponse) -> HttpResponse {

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use billing_domain::catalog::Catalog;
-use billing_domain::ports::{AuditLog, Clock, HostedCheckoutOps, IdempotencyKeys, SubscriptionRepository, WebhookOps};
+use billing_domain::ports::{
+    AuditLog, Clock, HostedCheckoutOps, HostedPortalOps, IdempotencyKeys, SubscriptionRepository, WebhookOps,
+};
 use billing_domain::services::{
     AccountService, CheckoutService, CouponService, CreditService, EntitlementService, SubscriptionService,
     TrialService, WorkspaceService,
@@ -52,4 +54,6 @@ pub struct AppState {
     pub idempotency_policy: IdempotencyPolicy,
     /// The processor whose checkout page Tollgate serves (the sandbox, when enabled).
     pub hosted_checkout: Option<Arc<dyn HostedCheckoutOps>>,
+    /// The processor whose billing portal Tollgate serves (the sandbox, when enabled).
+    pub hosted_portal: Option<Arc<dyn HostedPortalOps>>,
 }

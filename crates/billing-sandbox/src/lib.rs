@@ -6,6 +6,7 @@
 
 mod config;
 mod payloads;
+mod portal;
 mod ports;
 mod processor;
 mod state;

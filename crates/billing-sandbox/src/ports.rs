@@ -24,7 +24,7 @@ impl ProcessorInfo for SandboxProcessor {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             checkout: true,
-            portal: false,
+            portal: true,
             invoices: true,
             subscription_changes: true,
             payments: false,
@@ -99,8 +99,12 @@ impl CheckoutOps for SandboxProcessor {
 
 #[async_trait]
 impl PortalOps for SandboxProcessor {
-    async fn create_portal(&self, _customer: &CustomerId, _return_url: &str) -> Result<String, ProcessorError> {
-        Err(ProcessorError::Unsupported("a billing portal"))
+    /// A portal session on Tollgate's own `/sandbox/portal/{id}` page (`portal.rs`).
+    async fn create_portal(&self, customer: &CustomerId, return_url: &str) -> Result<String, ProcessorError> {
+        let id = self.ids.new_id("bps_sbx_");
+        let record = crate::portal::PortalRecord { customer_id: customer.clone(), return_url: return_url.to_owned() };
+        self.lock().portals.insert(id.clone(), record);
+        Ok(format!("{}/sandbox/portal/{id}", self.config.base_url()))
     }
 }
 

@@ -180,7 +180,7 @@ impl SandboxProcessor {
     }
 
     /// Wraps each object in an event envelope and signs it at `now`.
-    fn sign_all(
+    pub(crate) fn sign_all(
         &self,
         secret: &secrecy::SecretString,
         now: DateTime<Utc>,

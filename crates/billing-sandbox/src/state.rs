@@ -116,6 +116,8 @@ pub(crate) struct State {
     /// In creation order, so the newest is last whatever the clock says.
     pub invoices: Vec<InvoiceRecord>,
     pub subscription_changes: HashMap<String, (SubscriptionId, SubscriptionChange, SubscriptionSnapshot)>,
+    /// Portal sessions by id.
+    pub portals: HashMap<String, crate::portal::PortalRecord>,
 }
 
 /// Stripe's own bounds on a list `limit`.

@@ -36,8 +36,8 @@ impl AuthSettings {
         let mut hashes = HashSet::new();
         for (i, key) in keys.iter().enumerate() {
             let at = format!("auth.api_keys[{i}]");
-            if key.name.trim().is_empty() {
-                p.add(&format!("{at}.name"), "must not be empty");
+            if key.name.trim().is_empty() || key.name.len() > 100 {
+                p.add(&format!("{at}.name"), "must be 1-100 characters");
             } else if !names.insert(key.name.as_str()) {
                 p.add(&format!("{at}.name"), &format!("duplicate key name `{}`", key.name));
             }

@@ -1,5 +1,5 @@
 //! The workspace's account at the processor: invoices (empty before the first checkout, the paid first invoice
-//! after it, paginated) and the portal (the sandbox has none yet: a clear 501; Stripe down: a retryable 503).
+//! after it, paginated) and the portal (the sandbox's own page; Stripe down: a retryable 503).
 
 use serde_json::{Value, json};
 
@@ -36,14 +36,47 @@ async fn invoices(backend: Backend) {
 }
 on_both_databases!(invoices_are_empty_before_the_first_checkout_and_list_the_paid_one_after, invoices);
 
-#[tokio::test]
-async fn the_portal_is_refused_clearly_where_the_processor_has_none_or_is_down() {
-    let sandbox = spawn_app(Backend::Sqlite).await;
-    sandbox.put_workspace("acme").await;
-    let response = sandbox.post_json("/v1/workspaces/acme/portal", json!({})).await;
-    assert_eq!(response.status(), 501);
-    assert_eq!(response.json::<Value>().await.unwrap()["code"], "not_supported_by_processor");
+/// The sandbox's portal: opened over the API (customer linked, audited), its buttons cancel at period end, resume
+/// and end the subscription through signed events ingested like webhooks.
+async fn sandbox_portal(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.put_workspace("acme").await;
+    let session = app.checkout("acme", "pro").await;
+    assert_eq!(app.press(session["session_id"].as_str().unwrap(), "pay").await.status(), 200);
+    let opened =
+        app.post_json("/v1/workspaces/acme/portal", json!({"return_url": "https://app.example.com/back"})).await;
+    assert_eq!(opened.status(), 200);
+    let url = opened.json::<Value>().await.unwrap()["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&format!("{}/sandbox/portal/bps_sbx_", app.address)), "{url}");
+    let page = app.client.get(&url).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Cancel at period end") && page.contains("https://app.example.com/back"), "{page}");
+    let subscription = app.json_of("/v1/workspaces/acme/subscription").await["id"].as_str().unwrap().to_owned();
+    // Processor events carry whole seconds, and two observations of one second order by a fixed precedence (not
+    // by arrival): a person presses one button a second at most, so the test does too.
+    let press = |action: &'static str| {
+        let url = format!("{url}/subscriptions/{subscription}/{action}");
+        let client = app.client.clone();
+        async move {
+            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+            client.post(url).send().await.unwrap()
+        }
+    };
+    assert_eq!(press("cancel").await.status(), 200);
+    assert_eq!(app.json_of("/v1/workspaces/acme").await["cancel_at_period_end"], true);
+    assert_eq!(press("resume").await.status(), 200);
+    assert_eq!(app.json_of("/v1/workspaces/acme").await["cancel_at_period_end"], false);
+    assert_eq!(press("end").await.status(), 200);
+    let ended = app.json_of("/v1/workspaces/acme").await;
+    assert_eq!((ended["plan"].as_str(), ended["subscription_status"].as_str()), (Some("free"), Some("canceled")));
+    assert_eq!(press("resume").await.status(), 409, "an ended subscription takes no action");
+    assert!(app.audit_actions("acme").await.iter().any(|a| a == "portal.opened"));
+    let ghost = app.client.get(format!("{}/sandbox/portal/bps_sbx_nope", app.address)).send().await.unwrap();
+    assert_eq!(ghost.status(), 404);
+}
+on_both_databases!(the_sandbox_portal_cancels_resumes_and_ends_through_signed_events, sandbox_portal);
 
+#[tokio::test]
+async fn the_portal_is_refused_clearly_when_stripe_is_down() {
     let stripe = spawn_stripe_app(Backend::Sqlite).await;
     stripe.put_workspace("acme").await;
     // No body at all is the same as `{}`; a bad return_url is named.

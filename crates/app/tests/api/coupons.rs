@@ -82,6 +82,11 @@ async fn discount_at_checkout(backend: Backend) {
     let audit = app.json_of("/v1/workspaces/acme/audit").await;
     let started = audit["entries"].as_array().unwrap().iter().find(|e| e["action"] == "checkout.started").unwrap();
     assert_eq!(started["after"]["coupon"], "LAUNCH");
+    // Once per workspace: its next checkout is refused the coupon and takes no use.
+    let again = app.post_json("/v1/workspaces/acme/checkout", json!({"plan": "hobby", "coupon": "LAUNCH"})).await;
+    assert_eq!(again.status(), 409);
+    assert_eq!(again.json::<Value>().await.unwrap()["code"], "coupon_already_redeemed");
+    assert_eq!(app.json_of("/v1/coupons/LAUNCH").await["used_count"], 1);
 }
 on_both_databases!(a_coupon_discounts_the_sandbox_checkout_and_its_invoice, discount_at_checkout);
 

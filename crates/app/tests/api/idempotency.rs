@@ -85,6 +85,13 @@ async fn a_bad_key_is_named_and_an_unauthenticated_request_keeps_nothing() {
     let real = post_keyed(&app, "/v1/workspaces/acme/checkout", "order-7", json!({"plan": "pro"})).await;
     assert_eq!((real.status().as_u16(), replayed(&real)), (201, false), "the 401 was not kept under the key");
     assert_eq!(app.count("api_idempotency_keys").await, 1);
+
+    // A 404 is not kept either: once the workspace exists, the same key runs.
+    let early = post_keyed(&app, "/v1/workspaces/later/checkout", "order-8", json!({"plan": "pro"})).await;
+    assert_eq!(early.status(), 404);
+    app.put_workspace("later").await;
+    let retried = post_keyed(&app, "/v1/workspaces/later/checkout", "order-8", json!({"plan": "pro"})).await;
+    assert_eq!((retried.status().as_u16(), replayed(&retried)), (201, false));
 }
 
 /// Ten concurrent requests with one key on PostgreSQL: one runs, the others wait for its answer.

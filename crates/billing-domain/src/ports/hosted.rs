@@ -2,11 +2,13 @@
 //! when the customer answers, hands the processor's raw signed deliveries to the same verify-and-ingest step as
 //! `POST /webhooks/{processor}`: no loopback HTTP call, and the events still travel the processor's own path.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::ids::{CheckoutSessionId, ProcessorId, WorkspaceId};
+use crate::ids::{CheckoutSessionId, CustomerId, ProcessorId, SubscriptionId, WorkspaceId};
 use crate::money::Money;
 use crate::ports::WebhookHeaders;
+use crate::subscription::SubscriptionStatus;
 
 /// Where a hosted checkout stands; only an `open` one can be paid or declined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -65,11 +67,14 @@ pub struct RawDelivery {
     pub body: String,
 }
 
-/// Why an answer was not taken.
+/// Why an answer (or a portal action) was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HostedCheckoutError {
-    #[error("no such checkout session")]
+    #[error("no such session")]
     UnknownSession,
+    /// The portal's customer has no such subscription, or it cannot take this action in its state.
+    #[error("{0}")]
+    NotAllowed(String),
     #[error("checkout session is already {0}")]
     NotOpen(HostedCheckoutStatus),
     /// The processor cannot produce deliveries (e.g. no signing secret); nothing changed.
@@ -87,4 +92,51 @@ pub trait HostedCheckoutOps: Send + Sync {
     /// Takes the customer's answer on an open session and returns the deliveries it causes, in the order the
     /// processor would send them. MUST change nothing when it returns an error.
     fn answer(&self, id: &CheckoutSessionId, answer: CheckoutAnswer) -> Result<Vec<RawDelivery>, HostedCheckoutError>;
+}
+
+/// A subscription as the hosted portal lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortalSubscription {
+    pub id: SubscriptionId,
+    pub plan_name: String,
+    pub status: SubscriptionStatus,
+    pub cancel_at_period_end: bool,
+    pub current_period_end: Option<DateTime<Utc>>,
+}
+
+/// What the hosted portal page shows: the customer's subscriptions and where to return.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostedPortal {
+    pub id: String,
+    pub customer_id: CustomerId,
+    pub return_url: String,
+    pub subscriptions: Vec<PortalSubscription>,
+}
+
+/// What the customer does in the hosted portal; each causes the webhooks the processor would send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortalAction {
+    /// Cancel at the end of the paid period.
+    CancelAtPeriodEnd,
+    /// Undo a scheduled cancellation.
+    Resume,
+    /// End it now.
+    CancelNow,
+}
+
+/// Portals whose page Tollgate hosts (the sandbox's).
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+pub trait HostedPortalOps: Send + Sync {
+    /// The processor whose webhook verifier receives the deliveries.
+    fn processor_id(&self) -> ProcessorId;
+    /// The portal session `id` as its page shows it, if it exists.
+    fn hosted_portal(&self, id: &str) -> Option<HostedPortal>;
+    /// Carries out `action` on the portal customer's `subscription` and returns the deliveries it causes. MUST
+    /// change nothing when it returns an error.
+    fn portal_action(
+        &self,
+        id: &str,
+        subscription: &SubscriptionId,
+        action: PortalAction,
+    ) -> Result<Vec<RawDelivery>, HostedCheckoutError>;
 }

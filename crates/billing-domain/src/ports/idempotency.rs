@@ -20,6 +20,8 @@ pub struct KeyClaim {
     /// Who sent it (an API key's name): keys of different callers never meet.
     pub owner: String,
     pub key: String,
+    /// The claiming request's own id: only it completes or releases the key (a fencing token).
+    pub token: String,
     /// A digest of what the request asks (method, path, body): the same key with another request is refused.
     pub fingerprint: String,
     pub now: DateTime<Utc>,
@@ -49,10 +51,11 @@ pub trait IdempotencyKeys: Send + Sync {
     /// Claims `claim.key` for `claim.owner`. MUST be atomic: of concurrent claims of one key exactly one gets
     /// `Started`. An expired key, or one left in progress since before `abandoned_before`, is claimed afresh.
     async fn claim(&self, claim: &KeyClaim) -> Result<Claimed, StoreError>;
-    /// Stores the response of a `Started` claim.
-    async fn complete(&self, owner: &str, key: &str, response: &StoredResponse) -> Result<(), StoreError>;
-    /// Forgets a `Started` claim whose request changed nothing (a 5xx): a retry runs it again.
-    async fn release(&self, owner: &str, key: &str) -> Result<(), StoreError>;
+    /// Stores the response of the `Started` claim `claim` made; nothing when another claim took the key over.
+    async fn complete(&self, claim: &KeyClaim, response: &StoredResponse) -> Result<(), StoreError>;
+    /// Forgets the `Started` claim `claim` made, whose request changed nothing (a 5xx): a retry runs it again.
+    /// Nothing when another claim took the key over.
+    async fn release(&self, claim: &KeyClaim) -> Result<(), StoreError>;
     /// Deletes the keys expired at `now`; returns how many.
     async fn prune(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 }

@@ -32,6 +32,8 @@ pub enum CheckoutError {
     CouponNotApplicable(#[from] CouponError),
     #[error("coupon `{0}` has no uses left")]
     CouponExhausted(String),
+    #[error("this workspace has already redeemed coupon `{0}`")]
+    CouponAlreadyRedeemed(String),
     #[error(transparent)]
     InvalidCoupon(#[from] ValidationError),
     #[error(transparent)]
@@ -114,17 +116,22 @@ impl CheckoutService {
             Some(code) => Some(self.applicable_coupon(code, plan, now).await?),
             None => None,
         };
-        // Whether this checkout took a use of the coupon (and must give it back should the checkout not start).
+        // Whether this checkout took the use (and gives it back should the checkout not start).
         let mut took_use = false;
         if let Some(coupon) = &coupon {
             match self.coupons.redeem(&coupon.code, &workspace.id, now).await? {
                 Redemption::Redeemed => took_use = true,
-                Redemption::AlreadyRedeemed => {}
+                // Once per workspace: a second checkout with it (or a concurrent double submit) is refused, so
+                // the one redemption belongs to exactly one checkout — the one that may give it back.
+                Redemption::AlreadyRedeemed => return Err(CheckoutError::CouponAlreadyRedeemed(coupon.code.clone())),
                 Redemption::Exhausted => return Err(CheckoutError::CouponExhausted(coupon.code.clone())),
                 Redemption::NotFound => return Err(CheckoutError::UnknownCoupon(coupon.code.clone())),
             }
         }
-        let client_key = request.idempotency_key.clone().unwrap_or_else(|| self.ids.new_id("req_"));
+        let client_key = match &request.idempotency_key {
+            Some(key) => format!("{}:{key}", request.actor.key_scope()),
+            None => self.ids.new_id("req_"),
+        };
         let processor_key = format!("checkout:{}:{}:{client_key}", workspace.id, plan.id);
         let created = self
             .processor
@@ -142,8 +149,8 @@ impl CheckoutService {
         let session = match created {
             Ok(session) => session,
             Err(error) => {
-                // No checkout, so no use of the coupon: give it back. Should that fail too, the use stays this
-                // workspace's (a workspace redeems a coupon once), so its retry takes no second one.
+                // No checkout, so no use of the coupon: give it back. Should that fail too, the use stays taken
+                // and this workspace's next checkout is refused the coupon; the caller sees the processor error.
                 if let Some(coupon) = coupon.as_ref().filter(|_| took_use) {
                     let _ = self.coupons.unredeem(&coupon.code, &workspace.id).await;
                 }

@@ -46,6 +46,9 @@ pub enum SubscriptionError {
     /// (or reconciliation) will apply it.
     #[error("the processor changed the subscription but recording it failed: {0}")]
     NotRecorded(String),
+    /// The processor's answer cannot apply here (recorded as a failed event for an operator).
+    #[error("the processor's answer could not be applied: {0}")]
+    NotApplied(String),
 }
 
 /// A command from the API.
@@ -103,8 +106,15 @@ impl SubscriptionService {
             reason => SubscriptionError::Conflict { status: current.status, reason },
         })?;
 
-        let client_key = request.idempotency_key.clone().unwrap_or_else(|| self.ids.new_id("req_"));
+        let client_key = match &request.idempotency_key {
+            Some(key) => format!("{}:{key}", request.actor.key_scope()),
+            None => self.ids.new_id("req_"),
+        };
         let key = format!("{}:{}:{client_key}", command_name(&request.command), current.id);
+        // The answer is an observation as of when the request was sent (like a reconciliation repair): a webhook
+        // the processor sends after that is newer and wins. Full precision, so two commands in one second order by
+        // when they were sent (the processor stamps its events in whole seconds: one of its own in the same second
+        // as a command orders by the fixed same-second precedence until the next observation).
         let sent_at = self.ctx.clock.now();
         let snapshot = match &request.command {
             SubscriptionCommand::Cancel { at_period_end } => {
@@ -118,7 +128,9 @@ impl SubscriptionService {
             }
         };
         let event = ProcessorEvent {
-            id: EventId::new(format!("command:{key}")),
+            // The send time is part of the id: a retry with the same key is a new observation (the processor's
+            // replayed answer), never a `Duplicate` of an attempt that did not apply.
+            id: EventId::new(format!("command:{key}:{}", sent_at.timestamp_millis())),
             processor: current.processor.clone(),
             event_type: COMMAND_EVENT_TYPE.to_owned(),
             occurred_at: sent_at,
@@ -127,6 +139,8 @@ impl SubscriptionService {
         let raw = serde_json::to_string(&event).map_err(|e| SubscriptionError::NotRecorded(e.to_string()))?;
         match self.webhooks.ingest(&event, &raw).await {
             Ok(IngestOutcome::Applied | IngestOutcome::Duplicate) => {}
+            // Recorded as failed for an operator (a price the catalog does not know): retrying cannot help.
+            Ok(IngestOutcome::Failed { reason }) => return Err(SubscriptionError::NotApplied(reason)),
             Ok(other) => return Err(SubscriptionError::NotRecorded(format!("{other:?}"))),
             Err(error) => return Err(SubscriptionError::NotRecorded(error.to_string())),
         }

@@ -36,6 +36,12 @@ impl From<CheckoutError> for ApiError {
                 "Coupon used up",
                 format!("coupon `{code}` has no uses left"),
             ),
+            CheckoutError::CouponAlreadyRedeemed(code) => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::CouponAlreadyRedeemed,
+                "Coupon already redeemed",
+                format!("this workspace has already redeemed coupon `{code}`; a coupon applies once per workspace"),
+            ),
             CheckoutError::Processor(e) => e.into(),
             CheckoutError::Store(e) => e.into(),
         }

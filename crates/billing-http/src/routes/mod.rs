@@ -9,6 +9,7 @@ mod entitlements;
 mod health;
 mod plans;
 mod sandbox;
+mod sandbox_portal;
 mod subscriptions;
 mod webhooks;
 mod workspaces;
@@ -46,6 +47,9 @@ fn endpoints() -> Vec<Endpoint> {
         Endpoint::new("/sandbox/checkout/{id}").on(Method::GET, sandbox::page),
         Endpoint::new("/sandbox/checkout/{id}/pay").on(Method::POST, sandbox::pay),
         Endpoint::new("/sandbox/checkout/{id}/decline").on(Method::POST, sandbox::decline),
+        Endpoint::new("/sandbox/portal/{id}").on(Method::GET, sandbox_portal::page),
+        Endpoint::new("/sandbox/portal/{id}/subscriptions/{subscription}/{action}")
+            .on(Method::POST, sandbox_portal::act),
     ]
 }
 

@@ -86,7 +86,7 @@ async fn answer(
 }
 
 /// Ingests one delivery like `POST /webhooks/{processor}` would: its outcome, or the error code it was refused with.
-async fn deliver(state: &AppState, processor: &str, delivery: &RawDelivery) -> Result<String, String> {
+pub(super) async fn deliver(state: &AppState, processor: &str, delivery: &RawDelivery) -> Result<String, String> {
     let span = tracing::info_span!(
         "hosted_delivery",
         processor,
@@ -111,7 +111,7 @@ fn hosted_error(error: HostedCheckoutError) -> ApiError {
             "Checkout already finished",
             error.to_string(),
         ),
-        HostedCheckoutError::Unavailable(_) => ApiError::internal(error),
+        HostedCheckoutError::Unavailable(_) | HostedCheckoutError::NotAllowed(_) => ApiError::internal(error),
     }
 }
 
@@ -138,7 +138,7 @@ fn checkout_page(session: &HostedCheckout) -> String {
     page_shell("Sandbox checkout", &body)
 }
 
-fn page_shell(title: &str, body: &str) -> String {
+pub(super) fn page_shell(title: &str, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\
          <style>body{{font-family:sans-serif;max-width:40rem;margin:3rem auto}}button{{font-size:1.1rem;margin:.3rem 0;padding:.5rem 1.5rem}}td,th{{padding:.2rem .6rem;text-align:left}}</style>\
@@ -147,12 +147,12 @@ fn page_shell(title: &str, body: &str) -> String {
     )
 }
 
-fn html(status: StatusCode, body: String) -> HttpResponse {
+pub(super) fn html(status: StatusCode, body: String) -> HttpResponse {
     HttpResponse::build(status).content_type("text/html; charset=utf-8").body(body)
 }
 
 /// Minimal HTML escaping for text and attribute values.
-fn escape(raw: &str) -> String {
+pub(super) fn escape(raw: &str) -> String {
     raw.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 

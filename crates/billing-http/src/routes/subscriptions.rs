@@ -40,6 +40,9 @@ impl From<SubscriptionError> for ApiError {
             ),
             SubscriptionError::Processor(e) => e.into(),
             SubscriptionError::Store(e) => e.into(),
+            SubscriptionError::NotApplied(reason) => {
+                ApiError::internal(format!("subscription command answer: {reason}"))
+            }
             SubscriptionError::NotRecorded(cause) => {
                 tracing::error!(%cause, "a subscription command was carried out but not recorded");
                 ApiError::new(

@@ -12,6 +12,8 @@ pub struct Model {
     pub fingerprint: String,
     /// `in_progress` or `done`.
     pub status: String,
+    /// The claiming request's id (see the migration).
+    pub claim_token: String,
     pub response_status: Option<i32>,
     pub response_content_type: Option<String>,
     pub response_body: Option<Vec<u8>>,

@@ -80,6 +80,11 @@ impl<C: Executor> CouponRepository for Repo<C> {
             .await
             .map_err(map_db_err)?;
         if taken.rows_affected == 0 {
+            // On PostgreSQL a concurrent redemption by this same workspace may have taken the last use while this
+            // one waited for the row: it is this workspace's, as SQLite's serialized writers would have said.
+            if redeemed_by(&tx, &code, workspace).await? {
+                return Ok(Redemption::AlreadyRedeemed);
+            }
             let exists = coupon::Entity::find_by_id(code.clone()).one(&tx).await.map_err(map_db_err)?.is_some();
             return Ok(if exists { Redemption::Exhausted } else { Redemption::NotFound });
         }

@@ -25,6 +25,7 @@ impl<C: Executor> IdempotencyKeys for Repo<C> {
             idempotency_key: Set(claim.key.clone()),
             fingerprint: Set(claim.fingerprint.clone()),
             status: Set(IN_PROGRESS.to_owned()),
+            claim_token: Set(claim.token.clone()),
             response_status: Set(None),
             response_content_type: Set(None),
             response_body: Set(None),
@@ -42,6 +43,7 @@ impl<C: Executor> IdempotencyKeys for Repo<C> {
         let taken = Entity::update_many()
             .col_expr(Column::Fingerprint, Expr::value(claim.fingerprint.clone()))
             .col_expr(Column::Status, Expr::value(IN_PROGRESS))
+            .col_expr(Column::ClaimToken, Expr::value(claim.token.clone()))
             .col_expr(Column::ResponseStatus, Expr::value(Option::<i32>::None))
             .col_expr(Column::ResponseContentType, Expr::value(Option::<String>::None))
             .col_expr(Column::ResponseBody, Expr::value(Option::<Vec<u8>>::None))
@@ -77,15 +79,16 @@ impl<C: Executor> IdempotencyKeys for Repo<C> {
         }))
     }
 
-    #[tracing::instrument(skip_all, fields(owner, status = response.status))]
-    async fn complete(&self, owner: &str, key: &str, response: &StoredResponse) -> Result<(), StoreError> {
+    #[tracing::instrument(skip_all, fields(owner = %claim.owner, status = response.status))]
+    async fn complete(&self, claim: &KeyClaim, response: &StoredResponse) -> Result<(), StoreError> {
         Entity::update_many()
             .col_expr(Column::Status, Expr::value(DONE))
             .col_expr(Column::ResponseStatus, Expr::value(i32::from(response.status)))
             .col_expr(Column::ResponseContentType, Expr::value(response.content_type.clone()))
             .col_expr(Column::ResponseBody, Expr::value(response.body.clone()))
-            .filter(Column::Owner.eq(owner))
-            .filter(Column::IdempotencyKey.eq(key))
+            .filter(Column::Owner.eq(claim.owner.as_str()))
+            .filter(Column::IdempotencyKey.eq(claim.key.as_str()))
+            .filter(Column::ClaimToken.eq(claim.token.as_str()))
             .filter(Column::Status.eq(IN_PROGRESS))
             .exec(&self.conn)
             .await
@@ -93,11 +96,12 @@ impl<C: Executor> IdempotencyKeys for Repo<C> {
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, fields(owner))]
-    async fn release(&self, owner: &str, key: &str) -> Result<(), StoreError> {
+    #[tracing::instrument(skip_all, fields(owner = %claim.owner))]
+    async fn release(&self, claim: &KeyClaim) -> Result<(), StoreError> {
         Entity::delete_many()
-            .filter(Column::Owner.eq(owner))
-            .filter(Column::IdempotencyKey.eq(key))
+            .filter(Column::Owner.eq(claim.owner.as_str()))
+            .filter(Column::IdempotencyKey.eq(claim.key.as_str()))
+            .filter(Column::ClaimToken.eq(claim.token.as_str()))
             .filter(Column::Status.eq(IN_PROGRESS))
             .exec(&self.conn)
             .await

@@ -1,0 +1,104 @@
+//! The hosted billing portal of a processor whose pages Tollgate serves (the sandbox): the customer's
+//! subscriptions with Cancel at period end, Resume and End now. Each button hands the processor's signed event to
+//! the same verify-and-ingest step as `POST /webhooks/{processor}`.
+
+use std::sync::Arc;
+
+use actix_web::{HttpResponse, http::StatusCode, web};
+use billing_domain::ids::SubscriptionId;
+use billing_domain::ports::{HostedCheckoutError, HostedPortal, HostedPortalOps, PortalAction};
+
+use super::sandbox::{deliver, escape, html, page_shell};
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
+
+fn hosted(state: &AppState) -> Result<&Arc<dyn HostedPortalOps>, ApiError> {
+    state
+        .hosted_portal
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found(ErrorCode::SandboxDisabled, "the sandbox processor is not enabled"))
+}
+
+fn portal_not_found() -> ApiError {
+    ApiError::not_found(ErrorCode::PortalSessionNotFound, "no sandbox portal session with this id")
+}
+
+/// `GET /sandbox/portal/{id}`.
+pub async fn page(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let portal = hosted(&state)?.hosted_portal(&path).ok_or_else(portal_not_found)?;
+    Ok(html(StatusCode::OK, portal_page(&portal, None)))
+}
+
+/// `POST /sandbox/portal/{id}/subscriptions/{subscription}/{action}` with `action` one of `cancel`, `resume`, `end`.
+pub async fn act(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, subscription, action) = path.into_inner();
+    let action = match action.as_str() {
+        "cancel" => PortalAction::CancelAtPeriodEnd,
+        "resume" => PortalAction::Resume,
+        "end" => PortalAction::CancelNow,
+        _ => return Err(ApiError::route_not_found(&actix_web::http::Method::POST, &format!("/sandbox/portal/{id}"))),
+    };
+    let hosted = hosted(&state)?;
+    let deliveries = hosted.portal_action(&id, &SubscriptionId::new(subscription), action).map_err(|e| match e {
+        HostedCheckoutError::UnknownSession => portal_not_found(),
+        HostedCheckoutError::NotAllowed(why) => {
+            ApiError::new(StatusCode::CONFLICT, ErrorCode::SubscriptionStateConflict, "Not allowed", why)
+        }
+        other => ApiError::internal(other),
+    })?;
+    let processor = hosted.processor_id();
+    let mut all_ok = true;
+    let mut outcomes = Vec::new();
+    for delivery in &deliveries {
+        let outcome = deliver(&state, processor.as_str(), delivery).await;
+        all_ok &= outcome.is_ok();
+        outcomes.push(format!("{}: {}", delivery.event_type, outcome.unwrap_or_else(|code| code)));
+    }
+    let portal = hosted.hosted_portal(&id).ok_or_else(portal_not_found)?;
+    let status = if all_ok { StatusCode::OK } else { StatusCode::BAD_GATEWAY };
+    Ok(html(status, portal_page(&portal, Some(&outcomes))))
+}
+
+fn portal_page(portal: &HostedPortal, outcomes: Option<&[String]>) -> String {
+    let mut rows = String::new();
+    for s in &portal.subscriptions {
+        let base = format!("/sandbox/portal/{}/subscriptions/{}", escape(&portal.id), escape(s.id.as_str()));
+        let button = |action: &str, label: &str| {
+            format!("<form method=\"post\" action=\"{base}/{action}\"><button type=\"submit\">{label}</button></form>")
+        };
+        let actions = if s.status.is_terminal() {
+            String::new()
+        } else if s.cancel_at_period_end {
+            button("resume", "Resume") + &button("end", "End now")
+        } else {
+            button("cancel", "Cancel at period end") + &button("end", "End now")
+        };
+        let ends = s.current_period_end.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default();
+        let note = if s.cancel_at_period_end { format!(" (ends {ends})") } else { String::new() };
+        rows.push_str(&format!(
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}{}</td><td>{actions}</td></tr>",
+            escape(s.id.as_str()),
+            escape(&s.plan_name),
+            escape(s.status.as_str()),
+            escape(&note),
+        ));
+    }
+    let done = match outcomes {
+        Some(lines) => {
+            let items: String = lines.iter().map(|l| format!("<li>{}</li>", escape(l))).collect();
+            format!("<p>Sent to Tollgate:</p><ul>{items}</ul>")
+        }
+        None => String::new(),
+    };
+    let body = format!(
+        "<h1>Sandbox billing portal</h1><p>Customer <code>{}</code>. No real money moves.</p>{done}\
+         <table><tr><th>subscription</th><th>plan</th><th>status</th><th></th></tr>{rows}</table>\
+         <p><a href=\"{}\">Return to the application</a></p>",
+        escape(portal.customer_id.as_str()),
+        escape(&portal.return_url),
+    );
+    page_shell("Sandbox billing portal", &body)
+}

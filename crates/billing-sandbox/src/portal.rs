@@ -1,0 +1,87 @@
+//! The sandbox's billing portal: a page Tollgate hosts (the domain's `HostedPortalOps`) where the customer cancels
+//! at period end, resumes or ends a subscription, each emitting the signed `customer.subscription.updated` or
+//! `.deleted` Stripe would send, which the edge ingests like any delivery.
+
+use billing_domain::ids::{CustomerId, ProcessorId, SubscriptionId};
+use billing_domain::ports::{
+    HostedCheckoutError, HostedPortal, HostedPortalOps, PortalAction, PortalSubscription, RawDelivery,
+};
+use billing_domain::subscription::SubscriptionStatus;
+
+use crate::payloads;
+use crate::processor::SandboxProcessor;
+use crate::state::SubscriptionChange;
+
+/// A portal session: whose subscriptions it shows and where it returns.
+#[derive(Debug, Clone)]
+pub(crate) struct PortalRecord {
+    pub customer_id: CustomerId,
+    pub return_url: String,
+}
+
+impl HostedPortalOps for SandboxProcessor {
+    fn processor_id(&self) -> ProcessorId {
+        Self::processor_id()
+    }
+
+    fn hosted_portal(&self, id: &str) -> Option<HostedPortal> {
+        let state = self.lock();
+        let portal = state.portals.get(id)?;
+        let mut subscriptions: Vec<PortalSubscription> = state
+            .subscriptions
+            .values()
+            .filter(|record| record.snapshot.customer_id == portal.customer_id)
+            .map(|record| PortalSubscription {
+                id: record.snapshot.subscription_id.clone(),
+                plan_name: record.plan_id.to_string(),
+                status: record.snapshot.status,
+                cancel_at_period_end: record.snapshot.cancel_at_period_end,
+                current_period_end: record.snapshot.current_period_end,
+            })
+            .collect();
+        subscriptions.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        Some(HostedPortal {
+            id: id.to_owned(),
+            customer_id: portal.customer_id.clone(),
+            return_url: portal.return_url.clone(),
+            subscriptions,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(portal_id = %id, subscription_id = %subscription))]
+    fn portal_action(
+        &self,
+        id: &str,
+        subscription: &SubscriptionId,
+        action: PortalAction,
+    ) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
+        let now = self.clock.now();
+        let Some(secret) = self.config.webhook_secrets.first() else {
+            return Err(HostedCheckoutError::Unavailable("no webhook secret is configured to sign deliveries".into()));
+        };
+        let mut state = self.lock();
+        let customer = state.portals.get(id).ok_or(HostedCheckoutError::UnknownSession)?.customer_id.clone();
+        let record = state
+            .subscriptions
+            .get_mut(subscription)
+            .filter(|record| record.snapshot.customer_id == customer)
+            .ok_or_else(|| HostedCheckoutError::NotAllowed("no such subscription in this portal".into()))?;
+        let (change, event_type) = match action {
+            PortalAction::CancelAtPeriodEnd => {
+                (SubscriptionChange::Cancel { at_period_end: true }, "customer.subscription.updated")
+            }
+            PortalAction::Resume => (SubscriptionChange::Resume, "customer.subscription.updated"),
+            PortalAction::CancelNow => {
+                (SubscriptionChange::Cancel { at_period_end: false }, "customer.subscription.deleted")
+            }
+        };
+        if record.snapshot.status == SubscriptionStatus::Canceled {
+            return Err(HostedCheckoutError::NotAllowed("the subscription has ended".into()));
+        }
+        record.apply(&change, now).map_err(|e| HostedCheckoutError::NotAllowed(e.to_string()))?;
+        let object = payloads::subscription(record);
+        drop(state);
+        tracing::info!(event_type, "sandbox portal action");
+        Ok(self.sign_all(secret, now, vec![(event_type, object)]))
+    }
+}
