@@ -244,3 +244,50 @@ fn survives_a_poisoned_lock() {
     assert!(sandbox.state.is_poisoned());
     assert!(sandbox.session("cs_sbx_1").is_none());
 }
+
+#[tokio::test]
+async fn the_portal_shows_the_customers_subscriptions_and_signs_each_action() {
+    use billing_domain::ports::{HostedPortalOps, PortalAction, PortalOps};
+
+    let sandbox = processor();
+    let (customer, session) = start_checkout(&sandbox, "ws_p", pro_monthly()).await;
+    sandbox.pay(session.id.as_str()).unwrap();
+    let (_, other) = start_checkout(&sandbox, "ws_q", pro_monthly()).await;
+    sandbox.pay(other.id.as_str()).unwrap();
+    let url = sandbox.create_portal(&customer, "https://app.example.com/back").await.unwrap();
+    let id = url.rsplit('/').next().unwrap();
+    assert!(url.starts_with("http://localhost:8080/sandbox/portal/bps_sbx_"), "{url}");
+
+    let portal = sandbox.hosted_portal(id).unwrap();
+    assert_eq!(
+        (portal.customer_id.clone(), portal.return_url.as_str()),
+        (customer.clone(), "https://app.example.com/back")
+    );
+    assert_eq!(portal.subscriptions.len(), 1, "only this customer's: {portal:?}");
+    let subscription = portal.subscriptions[0].id.clone();
+
+    let deliveries = sandbox.portal_action(id, &subscription, PortalAction::CancelAtPeriodEnd).unwrap();
+    let event = receive(&sandbox, &deliveries[0]);
+    assert_eq!(event.event_type, "customer.subscription.updated");
+    let EventPayload::SubscriptionChanged(snapshot) = event.payload else { panic!("{:?}", event.payload) };
+    assert!(snapshot.cancel_at_period_end && snapshot.status == SubscriptionStatus::Active);
+
+    let ended = sandbox.portal_action(id, &subscription, PortalAction::CancelNow).unwrap();
+    assert_eq!(receive(&sandbox, &ended[0]).event_type, "customer.subscription.deleted");
+    assert_eq!(sandbox.hosted_portal(id).unwrap().subscriptions[0].status, SubscriptionStatus::Canceled);
+    assert!(matches!(
+        sandbox.portal_action(id, &subscription, PortalAction::Resume),
+        Err(HostedCheckoutError::NotAllowed(_))
+    ));
+    // Another customer's subscription is not reachable from this portal, and an unknown portal is no portal.
+    let foreign = sandbox.lock().subscriptions.keys().find(|s| **s != subscription).unwrap().clone();
+    assert!(matches!(
+        sandbox.portal_action(id, &foreign, PortalAction::CancelNow),
+        Err(HostedCheckoutError::NotAllowed(_))
+    ));
+    assert!(matches!(
+        sandbox.portal_action("bps_nope", &foreign, PortalAction::CancelNow),
+        Err(HostedCheckoutError::UnknownSession)
+    ));
+    assert!(sandbox.hosted_portal("bps_nope").is_none());
+}

@@ -27,6 +27,7 @@ mod audit;
 mod batches;
 mod cache;
 mod connect;
+mod coupons;
 mod helpers;
 mod idempotency;
 mod inbox;
