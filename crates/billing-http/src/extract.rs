@@ -69,8 +69,8 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for Json<T> {
     }
 }
 
-/// A JSON body like [`Json`], or `T::default()` when the request has no body at all (no `Content-Type`, no
-/// length): for routes whose every field is optional (`POST …/portal`). A body that is sent is read and validated
+/// A JSON body like [`Json`], or `T::default()` when the request has no body at all: for routes whose every field
+/// is optional (`POST …/portal`). A body that is sent is read and validated
 /// like any other — a bad one is never taken for an absent one.
 #[derive(Debug)]
 pub struct JsonOrEmpty<T>(pub T);
@@ -86,9 +86,10 @@ impl<T: DeserializeOwned + Validate + Default + 'static> FromRequest for JsonOrE
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
-        let empty = !req.headers().contains_key(actix_web::http::header::CONTENT_TYPE)
-            && declared_length(req).unwrap_or(0) == 0
-            && !req.headers().contains_key(actix_web::http::header::TRANSFER_ENCODING);
+        // No body: a declared length of 0 (whatever the content type, as `curl -X POST -H 'content-type: …'`
+        // sends), or neither a length nor a chunked body.
+        let chunked = req.headers().contains_key(actix_web::http::header::TRANSFER_ENCODING);
+        let empty = declared_length(req) == Some(0) || (declared_length(req).is_none() && !chunked);
         if empty {
             return Box::pin(async { Ok(JsonOrEmpty(T::default())) });
         }

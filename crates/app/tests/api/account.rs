@@ -82,6 +82,15 @@ async fn the_portal_is_refused_clearly_when_stripe_is_down() {
     // No body at all is the same as `{}`; a bad return_url is named.
     let bare = stripe.client.post(stripe.url("/v1/workspaces/acme/portal")).bearer_auth(DEV_KEY).send().await.unwrap();
     assert_eq!(bare.status(), 503);
+    let typed_but_empty = stripe
+        .client
+        .post(stripe.url("/v1/workspaces/acme/portal"))
+        .bearer_auth(DEV_KEY)
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(typed_but_empty.status(), 503, "an empty body with a JSON content type is no body, too");
     assert_eq!(bare.json::<Value>().await.unwrap()["code"], "processor_unavailable");
     let bad = stripe.post_json("/v1/workspaces/acme/portal", json!({"return_url": "javascript:alert(1)"})).await;
     assert_eq!(bad.status(), 400);

@@ -65,8 +65,10 @@ impl Drop for TestDatabase {
                     Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
                 })
                 .join();
-                if let Ok(Err(error)) = dropped {
-                    eprintln!("could not drop test database {name}: {error}");
+                match dropped {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => eprintln!("could not drop test database {name}: {error}"),
+                    Err(_) => eprintln!("dropping test database {name} panicked"),
                 }
             }
         }
