@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::Plan;
 use crate::error::ValidationError;
 use crate::ids::PlanId;
 use crate::money::Money;
@@ -81,6 +82,12 @@ impl Coupon {
             return Err(CouponError::NotForPlan(plan.clone()));
         }
         Ok(())
+    }
+
+    /// Whether it may be used to buy `plan` at `now`: applicable, and its discount in the plan's currency.
+    pub fn applies_to(&self, plan: &Plan, now: DateTime<Utc>) -> Result<(), CouponError> {
+        self.check_applicable(&plan.id, now)?;
+        self.discounted(&plan.price).map(drop)
     }
 
     /// `price` with the discount taken off: a percentage rounded half up to the minor unit, an amount never below

@@ -5,6 +5,7 @@ use actix_web::http::Method;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{ALLOW, CONTENT_TYPE, HeaderName, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
+use billing_domain::catalog::UnknownPlan;
 use billing_domain::error::{ProcessorError, StoreError, ValidationErrors};
 use serde::Serialize;
 
@@ -286,6 +287,14 @@ impl From<StoreError> for ApiError {
             }
             other => Self::internal(other),
         }
+    }
+}
+
+/// 400 naming `plan`, with the catalog's plans as `valid_plans`.
+impl From<UnknownPlan> for ApiError {
+    fn from(unknown: UnknownPlan) -> Self {
+        let valid = unknown.valid.clone();
+        ApiError::field("plan", unknown.to_string()).with_extra(serde_json::json!({"valid_plans": valid}))
     }
 }
 

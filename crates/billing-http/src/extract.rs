@@ -53,7 +53,7 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for Json<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
-        let limit = req.app_data::<JsonLimit>().map_or(DEFAULT_JSON_LIMIT, |l| l.0);
+        let limit = json_limit(req);
         if !is_json(req) {
             return Box::pin(async { Err(ApiError::unsupported_media_type()) });
         }
@@ -89,13 +89,21 @@ impl<T: DeserializeOwned + Validate + Default + 'static> FromRequest for JsonOrE
         // No body: a declared length of 0 (whatever the content type, as `curl -X POST -H 'content-type: …'`
         // sends), or neither a length nor a chunked body.
         let chunked = req.headers().contains_key(actix_web::http::header::TRANSFER_ENCODING);
-        let empty = declared_length(req) == Some(0) || (declared_length(req).is_none() && !chunked);
+        let empty = match declared_length(req) {
+            Some(length) => length == 0,
+            None => !chunked,
+        };
         if empty {
             return Box::pin(async { Ok(JsonOrEmpty(T::default())) });
         }
         let json = Json::<T>::from_request(req, payload);
         Box::pin(async move { json.await.map(|Json(value)| JsonOrEmpty(value)) })
     }
+}
+
+/// The largest JSON body this app accepts ([`JsonLimit`], else the default).
+pub(crate) fn json_limit(req: &HttpRequest) -> usize {
+    req.app_data::<JsonLimit>().map_or(DEFAULT_JSON_LIMIT, |l| l.0)
 }
 
 /// Whether the request declares a JSON body, by the same rule as actix's `Json`.

@@ -20,7 +20,7 @@ use tracing_actix_web::RequestId;
 
 use crate::auth::authenticate;
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::{JsonLimit, declared_length, read_limited};
+use crate::extract::{declared_length, json_limit, read_limited};
 use crate::state::AppState;
 
 /// The request header.
@@ -70,8 +70,7 @@ pub async fn guard(
 /// Reads the key and the body (put back for the handler), and fingerprints the request.
 async fn prepare(req: &mut ServiceRequest, owner: &str) -> Result<KeyClaim, ApiError> {
     let key = key_of(req.request())?.ok_or_else(|| ApiError::internal("guard called without a key"))?;
-    let limit = req.app_data::<JsonLimit>().map_or(64 * 1024, |limit| limit.0);
-    let declared = declared_length(req.request());
+    let (limit, declared) = (json_limit(req.request()), declared_length(req.request()));
     let body = read_limited(req.take_payload(), declared, limit).await?;
     let mut digest = Sha256::new();
     for part in [req.method().as_str(), req.path(), req.query_string()] {
@@ -80,7 +79,7 @@ async fn prepare(req: &mut ServiceRequest, owner: &str) -> Result<KeyClaim, ApiE
     }
     digest.update(&body);
     req.set_payload(Payload::from(body));
-    let state = app_state(req)?;
+    let state = app_state(req.request())?;
     let now = state.clock.now();
     let policy = state.idempotency_policy;
     // The request id (a UUIDv7) is unique per request: the claim's fencing token.
@@ -116,7 +115,7 @@ pub fn key_of(req: &HttpRequest) -> Result<Option<String>, ApiError> {
 
 /// Claims the key: `None` when this request runs, else the answer to send instead.
 async fn wait_for_claim(req: &ServiceRequest, claim: &KeyClaim) -> Result<Option<HttpResponse>, ApiError> {
-    let state = app_state(req)?;
+    let state = app_state(req.request())?;
     let deadline = Instant::now() + state.idempotency_policy.wait;
     loop {
         match state.idempotency.claim(claim).await? {
@@ -154,7 +153,7 @@ async fn keep(
     let (response, body) = response.into_parts();
     let body =
         to_bytes(body).await.map_err(|e| ApiError::internal(format!("reading a response body: {}", e.into())))?;
-    let state = request.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal("AppState missing"))?;
+    let state = app_state(&request)?;
     let stored = if kept(status) {
         let stored = StoredResponse { status: status.as_u16(), content_type, body: body.to_vec() };
         state.idempotency.complete(claim, &stored).await
@@ -185,6 +184,6 @@ fn replay(stored: StoredResponse) -> HttpResponse {
     response.body(stored.body)
 }
 
-fn app_state(req: &ServiceRequest) -> Result<&web::Data<AppState>, ApiError> {
+fn app_state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
     req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal("AppState missing from app data"))
 }

@@ -9,7 +9,7 @@ use billing_domain::ports::{
 use billing_domain::subscription::SubscriptionStatus;
 
 use crate::payloads;
-use crate::processor::SandboxProcessor;
+use crate::processor::{SandboxProcessor, no_signing_secret};
 use crate::state::SubscriptionChange;
 
 /// A portal session: whose subscriptions it shows and where it returns.
@@ -57,7 +57,7 @@ impl HostedPortalOps for SandboxProcessor {
     ) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
         let now = self.clock.now();
         let Some(secret) = self.config.webhook_secrets.first() else {
-            return Err(HostedCheckoutError::Unavailable("no webhook secret is configured to sign deliveries".into()));
+            return Err(no_signing_secret());
         };
         let mut state = self.lock();
         let customer = state.portals.get(id).ok_or(HostedCheckoutError::UnknownSession)?.customer_id.clone();

@@ -216,7 +216,7 @@ impl HostedCheckoutOps for SandboxProcessor {
     }
 }
 
-fn no_signing_secret() -> HostedCheckoutError {
+pub(crate) fn no_signing_secret() -> HostedCheckoutError {
     HostedCheckoutError::Unavailable("no webhook secret is configured to sign deliveries".to_owned())
 }
 

@@ -182,11 +182,9 @@ impl CheckoutService {
     ) -> Result<Coupon, CheckoutError> {
         let code = Coupon::normalize_code(code).map_err(|e| ValidationError::new("coupon", e.message))?;
         let coupon = self.coupons.get(&code).await?.ok_or_else(|| CheckoutError::UnknownCoupon(code.clone()))?;
-        match coupon.check_applicable(&plan.id, now) {
-            Err(CouponError::Exhausted) => return Err(CheckoutError::CouponExhausted(code)),
-            other => other?,
+        match coupon.applies_to(plan, now) {
+            Err(CouponError::Exhausted) => Err(CheckoutError::CouponExhausted(code)),
+            other => other.map(|()| coupon).map_err(Into::into),
         }
-        coupon.discounted(&plan.price)?;
-        Ok(coupon)
     }
 }

@@ -114,7 +114,7 @@ impl CouponService {
                         ValidationError::new("plan", "is not a plan of the catalog").into(),
                     ));
                 };
-                coupon.check_applicable(&plan.id, now).and_then(|()| coupon.discounted(&plan.price).map(drop)).err()
+                coupon.applies_to(plan, now).err()
             }
             None => {
                 let any_plan = coupon.plans.first().cloned().unwrap_or_else(|| PlanId::new(""));

@@ -2,7 +2,6 @@
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use billing_domain::services::{CheckoutError, StartCheckout};
-use serde_json::json;
 
 use crate::access::{WorkspaceCall, Write};
 use crate::dto::{CheckoutBody, CheckoutSessionView};
@@ -14,10 +13,7 @@ impl From<CheckoutError> for ApiError {
     fn from(error: CheckoutError) -> Self {
         match error {
             CheckoutError::WorkspaceNotFound => ApiError::workspace_not_found(),
-            CheckoutError::UnknownPlan(unknown) => {
-                let valid = unknown.valid.clone();
-                ApiError::field("plan", unknown.to_string()).with_extra(json!({"valid_plans": valid}))
-            }
+            CheckoutError::UnknownPlan(unknown) => unknown.into(),
             CheckoutError::NotPurchasable { plan, reason } => {
                 ApiError::field("plan", format!("plan `{plan}` cannot be bought: {reason}"))
             }

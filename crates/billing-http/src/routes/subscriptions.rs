@@ -20,10 +20,7 @@ impl From<SubscriptionError> for ApiError {
             SubscriptionError::NoSubscription => {
                 ApiError::not_found(ErrorCode::SubscriptionNotFound, "this workspace has no subscription")
             }
-            SubscriptionError::UnknownPlan(unknown) => {
-                let valid = unknown.valid.clone();
-                ApiError::field("plan", unknown.to_string()).with_extra(json!({"valid_plans": valid}))
-            }
+            SubscriptionError::UnknownPlan(unknown) => unknown.into(),
             SubscriptionError::BadPlan(reason) => ApiError::field("plan", reason.to_string()),
             SubscriptionError::Conflict { status, reason } => ApiError::new(
                 StatusCode::CONFLICT,
