@@ -10,6 +10,7 @@ mod m20261121_000004_create_audit_and_outbox;
 mod m20261121_000005_create_usage_events;
 mod m20261202_000006_create_idempotency_keys;
 mod m20261202_000007_create_coupons;
+mod m20261202_000008_create_payments;
 
 /// Every migration in the order it applies; `tollgate migrate` and startup call [`MigratorTrait::up`].
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000005_create_usage_events::Migration),
             Box::new(m20261202_000006_create_idempotency_keys::Migration),
             Box::new(m20261202_000007_create_coupons::Migration),
+            Box::new(m20261202_000008_create_payments::Migration),
         ]
     }
 }

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use billing_domain::catalog::Catalog;
 use billing_domain::ports::{Clock, HostedCheckoutOps, HostedPortalOps, IdGenerator, PaymentProcessor, WebhookOps};
 use billing_domain::services::{
-    AccountService, CheckoutService, Context, CouponService, CreditService, EntitlementService, ReconcileReport,
-    ReconcileService, SubscriptionService, TrialService, WebhookService, WorkspaceService,
+    AccountService, CheckoutService, Context, CouponService, CreditService, EntitlementService, PaymentService,
+    ReconcileReport, ReconcileService, SubscriptionService, TrialService, WebhookService, WorkspaceService,
 };
 use billing_http::auth::ApiKeys;
 use billing_http::group_commit::{GroupCommit, GroupCommitSettings};
@@ -73,6 +73,14 @@ impl Application {
                 store_arc.clone(),
             ),
             credits: CreditService::new(ctx.clone(), store_arc.clone()),
+            payments: PaymentService::new(
+                ctx.clone(),
+                processor.clone(),
+                webhooks.clone(),
+                store_arc.clone(),
+                store_arc.clone(),
+                ids.clone(),
+            ),
             coupons: CouponService::new(ctx.clone(), store_arc.clone()),
             account: AccountService::new(ctx.clone(), processor.clone(), webhooks.clone(), store_arc.clone()),
             subscription_commands: SubscriptionService::new(

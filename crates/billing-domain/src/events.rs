@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{
-    CheckoutSessionId, CustomerId, EventId, InvoiceId, PlanId, PriceId, ProcessorId, SubscriptionId, WorkspaceId,
+    CheckoutSessionId, CustomerId, EventId, InvoiceId, PaymentId, PlanId, PriceId, ProcessorId, SubscriptionId,
+    WorkspaceId,
 };
 use crate::money::Money;
 use crate::subscription::SubscriptionStatus;
@@ -87,10 +88,18 @@ pub enum EventPayload {
         customer_id: CustomerId,
         /// The processor object it is about (`pi_…`, `ch_…`, or a derived id for an upcoming invoice).
         object_id: String,
+        /// What is (or was) charged: the invoice's amount due, the PaymentIntent's amount, the charge's amount.
         amount: Money,
         subscription_id: Option<SubscriptionId>,
         /// A decline code or failure reason, when there is one.
         detail: Option<String>,
+        /// The payment the money moved through (`pi_…`), which keys the payments table: the PaymentIntent itself,
+        /// or the refunded charge's. `None` for an upcoming invoice and a charge made without one.
+        payment_id: Option<PaymentId>,
+        /// The credits plan a PaymentIntent Tollgate created sells (its `credits_plan_id` metadata).
+        plan_id: Option<PlanId>,
+        /// `charge.refunded`: the total refunded so far.
+        refunded: Option<Money>,
     },
     /// Acknowledged and recorded, with no effect.
     Ignored,

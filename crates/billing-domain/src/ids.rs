@@ -110,3 +110,11 @@ opaque_id!(
     /// The processor's id of a price (`price_…`), mapped to a plan through the catalog.
     PriceId
 );
+opaque_id!(
+    /// The processor's id of a payment (`pi_…`): what a refund names.
+    PaymentId
+);
+opaque_id!(
+    /// Tollgate's id of a refund it asked for (`rf_…`), which keys the processor call.
+    RefundId
+);

@@ -12,6 +12,7 @@ pub mod events;
 pub mod ids;
 pub mod lifecycle;
 pub mod money;
+pub mod payment;
 pub mod ports;
 pub mod records;
 pub mod services;

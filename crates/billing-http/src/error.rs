@@ -69,6 +69,11 @@ error_codes! {
     CouponAlreadyRedeemed = "coupon_already_redeemed",
     /// Fewer credits than asked; `balance` says how many there are.
     InsufficientCredits = "insufficient_credits",
+    PaymentNotFound = "payment_not_found",
+    /// Only a paid payment can be refunded; `status` says what it is.
+    PaymentNotRefundable = "payment_not_refundable",
+    /// More than is left to refund; `refundable` says what is (minor units).
+    RefundExceedsPayment = "refund_exceeds_payment",
     /// The subscription's state does not allow this command; `status` says what it is.
     SubscriptionStateConflict = "subscription_state_conflict",
     /// The subscription belongs to a processor that is not the active one.

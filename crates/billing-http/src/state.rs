@@ -9,8 +9,8 @@ use billing_domain::ports::{
     AuditLog, Clock, HostedCheckoutOps, HostedPortalOps, IdempotencyKeys, SubscriptionRepository, WebhookOps,
 };
 use billing_domain::services::{
-    AccountService, CheckoutService, CouponService, CreditService, EntitlementService, SubscriptionService,
-    TrialService, WorkspaceService,
+    AccountService, CheckoutService, CouponService, CreditService, EntitlementService, PaymentService,
+    SubscriptionService, TrialService, WorkspaceService,
 };
 
 use crate::group_commit::GroupCommit;
@@ -37,6 +37,7 @@ pub struct AppState {
     pub checkout: CheckoutService,
     pub account: AccountService,
     pub credits: CreditService,
+    pub payments: PaymentService,
     pub coupons: CouponService,
     pub entitlements: EntitlementService,
     pub subscription_commands: SubscriptionService,

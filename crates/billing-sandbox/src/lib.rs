@@ -2,10 +2,12 @@
 //! `/sandbox/checkout/{id}` page (the domain's `HostedCheckoutOps` port), whose Pay and Decline buttons call
 //! [`SandboxProcessor::pay`] and [`SandboxProcessor::decline`]; the edge hands the signed, Stripe-shaped deliveries
 //! they return to the same verify-and-ingest step as `POST /webhooks/sandbox`, so they come back through
-//! [`WebhookOps::verify_and_parse`](billing_domain::ports::WebhookOps) like any processor's.
+//! [`WebhookOps::verify_and_parse`](billing_domain::ports::WebhookOps) like any processor's. Payment intents are
+//! paid on the same page; every charge is refundable.
 
 mod config;
 mod payloads;
+mod payments;
 mod portal;
 mod ports;
 mod processor;

@@ -8,6 +8,7 @@ use billing_domain::money::Money;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
+use crate::payments::PaymentRecord;
 use crate::state::{InvoiceRecord, SessionRecord, SubscriptionRecord};
 
 /// The Stripe API version whose object shapes the sandbox imitates.
@@ -184,6 +185,39 @@ pub(crate) fn invoice(record: &InvoiceRecord, interval: Option<Interval>) -> Val
         "subscription": record.subscription_id.as_ref().map(|s| s.as_str()),
         "subtotal": record.amount.minor,
         "total": record.amount.minor,
+    })
+}
+
+/// A `payment_intent` object. Its metadata names the workspace and either the credits plan an API payment intent
+/// sells (`credits_plan_id`) or the plan a checkout's charge paid for (`plan_id`), as Tollgate writes them at Stripe.
+pub(crate) fn payment_intent(record: &PaymentRecord) -> Value {
+    let paid = record.status == billing_domain::ports::HostedCheckoutStatus::Paid;
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("workspace_id".into(), json!(record.workspace_id.as_str()));
+    if let Some(plan) = &record.credits_plan {
+        metadata.insert("credits_plan_id".into(), json!(plan.as_str()));
+    }
+    if let Some(plan) = &record.checkout_plan {
+        metadata.insert("plan_id".into(), json!(plan.as_str()));
+    }
+    let declined = json!({"type": "card_error", "code": "card_declined", "decline_code": "generic_decline",
+        "message": "Your card was declined."});
+    json!({
+        "id": record.id.as_str(),
+        "object": "payment_intent",
+        "amount": record.amount.minor,
+        "amount_received": if paid { record.amount.minor } else { 0 },
+        "amount_refunded": record.refunded,
+        "client_secret": record.client_secret(),
+        "created": record.created.timestamp(),
+        "currency": currency(&record.amount),
+        "customer": record.customer_id.as_str(),
+        "description": record.description,
+        "last_payment_error": if paid { Value::Null } else { declined },
+        "livemode": false,
+        "metadata": metadata,
+        "payment_method_types": ["card"],
+        "status": if paid { "succeeded" } else { "requires_payment_method" },
     })
 }
 

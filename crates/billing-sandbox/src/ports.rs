@@ -1,14 +1,13 @@
-//! The `PaymentProcessor` port, implemented from the sandbox's own records.
+//! The `PaymentProcessor` port, implemented from the sandbox's own records (payments and refunds in `payments.rs`).
 
 use async_trait::async_trait;
 use billing_domain::error::ProcessorError;
 use billing_domain::events::{ProcessorEvent, SubscriptionSnapshot};
 use billing_domain::ids::{CheckoutSessionId, CustomerId, InvoiceId, PriceId, ProcessorId, SubscriptionId};
-use billing_domain::money::Money;
 use billing_domain::ports::{
     Capabilities, CheckoutOps, CheckoutRequest, CheckoutSession, CustomerOps, HostedCheckoutStatus, InvoiceOps,
-    InvoicePage, PaymentIntent, PaymentOps, PortalOps, ProcessorInfo, Proration, Refund, SubscriptionOps,
-    UsageReportingOps, WebhookError, WebhookHeaders, WebhookOps,
+    InvoicePage, PortalOps, ProcessorInfo, Proration, SubscriptionOps, UsageReportingOps, WebhookError, WebhookHeaders,
+    WebhookOps,
 };
 use billing_domain::workspace::Workspace;
 use chrono::{DateTime, Utc};
@@ -27,8 +26,8 @@ impl ProcessorInfo for SandboxProcessor {
             portal: true,
             invoices: true,
             subscription_changes: true,
-            payments: false,
-            refunds: false,
+            payments: true,
+            refunds: true,
             usage_reporting: false,
         }
     }
@@ -186,27 +185,6 @@ impl InvoiceOps for SandboxProcessor {
         starting_after: Option<InvoiceId>,
     ) -> Result<InvoicePage, ProcessorError> {
         self.lock().invoice_page(customer, limit, starting_after.as_ref())
-    }
-}
-
-#[async_trait]
-impl PaymentOps for SandboxProcessor {
-    async fn create_payment_intent(
-        &self,
-        _customer: &CustomerId,
-        _amount: &Money,
-        _idempotency_key: &str,
-    ) -> Result<PaymentIntent, ProcessorError> {
-        Err(ProcessorError::Unsupported("payments outside checkout"))
-    }
-
-    async fn refund(
-        &self,
-        _payment_id: &str,
-        _amount: Option<Money>,
-        _idempotency_key: &str,
-    ) -> Result<Refund, ProcessorError> {
-        Err(ProcessorError::Unsupported("refunds"))
     }
 }
 

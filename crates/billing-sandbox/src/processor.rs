@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use billing_domain::catalog::{Interval, PlanKind};
 use billing_domain::events::SubscriptionSnapshot;
-use billing_domain::ids::{CheckoutSessionId, InvoiceId, ProcessorId, SubscriptionId};
+use billing_domain::ids::{CheckoutSessionId, InvoiceId, PaymentId, ProcessorId, SubscriptionId};
 use billing_domain::ports::{
     CheckoutAnswer, Clock, HostedCheckout, HostedCheckoutError, HostedCheckoutOps, HostedCheckoutStatus, IdGenerator,
     RawDelivery,
@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::config::SandboxConfig;
 use crate::payloads::{self, CheckoutOutcome};
+use crate::payments::{PAYMENT_PREFIX, PaymentRecord};
 use crate::state::{InvoiceRecord, SessionRecord, State, SubscriptionRecord};
 use stripe_wire::signature;
 
@@ -73,7 +74,8 @@ impl SandboxProcessor {
 
     /// Pays an open session: a subscription plan gets a subscription and a paid invoice and emits
     /// `checkout.session.completed`, `customer.subscription.created` and `invoice.paid`, in that order; a credits plan
-    /// emits one `checkout.session.completed` in `payment` mode.
+    /// emits one `checkout.session.completed` in `payment` mode. Both end with the charge's
+    /// `payment_intent.succeeded`.
     #[tracing::instrument(skip_all, fields(session_id = %session_id))]
     pub fn pay(&self, session_id: &str) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
         let now = self.clock.now();
@@ -104,6 +106,11 @@ impl SandboxProcessor {
             }
         }
         session.status = HostedCheckoutStatus::Paid;
+        // The charge itself, as Stripe announces it after the checkout's events: a payment Tollgate records and
+        // an operator can refund.
+        let charge = self.checkout_charge(session, now);
+        events.push(("payment_intent.succeeded", payloads::payment_intent(&charge)));
+        state.payments.insert(charge.id.clone(), charge);
         tracing::info!(deliveries = events.len(), "sandbox checkout paid");
         Ok(self.sign_all(secret, now, events))
     }
@@ -122,6 +129,23 @@ impl SandboxProcessor {
         session.status = HostedCheckoutStatus::Declined;
         tracing::info!("sandbox checkout declined");
         Ok(self.sign_all(secret, now, vec![("checkout.session.async_payment_failed", object)]))
+    }
+
+    /// The paid payment a checkout's charge is.
+    fn checkout_charge(&self, session: &SessionRecord, now: DateTime<Utc>) -> PaymentRecord {
+        PaymentRecord {
+            id: PaymentId::new(self.ids.new_id(PAYMENT_PREFIX)),
+            workspace_id: session.workspace_id.clone(),
+            customer_id: session.customer_id.clone(),
+            amount: session.amount.clone(),
+            credits_plan: None,
+            checkout_plan: Some(session.plan.id.clone()),
+            description: Some(session.plan.name.clone()),
+            return_url: session.success_url.clone(),
+            status: HostedCheckoutStatus::Paid,
+            refunded: 0,
+            created: now,
+        }
     }
 
     /// The active subscription and paid first invoice a paid subscription checkout creates.
@@ -204,11 +228,18 @@ impl HostedCheckoutOps for SandboxProcessor {
         Self::processor_id()
     }
 
+    /// A checkout session, or a payment intent's payment page (`pi_sbx_…`).
     fn hosted_checkout(&self, id: &CheckoutSessionId) -> Option<HostedCheckout> {
+        if id.as_str().starts_with(PAYMENT_PREFIX) {
+            return self.payment_page(id.as_str());
+        }
         self.session(id.as_str())
     }
 
     fn answer(&self, id: &CheckoutSessionId, answer: CheckoutAnswer) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
+        if id.as_str().starts_with(PAYMENT_PREFIX) {
+            return self.answer_payment(id.as_str(), answer == CheckoutAnswer::Pay);
+        }
         match answer {
             CheckoutAnswer::Pay => self.pay(id.as_str()),
             CheckoutAnswer::Decline => self.decline(id.as_str()),

@@ -118,6 +118,10 @@ pub(crate) struct State {
     pub subscription_changes: HashMap<String, (SubscriptionId, SubscriptionChange, SubscriptionSnapshot)>,
     /// Portal sessions by id.
     pub portals: HashMap<String, crate::portal::PortalRecord>,
+    /// Payment intents and the charges of paid checkouts, by id.
+    pub payments: HashMap<billing_domain::ids::PaymentId, crate::payments::PaymentRecord>,
+    pub payments_by_key: HashMap<String, billing_domain::ids::PaymentId>,
+    pub refunds_by_key: HashMap<String, crate::payments::RefundRecord>,
 }
 
 /// Stripe's own bounds on a list `limit`.

@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use billing_domain::error::StoreError;
 use billing_domain::ports::{
-    AuditLog, BillingSubject, EventInbox, Outbox, SubscriptionRepository, Transaction, WorkspaceRepository,
+    AuditLog, BillingSubject, EventInbox, Outbox, PaymentRepository, SubscriptionRepository, Transaction,
+    WorkspaceRepository,
 };
 use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use tokio::sync::OwnedMutexGuard;
@@ -67,6 +68,10 @@ impl Transaction for StoreTx {
     }
 
     fn outbox(&self) -> &dyn Outbox {
+        &self.repo
+    }
+
+    fn payments(&self) -> &dyn PaymentRepository {
         &self.repo
     }
 

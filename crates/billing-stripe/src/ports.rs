@@ -7,12 +7,12 @@ use async_trait::async_trait;
 use billing_domain::catalog::PlanKind;
 use billing_domain::error::ProcessorError;
 use billing_domain::events::{ProcessorEvent, SubscriptionSnapshot};
-use billing_domain::ids::{CheckoutSessionId, CustomerId, InvoiceId, PriceId, ProcessorId, SubscriptionId};
+use billing_domain::ids::{CheckoutSessionId, CustomerId, InvoiceId, PaymentId, PriceId, ProcessorId, SubscriptionId};
 use billing_domain::money::Money;
 use billing_domain::ports::{
     Capabilities, CheckoutOps, CheckoutRequest, CheckoutSession, CustomerOps, InvoiceOps, InvoicePage, PaymentIntent,
-    PaymentOps, PortalOps, ProcessorInfo, Proration, Refund, SubscriptionOps, UsageReportingOps, WebhookError,
-    WebhookHeaders, WebhookOps,
+    PaymentIntentRequest, PaymentOps, PortalOps, ProcessorInfo, Proration, Refund, SubscriptionOps, UsageReportingOps,
+    WebhookError, WebhookHeaders, WebhookOps,
 };
 use billing_domain::workspace::Workspace;
 use chrono::{DateTime, Utc};
@@ -42,6 +42,9 @@ use crate::responses::{self, CustomerView, PaymentIntentView, RefundView, Sessio
 
 /// The metadata key that ties Stripe objects to a workspace.
 const WORKSPACE_KEY: &str = "workspace_id";
+/// The metadata key naming the credits plan a payment intent sells (distinct from checkout's `plan_id`, so the
+/// payment intent of a credits checkout never grants a second time).
+const CREDITS_PLAN_KEY: &str = "credits_plan_id";
 
 impl ProcessorInfo for StripeProcessor {
     fn id(&self) -> ProcessorId {
@@ -294,30 +297,37 @@ impl InvoiceOps for StripeProcessor {
 
 #[async_trait]
 impl PaymentOps for StripeProcessor {
-    #[tracing::instrument(skip_all, fields(customer_id = %customer))]
-    async fn create_payment_intent(
-        &self,
-        customer: &CustomerId,
-        amount: &Money,
-        key: &str,
-    ) -> Result<PaymentIntent, ProcessorError> {
-        let Ok(currency) = stripe_types::Currency::from_str(amount.currency.as_str());
-        let create = CreatePaymentIntent::new(amount.minor, currency).customer(customer.as_str());
-        let key = idempotency_key(&[key]);
+    /// Metadata carries the workspace and, for a credits plan, `credits_plan_id`: the paid event grants from it.
+    #[tracing::instrument(skip_all, fields(workspace_id = %request.workspace_id, customer_id = %request.customer_id))]
+    async fn create_payment_intent(&self, request: &PaymentIntentRequest) -> Result<PaymentIntent, ProcessorError> {
+        let amount = &request.amount;
+        let Ok(currency) = stripe_types::Currency::from_str(&amount.currency.as_str().to_ascii_lowercase());
+        let mut metadata = HashMap::from([(WORKSPACE_KEY.to_owned(), request.workspace_id.to_string())]);
+        if let Some(plan) = &request.plan_id {
+            metadata.insert(CREDITS_PLAN_KEY.to_owned(), plan.to_string());
+        }
+        let mut create =
+            CreatePaymentIntent::new(amount.minor, currency).customer(request.customer_id.as_str()).metadata(metadata);
+        if let Some(description) = &request.description {
+            create = create.description(description.as_str());
+        }
+        let key = idempotency_key(&[&request.idempotency_key]);
         let what = "POST /v1/payment_intents";
         let created: PaymentIntentView = read(&self.call(&create, Some(&key)).await?, what)?;
         Ok(PaymentIntent {
-            id: field(created.id, what, "id")?,
+            id: PaymentId::new(field(created.id, what, "id")?),
             client_secret: field(created.client_secret, what, "client_secret")?,
+            status: created.status.unwrap_or_else(|| "requires_payment_method".to_owned()),
+            confirm_url: None,
         })
     }
 
-    /// `payment_id` is a PaymentIntent (`pi_…`) or a Charge (`ch_…`/`py_…`).
-    #[tracing::instrument(skip_all, fields(payment_id))]
-    async fn refund(&self, payment_id: &str, amount: Option<Money>, key: &str) -> Result<Refund, ProcessorError> {
+    /// `payment` is a PaymentIntent (`pi_…`) or a Charge (`ch_…`/`py_…`).
+    #[tracing::instrument(skip_all, fields(payment_id = %payment))]
+    async fn refund(&self, payment: &PaymentId, amount: Option<Money>, key: &str) -> Result<Refund, ProcessorError> {
         let mut create = CreateRefund::new();
-        create =
-            if payment_id.starts_with("pi_") { create.payment_intent(payment_id) } else { create.charge(payment_id) };
+        let id = payment.as_str();
+        create = if id.starts_with("pi_") { create.payment_intent(id) } else { create.charge(id) };
         if let Some(amount) = &amount {
             create = create.amount(amount.minor);
         }

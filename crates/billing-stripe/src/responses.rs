@@ -31,6 +31,7 @@ pub struct SessionView {
 pub struct PaymentIntentView {
     pub id: Option<String>,
     pub client_secret: Option<String>,
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

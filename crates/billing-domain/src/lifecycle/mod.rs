@@ -2,11 +2,13 @@
 //! new state and its effects. Services load the inputs through ports and persist the decision in one transaction.
 //!
 //! [`decide`] routes each event: `checkout.rs` (a completed checkout links its customer or grants credits),
-//! `subscriptions.rs` (an observation merged into the convergent record), `effects.rs` (audit entries, emails and
-//! outbound webhooks an event or a state change causes).
+//! `subscriptions.rs` (an observation merged into the convergent record), `payments.rs` (a payment's outcome
+//! or refund, merged into the payments table), `effects.rs` (audit entries, emails and outbound webhooks an event
+//! or a state change causes).
 
 mod checkout;
 mod effects;
+mod payments;
 mod subscriptions;
 #[cfg(test)]
 mod tests;
@@ -54,6 +56,8 @@ pub struct Changes {
     pub link_customer: Option<(CustomerId, WorkspaceId)>,
     pub subscription: Option<SubscriptionChange>,
     pub credit_grant: Option<CreditGrant>,
+    /// What the event says about a payment, merged into the payments table.
+    pub payment: Option<crate::payment::PaymentObservation>,
     pub audit: Vec<AuditRecord>,
     pub outbox: Vec<OutboxMessage>,
 }
@@ -140,14 +144,8 @@ pub fn decide(event: &ProcessorEvent, known: Known<'_>) -> Result<Decision, Deci
             let Some(workspace) = known.workspace else {
                 return Ok(Decision::Park { link: customer_link(customer) });
             };
-            if let EventPayload::PaymentActivity { activity, object_id, amount, subscription_id, detail, .. } = payload
-            {
-                let details = json!({
-                    "object_id": object_id, "amount": amount, "subscription_id": subscription_id, "detail": detail,
-                });
-                return Ok(Decision::Apply(Box::new(payment_activity(
-                    actor, workspace, *activity, object_id, details,
-                ))));
+            if let EventPayload::PaymentActivity { .. } = payload {
+                return payment_event(event, actor, workspace, known);
             }
             subscription_event(event, actor, workspace, customer, known)
         }
@@ -156,4 +154,5 @@ pub fn decide(event: &ProcessorEvent, known: Known<'_>) -> Result<Decision, Deci
 
 use checkout::checkout_completed;
 use effects::payment_activity;
+use payments::payment_event;
 use subscriptions::subscription_event;

@@ -3,12 +3,14 @@
 
 mod hosted;
 mod idempotency;
+mod payments;
 mod processor;
 mod storage;
 mod system;
 
 pub use hosted::*;
 pub use idempotency::*;
+pub use payments::*;
 pub use processor::*;
 pub use storage::*;
 pub use system::*;

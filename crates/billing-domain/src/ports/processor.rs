@@ -9,7 +9,9 @@ use crate::catalog::Plan;
 use crate::coupon::Coupon;
 use crate::error::ProcessorError;
 use crate::events::{ProcessorEvent, SubscriptionSnapshot};
-use crate::ids::{CheckoutSessionId, CustomerId, InvoiceId, PriceId, ProcessorId, SubscriptionId};
+use crate::ids::{
+    CheckoutSessionId, CustomerId, InvoiceId, PaymentId, PlanId, PriceId, ProcessorId, SubscriptionId, WorkspaceId,
+};
 use crate::money::Money;
 use crate::workspace::Workspace;
 
@@ -156,11 +158,32 @@ pub trait InvoiceOps: Send + Sync {
     ) -> Result<InvoicePage, ProcessorError>;
 }
 
+/// A one-time payment to create for a custom UI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentIntentRequest {
+    pub workspace_id: WorkspaceId,
+    pub customer_id: CustomerId,
+    pub amount: Money,
+    /// The credits plan it sells, written to the processor's metadata (`credits_plan_id`) so the paid event grants
+    /// the credits whichever replica receives it.
+    pub plan_id: Option<PlanId>,
+    pub description: Option<String>,
+    /// Where a hosted payment page returns to (the sandbox's); a custom UI gives Stripe its own at confirmation.
+    pub return_url: String,
+    /// Derived from our ids so a retried request creates one payment.
+    pub idempotency_key: String,
+}
+
 /// A one-time payment a custom UI confirms with `client_secret`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentIntent {
-    pub id: String,
+    pub id: PaymentId,
     pub client_secret: String,
+    /// The processor's status word (`requires_payment_method`, …).
+    pub status: String,
+    /// Where a person can confirm it without a card form of their own: the sandbox's payment page. `None` at
+    /// processors whose client secret goes to their own JavaScript.
+    pub confirm_url: Option<String>,
 }
 
 /// A refund of a payment.
@@ -168,6 +191,7 @@ pub struct PaymentIntent {
 pub struct Refund {
     pub id: String,
     pub amount: Money,
+    /// The processor's status word (`succeeded`, `pending`, `failed`, …).
     pub status: String,
 }
 
@@ -175,16 +199,14 @@ pub struct Refund {
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait PaymentOps: Send + Sync {
-    async fn create_payment_intent(
-        &self,
-        customer: &CustomerId,
-        amount: &Money,
-        idempotency_key: &str,
-    ) -> Result<PaymentIntent, ProcessorError>;
-    /// Refunds `amount` (all when `None`). MUST be idempotent on `idempotency_key`.
+    /// MUST be idempotent on `request.idempotency_key` and MUST carry `workspace_id` and `plan_id` to the
+    /// payment's events (metadata), so its outcome reaches the right workspace and grants once.
+    async fn create_payment_intent(&self, request: &PaymentIntentRequest) -> Result<PaymentIntent, ProcessorError>;
+    /// Refunds `amount` of payment `payment` (all that is left when `None`). MUST be idempotent on
+    /// `idempotency_key`; a refund the processor refuses (more than is left, not paid) is `Rejected`.
     async fn refund(
         &self,
-        payment_id: &str,
+        payment: &PaymentId,
         amount: Option<Money>,
         idempotency_key: &str,
     ) -> Result<Refund, ProcessorError>;

@@ -478,6 +478,7 @@ pub trait Transaction: Send + Sync {
     fn inbox(&self) -> &dyn EventInbox;
     fn audit(&self) -> &dyn AuditLog;
     fn outbox(&self) -> &dyn Outbox;
+    fn payments(&self) -> &dyn super::PaymentRepository;
     /// Makes every write durable at once. Dropping a transaction without commit rolls it back.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

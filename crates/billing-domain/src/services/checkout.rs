@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::account::{AccountError, ensure_customer};
-use super::{Context, WebhookService};
+use super::{Context, WebhookService, client_key};
 use crate::catalog::UnknownPlan;
 use crate::coupon::{Coupon, CouponError};
 use crate::error::ValidationError;
@@ -128,10 +128,7 @@ impl CheckoutService {
                 Redemption::NotFound => return Err(CheckoutError::UnknownCoupon(coupon.code.clone())),
             }
         }
-        let client_key = match &request.idempotency_key {
-            Some(key) => format!("{}:{key}", request.actor.key_scope()),
-            None => self.ids.new_id("req_"),
-        };
+        let client_key = client_key(&request.actor, request.idempotency_key.as_deref(), self.ids.as_ref());
         let processor_key = format!("checkout:{}:{}:{client_key}", workspace.id, plan.id);
         let created = self
             .processor

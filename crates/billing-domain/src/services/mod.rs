@@ -5,6 +5,7 @@ mod checkout;
 mod coupons;
 mod credits;
 mod entitlements;
+mod payments;
 mod reconcile;
 mod subscriptions;
 mod trials;
@@ -21,6 +22,7 @@ pub use checkout::{CheckoutError, CheckoutService, StartCheckout};
 pub use coupons::{CouponCheck, CouponService, CouponServiceError, NewCoupon};
 pub use credits::{Consume, CreditError, CreditService};
 pub use entitlements::{EntitlementError, EntitlementService, EntitlementsView, LimitView};
+pub use payments::{Charge, CreatePayment, PaymentError, PaymentService, RefundPayment, Refunded};
 pub use reconcile::{
     Discovery, RECONCILE_EVENT_TYPE, ReconcileError, ReconcileFailure, ReconcileReport, ReconcileService, Repair, drift,
 };
@@ -43,6 +45,15 @@ use crate::ports::{BillingStateReader, Clock, SubscriptionRepository, WorkspaceR
 use crate::subscription::Subscription;
 use crate::trial::TrialPolicy;
 use crate::workspace::Workspace;
+
+/// The caller's part of a processor idempotency key: its `Idempotency-Key` scoped to the caller (so two callers'
+/// equal keys never share an effect), or a fresh id when it sent none (each request its own effect).
+fn client_key(actor: &crate::records::Actor, key: Option<&str>, ids: &dyn crate::ports::IdGenerator) -> String {
+    match key {
+        Some(key) => format!("{}:{key}", actor.key_scope()),
+        None => ids.new_id("req_"),
+    }
+}
 
 /// Settings the services share.
 #[derive(Debug, Clone)]

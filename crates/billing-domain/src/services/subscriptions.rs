@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{Context, IngestOutcome, WebhookService};
+use super::{Context, IngestOutcome, WebhookService, client_key};
 use crate::catalog::UnknownPlan;
 use crate::commands::{IllegalTransition, SubscriptionCommand, check_command};
 use crate::error::{ProcessorError, StoreError};
@@ -106,10 +106,7 @@ impl SubscriptionService {
             reason => SubscriptionError::Conflict { status: current.status, reason },
         })?;
 
-        let client_key = match &request.idempotency_key {
-            Some(key) => format!("{}:{key}", request.actor.key_scope()),
-            None => self.ids.new_id("req_"),
-        };
+        let client_key = client_key(&request.actor, request.idempotency_key.as_deref(), self.ids.as_ref());
         let key = format!("{}:{}:{client_key}", command_name(&request.command), current.id);
         // The answer is an observation as of when the request was sent (like a reconciliation repair): a webhook
         // the processor sends after that is newer and wins. Full precision, so two commands in one second order by

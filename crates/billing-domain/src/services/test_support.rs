@@ -11,8 +11,8 @@ use crate::error::StoreError;
 use crate::ids::WorkspaceId;
 use crate::ports::{
     AuditLog, BillingState, BillingStateReader, BillingSubject, EventInbox, MockAuditLog, MockClock, MockEventInbox,
-    MockOutbox, MockSubscriptionRepository, MockWorkspaceRepository, Outbox, SubscriptionRepository, Transaction,
-    WorkspaceRepository,
+    MockOutbox, MockPaymentRepository, MockSubscriptionRepository, MockWorkspaceRepository, Outbox, PaymentRepository,
+    SubscriptionRepository, Transaction, WorkspaceRepository,
 };
 use crate::testing::test_catalog;
 use crate::workspace::{BillingDetails, Workspace};
@@ -26,6 +26,7 @@ pub struct MockTx {
     pub inbox: MockEventInbox,
     pub audit: MockAuditLog,
     pub outbox: MockOutbox,
+    pub payments: MockPaymentRepository,
     pub committed: Arc<AtomicBool>,
     pub locks: Arc<Mutex<Vec<String>>>,
 }
@@ -56,6 +57,9 @@ impl Transaction for MockTx {
     }
     fn outbox(&self) -> &dyn Outbox {
         &self.outbox
+    }
+    fn payments(&self) -> &dyn PaymentRepository {
+        &self.payments
     }
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         self.committed.store(true, Ordering::SeqCst);

@@ -36,7 +36,7 @@ mod processor_mock {
 
     use crate::error::ProcessorError;
     use crate::events::{ProcessorEvent, SubscriptionSnapshot};
-    use crate::ids::{CustomerId, InvoiceId, PriceId, ProcessorId, SubscriptionId};
+    use crate::ids::{CustomerId, InvoiceId, PaymentId, PriceId, ProcessorId, SubscriptionId};
     use crate::money::Money;
     use crate::ports::*;
     use crate::workspace::Workspace;
@@ -73,8 +73,8 @@ mod processor_mock {
         }
         #[async_trait]
         impl PaymentOps for Processor {
-            async fn create_payment_intent(&self, customer: &CustomerId, amount: &Money, idempotency_key: &str) -> Result<PaymentIntent, ProcessorError>;
-            async fn refund(&self, payment_id: &str, amount: Option<Money>, idempotency_key: &str) -> Result<Refund, ProcessorError>;
+            async fn create_payment_intent(&self, request: &PaymentIntentRequest) -> Result<PaymentIntent, ProcessorError>;
+            async fn refund(&self, payment: &PaymentId, amount: Option<Money>, idempotency_key: &str) -> Result<Refund, ProcessorError>;
         }
         #[async_trait]
         impl UsageReportingOps for Processor {
@@ -534,4 +534,143 @@ fn usage_period_is_the_calendar_month_without_a_subscription() {
     assert_eq!(from, chrono::Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap());
     assert_eq!(to, chrono::Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap());
     let _ = AtomicBool::new(false);
+}
+
+mod payments {
+    use super::*;
+    use crate::ids::{PaymentId, ProcessorId};
+    use crate::money::{Currency, Money};
+    use crate::payment::{Payment, PaymentStatus, RefundStatus};
+    use crate::ports::{Capabilities, MockPaymentRepository, Refund, RefundReservation};
+
+    fn paid() -> Payment {
+        Payment {
+            id: PaymentId::new("pi_1"),
+            processor: ProcessorId::new("sandbox"),
+            workspace_id: WorkspaceId::parse("acme").unwrap(),
+            customer_id: CustomerId::new("cus_1"),
+            amount: Money::new(1000, Currency::parse("USD").unwrap()),
+            status: PaymentStatus::Succeeded,
+            refunded: 0,
+            processor_refunded: 0,
+            plan_id: None,
+            description: None,
+            created_at: now(),
+            updated_at: now(),
+            version: 0,
+        }
+    }
+
+    fn refunding_processor(answer: fn() -> Result<Refund, ProcessorError>) -> MockProcessor {
+        let mut processor = sandbox_processor();
+        processor.expect_capabilities().return_const(Capabilities {
+            payments: true,
+            refunds: true,
+            ..Capabilities::default()
+        });
+        processor
+            .expect_refund()
+            .withf(|payment, amount, key| {
+                payment.as_str() == "pi_1"
+                    && amount.as_ref().map(|a| a.minor) == Some(400)
+                    && key.starts_with("refund:rf_")
+            })
+            .times(1)
+            .returning(move |_, _, _| answer());
+        processor
+    }
+
+    fn service(
+        processor: MockProcessor,
+        payments: MockPaymentRepository,
+        audit: crate::ports::MockAuditLog,
+    ) -> PaymentService {
+        let mut ids = MockIdGenerator::new();
+        ids.expect_new_id().returning(|prefix| format!("{prefix}1"));
+        PaymentService::new(
+            context(MockWorkspaceRepository::new(), MockSubscriptionRepository::new()),
+            Arc::new(processor),
+            Arc::new(webhook_service(MockUnitOfWork::new())),
+            Arc::new(payments),
+            Arc::new(audit),
+            Arc::new(ids),
+        )
+    }
+
+    fn refund_of(amount: i64) -> RefundPayment {
+        RefundPayment {
+            payment_id: PaymentId::new("pi_1"),
+            amount: Some(amount),
+            reason: None,
+            actor: actor(),
+            request_id: None,
+        }
+    }
+
+    async_test! {
+    async fn a_refund_the_processor_cannot_make_gives_its_reservation_back_and_is_not_audited() {
+        let mut payments = MockPaymentRepository::new();
+        payments.expect_get().returning(|_| Ok(Some(paid())));
+        payments.expect_reserve_refund().withf(|r, _| r.amount.minor == 400).times(1).returning(|_, _| Ok(RefundReservation::Reserved(Box::new(paid()))));
+        payments
+            .expect_settle_refund()
+            .withf(|_, settlement, _| settlement.status == RefundStatus::Failed && settlement.processor_refund_id.is_none())
+            .times(1)
+            .returning(|_, _, _| Ok(paid()));
+        let mut audit = crate::ports::MockAuditLog::new();
+        audit.expect_append().never();
+        let processor = refunding_processor(|| Err(ProcessorError::Unavailable("down".into())));
+        let error = service(processor, payments, audit).refund(refund_of(400)).await.unwrap_err();
+        assert!(matches!(error, PaymentError::Processor(ProcessorError::Unavailable(_))), "{error:?}");
+    }}
+
+    async_test! {
+    async fn a_refund_made_is_settled_with_the_processors_id_and_audited() {
+        let mut payments = MockPaymentRepository::new();
+        payments.expect_get().returning(|_| Ok(Some(paid())));
+        payments.expect_reserve_refund().times(1).returning(|_, _| Ok(RefundReservation::Reserved(Box::new(paid()))));
+        payments
+            .expect_settle_refund()
+            .withf(|_, s, _| s.status == RefundStatus::Succeeded && s.processor_refund_id.as_deref() == Some("re_1"))
+            .times(1)
+            .returning(|_, _, _| Ok(Payment { refunded: 400, ..paid() }));
+        let mut audit = crate::ports::MockAuditLog::new();
+        audit.expect_append().withf(|r, _| r.action == "payment.refunded").times(1).returning(|_, _| Ok(()));
+        let processor = refunding_processor(|| {
+            Ok(Refund { id: "re_1".into(), amount: Money::new(400, Currency::parse("USD").unwrap()), status: "succeeded".into() })
+        });
+        let done = service(processor, payments, audit).refund(refund_of(400)).await.unwrap();
+        assert_eq!((done.refund.status, done.payment.refundable()), (RefundStatus::Succeeded, 600));
+    }}
+
+    async_test! {
+    async fn a_refund_beyond_what_is_left_never_reaches_the_processor() {
+        let mut payments = MockPaymentRepository::new();
+        payments.expect_get().returning(|_| Ok(Some(paid())));
+        payments.expect_reserve_refund().returning(|_, _| Ok(RefundReservation::Exceeds { refundable: 300 }));
+        payments.expect_settle_refund().never();
+        let mut processor = sandbox_processor();
+        processor.expect_capabilities().return_const(Capabilities { payments: true, refunds: true, ..Capabilities::default() });
+        processor.expect_refund().never();
+        let error = service(processor, payments, crate::ports::MockAuditLog::new()).refund(refund_of(400)).await.unwrap_err();
+        assert!(matches!(error, PaymentError::RefundExceedsPayment { refundable: 300 }), "{error:?}");
+    }}
+
+    async_test! {
+    async fn a_subscription_plan_is_not_sold_as_a_payment_intent() {
+        let mut processor = sandbox_processor();
+        processor.expect_capabilities().return_const(Capabilities { payments: true, refunds: true, ..Capabilities::default() });
+        processor.expect_create_payment_intent().never();
+        let request = CreatePayment {
+            workspace_id: WorkspaceId::parse("acme").unwrap(),
+            charge: Charge::Plan("pro".into()),
+            description: None,
+            return_url: "http://localhost/back".into(),
+            idempotency_key: None,
+            actor: actor(),
+            request_id: None,
+        };
+        let error = service(processor, MockPaymentRepository::new(), crate::ports::MockAuditLog::new()).create(request).await.unwrap_err();
+        assert!(matches!(error, PaymentError::Invalid(ref e) if e.field == "plan"), "{error:?}");
+    }}
 }

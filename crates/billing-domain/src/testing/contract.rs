@@ -8,9 +8,9 @@ use serde_json::json;
 
 use crate::error::ProcessorError;
 use crate::events::EventPayload;
-use crate::ids::{CustomerId, InvoiceId, PriceId, SubscriptionId};
+use crate::ids::{CustomerId, InvoiceId, PaymentId, PriceId, SubscriptionId};
 use crate::money::{Currency, Money};
-use crate::ports::{PaymentProcessor, Proration, WebhookError};
+use crate::ports::{PaymentIntentRequest, PaymentProcessor, Proration, WebhookError};
 use crate::subscription::SubscriptionStatus;
 use crate::workspace::Workspace;
 
@@ -24,6 +24,13 @@ pub trait ProcessorPeer: Send + Sync {
     async fn live_subscription(&self, workspace: &Workspace) -> (CustomerId, SubscriptionId, PriceId);
     /// The header (name, value) the processor would sign `body` with at `at`.
     fn sign(&self, body: &[u8], at: DateTime<Utc>) -> (String, String);
+    /// Pays the PaymentIntent `payment` as its customer would (a test card, the sandbox's Pay button).
+    async fn pay(&self, payment: &PaymentId);
+    /// Whether the peer enforces the rules a real processor does beyond keeping objects: one object per
+    /// idempotency key, no refund beyond what is left (localstripe keeps neither).
+    fn enforces_processor_rules(&self) -> bool {
+        true
+    }
 }
 
 /// Runs every check of the contract against `peer`.
@@ -32,6 +39,7 @@ pub async fn processor_contract(peer: &dyn ProcessorPeer) {
     subscriptions_can_be_fetched_and_changed(peer).await;
     unknown_objects_are_rejected_or_empty(peer).await;
     webhooks_verify_before_they_parse(peer).await;
+    payments_are_created_once_and_refunded_within_what_was_paid(peer).await;
     capabilities_tell_the_truth(peer).await;
 }
 
@@ -125,6 +133,50 @@ async fn webhooks_verify_before_they_parse(peer: &dyn ProcessorPeer) {
     ));
 }
 
+async fn payments_are_created_once_and_refunded_within_what_was_paid(peer: &dyn ProcessorPeer) {
+    let processor = peer.processor();
+    let capabilities = processor.capabilities();
+    if !capabilities.payments {
+        return;
+    }
+    let workspace = peer.new_workspace();
+    let customer = processor.ensure_customer(&workspace, None).await.unwrap();
+    let usd = |minor| Money::new(minor, Currency::parse("usd").unwrap());
+    let request = PaymentIntentRequest {
+        workspace_id: workspace.id.clone(),
+        customer_id: customer,
+        amount: usd(1500),
+        plan_id: None,
+        description: None,
+        return_url: "http://localhost/back".into(),
+        idempotency_key: format!("contract:pi:{}", workspace.id),
+    };
+    let intent = processor.create_payment_intent(&request).await.unwrap();
+    assert!(!intent.client_secret.is_empty(), "{}: a client secret", processor.id());
+    if peer.enforces_processor_rules() {
+        let again = processor.create_payment_intent(&request).await.unwrap();
+        assert_eq!(again.id, intent.id, "{}: one payment per idempotency key", processor.id());
+    }
+    if !capabilities.refunds {
+        return;
+    }
+    peer.pay(&intent.id).await;
+    let key = |what: &str| format!("contract:refund:{what}:{}", intent.id);
+    let part = processor.refund(&intent.id, Some(usd(500)), &key("part")).await.unwrap();
+    assert_eq!(part.amount, usd(500));
+    if !peer.enforces_processor_rules() {
+        return;
+    }
+    let repeated = processor.refund(&intent.id, Some(usd(500)), &key("part")).await.unwrap();
+    assert_eq!(repeated.id, part.id, "{}: one refund per idempotency key", processor.id());
+    let over = processor.refund(&intent.id, Some(usd(1001)), &key("over")).await;
+    assert!(matches!(over, Err(ProcessorError::Rejected(_))), "{}: more than is left: {over:?}", processor.id());
+    let rest = processor.refund(&intent.id, None, &key("rest")).await.unwrap();
+    assert_eq!(rest.amount, usd(1000), "{}: all that is left", processor.id());
+    let nothing_left = processor.refund(&intent.id, None, &key("empty")).await;
+    assert!(matches!(nothing_left, Err(ProcessorError::Rejected(_))), "{}: {nothing_left:?}", processor.id());
+}
+
 async fn capabilities_tell_the_truth(peer: &dyn ProcessorPeer) {
     let processor = peer.processor();
     let capabilities = processor.capabilities();
@@ -135,10 +187,19 @@ async fn capabilities_tell_the_truth(peer: &dyn ProcessorPeer) {
         assert!(unsupported(processor.create_portal(&customer, "http://x").await.map(drop)));
     }
     if !capabilities.payments {
-        assert!(unsupported(processor.create_payment_intent(&customer, &usd, "k").await.map(drop)));
+        let request = PaymentIntentRequest {
+            workspace_id: peer.new_workspace().id,
+            customer_id: customer.clone(),
+            amount: usd.clone(),
+            plan_id: None,
+            description: None,
+            return_url: "http://localhost/back".into(),
+            idempotency_key: "k".into(),
+        };
+        assert!(unsupported(processor.create_payment_intent(&request).await.map(drop)));
     }
     if !capabilities.refunds {
-        assert!(unsupported(processor.refund("pi_x", None, "k").await.map(drop)));
+        assert!(unsupported(processor.refund(&PaymentId::new("pi_x"), None, "k").await.map(drop)));
     }
     if !capabilities.usage_reporting {
         let quantity = rust_decimal::Decimal::ONE;

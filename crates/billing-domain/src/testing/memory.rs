@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use crate::coupon::Coupon;
 use crate::error::StoreError;
 use crate::events::ProcessorEvent;
-use crate::ids::{CustomerId, EventId, PlanId, ProcessorId, SubscriptionId, WorkspaceId};
+use crate::ids::{CustomerId, EventId, PaymentId, PlanId, ProcessorId, RefundId, SubscriptionId, WorkspaceId};
+use crate::payment::{Payment, PaymentObservation, RefundRecord};
 use crate::ports::*;
 use crate::records::{AuditEntry, AuditRecord, OutboxMessage, PendingMessage};
 use crate::subscription::Subscription;
@@ -33,6 +34,7 @@ pub struct State {
     pub parked: Vec<(String, ProcessorEvent)>,
     pub audit: Vec<AuditRecord>,
     pub outbox: BTreeSet<String>,
+    pub payments: BTreeMap<PaymentId, Payment>,
 }
 
 /// The shared, committed state.
@@ -101,6 +103,9 @@ impl Transaction for MemoryTx {
         self
     }
     fn outbox(&self) -> &dyn Outbox {
+        self
+    }
+    fn payments(&self) -> &dyn PaymentRepository {
         self
     }
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
@@ -359,3 +364,37 @@ impl Outbox for MemoryTx {
 /// Coupons are not part of the webhook path; this only proves the port is object-safe for adapters.
 #[allow(dead_code)]
 fn coupon_port_is_object_safe(_: &dyn CouponRepository, _: Coupon) {}
+
+/// Only what a webhook writes: the observation merge.
+#[async_trait]
+impl PaymentRepository for MemoryTx {
+    async fn get(&self, id: &PaymentId) -> Result<Option<Payment>, StoreError> {
+        Ok(self.state.lock().unwrap().payments.get(id).cloned())
+    }
+    async fn observe(&self, observation: &PaymentObservation, now: DateTime<Utc>) -> Result<Payment, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let next = match state.payments.get(&observation.id) {
+            Some(known) => known.merged(observation, now),
+            None => Payment::from_observation(observation, now),
+        };
+        state.payments.insert(next.id.clone(), next.clone());
+        Ok(next)
+    }
+    async fn list_for_workspace(
+        &self,
+        _: &WorkspaceId,
+        _: u32,
+        _: Option<PaymentId>,
+    ) -> Result<Vec<Payment>, StoreError> {
+        unused("list_for_workspace")
+    }
+    async fn reserve_refund(&self, _: &RefundRecord, _: DateTime<Utc>) -> Result<RefundReservation, StoreError> {
+        unused("reserve_refund")
+    }
+    async fn settle_refund(&self, _: &RefundId, _: &RefundSettlement, _: DateTime<Utc>) -> Result<Payment, StoreError> {
+        unused("settle_refund")
+    }
+    async fn refunds_of(&self, _: &PaymentId) -> Result<Vec<RefundRecord>, StoreError> {
+        unused("refunds_of")
+    }
+}

@@ -17,6 +17,14 @@ impl<'a> From<&'a Money> for MoneyView<'a> {
     }
 }
 
+/// An amount in a request: `{minor, currency}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmountBody {
+    pub minor: i64,
+    pub currency: String,
+}
+
 /// A limit: a number, or `"unlimited"`.
 #[derive(Debug, Clone, Copy)]
 pub struct LimitValue(pub Limit);

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use validator::Validate;
 
-use super::common::MoneyView;
+use super::common::{AmountBody, MoneyView};
 
 /// A coupon to create: exactly one of `percent_off` (1-100) and `amount_off` (`{minor, currency}`).
 #[derive(Debug, Deserialize, Validate)]
@@ -24,14 +24,6 @@ pub struct CreateCouponBody {
     #[serde(default)]
     #[validate(length(max = 50, message = "must list at most 50 plans"))]
     pub plans: Vec<String>,
-}
-
-/// `{minor, currency}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AmountBody {
-    pub minor: i64,
-    pub currency: String,
 }
 
 impl CreateCouponBody {

@@ -10,6 +10,7 @@ mod coupons;
 mod credits;
 mod entitlements;
 mod health;
+mod payments;
 mod plans;
 mod subscriptions;
 mod webhooks;
@@ -22,6 +23,10 @@ pub use coupons::{CouponCheckQuery, CouponCheckView, CouponList, CouponListQuery
 pub use credits::{ConsumeBody, ConsumeView};
 pub use entitlements::{CheckBody, CheckView, EntitlementsResponse};
 pub use health::HealthView;
+pub use payments::{
+    PaymentDetail, PaymentIntentBody, PaymentIntentView, PaymentPage, PaymentView, PaymentsQuery, RefundBody,
+    RefundView, RefundedView,
+};
 pub use plans::PlansResponse;
 pub use subscriptions::{CancelBody, ChangeBody};
 pub use webhooks::WebhookReceived;

@@ -7,6 +7,7 @@ mod coupons;
 mod credits;
 mod entitlements;
 mod health;
+mod payments;
 mod plans;
 mod sandbox;
 mod sandbox_portal;
@@ -41,6 +42,10 @@ fn endpoints() -> Vec<Endpoint> {
         Endpoint::new("/v1/workspaces/{id}/portal").on(Method::POST, account::portal).idempotent(),
         Endpoint::new("/v1/workspaces/{id}/invoices").on(Method::GET, account::invoices),
         Endpoint::new("/v1/workspaces/{id}/credits/consume").on(Method::POST, credits::consume).idempotent(),
+        Endpoint::new("/v1/workspaces/{id}/payment-intents").on(Method::POST, payments::create).idempotent(),
+        Endpoint::new("/v1/workspaces/{id}/payments").on(Method::GET, payments::list),
+        Endpoint::new("/v1/payments/{id}").on(Method::GET, payments::get),
+        Endpoint::new("/v1/payments/{id}/refund").on(Method::POST, payments::refund).idempotent(),
         Endpoint::new("/v1/workspaces/{id}/entitlements").on(Method::GET, entitlements::all),
         Endpoint::new("/v1/workspaces/{id}/entitlements/check").on(Method::POST, entitlements::check),
         Endpoint::new("/webhooks/{processor}").on(Method::POST, webhooks::receive),

@@ -26,14 +26,17 @@ fn at(unix: i64) -> DateTime<Utc> {
 }
 
 #[tokio::test]
-async fn pay_for_a_subscription_emits_three_verifiable_events_with_consistent_ids() {
+async fn pay_for_a_subscription_emits_four_verifiable_events_with_consistent_ids() {
     let sandbox = processor();
     let (customer, session) = start_checkout(&sandbox, "ws_1", pro_monthly()).await;
     assert_eq!(session.url, format!("http://localhost:8080/sandbox/checkout/{}", session.id));
 
     let deliveries = sandbox.pay(session.id.as_str()).unwrap();
     let types: Vec<&str> = deliveries.iter().map(|d| d.event_type.as_str()).collect();
-    assert_eq!(types, ["checkout.session.completed", "customer.subscription.created", "invoice.paid"]);
+    assert_eq!(
+        types,
+        ["checkout.session.completed", "customer.subscription.created", "invoice.paid", "payment_intent.succeeded"]
+    );
     let events: Vec<ProcessorEvent> = deliveries.iter().map(|d| receive(&sandbox, d)).collect();
     for (delivery, event) in deliveries.iter().zip(&events) {
         assert_eq!(event.id.as_str(), delivery.event_id);
@@ -94,6 +97,14 @@ async fn pay_for_a_subscription_emits_three_verifiable_events_with_consistent_id
     assert_eq!(amount, pro_monthly().price);
     assert_eq!((period_start, invoice_period_end), (Some(now()), Some(period_end)));
 
+    let EventPayload::PaymentActivity { payment_id: Some(payment_id), plan_id: None, amount, .. } =
+        events[3].payload.clone()
+    else {
+        panic!("expected the charge, without a plan to grant, got {:?}", events[3].payload);
+    };
+    assert!(payment_id.as_str().starts_with("pi_sbx_"));
+    assert_eq!(amount, pro_monthly().price);
+
     // The processor's own records agree with what it announced.
     assert_eq!(sandbox.fetch(&subscription_id).await.unwrap(), expected_snapshot);
     assert_eq!(sandbox.session(session.id.as_str()).unwrap().status, HostedCheckoutStatus::Paid);
@@ -139,11 +150,16 @@ async fn deliveries_look_like_stripe_events() {
 }
 
 #[tokio::test]
-async fn pay_for_credits_emits_one_payment_checkout() {
+async fn pay_for_credits_emits_one_payment_checkout_and_its_charge() {
     let sandbox = processor();
     let (customer, session) = start_checkout(&sandbox, "ws_2", credits10()).await;
     let deliveries = sandbox.pay(session.id.as_str()).unwrap();
-    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries.len(), 2);
+    assert_eq!(deliveries[1].event_type, "payment_intent.succeeded");
+    let EventPayload::PaymentActivity { plan_id, .. } = receive(&sandbox, &deliveries[1]).payload else {
+        panic!("the charge")
+    };
+    assert_eq!(plan_id, None, "the checkout grants the credits, its charge does not");
     let event = receive(&sandbox, &deliveries[0]);
     assert_eq!(
         event.payload,

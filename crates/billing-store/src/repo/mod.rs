@@ -9,6 +9,7 @@ mod idempotency;
 mod inbox;
 mod locks;
 mod outbox;
+mod payments;
 mod subscriptions;
 mod usage;
 mod workspaces;

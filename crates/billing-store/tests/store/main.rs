@@ -33,6 +33,7 @@ mod idempotency;
 mod inbox;
 mod locks;
 mod outbox;
+mod payments;
 mod subscriptions;
 mod transactions;
 mod usage;

@@ -5,8 +5,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use billing_domain::ids::{CustomerId, PriceId, SubscriptionId};
-use billing_domain::ports::{CheckoutOps, CheckoutRequest, CustomerOps, PaymentProcessor, ProcessorInfo};
+use billing_domain::ids::{CustomerId, PaymentId, PriceId, SubscriptionId};
+use billing_domain::ports::{
+    CheckoutAnswer, CheckoutOps, CheckoutRequest, CustomerOps, HostedCheckoutOps, PaymentProcessor, ProcessorInfo,
+};
 use billing_domain::testing::{
     CountingIds, FixedClock, ProcessorPeer, checkout_request, pro_monthly, processor_contract,
 };
@@ -43,6 +45,17 @@ impl ProcessorPeer for StripePeer {
     fn sign(&self, body: &[u8], at: DateTime<Utc>) -> (String, String) {
         let header = billing_stripe::signature::sign(&SecretString::from(WEBHOOK_SECRET), at.timestamp(), body);
         (billing_stripe::SIGNATURE_HEADER.to_owned(), header)
+    }
+
+    /// What Stripe.js does with the client secret: a card attached, then confirmed.
+    async fn pay(&self, payment: &PaymentId) {
+        self.localstripe.pay_intent(payment.as_str()).await;
+    }
+
+    /// localstripe ignores idempotency keys and refunds whatever is asked. That the adapter sends the keys and
+    /// maps Stripe's refusal (a 400) to `Rejected` is checked against wiremock (`wiremock_calls.rs`).
+    fn enforces_processor_rules(&self) -> bool {
+        false
     }
 }
 
@@ -95,6 +108,13 @@ impl ProcessorPeer for SandboxPeer {
     fn sign(&self, body: &[u8], at: DateTime<Utc>) -> (String, String) {
         let header = billing_sandbox::signature::sign(&SecretString::from(WEBHOOK_SECRET), at.timestamp(), body);
         (billing_sandbox::SIGNATURE_HEADER.to_owned(), header)
+    }
+
+    /// The Pay button of the sandbox's payment page.
+    async fn pay(&self, payment: &PaymentId) {
+        let id = billing_domain::ids::CheckoutSessionId::new(payment.as_str());
+        let deliveries = self.adapter.answer(&id, CheckoutAnswer::Pay).unwrap();
+        assert_eq!(deliveries[0].event_type, "payment_intent.succeeded");
     }
 }
 

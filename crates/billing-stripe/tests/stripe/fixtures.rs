@@ -402,10 +402,11 @@ fn payment_activity_of_fixture_objects_is_read_for_customers_and_ignored_for_gue
     );
     let mut charge = resource("charge");
     charge["customer"] = Value::from("cus_fixture");
-    let Ok(EventPayload::PaymentActivity { activity, amount, .. }) = parse("charge.refunded", &charge) else {
+    let Ok(EventPayload::PaymentActivity { activity, amount, refunded, .. }) = parse("charge.refunded", &charge) else {
         panic!("a customer's refunded charge is payment activity")
     };
-    assert_eq!((activity, amount.minor), (PaymentActivityKind::ChargeRefunded, int(&charge, "/amount_refunded")));
+    assert_eq!((activity, amount.minor), (PaymentActivityKind::ChargeRefunded, int(&charge, "/amount")));
+    assert_eq!(refunded.map(|r| r.minor), Some(int(&charge, "/amount_refunded")));
 }
 
 #[test]

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use billing_domain::error::ProcessorError;
 use billing_domain::events::EventPayload;
-use billing_domain::ids::{CustomerId, PriceId, SubscriptionId};
+use billing_domain::ids::{CustomerId, PaymentId, PlanId, PriceId, SubscriptionId};
 use billing_domain::money::{Currency, Money};
-use billing_domain::ports::{CustomerOps, InvoiceOps, PaymentOps, SubscriptionOps, WebhookOps};
+use billing_domain::ports::{CustomerOps, InvoiceOps, PaymentIntentRequest, PaymentOps, SubscriptionOps, WebhookOps};
 use billing_domain::subscription::SubscriptionStatus;
 
 use crate::support::{Localstripe, WEBHOOK_SECRET, adapter, localstripe_url, workspace};
@@ -105,9 +105,25 @@ async fn creates_payment_intents_and_refunds_charges() {
     peer.add_card(customer.as_str()).await;
     let usd = Currency::parse("usd").unwrap();
 
-    let intent = stripe.create_payment_intent(&customer, &Money::new(1500, usd.clone()), "test:pi:1").await.unwrap();
-    assert!(intent.id.starts_with("pi_"), "{intent:?}");
-    assert!(intent.client_secret.starts_with(&intent.id), "Stripe's client secret extends the id: {intent:?}");
+    let ws = workspace();
+    let request = PaymentIntentRequest {
+        workspace_id: ws.id.clone(),
+        customer_id: customer.clone(),
+        amount: Money::new(1500, usd.clone()),
+        plan_id: Some(PlanId::new("credits_500")),
+        description: None,
+        return_url: "http://localhost/back".into(),
+        idempotency_key: "test:pi:1".into(),
+    };
+    let intent = stripe.create_payment_intent(&request).await.unwrap();
+    assert!(intent.id.as_str().starts_with("pi_"), "{intent:?}");
+    assert!(intent.client_secret.starts_with(intent.id.as_str()), "Stripe's client secret extends the id: {intent:?}");
+    assert_eq!(intent.status, "requires_payment_method");
+    assert_eq!(intent.confirm_url, None, "Stripe's are confirmed by its own JavaScript");
+    let stored = peer.get(&format!("/v1/payment_intents/{}", intent.id)).await;
+    assert_eq!(stored["metadata"]["workspace_id"], ws.id.as_str());
+    assert_eq!(stored["metadata"]["credits_plan_id"], "credits_500", "the paid event grants from it");
+    assert_eq!((stored["amount"].as_i64(), stored["customer"].as_str()), (Some(1500), Some(customer.as_str())));
 
     let charge = |amount: &'static str| {
         let peer = &peer;
@@ -116,18 +132,22 @@ async fn creates_payment_intents_and_refunds_charges() {
             let charge = peer
                 .post("/v1/charges", &[("amount", amount), ("currency", "usd"), ("customer", customer.as_str())])
                 .await;
-            charge["id"].as_str().unwrap().to_owned()
+            PaymentId::new(charge["id"].as_str().unwrap())
         }
     };
     let partly = charge("2000").await;
     let partial = stripe.refund(&partly, Some(Money::new(500, usd.clone())), "test:refund:1").await.unwrap();
     assert_eq!(partial.amount, Money::new(500, usd.clone()));
     assert!(partial.id.starts_with("re_"));
+    // A paid PaymentIntent is refunded through its charge.
+    peer.pay_intent(intent.id.as_str()).await;
+    let through_intent = stripe.refund(&intent.id, Some(Money::new(300, usd.clone())), "test:refund:pi").await.unwrap();
+    assert_eq!(through_intent.amount, Money::new(300, usd.clone()));
     let fully = charge("1200").await;
     let whole = stripe.refund(&fully, None, "test:refund:2").await.unwrap();
     assert_eq!(whole.amount, Money::new(1200, usd));
 
-    let unknown = stripe.refund("ch_does_not_exist", None, "test:refund:3").await;
+    let unknown = stripe.refund(&PaymentId::new("ch_does_not_exist"), None, "test:refund:3").await;
     assert!(matches!(unknown, Err(ProcessorError::Rejected(_))), "{unknown:?}");
 }
 

@@ -130,6 +130,26 @@ impl Localstripe {
         .await;
     }
 
+    /// Pays PaymentIntent `id` with a test card, as Stripe.js would with its client secret.
+    pub async fn pay_intent(&self, id: &str) {
+        let card = self
+            .post(
+                "/v1/payment_methods",
+                &[
+                    ("type", "card"),
+                    ("card[number]", "4242424242424242"),
+                    ("card[exp_month]", "12"),
+                    ("card[exp_year]", "2034"),
+                    ("card[cvc]", "123"),
+                ],
+            )
+            .await;
+        let card = card["id"].as_str().expect("a payment method id").to_owned();
+        self.post(&format!("/v1/payment_intents/{id}"), &[("payment_method", card.as_str())]).await;
+        let confirmed = self.post(&format!("/v1/payment_intents/{id}/confirm"), &[]).await;
+        assert_eq!(confirmed["status"], "succeeded", "{confirmed}");
+    }
+
     /// An active subscription of `customer` to `plan`; returns its id.
     pub async fn subscribe(&self, customer: &str, plan: &str) -> String {
         let subscription = self.post("/v1/subscriptions", &[("customer", customer), ("items[0][plan]", plan)]).await;

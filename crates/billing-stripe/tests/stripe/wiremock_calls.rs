@@ -1,5 +1,6 @@
 //! What localstripe lacks, against wiremock: Checkout and Billing Portal sessions, prices and proration on plan
-//! changes, meter events, and Stripe's error and retry behaviour (429, `Stripe-Should-Retry`, timeouts).
+//! changes, meter events, the idempotency keys and metadata of payment intents and refunds, and Stripe's error and
+//! retry behaviour (429, `Stripe-Should-Retry`, timeouts, a refused refund).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -7,10 +8,11 @@ use std::time::Duration;
 
 use billing_domain::catalog::{Interval, Plan, PlanKind};
 use billing_domain::error::ProcessorError;
-use billing_domain::ids::{CustomerId, PlanId, PriceId, SubscriptionId};
+use billing_domain::ids::{CustomerId, PaymentId, PlanId, PriceId, SubscriptionId};
 use billing_domain::money::{Currency, Money};
 use billing_domain::ports::{
-    CheckoutOps, CheckoutRequest, CustomerOps, PortalOps, Proration, SubscriptionOps, UsageReportingOps,
+    CheckoutOps, CheckoutRequest, CustomerOps, PaymentIntentRequest, PaymentOps, PortalOps, Proration, SubscriptionOps,
+    UsageReportingOps,
 };
 use billing_domain::subscription::SubscriptionStatus;
 use serde_json::{Value, json};
@@ -475,4 +477,63 @@ async fn a_customers_subscriptions_are_listed_in_every_status_page_after_page() 
     assert_eq!(first.get("customer").map(String::as_str), Some("cus_1"));
     assert_eq!(first.get("status").map(String::as_str), Some("all"), "canceled ones are listed too");
     assert!(!first.contains_key("starting_after"));
+}
+
+#[tokio::test]
+async fn payment_intents_carry_their_key_metadata_and_description() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "pi_1", "object": "payment_intent", "client_secret": "pi_1_secret_x",
+            "status": "requires_payment_method", "amount": 999, "currency": "usd"
+        })))
+        .mount(&server)
+        .await;
+    let ws = workspace();
+    let request = PaymentIntentRequest {
+        workspace_id: ws.id.clone(),
+        customer_id: CustomerId::new("cus_123"),
+        amount: Money::new(999, Currency::parse("USD").unwrap()),
+        plan_id: Some(PlanId::new("credits10")),
+        description: Some("Ten credits".into()),
+        return_url: "https://app.example.com/billing".into(),
+        idempotency_key: "payment:ws:key:backend:k1".into(),
+    };
+    let intent = adapter(&server.uri()).create_payment_intent(&request).await.unwrap();
+    assert_eq!((intent.id.as_str(), intent.client_secret.as_str()), ("pi_1", "pi_1_secret_x"));
+    let requests = server.received_requests().await.unwrap();
+    let sent = &requests[0];
+    let fields = form(sent);
+    assert_eq!(header_of(sent, "idempotency-key").as_deref(), Some("tollgate:payment:ws:key:backend:k1"));
+    assert_eq!(fields.get("amount").map(String::as_str), Some("999"));
+    assert_eq!(fields.get("currency").map(String::as_str), Some("usd"));
+    assert_eq!(fields.get("customer").map(String::as_str), Some("cus_123"));
+    assert_eq!(fields.get("description").map(String::as_str), Some("Ten credits"));
+    assert_eq!(fields.get("metadata[credits_plan_id]").map(String::as_str), Some("credits10"));
+    assert_eq!(fields.get("metadata[workspace_id]").map(String::as_str), Some(ws.id.as_str()));
+}
+
+#[tokio::test]
+async fn a_refund_stripe_refuses_is_rejected_and_keyed() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/refunds"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "type": "invalid_request_error", "code": "amount_too_large",
+            "message": "Refund amount ($12.00) is greater than unrefunded amount on charge ($10.00)"
+        }})))
+        .mount(&server)
+        .await;
+    let usd = Money::new(1200, Currency::parse("usd").unwrap());
+    let refused = adapter(&server.uri()).refund(&PaymentId::new("pi_1"), Some(usd), "refund:rf_1").await;
+    assert!(matches!(refused, Err(ProcessorError::Rejected(_))), "{refused:?}");
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1, "a 400 is not retried");
+    assert_eq!(header_of(&requests[0], "idempotency-key").as_deref(), Some("tollgate:refund:rf_1"));
+    let fields = form(&requests[0]);
+    assert_eq!(
+        (fields.get("payment_intent").map(String::as_str), fields.get("amount").map(String::as_str)),
+        (Some("pi_1"), Some("1200"))
+    );
 }

@@ -8,7 +8,8 @@ mod tests;
 
 use billing_domain::events::{CheckoutMode, EventPayload, PaymentActivityKind, ProcessorEvent, SubscriptionSnapshot};
 use billing_domain::ids::{
-    CheckoutSessionId, CustomerId, EventId, InvoiceId, PlanId, PriceId, ProcessorId, SubscriptionId, WorkspaceId,
+    CheckoutSessionId, CustomerId, EventId, InvoiceId, PaymentId, PlanId, PriceId, ProcessorId, SubscriptionId,
+    WorkspaceId,
 };
 use billing_domain::money::{Currency, Money};
 use billing_domain::ports::WebhookError;
@@ -220,6 +221,9 @@ fn invoice_upcoming(mut invoice: InvoiceView) -> Result<EventPayload, WebhookErr
         amount: Money::new(amount, currency),
         subscription_id: subscription.map(SubscriptionId::new),
         detail: None,
+        payment_id: None,
+        plan_id: None,
+        refunded: None,
     })
 }
 
@@ -232,29 +236,36 @@ fn payment_intent(intent: PaymentIntentView, activity: PaymentActivityKind) -> R
     }
     .ok_or_else(|| missing("amount"))?;
     let detail = intent.last_payment_error.and_then(|e| non_empty(e.decline_code).or(non_empty(e.code)));
+    let id = required("id", intent.id)?;
+    let plan = intent.metadata.and_then(|m| non_empty(m.credits_plan_id));
     Ok(EventPayload::PaymentActivity {
         activity,
         customer_id: CustomerId::new(customer),
-        object_id: required("id", intent.id)?,
+        payment_id: Some(PaymentId::new(id.clone())),
+        object_id: id,
         amount: Money::new(amount, currency(intent.currency)?),
         subscription_id: None,
         detail,
+        plan_id: plan.map(PlanId::new),
+        refunded: None,
     })
 }
 
-/// A refunded charge, with the total refunded so far.
+/// A refunded charge: its amount, the total refunded so far and the PaymentIntent it belongs to.
 fn charge_refunded(charge: ChargeView) -> Result<EventPayload, WebhookError> {
     let Some(customer) = optional_ref(charge.customer) else { return Ok(EventPayload::Ignored) };
+    let currency = currency(charge.currency)?;
+    let refunded = charge.amount_refunded.ok_or_else(|| missing("amount_refunded"))?;
     Ok(EventPayload::PaymentActivity {
         activity: PaymentActivityKind::ChargeRefunded,
         customer_id: CustomerId::new(customer),
         object_id: required("id", charge.id)?,
-        amount: Money::new(
-            charge.amount_refunded.ok_or_else(|| missing("amount_refunded"))?,
-            currency(charge.currency)?,
-        ),
+        amount: Money::new(charge.amount.ok_or_else(|| missing("amount"))?, currency.clone()),
         subscription_id: None,
         detail: None,
+        payment_id: optional_ref(charge.payment_intent).map(PaymentId::new),
+        plan_id: None,
+        refunded: Some(Money::new(refunded, currency)),
     })
 }
 

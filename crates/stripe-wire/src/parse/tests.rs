@@ -375,7 +375,7 @@ impl Tap for Value {
 
 mod payment_activity {
     use billing_domain::events::PaymentActivityKind;
-    use billing_domain::ids::CustomerId;
+    use billing_domain::ids::{CustomerId, PaymentId, PlanId};
 
     use super::*;
 
@@ -405,7 +405,8 @@ mod payment_activity {
     #[test]
     fn payment_intent_outcomes_carry_the_amount_and_the_decline_code() {
         let succeeded = json!({"id": "pi_1", "object": "payment_intent", "customer": "cus_1", "amount": 1500,
-            "amount_received": 1500, "currency": "eur"});
+            "amount_received": 1500, "currency": "eur",
+            "metadata": {"workspace_id": "acme", "credits_plan_id": "credits_500"}});
         let payload = parse(&wrap("payment_intent.succeeded", succeeded)).unwrap();
         assert_eq!(
             payload,
@@ -416,8 +417,20 @@ mod payment_activity {
                 amount: Money::new(1500, Currency::parse("eur").unwrap()),
                 subscription_id: None,
                 detail: None,
+                payment_id: Some(PaymentId::new("pi_1")),
+                plan_id: Some(PlanId::new("credits_500")),
+                refunded: None,
             }
         );
+        // A credits checkout's own payment intent names its plan as `plan_id`: the checkout grants, not this.
+        let from_checkout = json!({"id": "pi_4", "customer": "cus_1", "amount": 900, "currency": "usd",
+            "metadata": {"workspace_id": "acme", "plan_id": "credits_500"}});
+        let EventPayload::PaymentActivity { plan_id, .. } =
+            parse(&wrap("payment_intent.succeeded", from_checkout)).unwrap()
+        else {
+            panic!("not a payment activity")
+        };
+        assert_eq!(plan_id, None);
         let failed = json!({"id": "pi_2", "customer": {"id": "cus_1"}, "amount": 700, "currency": "usd",
             "last_payment_error": {"code": "card_declined", "decline_code": "insufficient_funds"}});
         let EventPayload::PaymentActivity { activity, detail, amount, .. } =
@@ -434,15 +447,16 @@ mod payment_activity {
     }
 
     #[test]
-    fn a_refunded_charge_reports_the_total_refunded() {
+    fn a_refunded_charge_reports_its_payment_and_the_total_refunded() {
         let charge = json!({"id": "ch_1", "object": "charge", "customer": "cus_9", "amount": 2000,
-            "amount_refunded": 500, "currency": "usd", "refunded": false});
-        let EventPayload::PaymentActivity { activity, object_id, amount, customer_id, .. } =
+            "amount_refunded": 500, "currency": "usd", "refunded": false, "payment_intent": "pi_9"});
+        let EventPayload::PaymentActivity { activity, object_id, amount, customer_id, payment_id, refunded, .. } =
             parse(&wrap("charge.refunded", charge)).unwrap()
         else {
             panic!("not a payment activity")
         };
         assert_eq!(activity, PaymentActivityKind::ChargeRefunded);
-        assert_eq!((object_id.as_str(), amount, customer_id), ("ch_1", usd(500), CustomerId::new("cus_9")));
+        assert_eq!((object_id.as_str(), amount, customer_id), ("ch_1", usd(2000), CustomerId::new("cus_9")));
+        assert_eq!((payment_id, refunded), (Some(PaymentId::new("pi_9")), Some(usd(500))));
     }
 }

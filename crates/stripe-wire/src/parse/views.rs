@@ -51,11 +51,14 @@ pub struct ListView<T> {
     pub has_more: bool,
 }
 
-/// The metadata keys Tollgate writes at checkout.
+/// The metadata keys Tollgate writes at checkout and on the payment intents it creates.
 #[derive(Debug, Default, Deserialize)]
 pub struct MetadataView {
     pub workspace_id: Option<String>,
     pub plan_id: Option<String>,
+    /// The credits plan a payment intent Tollgate created sells. A key of its own, so the payment intent a
+    /// credits checkout makes (whose metadata carries `plan_id`) never grants a second time.
+    pub credits_plan_id: Option<String>,
 }
 
 /// A `checkout.session`.
@@ -137,6 +140,10 @@ pub struct PaymentIntentView {
     pub amount_received: Option<i64>,
     pub currency: Option<String>,
     pub last_payment_error: Option<PaymentErrorView>,
+    pub metadata: Option<MetadataView>,
+    // Read only in API responses.
+    pub client_secret: Option<String>,
+    pub status: Option<String>,
 }
 
 /// A `charge`.
@@ -144,8 +151,10 @@ pub struct PaymentIntentView {
 pub struct ChargeView {
     pub id: Option<String>,
     pub customer: Option<IdRef>,
+    pub amount: Option<i64>,
     pub amount_refunded: Option<i64>,
     pub currency: Option<String>,
+    pub payment_intent: Option<IdRef>,
 }
 
 /// `invoice.parent` of newer API versions.

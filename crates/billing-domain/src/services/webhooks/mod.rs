@@ -455,6 +455,9 @@ async fn write(
     if let Some(grant) = &changes.credit_grant {
         tx.workspaces().grant_credits(&grant.workspace_id, grant.amount, &grant.key, now).await?;
     }
+    if let Some(payment) = &changes.payment {
+        tx.payments().observe(payment, now).await?;
+    }
     for record in &changes.audit {
         scope.audit(tx, record, now).await?;
     }
