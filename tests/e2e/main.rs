@@ -136,3 +136,66 @@ fn the_binary_runs_the_sandbox_lifecycle_on_postgres() {
     walkthrough(&server);
     assert!(server.stop().success());
 }
+
+/// The sandbox's own records (open checkouts, subscriptions, invoices, payments) are in the database: a `kill -9`
+/// and a restart lose none of them.
+#[test]
+fn the_sandbox_keeps_its_records_across_a_kill_and_a_restart() {
+    let db = std::env::temp_dir().join(format!("tollgate-e2e-{}.db", uuid::Uuid::new_v4().simple()));
+    let env = [("TOLLGATE__DATABASE__URL", format!("sqlite://{}?mode=rwc", db.display()))];
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = reqwest::Client::new();
+    let call = |base: String, method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut request = client.request(method, format!("{base}{path}")).bearer_auth(KEY);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    use reqwest::Method;
+
+    let mut first = Server::start(&env);
+    let base = first.base_url.clone();
+    let (open_session, payment) = runtime.block_on(async {
+        for id in ["acme", "beta"] {
+            let body = json!({"name": id, "owner_email": format!("owner@{id}.test")});
+            assert_eq!(call(base.clone(), Method::PUT, &format!("/v1/workspaces/{id}"), Some(body)).await.0, 201);
+        }
+        let (_, paid) =
+            call(base.clone(), Method::POST, "/v1/workspaces/acme/checkout", Some(json!({"plan": "pro"}))).await;
+        let pay = client.post(format!("{}/pay", paid["url"].as_str().unwrap())).send().await.unwrap();
+        assert_eq!(pay.status(), 200);
+        let (_, open) =
+            call(base.clone(), Method::POST, "/v1/workspaces/beta/checkout", Some(json!({"plan": "pro"}))).await;
+        let (_, payments) = call(base.clone(), Method::GET, "/v1/workspaces/acme/payments", None).await;
+        let payment = payments["payments"][0]["id"].as_str().unwrap().to_owned();
+        (open["session_id"].as_str().unwrap().to_owned(), payment)
+    });
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+
+    let second = Server::start(&env);
+    let base = second.base_url.clone();
+    runtime.block_on(async {
+        let (status, invoices) = call(base.clone(), Method::GET, "/v1/workspaces/acme/invoices", None).await;
+        assert_eq!((status, invoices["invoices"].as_array().map(Vec::len)), (200, Some(1)), "{invoices}");
+        let page = client.get(format!("{base}/sandbox/checkout/{open_session}")).send().await.unwrap();
+        assert_eq!(page.status(), 200, "the open checkout survived");
+        let pay = client.post(format!("{base}/sandbox/checkout/{open_session}/pay")).send().await.unwrap();
+        assert_eq!(pay.status(), 200);
+        let (_, beta) = call(base.clone(), Method::GET, "/v1/workspaces/beta", None).await;
+        assert_eq!(beta["plan"], "pro", "{beta}");
+        let refund = Some(json!({"amount": 100}));
+        let (status, refunded) =
+            call(base.clone(), Method::POST, &format!("/v1/payments/{payment}/refund"), refund).await;
+        assert_eq!(status, 201, "the sandbox still knows the charge it took: {refunded}");
+    });
+    assert!(second.stop().success());
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+}

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use billing_domain::catalog::Catalog;
-use billing_domain::ports::{Clock, HostedCheckoutOps, HostedPortalOps, IdGenerator, PaymentProcessor, WebhookOps};
+use billing_domain::ports::{
+    Clock, HostedCheckoutOps, HostedPortalOps, IdGenerator, PaymentProcessor, ProcessorRecords, WebhookOps,
+};
 use billing_domain::services::{
     AccountService, CheckoutService, Context, CouponService, CreditService, EntitlementService, PaymentService,
     ReconcileReport, ReconcileService, SubscriptionService, TrialService, WebhookService, WorkspaceService,
@@ -50,7 +52,7 @@ impl Application {
         let store_arc = Arc::new(store.clone());
 
         let Processors { active: processor, sandbox, webhook_verifiers } =
-            processors(&settings, &public_url, ids.clone(), clock.clone())?;
+            processors(&settings, &public_url, ids.clone(), clock.clone(), store_arc.clone()).await?;
         let webhooks = Arc::new(WebhookService::new(store_arc.clone(), catalog.clone(), clock.clone()));
         let ctx = Context {
             catalog: catalog.clone(),
@@ -169,8 +171,8 @@ pub async fn reconcile(settings: &Settings, catalog: Catalog) -> anyhow::Result<
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ids: Arc<dyn IdGenerator> = Arc::new(UuidIds);
     let public_url = settings.server.public_base_url(settings.server.port);
-    let Processors { active, .. } = processors(settings, &public_url, ids, clock.clone())?;
     let store_arc = Arc::new(store.clone());
+    let Processors { active, .. } = processors(settings, &public_url, ids, clock.clone(), store_arc.clone()).await?;
     let webhooks = Arc::new(WebhookService::new(store_arc.clone(), Arc::new(catalog), clock.clone()));
     let report = ReconcileService::new(active, store_arc.clone(), store_arc, webhooks, clock).run().await;
     store.close().await.context("closing the database")?;
@@ -187,11 +189,13 @@ struct Processors {
     webhook_verifiers: HashMap<String, Arc<dyn WebhookOps>>,
 }
 
-fn processors(
+/// The sandbox keeps its records in `records` (Tollgate's database) and reads them back here.
+async fn processors(
     settings: &Settings,
     public_url: &str,
     ids: Arc<dyn IdGenerator>,
     clock: Arc<dyn Clock>,
+    records: Arc<dyn ProcessorRecords>,
 ) -> anyhow::Result<Processors> {
     let mut webhook_verifiers: HashMap<String, Arc<dyn WebhookOps>> = HashMap::new();
     let sandbox = match settings.sandbox.enabled {
@@ -205,7 +209,9 @@ fn processors(
                 "the sandbox processor is enabled: anyone who can reach /sandbox/checkout can complete its \
                  checkouts without paying; disable it (sandbox.enabled = false) wherever real money is involved"
             );
-            let sandbox = Arc::new(SandboxProcessor::new(config, ids, clock));
+            let sandbox = Arc::new(SandboxProcessor::new(config, ids, clock).with_records(records));
+            let restored = sandbox.restore().await.map_err(|e| anyhow::anyhow!("sandbox records: {e}"))?;
+            tracing::info!(records = restored, "sandbox records restored");
             webhook_verifiers.insert(billing_sandbox::PROCESSOR_ID.to_owned(), sandbox.clone());
             Some(sandbox)
         }

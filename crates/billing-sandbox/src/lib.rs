@@ -3,7 +3,8 @@
 //! [`SandboxProcessor::pay`] and [`SandboxProcessor::decline`]; the edge hands the signed, Stripe-shaped deliveries
 //! they return to the same verify-and-ingest step as `POST /webhooks/sandbox`, so they come back through
 //! [`WebhookOps::verify_and_parse`](billing_domain::ports::WebhookOps) like any processor's. Payment intents are
-//! paid on the same page; every charge is refundable.
+//! paid on the same page; every charge is refundable. Its records are kept in Tollgate's database through the
+//! domain's `ProcessorRecords` port (`records.rs`) when it is given one.
 
 mod config;
 mod payloads;
@@ -11,6 +12,7 @@ mod payments;
 mod portal;
 mod ports;
 mod processor;
+mod records;
 mod state;
 
 #[cfg(test)]

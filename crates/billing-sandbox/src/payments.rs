@@ -10,15 +10,17 @@ use billing_domain::ports::{
     RawDelivery, Refund,
 };
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::payloads;
 use crate::processor::{SandboxProcessor, no_signing_secret};
+use crate::state::Kind;
 
 /// The prefix of the sandbox's payment ids; the hosted page tells payments from checkout sessions by it.
 pub(crate) const PAYMENT_PREFIX: &str = "pi_sbx_";
 
 /// A payment: a payment intent created over the API, or the charge of a paid checkout.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct PaymentRecord {
     pub id: PaymentId,
     pub workspace_id: WorkspaceId,
@@ -50,7 +52,7 @@ impl PaymentRecord {
 }
 
 /// A refund the sandbox made, kept with what was asked so a reused key can be told from a retry.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct RefundRecord {
     pub payment: PaymentId,
     pub asked: Option<i64>,
@@ -61,6 +63,22 @@ pub(crate) struct RefundRecord {
 impl PaymentOps for SandboxProcessor {
     #[tracing::instrument(skip_all, fields(workspace_id = %request.workspace_id))]
     async fn create_payment_intent(&self, request: &PaymentIntentRequest) -> Result<PaymentIntent, ProcessorError> {
+        let intent = self.record_payment_intent(request);
+        self.persist().await.map_err(ProcessorError::Unavailable)?;
+        Ok(intent)
+    }
+
+    /// Refunds a paid payment within what is left of it, once per idempotency key.
+    #[tracing::instrument(skip_all, fields(payment_id = %payment))]
+    async fn refund(&self, payment: &PaymentId, amount: Option<Money>, key: &str) -> Result<Refund, ProcessorError> {
+        let refund = self.record_refund(payment, amount, key)?;
+        self.persist().await.map_err(ProcessorError::Unavailable)?;
+        Ok(refund)
+    }
+}
+
+impl SandboxProcessor {
+    fn record_payment_intent(&self, request: &PaymentIntentRequest) -> PaymentIntent {
         let now = self.clock.now();
         let mut state = self.lock();
         let id = match state.payments_by_key.get(&request.idempotency_key) {
@@ -82,21 +100,21 @@ impl PaymentOps for SandboxProcessor {
                 };
                 state.payments.insert(id.clone(), record);
                 state.payments_by_key.insert(request.idempotency_key.clone(), id.clone());
+                state.touch(Kind::Payment, id.as_str());
+                state.touch(Kind::PaymentKey, &request.idempotency_key);
                 id
             }
         };
         let record = &state.payments[&id];
-        Ok(PaymentIntent {
+        PaymentIntent {
             id: id.clone(),
             client_secret: record.client_secret(),
             status: record.status_word().to_owned(),
             confirm_url: Some(format!("{}/sandbox/checkout/{id}", self.config.base_url())),
-        })
+        }
     }
 
-    /// Refunds a paid payment within what is left of it, once per idempotency key.
-    #[tracing::instrument(skip_all, fields(payment_id = %payment))]
-    async fn refund(&self, payment: &PaymentId, amount: Option<Money>, key: &str) -> Result<Refund, ProcessorError> {
+    fn record_refund(&self, payment: &PaymentId, amount: Option<Money>, key: &str) -> Result<Refund, ProcessorError> {
         let asked = amount.as_ref().map(|a| a.minor);
         let mut state = self.lock();
         if let Some(seen) = state.refunds_by_key.get(key) {
@@ -131,11 +149,11 @@ impl PaymentOps for SandboxProcessor {
         };
         let seen = RefundRecord { payment: payment.clone(), asked, refund: refund.clone() };
         state.refunds_by_key.insert(key.to_owned(), seen);
+        state.touch(Kind::Payment, payment.as_str());
+        state.touch(Kind::RefundKey, key);
         Ok(refund)
     }
-}
 
-impl SandboxProcessor {
     /// The payment page of `id`, shaped like a checkout page.
     pub(crate) fn payment_page(&self, id: &str) -> Option<HostedCheckout> {
         let state = self.lock();
@@ -158,12 +176,19 @@ impl SandboxProcessor {
 
     /// Pays or declines an open payment intent: `payment_intent.succeeded` or `.payment_failed`. A declined
     /// payment intent stays payable, as at Stripe, so a second try can succeed.
-    pub(crate) fn answer_payment(&self, id: &str, pay: bool) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
+    pub(crate) async fn answer_payment(&self, id: &str, pay: bool) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
+        let deliveries = self.answer_payment_in_memory(id, pay)?;
+        self.persist().await.map_err(HostedCheckoutError::Unavailable)?;
+        Ok(deliveries)
+    }
+
+    fn answer_payment_in_memory(&self, id: &str, pay: bool) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
         let now = self.clock.now();
         let Some(secret) = self.config.webhook_secrets.first() else {
             return Err(no_signing_secret());
         };
         let mut state = self.lock();
+        let state = &mut *state;
         let record = state.payments.get_mut(&PaymentId::new(id)).ok_or(HostedCheckoutError::UnknownSession)?;
         if record.status == HostedCheckoutStatus::Paid {
             return Err(HostedCheckoutError::NotOpen(record.status));
@@ -176,7 +201,7 @@ impl SandboxProcessor {
             "payment_intent.payment_failed"
         };
         let object = payloads::payment_intent(record);
-        drop(state);
+        state.touched.insert((Kind::Payment, id.to_owned()));
         tracing::info!(event_type, "sandbox payment answered");
         Ok(self.sign_all(secret, now, vec![(event_type, object)]))
     }

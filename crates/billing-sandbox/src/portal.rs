@@ -10,15 +10,16 @@ use billing_domain::subscription::SubscriptionStatus;
 
 use crate::payloads;
 use crate::processor::{SandboxProcessor, no_signing_secret};
-use crate::state::SubscriptionChange;
+use crate::state::{Kind, SubscriptionChange};
 
 /// A portal session: whose subscriptions it shows and where it returns.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct PortalRecord {
     pub customer_id: CustomerId,
     pub return_url: String,
 }
 
+#[async_trait::async_trait]
 impl HostedPortalOps for SandboxProcessor {
     fn processor_id(&self) -> ProcessorId {
         Self::processor_id()
@@ -49,7 +50,7 @@ impl HostedPortalOps for SandboxProcessor {
     }
 
     #[tracing::instrument(skip_all, fields(portal_id = %id, subscription_id = %subscription))]
-    fn portal_action(
+    async fn portal_action(
         &self,
         id: &str,
         subscription: &SubscriptionId,
@@ -59,7 +60,24 @@ impl HostedPortalOps for SandboxProcessor {
         let Some(secret) = self.config.webhook_secrets.first() else {
             return Err(no_signing_secret());
         };
-        let mut state = self.lock();
+        let (event_type, object) = self.apply_portal_action(id, subscription, action, now)?;
+        self.persist().await.map_err(HostedCheckoutError::Unavailable)?;
+        tracing::info!(event_type, "sandbox portal action");
+        Ok(self.sign_all(secret, now, vec![(event_type, object)]))
+    }
+}
+
+impl SandboxProcessor {
+    /// Carries out a portal action in memory: the event type it announces and the subscription as it now is.
+    fn apply_portal_action(
+        &self,
+        id: &str,
+        subscription: &SubscriptionId,
+        action: PortalAction,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(&'static str, serde_json::Value), HostedCheckoutError> {
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let customer = state.portals.get(id).ok_or(HostedCheckoutError::UnknownSession)?.customer_id.clone();
         let record = state
             .subscriptions
@@ -80,8 +98,7 @@ impl HostedPortalOps for SandboxProcessor {
         }
         record.apply(&change, now).map_err(|e| HostedCheckoutError::NotAllowed(e.to_string()))?;
         let object = payloads::subscription(record);
-        drop(state);
-        tracing::info!(event_type, "sandbox portal action");
-        Ok(self.sign_all(secret, now, vec![(event_type, object)]))
+        state.touched.insert((Kind::Subscription, subscription.to_string()));
+        Ok((event_type, object))
     }
 }

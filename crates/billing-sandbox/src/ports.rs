@@ -13,7 +13,7 @@ use billing_domain::workspace::Workspace;
 use chrono::{DateTime, Utc};
 
 use crate::processor::SandboxProcessor;
-use crate::state::{SessionRecord, SubscriptionChange};
+use crate::state::{Kind, SessionRecord, SoldPlan, SubscriptionChange};
 
 impl ProcessorInfo for SandboxProcessor {
     fn id(&self) -> ProcessorId {
@@ -41,15 +41,22 @@ impl CustomerOps for SandboxProcessor {
         workspace: &Workspace,
         known: Option<CustomerId>,
     ) -> Result<CustomerId, ProcessorError> {
-        let mut state = self.lock();
-        if let Some(known) = known {
-            // Remember it so a sandbox restarted with empty records still never makes a second customer.
-            state.customers.entry(workspace.id.clone()).or_insert_with(|| known.clone());
-            return Ok(known);
-        }
-        let customer =
-            state.customers.entry(workspace.id.clone()).or_insert_with(|| CustomerId::new(self.ids.new_id("cus_sbx_")));
-        Ok(customer.clone())
+        let customer = {
+            let mut state = self.lock();
+            let remembered = state.customers.get(&workspace.id).cloned();
+            match (remembered, known) {
+                (Some(customer), _) => customer,
+                // Remember it so a sandbox that lost its records still never makes a second customer.
+                (None, known) => {
+                    let customer = known.unwrap_or_else(|| CustomerId::new(self.ids.new_id("cus_sbx_")));
+                    state.customers.insert(workspace.id.clone(), customer.clone());
+                    state.touch(Kind::Customer, workspace.id.as_str());
+                    customer
+                }
+            }
+        };
+        self.persist().await.map_err(ProcessorError::Unavailable)?;
+        Ok(customer)
     }
 }
 
@@ -65,8 +72,26 @@ impl CheckoutOps for SandboxProcessor {
             }
             None => request.plan.price.clone(),
         };
+        let sold = SoldPlan::from(&request.plan);
+        let id = self.record_session(request, sold, amount, now);
+        self.persist().await.map_err(ProcessorError::Unavailable)?;
+        let url = format!("{}/sandbox/checkout/{id}", self.config.base_url());
+        Ok(CheckoutSession { id, url })
+    }
+}
+
+impl SandboxProcessor {
+    /// The session of `request`'s idempotency key, recorded now if it is new.
+    fn record_session(
+        &self,
+        request: &CheckoutRequest,
+        sold: SoldPlan,
+        amount: billing_domain::money::Money,
+        now: DateTime<Utc>,
+    ) -> CheckoutSessionId {
         let mut state = self.lock();
-        let id = match state.sessions_by_key.get(&request.idempotency_key) {
+        let known = state.sessions_by_key.get(&request.idempotency_key).cloned();
+        match known {
             Some(id) => id.clone(),
             None => {
                 let id = CheckoutSessionId::new(self.ids.new_id("cs_sbx_"));
@@ -76,7 +101,7 @@ impl CheckoutOps for SandboxProcessor {
                         id: id.clone(),
                         workspace_id: request.workspace.id.clone(),
                         customer_id: request.customer_id.clone(),
-                        plan: request.plan.clone(),
+                        plan: sold,
                         price_id: request.price_id.clone(),
                         success_url: request.success_url.clone(),
                         cancel_url: request.cancel_url.clone(),
@@ -87,12 +112,15 @@ impl CheckoutOps for SandboxProcessor {
                     },
                 );
                 state.sessions_by_key.insert(request.idempotency_key.clone(), id.clone());
-                state.customers.entry(request.workspace.id.clone()).or_insert_with(|| request.customer_id.clone());
+                state.touch(Kind::Session, id.as_str());
+                state.touch(Kind::SessionKey, &request.idempotency_key);
+                if !state.customers.contains_key(&request.workspace.id) {
+                    state.customers.insert(request.workspace.id.clone(), request.customer_id.clone());
+                    state.touch(Kind::Customer, request.workspace.id.as_str());
+                }
                 id
             }
-        };
-        let url = format!("{}/sandbox/checkout/{id}", self.config.base_url());
-        Ok(CheckoutSession { id, url })
+        }
     }
 }
 
@@ -102,7 +130,12 @@ impl PortalOps for SandboxProcessor {
     async fn create_portal(&self, customer: &CustomerId, return_url: &str) -> Result<String, ProcessorError> {
         let id = self.ids.new_id("bps_sbx_");
         let record = crate::portal::PortalRecord { customer_id: customer.clone(), return_url: return_url.to_owned() };
-        self.lock().portals.insert(id.clone(), record);
+        {
+            let mut state = self.lock();
+            state.portals.insert(id.clone(), record);
+            state.touch(Kind::Portal, &id);
+        }
+        self.persist().await.map_err(ProcessorError::Unavailable)?;
         Ok(format!("{}/sandbox/portal/{id}", self.config.base_url()))
     }
 }
@@ -117,12 +150,12 @@ impl SubscriptionOps for SandboxProcessor {
         idempotency_key: &str,
     ) -> Result<SubscriptionSnapshot, ProcessorError> {
         let change = SubscriptionChange::Cancel { at_period_end };
-        self.change(id, change, idempotency_key)
+        self.change(id, change, idempotency_key).await
     }
 
     #[tracing::instrument(skip_all, fields(subscription_id = %id))]
     async fn resume(&self, id: &SubscriptionId, idempotency_key: &str) -> Result<SubscriptionSnapshot, ProcessorError> {
-        self.change(id, SubscriptionChange::Resume, idempotency_key)
+        self.change(id, SubscriptionChange::Resume, idempotency_key).await
     }
 
     /// Proration is accepted and ignored: the sandbox bills nothing until the next period.
@@ -138,7 +171,7 @@ impl SubscriptionOps for SandboxProcessor {
             return Err(ProcessorError::Rejected("empty price id".to_owned()));
         }
         let change = SubscriptionChange::ChangePrice(price.clone());
-        self.change(id, change, idempotency_key)
+        self.change(id, change, idempotency_key).await
     }
 
     #[tracing::instrument(skip_all, fields(subscription_id = %id))]
@@ -164,14 +197,16 @@ impl SubscriptionOps for SandboxProcessor {
 
 impl SandboxProcessor {
     /// One idempotent subscription change at the clock's now.
-    fn change(
+    async fn change(
         &self,
         id: &SubscriptionId,
         change: SubscriptionChange,
         idempotency_key: &str,
     ) -> Result<SubscriptionSnapshot, ProcessorError> {
         let now = self.clock.now();
-        self.lock().change_subscription(id, change, idempotency_key, now)
+        let snapshot = self.lock().change_subscription(id, change, idempotency_key, now)?;
+        self.persist().await.map_err(ProcessorError::Unavailable)?;
+        Ok(snapshot)
     }
 }
 

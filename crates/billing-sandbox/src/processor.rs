@@ -9,7 +9,7 @@ use billing_domain::events::SubscriptionSnapshot;
 use billing_domain::ids::{CheckoutSessionId, InvoiceId, PaymentId, ProcessorId, SubscriptionId};
 use billing_domain::ports::{
     CheckoutAnswer, Clock, HostedCheckout, HostedCheckoutError, HostedCheckoutOps, HostedCheckoutStatus, IdGenerator,
-    RawDelivery,
+    ProcessorRecords, RawDelivery,
 };
 use billing_domain::subscription::SubscriptionStatus;
 use chrono::{DateTime, Months, Utc};
@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::config::SandboxConfig;
 use crate::payloads::{self, CheckoutOutcome};
 use crate::payments::{PAYMENT_PREFIX, PaymentRecord};
-use crate::state::{InvoiceRecord, SessionRecord, State, SubscriptionRecord};
+use crate::state::{InvoiceRecord, Kind, SessionRecord, State, SubscriptionRecord};
 use stripe_wire::signature;
 
 /// The processor id of the sandbox in routes, catalog `processor_prices` and stored rows.
@@ -33,6 +33,10 @@ pub struct SandboxProcessor {
     pub(crate) ids: Arc<dyn IdGenerator>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) state: Mutex<State>,
+    /// Where its records are kept; memory only without.
+    pub(crate) records: Option<Arc<dyn ProcessorRecords>>,
+    /// Held while records are written, so writes reach the database in the order the records changed.
+    pub(crate) persist_turn: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for SandboxProcessor {
@@ -48,7 +52,14 @@ const DECLINE_MESSAGE: &str = "Your card was declined.";
 impl SandboxProcessor {
     /// A sandbox with no records; check `config` with [`SandboxConfig::validate`] at startup.
     pub fn new(config: SandboxConfig, ids: Arc<dyn IdGenerator>, clock: Arc<dyn Clock>) -> Self {
-        Self { config, ids, clock, state: Mutex::new(State::default()) }
+        let state = Mutex::new(State::default());
+        Self { config, ids, clock, state, records: None, persist_turn: tokio::sync::Mutex::new(()) }
+    }
+
+    /// This sandbox keeping its records in `records`; call [`SandboxProcessor::restore`] before serving.
+    pub fn with_records(mut self, records: Arc<dyn ProcessorRecords>) -> Self {
+        self.records = Some(records);
+        self
     }
 
     /// The processor id, `sandbox`.
@@ -77,7 +88,13 @@ impl SandboxProcessor {
     /// emits one `checkout.session.completed` in `payment` mode. Both end with the charge's
     /// `payment_intent.succeeded`.
     #[tracing::instrument(skip_all, fields(session_id = %session_id))]
-    pub fn pay(&self, session_id: &str) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
+    pub async fn pay(&self, session_id: &str) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
+        let deliveries = self.pay_in_memory(session_id)?;
+        self.persist().await.map_err(HostedCheckoutError::Unavailable)?;
+        Ok(deliveries)
+    }
+
+    fn pay_in_memory(&self, session_id: &str) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
         let now = self.clock.now();
         let mut guard = self.lock();
         let state = &mut *guard;
@@ -97,6 +114,8 @@ impl SandboxProcessor {
                 events.push(("checkout.session.completed", payloads::checkout_session(session, &outcome)));
                 events.push(("customer.subscription.created", payloads::subscription(&subscription)));
                 events.push(("invoice.paid", payloads::invoice(&invoice, Some(interval))));
+                state.touched.insert((Kind::Subscription, subscription_id.to_string()));
+                state.touched.insert((Kind::Invoice, invoice.id.to_string()));
                 state.subscriptions.insert(subscription_id, subscription);
                 state.invoices.push(invoice);
             }
@@ -106,10 +125,13 @@ impl SandboxProcessor {
             }
         }
         session.status = HostedCheckoutStatus::Paid;
+        let session_id = session.id.clone();
         // The charge itself, as Stripe announces it after the checkout's events: a payment Tollgate records and
         // an operator can refund.
         let charge = self.checkout_charge(session, now);
         events.push(("payment_intent.succeeded", payloads::payment_intent(&charge)));
+        state.touched.insert((Kind::Session, session_id.to_string()));
+        state.touched.insert((Kind::Payment, charge.id.to_string()));
         state.payments.insert(charge.id.clone(), charge);
         tracing::info!(deliveries = events.len(), "sandbox checkout paid");
         Ok(self.sign_all(secret, now, events))
@@ -117,16 +139,25 @@ impl SandboxProcessor {
 
     /// Declines an open session: emits one `checkout.session.async_payment_failed` with a `card_declined` reason.
     #[tracing::instrument(skip_all, fields(session_id = %session_id))]
-    pub fn decline(&self, session_id: &str) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
+    pub async fn decline(&self, session_id: &str) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
+        let deliveries = self.decline_in_memory(session_id)?;
+        self.persist().await.map_err(HostedCheckoutError::Unavailable)?;
+        Ok(deliveries)
+    }
+
+    fn decline_in_memory(&self, session_id: &str) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
         let now = self.clock.now();
         let mut guard = self.lock();
-        let session = open_session(&mut guard.sessions, session_id)?;
+        let state = &mut *guard;
+        let session = open_session(&mut state.sessions, session_id)?;
         let Some(secret) = self.config.webhook_secrets.first() else {
             return Err(no_signing_secret());
         };
         let outcome = CheckoutOutcome::Declined { code: DECLINE_CODE, message: DECLINE_MESSAGE };
         let object = payloads::checkout_session(session, &outcome);
         session.status = HostedCheckoutStatus::Declined;
+        let id = session.id.clone();
+        state.touched.insert((Kind::Session, id.to_string()));
         tracing::info!("sandbox checkout declined");
         Ok(self.sign_all(secret, now, vec![("checkout.session.async_payment_failed", object)]))
     }
@@ -223,6 +254,7 @@ impl SandboxProcessor {
     }
 }
 
+#[async_trait::async_trait]
 impl HostedCheckoutOps for SandboxProcessor {
     fn processor_id(&self) -> ProcessorId {
         Self::processor_id()
@@ -236,13 +268,17 @@ impl HostedCheckoutOps for SandboxProcessor {
         self.session(id.as_str())
     }
 
-    fn answer(&self, id: &CheckoutSessionId, answer: CheckoutAnswer) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
+    async fn answer(
+        &self,
+        id: &CheckoutSessionId,
+        answer: CheckoutAnswer,
+    ) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
         if id.as_str().starts_with(PAYMENT_PREFIX) {
-            return self.answer_payment(id.as_str(), answer == CheckoutAnswer::Pay);
+            return self.answer_payment(id.as_str(), answer == CheckoutAnswer::Pay).await;
         }
         match answer {
-            CheckoutAnswer::Pay => self.pay(id.as_str()),
-            CheckoutAnswer::Decline => self.decline(id.as_str()),
+            CheckoutAnswer::Pay => self.pay(id.as_str()).await,
+            CheckoutAnswer::Decline => self.decline(id.as_str()).await,
         }
     }
 }

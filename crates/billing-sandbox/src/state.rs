@@ -1,9 +1,10 @@
-//! The sandbox's in-memory records and the pure rules that change them. Lost on restart by design: the sandbox is a
-//! demonstration processor, and Tollgate's own database keeps what the webhooks told it.
+//! The sandbox's records and the pure rules that change them. They live in memory behind one mutex; each change
+//! notes what it touched, and `records.rs` writes those records to Tollgate's database before the change is
+//! answered, so a restart loses no open checkout, subscription or invoice.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
-use billing_domain::catalog::{Interval, Plan};
+use billing_domain::catalog::{Interval, Plan, PlanKind};
 use billing_domain::error::ProcessorError;
 use billing_domain::events::SubscriptionSnapshot;
 use billing_domain::ids::{CheckoutSessionId, CustomerId, InvoiceId, PlanId, PriceId, SubscriptionId, WorkspaceId};
@@ -11,14 +12,36 @@ use billing_domain::money::Money;
 use billing_domain::ports::{HostedCheckoutStatus, Invoice, InvoicePage};
 use billing_domain::subscription::SubscriptionStatus;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What a checkout sells: the parts of the catalog plan the sandbox shows and charges.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SoldPlan {
+    pub id: PlanId,
+    pub name: String,
+    pub kind: PlanKind,
+    pub price: Money,
+}
+
+impl SoldPlan {
+    pub fn is_subscription(&self) -> bool {
+        matches!(self.kind, PlanKind::Subscription { .. })
+    }
+}
+
+impl From<&Plan> for SoldPlan {
+    fn from(plan: &Plan) -> Self {
+        Self { id: plan.id.clone(), name: plan.name.clone(), kind: plan.kind.clone(), price: plan.price.clone() }
+    }
+}
 
 /// A checkout session as created, plus its outcome.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct SessionRecord {
     pub id: CheckoutSessionId,
     pub workspace_id: WorkspaceId,
     pub customer_id: CustomerId,
-    pub plan: Plan,
+    pub plan: SoldPlan,
     pub price_id: PriceId,
     pub success_url: String,
     pub cancel_url: String,
@@ -30,7 +53,7 @@ pub(crate) struct SessionRecord {
 }
 
 /// A subscription with what the Stripe-shaped payloads need beyond the domain snapshot.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct SubscriptionRecord {
     pub snapshot: SubscriptionSnapshot,
     pub workspace_id: WorkspaceId,
@@ -44,7 +67,7 @@ pub(crate) struct SubscriptionRecord {
 }
 
 /// A paid invoice.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct InvoiceRecord {
     pub id: InvoiceId,
     pub number: String,
@@ -76,7 +99,7 @@ impl InvoiceRecord {
 }
 
 /// A requested change to a subscription; also the fingerprint an idempotency key is bound to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum SubscriptionChange {
     Cancel { at_period_end: bool },
     Resume,
@@ -122,12 +145,34 @@ pub(crate) struct State {
     pub payments: HashMap<billing_domain::ids::PaymentId, crate::payments::PaymentRecord>,
     pub payments_by_key: HashMap<String, billing_domain::ids::PaymentId>,
     pub refunds_by_key: HashMap<String, crate::payments::RefundRecord>,
+    /// What changed since the last write to the database (`records.rs`).
+    pub touched: BTreeSet<(Kind, String)>,
+}
+
+/// The kinds of record the sandbox keeps, one map of [`State`] each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Kind {
+    Customer,
+    Session,
+    SessionKey,
+    Subscription,
+    Invoice,
+    SubscriptionChange,
+    Portal,
+    Payment,
+    PaymentKey,
+    RefundKey,
 }
 
 /// Stripe's own bounds on a list `limit`.
 const MAX_PAGE: usize = 100;
 
 impl State {
+    /// Notes that record `id` of `kind` changed and must be written.
+    pub fn touch(&mut self, kind: Kind, id: &str) {
+        self.touched.insert((kind, id.to_owned()));
+    }
+
     /// The next human-readable invoice number.
     pub fn next_invoice_number(&self) -> String {
         format!("SBX-{:06}", self.invoices.len() + 1)
@@ -153,6 +198,8 @@ impl State {
         record.apply(&change, now)?;
         let snapshot = record.snapshot.clone();
         self.subscription_changes.insert(idempotency_key.to_owned(), (id.clone(), change, snapshot.clone()));
+        self.touch(Kind::Subscription, id.as_str());
+        self.touch(Kind::SubscriptionChange, idempotency_key);
         Ok(snapshot)
     }
 

@@ -72,7 +72,7 @@ pub enum Interval {
 }
 
 /// What buying the plan does.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum PlanKind {
     /// A recurring subscription.

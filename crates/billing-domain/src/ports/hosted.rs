@@ -2,16 +2,18 @@
 //! when the customer answers, hands the processor's raw signed deliveries to the same verify-and-ingest step as
 //! `POST /webhooks/{processor}`: no loopback HTTP call, and the events still travel the processor's own path.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::error::StoreError;
 use crate::ids::{CheckoutSessionId, CustomerId, ProcessorId, SubscriptionId, WorkspaceId};
 use crate::money::Money;
 use crate::ports::WebhookHeaders;
 use crate::subscription::SubscriptionStatus;
 
 /// Where a hosted checkout stands; only an `open` one can be paid or declined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HostedCheckoutStatus {
     Open,
@@ -84,6 +86,7 @@ pub enum HostedCheckoutError {
 
 /// Checkouts whose page Tollgate hosts.
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+#[async_trait]
 pub trait HostedCheckoutOps: Send + Sync {
     /// The processor whose webhook verifier receives the deliveries (`/webhooks/{id}`).
     fn processor_id(&self) -> ProcessorId;
@@ -91,7 +94,11 @@ pub trait HostedCheckoutOps: Send + Sync {
     fn hosted_checkout(&self, id: &CheckoutSessionId) -> Option<HostedCheckout>;
     /// Takes the customer's answer on an open session and returns the deliveries it causes, in the order the
     /// processor would send them. MUST change nothing when it returns an error.
-    fn answer(&self, id: &CheckoutSessionId, answer: CheckoutAnswer) -> Result<Vec<RawDelivery>, HostedCheckoutError>;
+    async fn answer(
+        &self,
+        id: &CheckoutSessionId,
+        answer: CheckoutAnswer,
+    ) -> Result<Vec<RawDelivery>, HostedCheckoutError>;
 }
 
 /// A subscription as the hosted portal lists it.
@@ -126,6 +133,7 @@ pub enum PortalAction {
 
 /// Portals whose page Tollgate hosts (the sandbox's).
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+#[async_trait]
 pub trait HostedPortalOps: Send + Sync {
     /// The processor whose webhook verifier receives the deliveries.
     fn processor_id(&self) -> ProcessorId;
@@ -133,10 +141,34 @@ pub trait HostedPortalOps: Send + Sync {
     fn hosted_portal(&self, id: &str) -> Option<HostedPortal>;
     /// Carries out `action` on the portal customer's `subscription` and returns the deliveries it causes. MUST
     /// change nothing when it returns an error.
-    fn portal_action(
+    async fn portal_action(
         &self,
         id: &str,
         subscription: &SubscriptionId,
         action: PortalAction,
     ) -> Result<Vec<RawDelivery>, HostedCheckoutError>;
+}
+
+/// One record of a processor whose records Tollgate keeps for it: an opaque JSON document by kind and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessorRecord {
+    pub kind: String,
+    pub id: String,
+    pub body: String,
+}
+
+/// Durable records of a processor that has no servers of its own (the sandbox), in Tollgate's database, so a
+/// restart loses no open checkout, subscription or invoice.
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+#[async_trait]
+pub trait ProcessorRecords: Send + Sync {
+    /// Every record of `processor`.
+    async fn load_records(&self, processor: &ProcessorId) -> Result<Vec<ProcessorRecord>, StoreError>;
+    /// Writes `records` (each replacing the one of its kind and id) in one transaction.
+    async fn save_records(
+        &self,
+        processor: &ProcessorId,
+        records: &[ProcessorRecord],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 }

@@ -50,6 +50,13 @@ impl Clock for FixedClock {
 #[derive(Debug, Default)]
 pub struct CountingIds(AtomicU64);
 
+impl CountingIds {
+    /// Ids counting on after `last` (a restarted process must not hand out the ids of the one before).
+    pub fn starting_at(last: u64) -> Self {
+        Self(AtomicU64::new(last))
+    }
+}
+
 impl IdGenerator for CountingIds {
     fn new_id(&self, prefix: &str) -> String {
         format!("{prefix}{}", self.0.fetch_add(1, Ordering::SeqCst) + 1)

@@ -51,7 +51,7 @@ async fn answer(
 ) -> Result<HttpResponse, ApiError> {
     let hosted = hosted(state)?;
     let id = CheckoutSessionId::new(session_id);
-    let deliveries = hosted.answer(&id, answer).map_err(hosted_error)?;
+    let deliveries = hosted.answer(&id, answer).await.map_err(hosted_error)?;
     let processor = hosted.processor_id();
     let mut rows = String::new();
     let mut all_ok = true;

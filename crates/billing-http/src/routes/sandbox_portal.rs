@@ -42,13 +42,14 @@ pub async fn act(
         _ => return Err(ApiError::route_not_found(&actix_web::http::Method::POST, &format!("/sandbox/portal/{id}"))),
     };
     let hosted = hosted(&state)?;
-    let deliveries = hosted.portal_action(&id, &SubscriptionId::new(subscription), action).map_err(|e| match e {
-        HostedCheckoutError::UnknownSession => portal_not_found(),
-        HostedCheckoutError::NotAllowed(why) => {
-            ApiError::new(StatusCode::CONFLICT, ErrorCode::SubscriptionStateConflict, "Not allowed", why)
-        }
-        other => ApiError::internal(other),
-    })?;
+    let deliveries =
+        hosted.portal_action(&id, &SubscriptionId::new(subscription), action).await.map_err(|e| match e {
+            HostedCheckoutError::UnknownSession => portal_not_found(),
+            HostedCheckoutError::NotAllowed(why) => {
+                ApiError::new(StatusCode::CONFLICT, ErrorCode::SubscriptionStateConflict, "Not allowed", why)
+            }
+            other => ApiError::internal(other),
+        })?;
     let processor = hosted.processor_id();
     let mut all_ok = true;
     let mut outcomes = Vec::new();

@@ -20,7 +20,7 @@ async fn subscribe(sandbox: &SandboxProcessor, workspace_id: &str, key: &str) ->
     let mut request = checkout_request(workspace_id, &customer, pro_monthly());
     request.idempotency_key = key.to_owned();
     let session = sandbox.create_checkout(&request).await.unwrap();
-    sandbox.pay(session.id.as_str()).unwrap();
+    sandbox.pay(session.id.as_str()).await.unwrap();
     let state = sandbox.lock();
     let newest = state.invoices.last().unwrap();
     newest.subscription_id.clone().unwrap()
@@ -241,7 +241,7 @@ async fn deliveries_signed_before_a_rotation_still_verify() {
     let old = processor();
     let customer = old.ensure_customer(&workspace("ws_a"), None).await.unwrap();
     let session = old.create_checkout(&checkout_request("ws_a", &customer, pro_monthly())).await.unwrap();
-    let delivery = old.pay(session.id.as_str()).unwrap().remove(0);
+    let delivery = old.pay(session.id.as_str()).await.unwrap().remove(0);
 
     let mut config = test_support::config();
     config.webhook_secrets.insert(0, SecretString::from("whsec_new_primary"));

@@ -31,7 +31,7 @@ async fn pay_for_a_subscription_emits_four_verifiable_events_with_consistent_ids
     let (customer, session) = start_checkout(&sandbox, "ws_1", pro_monthly()).await;
     assert_eq!(session.url, format!("http://localhost:8080/sandbox/checkout/{}", session.id));
 
-    let deliveries = sandbox.pay(session.id.as_str()).unwrap();
+    let deliveries = sandbox.pay(session.id.as_str()).await.unwrap();
     let types: Vec<&str> = deliveries.iter().map(|d| d.event_type.as_str()).collect();
     assert_eq!(
         types,
@@ -114,7 +114,7 @@ async fn pay_for_a_subscription_emits_four_verifiable_events_with_consistent_ids
 async fn deliveries_look_like_stripe_events() {
     let sandbox = processor();
     let (customer, session) = start_checkout(&sandbox, "ws_1", pro_yearly()).await;
-    let deliveries = sandbox.pay(session.id.as_str()).unwrap();
+    let deliveries = sandbox.pay(session.id.as_str()).await.unwrap();
     let bodies: Vec<Value> = deliveries.iter().map(|d| serde_json::from_str(&d.body).unwrap()).collect();
     for (delivery, body) in deliveries.iter().zip(&bodies) {
         assert_eq!(body["object"], "event");
@@ -153,7 +153,7 @@ async fn deliveries_look_like_stripe_events() {
 async fn pay_for_credits_emits_one_payment_checkout_and_its_charge() {
     let sandbox = processor();
     let (customer, session) = start_checkout(&sandbox, "ws_2", credits10()).await;
-    let deliveries = sandbox.pay(session.id.as_str()).unwrap();
+    let deliveries = sandbox.pay(session.id.as_str()).await.unwrap();
     assert_eq!(deliveries.len(), 2);
     assert_eq!(deliveries[1].event_type, "payment_intent.succeeded");
     let EventPayload::PaymentActivity { plan_id, .. } = receive(&sandbox, &deliveries[1]).payload else {
@@ -178,7 +178,7 @@ async fn pay_for_credits_emits_one_payment_checkout_and_its_charge() {
 async fn decline_emits_checkout_failed() {
     let sandbox = processor();
     let (_, session) = start_checkout(&sandbox, "ws_3", pro_monthly()).await;
-    let deliveries = sandbox.decline(session.id.as_str()).unwrap();
+    let deliveries = sandbox.decline(session.id.as_str()).await.unwrap();
     assert_eq!(deliveries.len(), 1);
     assert_eq!(deliveries[0].event_type, "checkout.session.async_payment_failed");
     let event = receive(&sandbox, &deliveries[0]);
@@ -198,14 +198,17 @@ async fn decline_emits_checkout_failed() {
 async fn a_session_is_paid_or_declined_once() {
     let sandbox = processor();
     let (_, paid) = start_checkout(&sandbox, "ws_4", pro_monthly()).await;
-    sandbox.pay(paid.id.as_str()).unwrap();
-    assert_eq!(sandbox.pay(paid.id.as_str()), Err(HostedCheckoutError::NotOpen(HostedCheckoutStatus::Paid)));
-    assert_eq!(sandbox.decline(paid.id.as_str()), Err(HostedCheckoutError::NotOpen(HostedCheckoutStatus::Paid)));
+    sandbox.pay(paid.id.as_str()).await.unwrap();
+    assert_eq!(sandbox.pay(paid.id.as_str()).await, Err(HostedCheckoutError::NotOpen(HostedCheckoutStatus::Paid)));
+    assert_eq!(sandbox.decline(paid.id.as_str()).await, Err(HostedCheckoutError::NotOpen(HostedCheckoutStatus::Paid)));
     let (_, declined) = start_checkout(&sandbox, "ws_5", pro_monthly()).await;
-    sandbox.decline(declined.id.as_str()).unwrap();
-    assert_eq!(sandbox.pay(declined.id.as_str()), Err(HostedCheckoutError::NotOpen(HostedCheckoutStatus::Declined)));
-    assert_eq!(sandbox.pay("cs_sbx_nope"), Err(HostedCheckoutError::UnknownSession));
-    assert_eq!(sandbox.decline("cs_sbx_nope"), Err(HostedCheckoutError::UnknownSession));
+    sandbox.decline(declined.id.as_str()).await.unwrap();
+    assert_eq!(
+        sandbox.pay(declined.id.as_str()).await,
+        Err(HostedCheckoutError::NotOpen(HostedCheckoutStatus::Declined))
+    );
+    assert_eq!(sandbox.pay("cs_sbx_nope").await, Err(HostedCheckoutError::UnknownSession));
+    assert_eq!(sandbox.decline("cs_sbx_nope").await, Err(HostedCheckoutError::UnknownSession));
     assert!(sandbox.session("cs_sbx_nope").is_none());
 }
 
@@ -236,7 +239,7 @@ async fn pay_without_a_signing_secret_changes_nothing() {
         Arc::new(test_support::FixedClock::at(now())),
     );
     let (_, session) = start_checkout(&sandbox, "ws_7", pro_monthly()).await;
-    assert_eq!(sandbox.pay(session.id.as_str()), Err(no_signing_secret()));
+    assert_eq!(sandbox.pay(session.id.as_str()).await, Err(no_signing_secret()));
     assert_eq!(sandbox.session(session.id.as_str()).unwrap().status, HostedCheckoutStatus::Open);
     assert!(sandbox.lock().subscriptions.is_empty());
 }
@@ -267,9 +270,9 @@ async fn the_portal_shows_the_customers_subscriptions_and_signs_each_action() {
 
     let sandbox = processor();
     let (customer, session) = start_checkout(&sandbox, "ws_p", pro_monthly()).await;
-    sandbox.pay(session.id.as_str()).unwrap();
+    sandbox.pay(session.id.as_str()).await.unwrap();
     let (_, other) = start_checkout(&sandbox, "ws_q", pro_monthly()).await;
-    sandbox.pay(other.id.as_str()).unwrap();
+    sandbox.pay(other.id.as_str()).await.unwrap();
     let url = sandbox.create_portal(&customer, "https://app.example.com/back").await.unwrap();
     let id = url.rsplit('/').next().unwrap();
     assert!(url.starts_with("http://localhost:8080/sandbox/portal/bps_sbx_"), "{url}");
@@ -282,27 +285,27 @@ async fn the_portal_shows_the_customers_subscriptions_and_signs_each_action() {
     assert_eq!(portal.subscriptions.len(), 1, "only this customer's: {portal:?}");
     let subscription = portal.subscriptions[0].id.clone();
 
-    let deliveries = sandbox.portal_action(id, &subscription, PortalAction::CancelAtPeriodEnd).unwrap();
+    let deliveries = sandbox.portal_action(id, &subscription, PortalAction::CancelAtPeriodEnd).await.unwrap();
     let event = receive(&sandbox, &deliveries[0]);
     assert_eq!(event.event_type, "customer.subscription.updated");
     let EventPayload::SubscriptionChanged(snapshot) = event.payload else { panic!("{:?}", event.payload) };
     assert!(snapshot.cancel_at_period_end && snapshot.status == SubscriptionStatus::Active);
 
-    let ended = sandbox.portal_action(id, &subscription, PortalAction::CancelNow).unwrap();
+    let ended = sandbox.portal_action(id, &subscription, PortalAction::CancelNow).await.unwrap();
     assert_eq!(receive(&sandbox, &ended[0]).event_type, "customer.subscription.deleted");
     assert_eq!(sandbox.hosted_portal(id).unwrap().subscriptions[0].status, SubscriptionStatus::Canceled);
     assert!(matches!(
-        sandbox.portal_action(id, &subscription, PortalAction::Resume),
+        sandbox.portal_action(id, &subscription, PortalAction::Resume).await,
         Err(HostedCheckoutError::NotAllowed(_))
     ));
     // Another customer's subscription is not reachable from this portal, and an unknown portal is no portal.
     let foreign = sandbox.lock().subscriptions.keys().find(|s| **s != subscription).unwrap().clone();
     assert!(matches!(
-        sandbox.portal_action(id, &foreign, PortalAction::CancelNow),
+        sandbox.portal_action(id, &foreign, PortalAction::CancelNow).await,
         Err(HostedCheckoutError::NotAllowed(_))
     ));
     assert!(matches!(
-        sandbox.portal_action("bps_nope", &foreign, PortalAction::CancelNow),
+        sandbox.portal_action("bps_nope", &foreign, PortalAction::CancelNow).await,
         Err(HostedCheckoutError::UnknownSession)
     ));
     assert!(sandbox.hosted_portal("bps_nope").is_none());

@@ -11,6 +11,7 @@ pub mod outbox;
 pub mod parked_event;
 pub mod payment;
 pub mod processor_customer;
+pub mod processor_record;
 pub mod refund;
 pub mod subscription;
 pub mod usage_event;

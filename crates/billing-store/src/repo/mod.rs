@@ -10,6 +10,7 @@ mod inbox;
 mod locks;
 mod outbox;
 mod payments;
+mod processor_records;
 mod subscriptions;
 mod usage;
 mod workspaces;

@@ -34,6 +34,7 @@ mod inbox;
 mod locks;
 mod outbox;
 mod payments;
+mod processor_records;
 mod subscriptions;
 mod transactions;
 mod usage;

@@ -94,7 +94,7 @@ impl ProcessorPeer for SandboxPeer {
         };
         let price = request.price_id.clone();
         let session = self.adapter.create_checkout(&request).await.unwrap();
-        let deliveries = self.adapter.pay(session.id.as_str()).unwrap();
+        let deliveries = self.adapter.pay(session.id.as_str()).await.unwrap();
         let subscription = deliveries
             .iter()
             .find_map(|delivery| {
@@ -113,7 +113,7 @@ impl ProcessorPeer for SandboxPeer {
     /// The Pay button of the sandbox's payment page.
     async fn pay(&self, payment: &PaymentId) {
         let id = billing_domain::ids::CheckoutSessionId::new(payment.as_str());
-        let deliveries = self.adapter.answer(&id, CheckoutAnswer::Pay).unwrap();
+        let deliveries = self.adapter.answer(&id, CheckoutAnswer::Pay).await.unwrap();
         assert_eq!(deliveries[0].event_type, "payment_intent.succeeded");
     }
 }

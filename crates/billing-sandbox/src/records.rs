@@ -1,0 +1,162 @@
+//! The sandbox's records in Tollgate's database (the domain's `ProcessorRecords` port): every change notes the
+//! records it touched ([`State::touch`]) and [`SandboxProcessor::persist`] writes them, in the order they changed,
+//! before the change is answered; [`SandboxProcessor::restore`] reads them all back at startup.
+
+use billing_domain::ids::{CheckoutSessionId, PaymentId, SubscriptionId, WorkspaceId};
+use billing_domain::ports::ProcessorRecord;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::processor::SandboxProcessor;
+use crate::state::{Kind, State};
+
+impl Kind {
+    const ALL: [Kind; 10] = [
+        Kind::Customer,
+        Kind::Session,
+        Kind::SessionKey,
+        Kind::Subscription,
+        Kind::Invoice,
+        Kind::SubscriptionChange,
+        Kind::Portal,
+        Kind::Payment,
+        Kind::PaymentKey,
+        Kind::RefundKey,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Customer => "customer",
+            Kind::Session => "checkout_session",
+            Kind::SessionKey => "checkout_session_key",
+            Kind::Subscription => "subscription",
+            Kind::Invoice => "invoice",
+            Kind::SubscriptionChange => "subscription_change",
+            Kind::Portal => "portal_session",
+            Kind::Payment => "payment",
+            Kind::PaymentKey => "payment_key",
+            Kind::RefundKey => "refund_key",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl State {
+    /// The records touched since the last call, as they are now.
+    pub(crate) fn take_touched(&mut self) -> Vec<ProcessorRecord> {
+        let touched = std::mem::take(&mut self.touched);
+        touched.into_iter().filter_map(|(kind, id)| self.record(kind, &id)).collect()
+    }
+
+    fn record(&self, kind: Kind, id: &str) -> Option<ProcessorRecord> {
+        let body = match kind {
+            Kind::Customer => json(WorkspaceId::parse(id).ok().and_then(|w| self.customers.get(&w))),
+            Kind::Session => json(self.sessions.get(&CheckoutSessionId::new(id))),
+            Kind::SessionKey => json(self.sessions_by_key.get(id)),
+            Kind::Subscription => json(self.subscriptions.get(&SubscriptionId::new(id))),
+            Kind::Invoice => json(self.invoices.iter().find(|i| i.id.as_str() == id)),
+            Kind::SubscriptionChange => json(self.subscription_changes.get(id)),
+            Kind::Portal => json(self.portals.get(id)),
+            Kind::Payment => json(self.payments.get(&PaymentId::new(id))),
+            Kind::PaymentKey => json(self.payments_by_key.get(id)),
+            Kind::RefundKey => json(self.refunds_by_key.get(id)),
+        }?;
+        Some(ProcessorRecord { kind: kind.name().to_owned(), id: id.to_owned(), body })
+    }
+
+    /// The state the stored `records` describe. An unreadable record is an error naming it: the sandbox would
+    /// otherwise forget it silently.
+    pub(crate) fn restored(records: Vec<ProcessorRecord>) -> Result<State, String> {
+        let mut state = State::default();
+        for record in records {
+            let kind =
+                Kind::parse(&record.kind).ok_or_else(|| format!("unknown sandbox record kind `{}`", record.kind))?;
+            let id = record.id.clone();
+            let body = record.body.as_str();
+            let broken = |e: serde_json::Error| format!("sandbox record {}/{}: {e}", record.kind, record.id);
+            match kind {
+                Kind::Customer => {
+                    let workspace =
+                        WorkspaceId::parse(id.as_str()).map_err(|e| format!("sandbox customer {id}: {e}"))?;
+                    state.customers.insert(workspace, parse(body).map_err(broken)?);
+                }
+                Kind::Session => {
+                    state.sessions.insert(CheckoutSessionId::new(id), parse(body).map_err(broken)?);
+                }
+                Kind::SessionKey => {
+                    state.sessions_by_key.insert(id, parse(body).map_err(broken)?);
+                }
+                Kind::Subscription => {
+                    state.subscriptions.insert(SubscriptionId::new(id), parse(body).map_err(broken)?);
+                }
+                Kind::Invoice => state.invoices.push(parse(body).map_err(broken)?),
+                Kind::SubscriptionChange => {
+                    state.subscription_changes.insert(id, parse(body).map_err(broken)?);
+                }
+                Kind::Portal => {
+                    state.portals.insert(id, parse(body).map_err(broken)?);
+                }
+                Kind::Payment => {
+                    state.payments.insert(PaymentId::new(id), parse(body).map_err(broken)?);
+                }
+                Kind::PaymentKey => {
+                    state.payments_by_key.insert(id, parse(body).map_err(broken)?);
+                }
+                Kind::RefundKey => {
+                    state.refunds_by_key.insert(id, parse(body).map_err(broken)?);
+                }
+            }
+        }
+        // Invoice numbers count up in creation order, which listing newest-first relies on.
+        state.invoices.sort_by(|a, b| a.number.cmp(&b.number));
+        Ok(state)
+    }
+}
+
+impl SandboxProcessor {
+    /// Writes the records the last changes touched, when the sandbox keeps records. Writes queue on one lock, so
+    /// they reach the database in the order the records changed; a failed write leaves them noted for the next.
+    pub(crate) async fn persist(&self) -> Result<(), String> {
+        let Some(records) = &self.records else {
+            self.lock().touched.clear();
+            return Ok(());
+        };
+        let _turn = self.persist_turn.lock().await;
+        let batch = self.lock().take_touched();
+        if let Err(error) = records.save_records(&Self::processor_id(), &batch, self.clock.now()).await {
+            let mut state = self.lock();
+            for record in &batch {
+                if let (Some(kind), id) = (Kind::parse(&record.kind), record.id.clone()) {
+                    state.touched.insert((kind, id));
+                }
+            }
+            tracing::error!(%error, records = batch.len(), "sandbox records not written");
+            return Err(format!("the sandbox could not write its records: {error}"));
+        }
+        Ok(())
+    }
+
+    /// Replaces the sandbox's memory with its stored records (at startup); returns how many were read.
+    pub async fn restore(&self) -> Result<usize, String> {
+        let Some(records) = &self.records else { return Ok(0) };
+        let stored = records.load_records(&Self::processor_id()).await.map_err(|e| e.to_string())?;
+        let count = stored.len();
+        *self.lock() = State::restored(stored)?;
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+fn json<T: Serialize>(value: Option<&T>) -> Option<String> {
+    // The records are plain data (ids, amounts, words): serializing them cannot fail.
+    value.and_then(|v| serde_json::to_string(v).ok())
+}
+
+fn parse<T: DeserializeOwned>(body: &str) -> Result<T, serde_json::Error> {
+    serde_json::from_str(body)
+}

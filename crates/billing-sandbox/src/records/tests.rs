@@ -1,0 +1,132 @@
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use billing_domain::error::StoreError;
+use billing_domain::ids::{PaymentId, ProcessorId};
+use billing_domain::money::{Currency, Money};
+use billing_domain::ports::{
+    CheckoutOps, CustomerOps, HostedCheckoutStatus, InvoiceOps, PaymentIntentRequest, PaymentOps, PortalOps,
+    ProcessorRecord, ProcessorRecords, SubscriptionOps,
+};
+use chrono::{DateTime, Utc};
+
+use crate::SandboxProcessor;
+use crate::test_support::{self, CountingIds, FixedClock, config, now, pro_monthly, workspace};
+
+/// Records kept in a map, as the database keeps them; `fail` makes the next write fail.
+#[derive(Default)]
+struct MapRecords {
+    rows: Mutex<BTreeMap<(String, String), String>>,
+    writes: Mutex<usize>,
+    fail: Mutex<bool>,
+}
+
+#[async_trait]
+impl ProcessorRecords for MapRecords {
+    async fn load_records(&self, _: &ProcessorId) -> Result<Vec<ProcessorRecord>, StoreError> {
+        let rows = self.rows.lock().unwrap();
+        Ok(rows
+            .iter()
+            .map(|((kind, id), body)| ProcessorRecord { kind: kind.clone(), id: id.clone(), body: body.clone() })
+            .collect())
+    }
+
+    async fn save_records(
+        &self,
+        _: &ProcessorId,
+        records: &[ProcessorRecord],
+        _: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if std::mem::take(&mut *self.fail.lock().unwrap()) {
+            return Err(StoreError::Unavailable("database down".into()));
+        }
+        *self.writes.lock().unwrap() += 1;
+        let mut rows = self.rows.lock().unwrap();
+        for r in records {
+            rows.insert((r.kind.clone(), r.id.clone()), r.body.clone());
+        }
+        Ok(())
+    }
+}
+
+/// A sandbox over `records`, its ids counted from `first_id` so a restarted one does not reuse ids.
+fn sandbox(records: &Arc<MapRecords>, first_id: u64) -> SandboxProcessor {
+    let ids = CountingIds::starting_at(first_id);
+    SandboxProcessor::new(config(), Arc::new(ids), Arc::new(FixedClock::at(now()))).with_records(records.clone())
+}
+
+#[tokio::test]
+async fn a_restarted_sandbox_has_every_record_it_wrote() {
+    let records = Arc::new(MapRecords::default());
+    let before = sandbox(&records, 0);
+    let customer = before.ensure_customer(&workspace("ws_1"), None).await.unwrap();
+    let paid = before.create_checkout(&test_support::checkout_request("ws_1", &customer, pro_monthly())).await.unwrap();
+    before.pay(paid.id.as_str()).await.unwrap();
+    let mut open_request = test_support::checkout_request("ws_1", &customer, pro_monthly());
+    open_request.idempotency_key = "open".into();
+    let open = before.create_checkout(&open_request).await.unwrap();
+    let usd = Money::new(1500, Currency::parse("USD").unwrap());
+    let intent = PaymentIntentRequest {
+        workspace_id: workspace("ws_1").id,
+        customer_id: customer.clone(),
+        amount: usd.clone(),
+        plan_id: None,
+        description: None,
+        return_url: "http://localhost/back".into(),
+        idempotency_key: "pi-1".into(),
+    };
+    let intent = before.create_payment_intent(&intent).await.unwrap();
+    before.answer_payment(intent.id.as_str(), true).await.unwrap();
+    let refund = before.refund(&intent.id, Some(Money::new(500, usd.currency.clone())), "r-1").await.unwrap();
+    let portal = before.create_portal(&customer, "http://localhost/back").await.unwrap();
+    let subscription = before.list_for_customer(&customer).await.unwrap().remove(0);
+    before.cancel(&subscription.subscription_id, true, "cancel-1").await.unwrap();
+
+    let after = sandbox(&records, 1_000);
+    assert_eq!(after.restore().await.unwrap(), records.rows.lock().unwrap().len());
+    assert_eq!(after.ensure_customer(&workspace("ws_1"), None).await.unwrap(), customer, "no second customer");
+    assert_eq!(after.session(paid.id.as_str()).unwrap().status, HostedCheckoutStatus::Paid);
+    assert_eq!(after.session(open.id.as_str()).unwrap().status, HostedCheckoutStatus::Open);
+    assert_eq!(after.create_checkout(&open_request).await.unwrap().id, open.id, "its idempotency key too");
+    after.pay(open.id.as_str()).await.unwrap();
+    let invoices = after.list_invoices(&customer, 10, None).await.unwrap();
+    assert_eq!(invoices.invoices.len(), 2, "the invoice from before and the one just paid");
+    assert!(invoices.invoices[0].number > invoices.invoices[1].number, "newest first across the restart");
+    let fetched = after.fetch(&subscription.subscription_id).await.unwrap();
+    assert!(fetched.cancel_at_period_end);
+    assert_eq!(
+        after.refund(&intent.id, Some(Money::new(500, usd.currency.clone())), "r-1").await.unwrap().id,
+        refund.id
+    );
+    let over = after.refund(&intent.id, Some(Money::new(1001, usd.currency.clone())), "r-2").await;
+    assert!(over.is_err(), "what was refunded before the restart counts");
+    let portal_id = portal.rsplit('/').next().unwrap();
+    assert!(billing_domain::ports::HostedPortalOps::hosted_portal(&after, portal_id).is_some());
+    assert!(after.payment_page(PaymentId::new(intent.id.as_str()).as_str()).is_some());
+}
+
+#[tokio::test]
+async fn a_write_that_fails_is_an_error_and_is_written_with_the_next() {
+    let records = Arc::new(MapRecords::default());
+    let sandbox = sandbox(&records, 0);
+    *records.fail.lock().unwrap() = true;
+    let failed = sandbox.ensure_customer(&workspace("ws_1"), None).await;
+    assert!(matches!(failed, Err(billing_domain::error::ProcessorError::Unavailable(_))), "{failed:?}");
+    assert!(records.rows.lock().unwrap().is_empty());
+    // The retry finds the customer in memory and writes it now.
+    let customer = sandbox.ensure_customer(&workspace("ws_1"), None).await.unwrap();
+    assert_eq!(
+        records.rows.lock().unwrap().get(&("customer".to_owned(), "ws_1".to_owned())),
+        Some(&format!("\"{customer}\""))
+    );
+    assert_eq!(*records.writes.lock().unwrap(), 1);
+}
+
+#[tokio::test]
+async fn an_unreadable_record_stops_the_restore_with_its_name() {
+    let records = Arc::new(MapRecords::default());
+    records.rows.lock().unwrap().insert(("checkout_session".into(), "cs_1".into()), "{not json".into());
+    let error = sandbox(&records, 0).restore().await.unwrap_err();
+    assert!(error.contains("checkout_session/cs_1"), "{error}");
+}
