@@ -1,5 +1,5 @@
 //! The sandbox's billing portal: a page Tollgate hosts (the domain's `HostedPortalOps`) where the customer cancels
-//! at period end, resumes or ends a subscription, each emitting the signed `customer.subscription.updated` or
+//! at period end, resumes, switches plan or ends a subscription, each emitting the signed `customer.subscription.updated` or
 //! `.deleted` Stripe would send, which the edge ingests like any delivery.
 
 use billing_domain::ids::{CustomerId, ProcessorId, SubscriptionId};
@@ -34,6 +34,7 @@ impl HostedPortalOps for SandboxProcessor {
             .filter(|record| record.snapshot.customer_id == portal.customer_id)
             .map(|record| PortalSubscription {
                 id: record.snapshot.subscription_id.clone(),
+                price_id: record.snapshot.price_id.clone(),
                 plan_name: record.plan_id.to_string(),
                 status: record.snapshot.status,
                 cancel_at_period_end: record.snapshot.cancel_at_period_end,
@@ -92,11 +93,26 @@ impl SandboxProcessor {
             PortalAction::CancelNow => {
                 (SubscriptionChange::Cancel { at_period_end: false }, "customer.subscription.deleted")
             }
+            PortalAction::ChangePlan(ref plan) => {
+                if plan.price == record.snapshot.price_id {
+                    return Err(HostedCheckoutError::NotAllowed(format!(
+                        "the subscription is on {} already",
+                        plan.name
+                    )));
+                }
+                (SubscriptionChange::ChangePrice(plan.price.clone()), "customer.subscription.updated")
+            }
         };
         if record.snapshot.status == SubscriptionStatus::Canceled {
             return Err(HostedCheckoutError::NotAllowed("the subscription has ended".into()));
         }
         record.apply(&change, now).map_err(|e| HostedCheckoutError::NotAllowed(e.to_string()))?;
+        if let PortalAction::ChangePlan(plan) = &action {
+            // What the item's price object and later invoices show.
+            record.plan_id = plan.id.clone();
+            record.amount = plan.amount.clone();
+            record.interval = plan.interval;
+        }
         let object = payloads::subscription(record);
         state.touched.insert((Kind::Subscription, subscription.to_string()));
         Ok((event_type, object))

@@ -36,8 +36,8 @@ async fn invoices(backend: Backend) {
 }
 on_both_databases!(invoices_are_empty_before_the_first_checkout_and_list_the_paid_one_after, invoices);
 
-/// The sandbox's portal: opened over the API (customer linked, audited), its buttons cancel at period end, resume
-/// and end the subscription through signed events ingested like webhooks.
+/// The sandbox's portal: opened over the API (customer linked, audited), its buttons switch plan, cancel at period
+/// end, resume and end the subscription through signed events ingested like webhooks.
 async fn sandbox_portal(backend: Backend) {
     let app = spawn_app(backend).await;
     app.put_workspace("acme").await;
@@ -61,6 +61,13 @@ async fn sandbox_portal(backend: Backend) {
             client.post(url).send().await.unwrap()
         }
     };
+    assert!(page.contains("Switch to Hobby") && !page.contains("Switch to Pro"), "the other plans only: {page}");
+    assert_eq!(press("change/hobby").await.status(), 200);
+    let switched = app.json_of("/v1/workspaces/acme").await;
+    assert_eq!((switched["plan"].as_str(), switched["subscription_status"].as_str()), (Some("hobby"), Some("active")));
+    assert_eq!(app.json_of("/v1/workspaces/acme/subscription").await["plan"], "hobby");
+    assert_eq!(press("change/hobby").await.status(), 409, "already on it");
+    assert_eq!(press("change/credits10").await.status(), 400, "a credits pack is no plan to switch to");
     assert_eq!(press("cancel").await.status(), 200);
     assert_eq!(app.json_of("/v1/workspaces/acme").await["cancel_at_period_end"], true);
     assert_eq!(press("resume").await.status(), 200);

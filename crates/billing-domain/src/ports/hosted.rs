@@ -6,8 +6,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::Interval;
 use crate::error::StoreError;
-use crate::ids::{CheckoutSessionId, CustomerId, ProcessorId, SubscriptionId, WorkspaceId};
+use crate::ids::{CheckoutSessionId, CustomerId, PlanId, PriceId, ProcessorId, SubscriptionId, WorkspaceId};
 use crate::money::Money;
 use crate::ports::WebhookHeaders;
 use crate::subscription::SubscriptionStatus;
@@ -105,6 +106,8 @@ pub trait HostedCheckoutOps: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PortalSubscription {
     pub id: SubscriptionId,
+    /// The price it is on, so the page can offer the other plans.
+    pub price_id: PriceId,
     pub plan_name: String,
     pub status: SubscriptionStatus,
     pub cancel_at_period_end: bool,
@@ -120,6 +123,17 @@ pub struct HostedPortal {
     pub subscriptions: Vec<PortalSubscription>,
 }
 
+/// A plan the portal offers to switch to, as the processor's own catalog knows it (Stripe's portal is configured
+/// with products and prices the same way).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalPlan {
+    pub id: PlanId,
+    pub name: String,
+    pub price: PriceId,
+    pub amount: Money,
+    pub interval: Interval,
+}
+
 /// What the customer does in the hosted portal; each causes the webhooks the processor would send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PortalAction {
@@ -129,6 +143,8 @@ pub enum PortalAction {
     Resume,
     /// End it now.
     CancelNow,
+    /// Move to another plan from the next invoice on (the sandbox prorates nothing).
+    ChangePlan(PortalPlan),
 }
 
 /// Portals whose page Tollgate hosts (the sandbox's).

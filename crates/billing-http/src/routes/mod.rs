@@ -55,6 +55,8 @@ fn endpoints() -> Vec<Endpoint> {
         Endpoint::new("/sandbox/portal/{id}").on(Method::GET, sandbox_portal::page),
         Endpoint::new("/sandbox/portal/{id}/subscriptions/{subscription}/{action}")
             .on(Method::POST, sandbox_portal::act),
+        Endpoint::new("/sandbox/portal/{id}/subscriptions/{subscription}/change/{plan}")
+            .on(Method::POST, sandbox_portal::change_plan),
     ]
 }
 

@@ -1,12 +1,14 @@
 //! The hosted billing portal of a processor whose pages Tollgate serves (the sandbox): the customer's
-//! subscriptions with Cancel at period end, Resume and End now. Each button hands the processor's signed event to
-//! the same verify-and-ingest step as `POST /webhooks/{processor}`.
+//! subscriptions with Cancel at period end, Resume, End now and a switch to each other subscription plan of the
+//! catalog. Each button hands the processor's signed event to the same verify-and-ingest step as
+//! `POST /webhooks/{processor}`.
 
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, http::StatusCode, web};
-use billing_domain::ids::SubscriptionId;
-use billing_domain::ports::{HostedCheckoutError, HostedPortal, HostedPortalOps, PortalAction};
+use billing_domain::catalog::{Catalog, PlanKind};
+use billing_domain::ids::{ProcessorId, SubscriptionId};
+use billing_domain::ports::{HostedCheckoutError, HostedPortal, HostedPortalOps, PortalAction, PortalPlan};
 
 use super::sandbox::{deliver, escape, html, page_shell};
 use crate::error::{ApiError, ErrorCode};
@@ -25,8 +27,42 @@ fn portal_not_found() -> ApiError {
 
 /// `GET /sandbox/portal/{id}`.
 pub async fn page(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let portal = hosted(&state)?.hosted_portal(&path).ok_or_else(portal_not_found)?;
-    Ok(html(StatusCode::OK, portal_page(&portal, None)))
+    let hosted = hosted(&state)?;
+    let portal = hosted.hosted_portal(&path).ok_or_else(portal_not_found)?;
+    let plans = portal_plans(&state.catalog, &hosted.processor_id());
+    Ok(html(StatusCode::OK, portal_page(&portal, &plans, None)))
+}
+
+/// The subscription plans of the catalog the processor has a price for: what the portal offers to switch to.
+fn portal_plans(catalog: &Catalog, processor: &ProcessorId) -> Vec<PortalPlan> {
+    catalog
+        .plans()
+        .iter()
+        .filter_map(|plan| match plan.kind {
+            PlanKind::Subscription { interval } => Some(PortalPlan {
+                id: plan.id.clone(),
+                name: plan.name.clone(),
+                price: plan.price_for(processor)?.clone(),
+                amount: plan.price.clone(),
+                interval,
+            }),
+            PlanKind::Credits { .. } => None,
+        })
+        .collect()
+}
+
+/// `POST /sandbox/portal/{id}/subscriptions/{subscription}/change/{plan}`: switch to another subscription plan.
+pub async fn change_plan(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, subscription, plan) = path.into_inner();
+    let processor = hosted(&state)?.processor_id();
+    let plan = portal_plans(&state.catalog, &processor)
+        .into_iter()
+        .find(|p| p.id.as_str() == plan)
+        .ok_or_else(|| ApiError::field("plan", "must be a subscription plan of the catalog with a sandbox price"))?;
+    carry_out(&state, &id, subscription, PortalAction::ChangePlan(plan)).await
 }
 
 /// `POST /sandbox/portal/{id}/subscriptions/{subscription}/{action}` with `action` one of `cancel`, `resume`, `end`.
@@ -41,9 +77,19 @@ pub async fn act(
         "end" => PortalAction::CancelNow,
         _ => return Err(ApiError::route_not_found(&actix_web::http::Method::POST, &format!("/sandbox/portal/{id}"))),
     };
-    let hosted = hosted(&state)?;
+    carry_out(&state, &id, subscription, action).await
+}
+
+/// Has the processor carry out `action`, ingests what it sends, and shows the portal as it now stands.
+async fn carry_out(
+    state: &AppState,
+    id: &str,
+    subscription: String,
+    action: PortalAction,
+) -> Result<HttpResponse, ApiError> {
+    let hosted = hosted(state)?;
     let deliveries =
-        hosted.portal_action(&id, &SubscriptionId::new(subscription), action).await.map_err(|e| match e {
+        hosted.portal_action(id, &SubscriptionId::new(subscription), action).await.map_err(|e| match e {
             HostedCheckoutError::UnknownSession => portal_not_found(),
             HostedCheckoutError::NotAllowed(why) => {
                 ApiError::new(StatusCode::CONFLICT, ErrorCode::SubscriptionStateConflict, "Not allowed", why)
@@ -54,16 +100,17 @@ pub async fn act(
     let mut all_ok = true;
     let mut outcomes = Vec::new();
     for delivery in &deliveries {
-        let outcome = deliver(&state, processor.as_str(), delivery).await;
+        let outcome = deliver(state, processor.as_str(), delivery).await;
         all_ok &= outcome.is_ok();
         outcomes.push(format!("{}: {}", delivery.event_type, outcome.unwrap_or_else(|code| code)));
     }
-    let portal = hosted.hosted_portal(&id).ok_or_else(portal_not_found)?;
+    let portal = hosted.hosted_portal(id).ok_or_else(portal_not_found)?;
+    let plans = portal_plans(&state.catalog, &processor);
     let status = if all_ok { StatusCode::OK } else { StatusCode::BAD_GATEWAY };
-    Ok(html(status, portal_page(&portal, Some(&outcomes))))
+    Ok(html(status, portal_page(&portal, &plans, Some(&outcomes))))
 }
 
-fn portal_page(portal: &HostedPortal, outcomes: Option<&[String]>) -> String {
+fn portal_page(portal: &HostedPortal, plans: &[PortalPlan], outcomes: Option<&[String]>) -> String {
     let mut rows = String::new();
     for s in &portal.subscriptions {
         let base = format!("/sandbox/portal/{}/subscriptions/{}", escape(&portal.id), escape(s.id.as_str()));
@@ -75,7 +122,14 @@ fn portal_page(portal: &HostedPortal, outcomes: Option<&[String]>) -> String {
         } else if s.cancel_at_period_end {
             button("resume", "Resume") + &button("end", "End now")
         } else {
-            button("cancel", "Cancel at period end") + &button("end", "End now")
+            let switches: String = plans
+                .iter()
+                .filter(|p| p.price != s.price_id)
+                .map(|p| {
+                    button(&format!("change/{}", escape(p.id.as_str())), &format!("Switch to {}", escape(&p.name)))
+                })
+                .collect();
+            button("cancel", "Cancel at period end") + &button("end", "End now") + &switches
         };
         let ends = s.current_period_end.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default();
         let note = if s.cancel_at_period_end { format!(" (ends {ends})") } else { String::new() };

@@ -291,6 +291,28 @@ async fn the_portal_shows_the_customers_subscriptions_and_signs_each_action() {
     let EventPayload::SubscriptionChanged(snapshot) = event.payload else { panic!("{:?}", event.payload) };
     assert!(snapshot.cancel_at_period_end && snapshot.status == SubscriptionStatus::Active);
 
+    let yearly = pro_yearly();
+    let switch = billing_domain::ports::PortalPlan {
+        id: yearly.id.clone(),
+        name: yearly.name.clone(),
+        price: "sbx_price_pro_yearly".into(),
+        amount: yearly.price.clone(),
+        interval: billing_domain::catalog::Interval::Year,
+    };
+    let switched = sandbox.portal_action(id, &subscription, PortalAction::ChangePlan(switch.clone())).await.unwrap();
+    let body: Value = serde_json::from_str(&switched[0].body).unwrap();
+    let item = &body["data"]["object"]["items"]["data"][0]["price"];
+    assert_eq!(
+        (item["id"].as_str(), item["recurring"]["interval"].as_str()),
+        (Some("sbx_price_pro_yearly"), Some("year"))
+    );
+    assert_eq!(body["data"]["object"]["metadata"]["plan_id"], yearly.id.as_str());
+    assert_eq!(sandbox.hosted_portal(id).unwrap().subscriptions[0].price_id.as_str(), "sbx_price_pro_yearly");
+    assert!(matches!(
+        sandbox.portal_action(id, &subscription, PortalAction::ChangePlan(switch)).await,
+        Err(HostedCheckoutError::NotAllowed(_))
+    ));
+
     let ended = sandbox.portal_action(id, &subscription, PortalAction::CancelNow).await.unwrap();
     assert_eq!(receive(&sandbox, &ended[0]).event_type, "customer.subscription.deleted");
     assert_eq!(sandbox.hosted_portal(id).unwrap().subscriptions[0].status, SubscriptionStatus::Canceled);
