@@ -55,6 +55,8 @@ impl MigrationTrait for Migration {
                     .col(string_len(Refunds::Status, 16))
                     .col(string_len_null(Refunds::Reason, 32))
                     .col(string_len_null(Refunds::ProcessorRefundId, 255))
+                    // The caller's Idempotency-Key (scoped to the caller): a retry finds its refund here.
+                    .col(text_null(Refunds::RequestKey))
                     .col(timestamp_with_time_zone(Refunds::CreatedAt))
                     .col(timestamp_with_time_zone(Refunds::UpdatedAt))
                     .to_owned(),
@@ -63,6 +65,17 @@ impl MigrationTrait for Migration {
         manager
             .create_index(
                 Index::create().name("ix_refunds_payment").table(Refunds::Table).col(Refunds::PaymentId).to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("ux_refunds_request_key")
+                    .table(Refunds::Table)
+                    .col(Refunds::PaymentId)
+                    .col(Refunds::RequestKey)
+                    .unique()
+                    .to_owned(),
             )
             .await
     }
@@ -102,6 +115,7 @@ enum Refunds {
     Status,
     Reason,
     ProcessorRefundId,
+    RequestKey,
     CreatedAt,
     UpdatedAt,
 }

@@ -15,7 +15,8 @@ impl MigrationTrait for Migration {
                     .if_not_exists()
                     .col(string_len(ProcessorRecords::Processor, 32))
                     .col(string_len(ProcessorRecords::Kind, 32))
-                    .col(string_len(ProcessorRecords::Id, 255))
+                    // Text: some ids are the processor idempotency keys a caller chose, of any length.
+                    .col(text(ProcessorRecords::Id))
                     .col(text(ProcessorRecords::Body))
                     .col(timestamp_with_time_zone(ProcessorRecords::UpdatedAt))
                     .primary_key(

@@ -205,6 +205,9 @@ pub struct RefundRecord {
     pub reason: Option<RefundReason>,
     /// The processor's id of the refund (`re_…`), once it answered.
     pub processor_refund_id: Option<String>,
+    /// The caller's Idempotency-Key, scoped to the caller: a retry with it finds this refund instead of making
+    /// another.
+    pub request_key: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 

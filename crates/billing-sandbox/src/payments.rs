@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::payloads;
 use crate::processor::{SandboxProcessor, no_signing_secret};
-use crate::state::Kind;
+use crate::state::{Kind, State};
 
 /// The prefix of the sandbox's payment ids; the hosted page tells payments from checkout sessions by it.
 pub(crate) const PAYMENT_PREFIX: &str = "pi_sbx_";
@@ -63,24 +63,19 @@ pub(crate) struct RefundRecord {
 impl PaymentOps for SandboxProcessor {
     #[tracing::instrument(skip_all, fields(workspace_id = %request.workspace_id))]
     async fn create_payment_intent(&self, request: &PaymentIntentRequest) -> Result<PaymentIntent, ProcessorError> {
-        let intent = self.record_payment_intent(request);
-        self.persist().await.map_err(ProcessorError::Unavailable)?;
-        Ok(intent)
+        self.transact(|state| Ok(self.record_payment_intent(state, request)), ProcessorError::Unavailable).await
     }
 
     /// Refunds a paid payment within what is left of it, once per idempotency key.
     #[tracing::instrument(skip_all, fields(payment_id = %payment))]
     async fn refund(&self, payment: &PaymentId, amount: Option<Money>, key: &str) -> Result<Refund, ProcessorError> {
-        let refund = self.record_refund(payment, amount, key)?;
-        self.persist().await.map_err(ProcessorError::Unavailable)?;
-        Ok(refund)
+        self.transact(|state| self.record_refund(state, payment, amount, key), ProcessorError::Unavailable).await
     }
 }
 
 impl SandboxProcessor {
-    fn record_payment_intent(&self, request: &PaymentIntentRequest) -> PaymentIntent {
+    fn record_payment_intent(&self, state: &mut State, request: &PaymentIntentRequest) -> PaymentIntent {
         let now = self.clock.now();
-        let mut state = self.lock();
         let id = match state.payments_by_key.get(&request.idempotency_key) {
             Some(id) => id.clone(),
             None => {
@@ -114,9 +109,14 @@ impl SandboxProcessor {
         }
     }
 
-    fn record_refund(&self, payment: &PaymentId, amount: Option<Money>, key: &str) -> Result<Refund, ProcessorError> {
+    fn record_refund(
+        &self,
+        state: &mut State,
+        payment: &PaymentId,
+        amount: Option<Money>,
+        key: &str,
+    ) -> Result<Refund, ProcessorError> {
         let asked = amount.as_ref().map(|a| a.minor);
-        let mut state = self.lock();
         if let Some(seen) = state.refunds_by_key.get(key) {
             return if &seen.payment == payment && seen.asked == asked {
                 Ok(seen.refund.clone())
@@ -177,18 +177,19 @@ impl SandboxProcessor {
     /// Pays or declines an open payment intent: `payment_intent.succeeded` or `.payment_failed`. A declined
     /// payment intent stays payable, as at Stripe, so a second try can succeed.
     pub(crate) async fn answer_payment(&self, id: &str, pay: bool) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
-        let deliveries = self.answer_payment_in_memory(id, pay)?;
-        self.persist().await.map_err(HostedCheckoutError::Unavailable)?;
-        Ok(deliveries)
+        self.transact(|state| self.answer_payment_in(state, id, pay), HostedCheckoutError::Unavailable).await
     }
 
-    fn answer_payment_in_memory(&self, id: &str, pay: bool) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
+    fn answer_payment_in(
+        &self,
+        state: &mut State,
+        id: &str,
+        pay: bool,
+    ) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
         let now = self.clock.now();
         let Some(secret) = self.config.webhook_secrets.first() else {
             return Err(no_signing_secret());
         };
-        let mut state = self.lock();
-        let state = &mut *state;
         let record = state.payments.get_mut(&PaymentId::new(id)).ok_or(HostedCheckoutError::UnknownSession)?;
         if record.status == HostedCheckoutStatus::Paid {
             return Err(HostedCheckoutError::NotOpen(record.status));

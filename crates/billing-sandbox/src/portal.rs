@@ -10,7 +10,7 @@ use billing_domain::subscription::SubscriptionStatus;
 
 use crate::payloads;
 use crate::processor::{SandboxProcessor, no_signing_secret};
-use crate::state::{Kind, SubscriptionChange};
+use crate::state::{Kind, State, SubscriptionChange};
 
 /// A portal session: whose subscriptions it shows and where it returns.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -61,8 +61,12 @@ impl HostedPortalOps for SandboxProcessor {
         let Some(secret) = self.config.webhook_secrets.first() else {
             return Err(no_signing_secret());
         };
-        let (event_type, object) = self.apply_portal_action(id, subscription, action, now)?;
-        self.persist().await.map_err(HostedCheckoutError::Unavailable)?;
+        let (event_type, object) = self
+            .transact(
+                |state| self.apply_portal_action(state, id, subscription, action, now),
+                HostedCheckoutError::Unavailable,
+            )
+            .await?;
         tracing::info!(event_type, "sandbox portal action");
         Ok(self.sign_all(secret, now, vec![(event_type, object)]))
     }
@@ -72,13 +76,12 @@ impl SandboxProcessor {
     /// Carries out a portal action in memory: the event type it announces and the subscription as it now is.
     fn apply_portal_action(
         &self,
+        state: &mut State,
         id: &str,
         subscription: &SubscriptionId,
         action: PortalAction,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(&'static str, serde_json::Value), HostedCheckoutError> {
-        let mut guard = self.lock();
-        let state = &mut *guard;
         let customer = state.portals.get(id).ok_or(HostedCheckoutError::UnknownSession)?.customer_id.clone();
         let record = state
             .subscriptions

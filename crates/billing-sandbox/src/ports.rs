@@ -13,7 +13,7 @@ use billing_domain::workspace::Workspace;
 use chrono::{DateTime, Utc};
 
 use crate::processor::SandboxProcessor;
-use crate::state::{Kind, SessionRecord, SoldPlan, SubscriptionChange};
+use crate::state::{Kind, SessionRecord, SoldPlan, State, SubscriptionChange};
 
 impl ProcessorInfo for SandboxProcessor {
     fn id(&self) -> ProcessorId {
@@ -41,22 +41,20 @@ impl CustomerOps for SandboxProcessor {
         workspace: &Workspace,
         known: Option<CustomerId>,
     ) -> Result<CustomerId, ProcessorError> {
-        let customer = {
-            let mut state = self.lock();
-            let remembered = state.customers.get(&workspace.id).cloned();
-            match (remembered, known) {
-                (Some(customer), _) => customer,
-                // Remember it so a sandbox that lost its records still never makes a second customer.
-                (None, known) => {
-                    let customer = known.unwrap_or_else(|| CustomerId::new(self.ids.new_id("cus_sbx_")));
-                    state.customers.insert(workspace.id.clone(), customer.clone());
-                    state.touch(Kind::Customer, workspace.id.as_str());
-                    customer
-                }
-            }
+        if let Some(customer) = self.lock().customers.get(&workspace.id) {
+            return Ok(customer.clone());
+        }
+        let remember = |state: &mut State| {
+            let customer = state.customers.get(&workspace.id).cloned().unwrap_or_else(|| {
+                // A known one is remembered too, so a sandbox that lost its records never makes a second one.
+                let customer = known.unwrap_or_else(|| CustomerId::new(self.ids.new_id("cus_sbx_")));
+                state.customers.insert(workspace.id.clone(), customer.clone());
+                state.touch(Kind::Customer, workspace.id.as_str());
+                customer
+            });
+            Ok(customer)
         };
-        self.persist().await.map_err(ProcessorError::Unavailable)?;
-        Ok(customer)
+        self.transact(remember, ProcessorError::Unavailable).await
     }
 }
 
@@ -73,8 +71,8 @@ impl CheckoutOps for SandboxProcessor {
             None => request.plan.price.clone(),
         };
         let sold = SoldPlan::from(&request.plan);
-        let id = self.record_session(request, sold, amount, now);
-        self.persist().await.map_err(ProcessorError::Unavailable)?;
+        let record = |state: &mut State| Ok(self.record_session(state, request, sold, amount, now));
+        let id = self.transact(record, ProcessorError::Unavailable).await?;
         let url = format!("{}/sandbox/checkout/{id}", self.config.base_url());
         Ok(CheckoutSession { id, url })
     }
@@ -84,12 +82,12 @@ impl SandboxProcessor {
     /// The session of `request`'s idempotency key, recorded now if it is new.
     fn record_session(
         &self,
+        state: &mut State,
         request: &CheckoutRequest,
         sold: SoldPlan,
         amount: billing_domain::money::Money,
         now: DateTime<Utc>,
     ) -> CheckoutSessionId {
-        let mut state = self.lock();
         let known = state.sessions_by_key.get(&request.idempotency_key).cloned();
         match known {
             Some(id) => id.clone(),
@@ -130,12 +128,12 @@ impl PortalOps for SandboxProcessor {
     async fn create_portal(&self, customer: &CustomerId, return_url: &str) -> Result<String, ProcessorError> {
         let id = self.ids.new_id("bps_sbx_");
         let record = crate::portal::PortalRecord { customer_id: customer.clone(), return_url: return_url.to_owned() };
-        {
-            let mut state = self.lock();
+        let remember = |state: &mut State| {
             state.portals.insert(id.clone(), record);
             state.touch(Kind::Portal, &id);
-        }
-        self.persist().await.map_err(ProcessorError::Unavailable)?;
+            Ok(())
+        };
+        self.transact(remember, ProcessorError::Unavailable).await?;
         Ok(format!("{}/sandbox/portal/{id}", self.config.base_url()))
     }
 }
@@ -204,9 +202,8 @@ impl SandboxProcessor {
         idempotency_key: &str,
     ) -> Result<SubscriptionSnapshot, ProcessorError> {
         let now = self.clock.now();
-        let snapshot = self.lock().change_subscription(id, change, idempotency_key, now)?;
-        self.persist().await.map_err(ProcessorError::Unavailable)?;
-        Ok(snapshot)
+        let apply = |state: &mut State| state.change_subscription(id, change, idempotency_key, now);
+        self.transact(apply, ProcessorError::Unavailable).await
     }
 }
 

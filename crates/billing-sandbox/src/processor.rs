@@ -89,15 +89,11 @@ impl SandboxProcessor {
     /// `payment_intent.succeeded`.
     #[tracing::instrument(skip_all, fields(session_id = %session_id))]
     pub async fn pay(&self, session_id: &str) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
-        let deliveries = self.pay_in_memory(session_id)?;
-        self.persist().await.map_err(HostedCheckoutError::Unavailable)?;
-        Ok(deliveries)
+        self.transact(|state| self.pay_in(state, session_id), HostedCheckoutError::Unavailable).await
     }
 
-    fn pay_in_memory(&self, session_id: &str) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
+    fn pay_in(&self, state: &mut State, session_id: &str) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
         let now = self.clock.now();
-        let mut guard = self.lock();
-        let state = &mut *guard;
         let invoice_number = state.next_invoice_number();
         let session = open_session(&mut state.sessions, session_id)?;
         let Some(secret) = self.config.webhook_secrets.first() else {
@@ -140,15 +136,11 @@ impl SandboxProcessor {
     /// Declines an open session: emits one `checkout.session.async_payment_failed` with a `card_declined` reason.
     #[tracing::instrument(skip_all, fields(session_id = %session_id))]
     pub async fn decline(&self, session_id: &str) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
-        let deliveries = self.decline_in_memory(session_id)?;
-        self.persist().await.map_err(HostedCheckoutError::Unavailable)?;
-        Ok(deliveries)
+        self.transact(|state| self.decline_in(state, session_id), HostedCheckoutError::Unavailable).await
     }
 
-    fn decline_in_memory(&self, session_id: &str) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
+    fn decline_in(&self, state: &mut State, session_id: &str) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
         let now = self.clock.now();
-        let mut guard = self.lock();
-        let state = &mut *guard;
         let session = open_session(&mut state.sessions, session_id)?;
         let Some(secret) = self.config.webhook_secrets.first() else {
             return Err(no_signing_secret());

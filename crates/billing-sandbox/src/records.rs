@@ -117,26 +117,31 @@ impl State {
 }
 
 impl SandboxProcessor {
-    /// Writes the records the last changes touched, when the sandbox keeps records. Writes queue on one lock, so
-    /// they reach the database in the order the records changed; a failed write leaves them noted for the next.
-    pub(crate) async fn persist(&self) -> Result<(), String> {
+    /// Applies `change` and keeps it only once its records are written. With records the change is made on a
+    /// copy of the state, written, and only then becomes the state, so a failed write changes nothing (the ports'
+    /// contract); changes queue on one lock, so they are written in the order they were made. Without records
+    /// (tests) it changes the memory directly.
+    pub(crate) async fn transact<T, E>(
+        &self,
+        change: impl FnOnce(&mut State) -> Result<T, E>,
+        unwritten: impl FnOnce(String) -> E,
+    ) -> Result<T, E> {
         let Some(records) = &self.records else {
-            self.lock().touched.clear();
-            return Ok(());
+            let mut state = self.lock();
+            let outcome = change(&mut state);
+            state.touched.clear();
+            return outcome;
         };
         let _turn = self.persist_turn.lock().await;
-        let batch = self.lock().take_touched();
+        let mut copy = self.lock().clone();
+        let outcome = change(&mut copy)?;
+        let batch = copy.take_touched();
         if let Err(error) = records.save_records(&Self::processor_id(), &batch, self.clock.now()).await {
-            let mut state = self.lock();
-            for record in &batch {
-                if let (Some(kind), id) = (Kind::parse(&record.kind), record.id.clone()) {
-                    state.touched.insert((kind, id));
-                }
-            }
-            tracing::error!(%error, records = batch.len(), "sandbox records not written");
-            return Err(format!("the sandbox could not write its records: {error}"));
+            tracing::error!(%error, records = batch.len(), "sandbox records not written; the change is not made");
+            return Err(unwritten(format!("the sandbox could not write its records: {error}")));
         }
-        Ok(())
+        *self.lock() = copy;
+        Ok(outcome)
     }
 
     /// Replaces the sandbox's memory with its stored records (at startup); returns how many were read.

@@ -130,7 +130,7 @@ impl SubscriptionRecord {
 }
 
 /// Everything the sandbox remembers, behind one mutex.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct State {
     pub customers: HashMap<WorkspaceId, CustomerId>,
     pub sessions: HashMap<CheckoutSessionId, SessionRecord>,

@@ -19,6 +19,8 @@ pub enum RefundReservation {
     Exceeds {
         refundable: i64,
     },
+    /// A refund with the same request key exists (a retry): it, as it stands; nothing reserved again.
+    Existing(Box<RefundRecord>),
 }
 
 /// The processor's answer to a reserved refund.
@@ -46,7 +48,7 @@ pub trait PaymentRepository: Send + Sync {
     ) -> Result<Vec<Payment>, StoreError>;
     /// Takes `refund.amount` from what the payment has left to refund and records `refund` as pending, in one
     /// transaction: a conditional update (`refunded + amount <= amount`), so concurrent refunds never together
-    /// exceed what was paid.
+    /// exceed what was paid. A refund of the same payment and `request_key` already recorded is `Existing`.
     async fn reserve_refund(&self, refund: &RefundRecord, now: DateTime<Utc>) -> Result<RefundReservation, StoreError>;
     /// Records the processor's answer to a pending refund; a `Failed` one gives its reservation back (never below
     /// what the processor reported refunded). A refund already settled is left as it is. Returns the payment.

@@ -84,6 +84,8 @@ pub struct RefundPayment {
     /// Minor units; all that is left when `None`.
     pub amount: Option<i64>,
     pub reason: Option<RefundReason>,
+    /// The caller's Idempotency-Key, if any: a retry with it is the same refund, also after a timeout.
+    pub idempotency_key: Option<String>,
     pub actor: Actor,
     pub request_id: Option<String>,
 }
@@ -187,7 +189,10 @@ impl PaymentService {
     }
 
     /// Refunds `amount` of a paid payment (all that is left by default): reserved first, then asked of the
-    /// processor, given back if the processor refuses or cannot be reached.
+    /// processor. A refusal gives the reservation back. An unreachable processor may still have made the refund
+    /// (a timeout): with an `Idempotency-Key` the reservation stays pending and a retry with the key asks the
+    /// processor again under the same processor key, so it is made once; without one it is given back, and the
+    /// processor's `charge.refunded` restores its total should the refund have been made.
     pub async fn refund(&self, request: RefundPayment) -> Result<Refunded, PaymentError> {
         if !self.processor.capabilities().refunds {
             return Err(ProcessorError::Unsupported("refunds").into());
@@ -199,6 +204,13 @@ impl PaymentService {
         if payment.processor != self.processor.id() {
             return Err(PaymentError::PaymentNotFound);
         }
+        let request_key = request.idempotency_key.as_ref().map(|key| format!("{}:{key}", request.actor.key_scope()));
+        if let Some(key) = &request_key {
+            let earlier = self.payments.refunds_of(&payment.id).await?;
+            if let Some(earlier) = earlier.into_iter().find(|r| r.request_key.as_deref() == Some(key.as_str())) {
+                return self.retried(earlier, payment, request).await;
+            }
+        }
         let amount = match request.amount {
             Some(amount) => amount,
             None if payment.status != PaymentStatus::Succeeded => {
@@ -208,28 +220,56 @@ impl PaymentService {
             None => payment.refundable(),
         };
         let now = self.ctx.clock.now();
-        let mut refund = RefundRecord {
+        let refund = RefundRecord {
             id: RefundId::new(self.ids.new_id("rf_")),
             payment_id: payment.id.clone(),
             amount: Money::new(amount, payment.amount.currency.clone()),
             status: RefundStatus::Pending,
             reason: request.reason,
             processor_refund_id: None,
+            request_key,
             created_at: now,
         };
         match self.payments.reserve_refund(&refund, now).await? {
             RefundReservation::Reserved(_) => {}
+            RefundReservation::Existing(earlier) => return self.retried(*earlier, payment, request).await,
             RefundReservation::NotFound => return Err(PaymentError::PaymentNotFound),
             RefundReservation::NotRefundable(status) => return Err(PaymentError::NotRefundable(status)),
             RefundReservation::Exceeds { refundable } => return Err(PaymentError::RefundExceedsPayment { refundable }),
         }
+        self.ask_processor(refund, request).await
+    }
+
+    /// A retry of a refund recorded before under the same key: its answer if it has one, else the processor is
+    /// asked again under the same processor key.
+    async fn retried(
+        &self,
+        earlier: RefundRecord,
+        payment: Payment,
+        request: RefundPayment,
+    ) -> Result<Refunded, PaymentError> {
+        match earlier.status {
+            RefundStatus::Pending => self.ask_processor(earlier, request).await,
+            RefundStatus::Succeeded => Ok(Refunded { refund: earlier, payment }),
+            RefundStatus::Failed => {
+                Err(ProcessorError::Rejected(format!("refund {} with this key was refused", earlier.id)).into())
+            }
+        }
+    }
+
+    /// Asks the processor for a reserved refund and records its answer.
+    async fn ask_processor(&self, mut refund: RefundRecord, request: RefundPayment) -> Result<Refunded, PaymentError> {
         let key = format!("refund:{}", refund.id);
-        let answer = self.processor.refund(&payment.id, Some(refund.amount.clone()), &key).await;
+        let answer = self.processor.refund(&refund.payment_id, Some(refund.amount.clone()), &key).await;
         let settlement = match &answer {
             Ok(done) => RefundSettlement {
                 status: RefundStatus::from_processor(&done.status),
                 processor_refund_id: Some(done.id.clone()),
             },
+            // It may have been made: a retry with the same key finds out.
+            Err(ProcessorError::Unavailable(_)) if refund.request_key.is_some() => {
+                return Err(answer.unwrap_err().into());
+            }
             Err(_) => RefundSettlement { status: RefundStatus::Failed, processor_refund_id: None },
         };
         let now = self.ctx.clock.now();

@@ -602,10 +602,64 @@ mod payments {
             payment_id: PaymentId::new("pi_1"),
             amount: Some(amount),
             reason: None,
+            idempotency_key: None,
             actor: actor(),
             request_id: None,
         }
     }
+
+    fn pending(id: &str, key: &str) -> crate::payment::RefundRecord {
+        crate::payment::RefundRecord {
+            id: crate::ids::RefundId::new(id),
+            payment_id: PaymentId::new("pi_1"),
+            amount: Money::new(400, Currency::parse("USD").unwrap()),
+            status: RefundStatus::Pending,
+            reason: None,
+            processor_refund_id: None,
+            request_key: Some(key.into()),
+            created_at: now(),
+        }
+    }
+
+    async_test! {
+    async fn with_a_key_a_timed_out_refund_stays_reserved_and_its_retry_asks_again_under_the_same_processor_key() {
+        // First try: the processor times out; the reservation is kept (the refund may have been made).
+        let mut payments = MockPaymentRepository::new();
+        payments.expect_get().returning(|_| Ok(Some(paid())));
+        payments.expect_refunds_of().times(1).returning(|_| Ok(vec![]));
+        payments
+            .expect_reserve_refund()
+            .withf(|r, _| r.request_key.as_deref() == Some("key:backend:refund-7"))
+            .times(1)
+            .returning(|_, _| Ok(RefundReservation::Reserved(Box::new(paid()))));
+        payments.expect_settle_refund().never();
+        let mut processor = sandbox_processor();
+        processor.expect_capabilities().return_const(Capabilities { payments: true, refunds: true, ..Capabilities::default() });
+        processor.expect_refund().withf(|_, _, key| key == "refund:rf_1").times(1).returning(|_, _, _| Err(ProcessorError::Unavailable("timeout".into())));
+        let keyed = RefundPayment { idempotency_key: Some("refund-7".into()), ..refund_of(400) };
+        let error = service(processor, payments, crate::ports::MockAuditLog::new()).refund(keyed.clone()).await.unwrap_err();
+        assert!(matches!(error, PaymentError::Processor(ProcessorError::Unavailable(_))), "{error:?}");
+
+        // The retry finds the pending refund and asks again under its key: nothing is reserved twice.
+        let mut payments = MockPaymentRepository::new();
+        payments.expect_get().returning(|_| Ok(Some(paid())));
+        payments.expect_refunds_of().returning(|_| Ok(vec![pending("rf_1", "key:backend:refund-7")]));
+        payments.expect_reserve_refund().never();
+        payments
+            .expect_settle_refund()
+            .withf(|id, s, _| id.as_str() == "rf_1" && s.status == RefundStatus::Succeeded)
+            .times(1)
+            .returning(|_, _, _| Ok(Payment { refunded: 400, ..paid() }));
+        let mut processor = sandbox_processor();
+        processor.expect_capabilities().return_const(Capabilities { payments: true, refunds: true, ..Capabilities::default() });
+        processor.expect_refund().withf(|_, _, key| key == "refund:rf_1").times(1).returning(|_, _, _| {
+            Ok(Refund { id: "re_1".into(), amount: Money::new(400, Currency::parse("USD").unwrap()), status: "succeeded".into() })
+        });
+        let mut audit = crate::ports::MockAuditLog::new();
+        audit.expect_append().times(1).returning(|_, _| Ok(()));
+        let done = service(processor, payments, audit).refund(keyed).await.unwrap();
+        assert_eq!((done.refund.id.as_str(), done.refund.status), ("rf_1", RefundStatus::Succeeded));
+    }}
 
     async_test! {
     async fn a_refund_the_processor_cannot_make_gives_its_reservation_back_and_is_not_audited() {

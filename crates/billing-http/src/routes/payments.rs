@@ -104,6 +104,7 @@ pub async fn get(
 #[tracing::instrument(skip_all)]
 pub async fn refund(
     state: web::Data<AppState>,
+    req: HttpRequest,
     access: Authorized<Admin>,
     path: web::Path<String>,
     body: JsonOrEmpty<RefundBody>,
@@ -115,6 +116,8 @@ pub async fn refund(
             payment_id: payment_id(&path)?,
             amount: body.amount,
             reason: body.reason.as_deref().and_then(RefundReason::parse),
+            // Also the refund's own key, so a retry after a timeout is the same refund at the processor.
+            idempotency_key: key_of(&req)?,
             actor: access.actor(),
             request_id: access.request_id(),
         })

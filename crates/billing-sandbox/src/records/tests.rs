@@ -107,20 +107,24 @@ async fn a_restarted_sandbox_has_every_record_it_wrote() {
 }
 
 #[tokio::test]
-async fn a_write_that_fails_is_an_error_and_is_written_with_the_next() {
+async fn a_write_that_fails_is_an_error_and_changes_nothing() {
     let records = Arc::new(MapRecords::default());
     let sandbox = sandbox(&records, 0);
-    *records.fail.lock().unwrap() = true;
-    let failed = sandbox.ensure_customer(&workspace("ws_1"), None).await;
-    assert!(matches!(failed, Err(billing_domain::error::ProcessorError::Unavailable(_))), "{failed:?}");
-    assert!(records.rows.lock().unwrap().is_empty());
-    // The retry finds the customer in memory and writes it now.
     let customer = sandbox.ensure_customer(&workspace("ws_1"), None).await.unwrap();
-    assert_eq!(
-        records.rows.lock().unwrap().get(&("customer".to_owned(), "ws_1".to_owned())),
-        Some(&format!("\"{customer}\""))
-    );
-    assert_eq!(*records.writes.lock().unwrap(), 1);
+    let session =
+        sandbox.create_checkout(&test_support::checkout_request("ws_1", &customer, pro_monthly())).await.unwrap();
+    *records.fail.lock().unwrap() = true;
+    let failed = sandbox.pay(session.id.as_str()).await;
+    assert!(matches!(failed, Err(billing_domain::ports::HostedCheckoutError::Unavailable(_))), "{failed:?}");
+    assert_eq!(sandbox.session(session.id.as_str()).unwrap().status, HostedCheckoutStatus::Open, "still payable");
+    assert!(sandbox.lock().subscriptions.is_empty() && sandbox.lock().invoices.is_empty());
+    // The database is back: the same press pays, and what it made is written.
+    let deliveries = sandbox.pay(session.id.as_str()).await.unwrap();
+    assert_eq!(deliveries.len(), 4);
+    let rows = records.rows.lock().unwrap();
+    assert!(rows.keys().any(|(kind, _)| kind == "subscription") && rows.keys().any(|(kind, _)| kind == "invoice"));
+    let stored_customer = rows.get(&("customer".to_owned(), "ws_1".to_owned()));
+    assert_eq!(stored_customer, Some(&format!("\"{customer}\"")));
 }
 
 #[tokio::test]

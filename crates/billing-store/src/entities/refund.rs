@@ -13,6 +13,7 @@ pub struct Model {
     pub status: String,
     pub reason: Option<String>,
     pub processor_refund_id: Option<String>,
+    pub request_key: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -83,6 +83,9 @@ impl<C: Executor> PaymentRepository for Repo<C> {
         use payment::Column;
         let amount = refund.amount.minor;
         let tx = self.begin_write().await?;
+        if let Some(existing) = by_request_key(&tx, refund).await? {
+            return Ok(RefundReservation::Existing(Box::new(existing)));
+        }
         let reserved = payment::Entity::update_many()
             .col_expr(Column::RefundedMinor, Expr::col(Column::RefundedMinor).add(amount))
             .col_expr(Column::Version, Expr::col(Column::Version).add(1))
@@ -103,7 +106,16 @@ impl<C: Executor> PaymentRepository for Repo<C> {
             });
         }
         let current = current.ok_or_else(|| StoreError::Other("a reserved payment vanished".into()))?;
-        refund::Entity::insert(refund_row(refund, now)).exec_without_returning(&tx).await.map_err(map_db_err)?;
+        let insert = refund::Entity::insert(refund_row(refund, now))
+            .on_conflict_do_nothing_on([refund::Column::PaymentId, refund::Column::RequestKey]);
+        if !insert_or_skip(&tx, insert).await? {
+            // A retry with the same key got in first (on PostgreSQL, while this one waited for the row).
+            tx.rollback().await.map_err(map_db_err)?;
+            let existing = by_request_key(&self.conn, refund).await?;
+            return existing
+                .map(|r| RefundReservation::Existing(Box::new(r)))
+                .ok_or_else(|| StoreError::Conflict(format!("refund {} lost its request key", refund.id)));
+        }
         tx.commit().await.map_err(map_db_err)?;
         Ok(RefundReservation::Reserved(Box::new(current)))
     }
@@ -154,6 +166,21 @@ impl<C: Executor> PaymentRepository for Repo<C> {
             .map(refund_from_row)
             .collect()
     }
+}
+
+/// The refund of `refund`'s payment with its request key, if it has one and it was recorded.
+async fn by_request_key<T: ConnectionTrait>(
+    conn: &T,
+    refund: &RefundRecord,
+) -> Result<Option<RefundRecord>, StoreError> {
+    let Some(key) = &refund.request_key else { return Ok(None) };
+    let row = refund::Entity::find()
+        .filter(refund::Column::PaymentId.eq(refund.payment_id.as_str()))
+        .filter(refund::Column::RequestKey.eq(key.as_str()))
+        .one(conn)
+        .await
+        .map_err(map_db_err)?;
+    row.map(refund_from_row).transpose()
 }
 
 /// Releases `amount` of `payment`'s reservation, retrying the compare-and-set against concurrent writers.
@@ -248,6 +275,7 @@ fn refund_row(r: &RefundRecord, now: DateTime<Utc>) -> refund::ActiveModel {
         status: Set(r.status.as_str().to_owned()),
         reason: Set(r.reason.map(|reason| reason.as_str().to_owned())),
         processor_refund_id: Set(r.processor_refund_id.clone()),
+        request_key: Set(r.request_key.clone()),
         created_at: Set(r.created_at),
         updated_at: Set(now),
     }
@@ -268,6 +296,7 @@ fn refund_from_row(row: refund::Model) -> Result<RefundRecord, StoreError> {
         payment_id: PaymentId::new(row.payment_id),
         reason,
         processor_refund_id: row.processor_refund_id,
+        request_key: row.request_key,
         created_at: row.created_at,
     })
 }

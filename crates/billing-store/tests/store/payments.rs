@@ -34,6 +34,7 @@ fn refund(id: &str, payment: &str, minor: i64) -> RefundRecord {
         status: RefundStatus::Pending,
         reason: Some(RefundReason::RequestedByCustomer),
         processor_refund_id: None,
+        request_key: None,
         created_at: at(5),
     }
 }
@@ -118,6 +119,27 @@ both!(refunds_reserve_within_what_was_paid_and_failures_give_back, |store: Store
         refunds.iter().map(|r| (r.id.as_str(), r.status, r.processor_refund_id.as_deref())).collect();
     assert_eq!(seen, [("rf_1", RefundStatus::Succeeded, Some("re_1")), ("rf_3", RefundStatus::Failed, None)]);
     assert_eq!(refunds[0].reason, Some(RefundReason::RequestedByCustomer));
+});
+
+both!(a_refund_retried_with_its_key_is_the_same_refund, |store: Store| async move {
+    let payments: &dyn PaymentRepository = &store;
+    payments.observe(&observed("pi_k", PaymentStatus::Succeeded, None), at(1)).await.unwrap();
+    let keyed = |id: &str| RefundRecord { request_key: Some("key:backend:r-1".into()), ..refund(id, "pi_k", 300) };
+    assert!(matches!(payments.reserve_refund(&keyed("rf_a"), at(2)).await.unwrap(), RefundReservation::Reserved(_)));
+    let RefundReservation::Existing(earlier) = payments.reserve_refund(&keyed("rf_b"), at(3)).await.unwrap() else {
+        panic!("the retry finds the first")
+    };
+    assert_eq!((earlier.id.as_str(), earlier.status), ("rf_a", RefundStatus::Pending));
+    assert_eq!(payments.get(&PaymentId::new("pi_k")).await.unwrap().unwrap().refunded, 300, "reserved once");
+    // Without a key every request is its own refund.
+    assert!(matches!(
+        payments.reserve_refund(&refund("rf_c", "pi_k", 300), at(4)).await.unwrap(),
+        RefundReservation::Reserved(_)
+    ));
+    assert!(matches!(
+        payments.reserve_refund(&refund("rf_d", "pi_k", 300), at(4)).await.unwrap(),
+        RefundReservation::Reserved(_)
+    ));
 });
 
 both!(payments_list_newest_first_by_pages, |store: Store| async move {

@@ -29,4 +29,8 @@ both!(records_are_upserted_and_read_back_per_processor, |store: Store| async mov
         [record("checkout_session", "cs_1", "{\"status\":\"paid\"}"), record("customer", "ws_1", "\"cus_1\"")],
         "the later write replaced the session; the other processor's customer is its own"
     );
+    // Some ids are idempotency keys a caller chose: any length is kept.
+    let long = format!("payment:acme:key:backend:{}", "k".repeat(600));
+    records.save_records(&sandbox, &[record("payment_key", &long, "\"pi_1\"")], at(4)).await.unwrap();
+    assert!(records.load_records(&sandbox).await.unwrap().iter().any(|r| r.id == long));
 });
