@@ -78,6 +78,8 @@ error_codes! {
     SubscriptionStateConflict = "subscription_state_conflict",
     /// The subscription belongs to a processor that is not the active one.
     SubscriptionManagedElsewhere = "subscription_managed_elsewhere",
+    /// The payment was made through a processor that is not the active one; refund it there.
+    PaymentManagedElsewhere = "payment_managed_elsewhere",
     /// The `Idempotency-Key` was sent before with a different request.
     IdempotencyKeyReused = "idempotency_key_reused",
     /// A request with this `Idempotency-Key` is still running.

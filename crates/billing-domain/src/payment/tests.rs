@@ -32,15 +32,41 @@ fn arbitrary_observation() -> impl Strategy<Value = PaymentObservation> {
     (status, proptest::option::of(0i64..=1000)).prop_map(|(status, refunded)| observation(status, refunded))
 }
 
+/// Every order of `items` (Heap's algorithm); the lists here have at most five elements.
+fn permutations<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
+    fn heap<T: Clone>(k: usize, items: &mut Vec<T>, out: &mut Vec<Vec<T>>) {
+        if k <= 1 {
+            out.push(items.clone());
+            return;
+        }
+        for i in 0..k {
+            heap(k - 1, items, out);
+            let j = if k.is_multiple_of(2) { i } else { 0 };
+            items.swap(j, k - 1);
+        }
+    }
+    let mut out = Vec::new();
+    heap(items.len(), &mut items.to_vec(), &mut out);
+    out
+}
+
 proptest! {
-    /// Convergence: whatever order the processor's events and Tollgate's own observations arrive in, the record
-    /// ends the same.
+    /// Convergence: whatever order the processor's events and Tollgate's own observations arrive in — every
+    /// order of up to five, duplicates included — the record ends the same. The plan and description are set by
+    /// one observation only (Tollgate's own, at creation), as in production.
     #[test]
-    fn observations_converge_in_any_order(mut observations in proptest::collection::vec(arbitrary_observation(), 1..6)) {
-        let forward = apply_all(&observations);
-        observations.reverse();
-        let backward = apply_all(&observations);
-        prop_assert_eq!(forward, backward);
+    fn observations_converge_in_any_order(
+        mut observations in proptest::collection::vec(arbitrary_observation(), 1..6),
+        with_plan in any::<bool>(),
+    ) {
+        if with_plan {
+            observations[0].plan_id = Some(crate::ids::PlanId::new("credits10"));
+            observations[0].description = Some("Ten credits".into());
+        }
+        let expected = apply_all(&observations);
+        for order in permutations(&observations) {
+            prop_assert_eq!(&apply_all(&order), &expected);
+        }
     }
 
     /// A reservation given back never drops the refunded total below what the processor reported.
@@ -92,4 +118,11 @@ fn words_round_trip() {
     }
     assert_eq!(RefundReason::parse("requested_by_customer"), Some(RefundReason::RequestedByCustomer));
     assert_eq!(RefundStatus::from_processor("requires_action"), RefundStatus::Pending);
+}
+
+#[test]
+fn the_convergence_check_tries_every_order() {
+    let orders = permutations(&[1, 2, 3, 4]);
+    let distinct: std::collections::BTreeSet<Vec<i32>> = orders.iter().cloned().collect();
+    assert_eq!((orders.len(), distinct.len()), (24, 24));
 }

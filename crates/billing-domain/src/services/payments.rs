@@ -40,6 +40,9 @@ pub enum PaymentError {
     /// More than is left to refund.
     #[error("the refund exceeds what is left to refund ({refundable} minor units)")]
     RefundExceedsPayment { refundable: i64 },
+    /// The payment was made through a processor that is not the active one.
+    #[error("payment was made through `{0}`, not the active processor")]
+    ManagedElsewhere(String),
     #[error(transparent)]
     Processor(#[from] ProcessorError),
     #[error(transparent)]
@@ -202,7 +205,7 @@ impl PaymentService {
         }
         let payment = self.payments.get(&request.payment_id).await?.ok_or(PaymentError::PaymentNotFound)?;
         if payment.processor != self.processor.id() {
-            return Err(PaymentError::PaymentNotFound);
+            return Err(PaymentError::ManagedElsewhere(payment.processor.to_string()));
         }
         let request_key = request.idempotency_key.as_ref().map(|key| format!("{}:{key}", request.actor.key_scope()));
         if let Some(key) = &request_key {

@@ -711,6 +711,18 @@ mod payments {
     }}
 
     async_test! {
+    async fn a_payment_of_another_processor_is_refunded_there() {
+        let mut payments = MockPaymentRepository::new();
+        payments.expect_get().returning(|_| Ok(Some(Payment { processor: ProcessorId::new("stripe"), ..paid() })));
+        payments.expect_reserve_refund().never();
+        let mut processor = sandbox_processor();
+        processor.expect_capabilities().return_const(Capabilities { payments: true, refunds: true, ..Capabilities::default() });
+        processor.expect_refund().never();
+        let error = service(processor, payments, crate::ports::MockAuditLog::new()).refund(refund_of(400)).await.unwrap_err();
+        assert!(matches!(error, PaymentError::ManagedElsewhere(ref p) if p == "stripe"), "{error:?}");
+    }}
+
+    async_test! {
     async fn a_subscription_plan_is_not_sold_as_a_payment_intent() {
         let mut processor = sandbox_processor();
         processor.expect_capabilities().return_const(Capabilities { payments: true, refunds: true, ..Capabilities::default() });

@@ -38,6 +38,13 @@ impl From<PaymentError> for ApiError {
                 format!("only {refundable} (minor units) is left to refund; nothing was refunded"),
             )
             .with_extra(json!({"refundable": refundable})),
+            PaymentError::ManagedElsewhere(processor) => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::PaymentManagedElsewhere,
+                "Payment managed elsewhere",
+                format!("the payment was made through `{processor}`, which is not the active processor"),
+            )
+            .with_extra(json!({"processor": processor})),
             PaymentError::Processor(e) => e.into(),
             PaymentError::Store(e) => e.into(),
         }
