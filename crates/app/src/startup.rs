@@ -128,7 +128,8 @@ impl Application {
         let server = billing_http::server::serve(edge, listener, server_settings)?;
         tracing::info!(%address, public_url, backend = store.backend(), "tollgate listening");
         let reconciler =
-            ReconcileService::new(processor, store_arc.clone(), store_arc.clone(), webhooks.clone(), clock.clone());
+            ReconcileService::new(processor, store_arc.clone(), store_arc.clone(), webhooks.clone(), clock.clone())
+                .with_refunds(store_arc.clone());
         let jobs = Jobs::start(JobSet {
             reconciler,
             reconcile_secs: settings.reconcile.interval_secs,
@@ -174,7 +175,8 @@ pub async fn reconcile(settings: &Settings, catalog: Catalog) -> anyhow::Result<
     let store_arc = Arc::new(store.clone());
     let Processors { active, .. } = processors(settings, &public_url, ids, clock.clone(), store_arc.clone()).await?;
     let webhooks = Arc::new(WebhookService::new(store_arc.clone(), Arc::new(catalog), clock.clone()));
-    let report = ReconcileService::new(active, store_arc.clone(), store_arc, webhooks, clock).run().await;
+    let reconciler = ReconcileService::new(active, store_arc.clone(), store_arc.clone(), webhooks, clock);
+    let report = reconciler.with_refunds(store_arc).run().await;
     store.close().await.context("closing the database")?;
     Ok(report?)
 }

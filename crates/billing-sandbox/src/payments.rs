@@ -71,6 +71,12 @@ impl PaymentOps for SandboxProcessor {
     async fn refund(&self, payment: &PaymentId, amount: Option<Money>, key: &str) -> Result<Refund, ProcessorError> {
         self.transact(|state| self.record_refund(state, payment, amount, key), ProcessorError::Unavailable).await
     }
+
+    async fn fetch_refund(&self, id: &str) -> Result<Refund, ProcessorError> {
+        let state = self.lock();
+        let found = state.refunds_by_key.values().find(|seen| seen.refund.id == id);
+        found.map(|seen| seen.refund.clone()).ok_or_else(|| ProcessorError::Rejected(format!("no refund `{id}`")))
+    }
 }
 
 impl SandboxProcessor {

@@ -32,7 +32,7 @@ use stripe_checkout::checkout_session::{
 use stripe_client_core::StripeRequest;
 use stripe_core::customer::{CreateCustomer, ListCustomer};
 use stripe_core::payment_intent::CreatePaymentIntent;
-use stripe_core::refund::CreateRefund;
+use stripe_core::refund::{CreateRefund, RetrieveRefund};
 use stripe_shared::{CheckoutSessionBillingAddressCollection, CheckoutSessionMode};
 use stripe_wire::views::{InvoiceView, ListView, SubscriptionView};
 
@@ -334,11 +334,14 @@ impl PaymentOps for StripeProcessor {
         let key = idempotency_key(&[key]);
         let what = "POST /v1/refunds";
         let created: RefundView = read(&self.call(&create, Some(&key)).await?, what)?;
-        Ok(Refund {
-            id: field(created.id, what, "id")?,
-            amount: Money::new(field(created.amount, what, "amount")?, responses::currency(created.currency, what)?),
-            status: created.status.unwrap_or_else(|| "pending".to_owned()),
-        })
+        responses::refund(created, what)
+    }
+
+    #[tracing::instrument(skip_all, fields(refund_id = %id))]
+    async fn fetch_refund(&self, id: &str) -> Result<Refund, ProcessorError> {
+        let what = "GET /v1/refunds/{id}";
+        let found: RefundView = read(&self.call(&RetrieveRefund::new(id), None).await?, what)?;
+        responses::refund(found, what)
     }
 }
 

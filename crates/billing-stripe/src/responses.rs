@@ -42,6 +42,15 @@ pub struct RefundView {
     pub status: Option<String>,
 }
 
+/// A refund as the port reports it.
+pub fn refund(view: RefundView, what: &str) -> Result<billing_domain::ports::Refund, ProcessorError> {
+    Ok(billing_domain::ports::Refund {
+        id: field(view.id, what, "id")?,
+        amount: Money::new(field(view.amount, what, "amount")?, currency(view.currency, what)?),
+        status: view.status.unwrap_or_else(|| "pending".to_owned()),
+    })
+}
+
 /// Reads a response body as `T`; `what` names the call in the error.
 pub fn read<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ProcessorError> {
     serde_json::from_slice(body).map_err(|e| rejected(what, &format!("unreadable response ({})", e.classify_name())))

@@ -60,4 +60,7 @@ pub trait PaymentRepository: Send + Sync {
     ) -> Result<Payment, StoreError>;
     /// The refunds Tollgate asked for on `payment`, oldest first.
     async fn refunds_of(&self, payment: &PaymentId) -> Result<Vec<RefundRecord>, StoreError>;
+    /// Up to `limit` refunds still pending that were asked for before `before`, oldest first: what
+    /// reconciliation settles with the processor.
+    async fn pending_refunds(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<RefundRecord>, StoreError>;
 }

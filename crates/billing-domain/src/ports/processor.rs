@@ -210,6 +210,9 @@ pub trait PaymentOps: Send + Sync {
         amount: Option<Money>,
         idempotency_key: &str,
     ) -> Result<Refund, ProcessorError>;
+    /// The processor's refund `id` as it stands now (a pending one settles later). MUST return `Rejected` for an
+    /// unknown id.
+    async fn fetch_refund(&self, id: &str) -> Result<Refund, ProcessorError>;
 }
 
 /// Metered usage reported to the processor.

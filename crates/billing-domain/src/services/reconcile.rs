@@ -1,6 +1,6 @@
 //! Reconciliation: re-fetch live subscriptions from the processor and repair drift left by missed webhooks; list
 //! each linked customer's subscriptions to find the ones Tollgate never heard of; apply parked events whose link
-//! exists.
+//! exists; settle refunds left pending (`reconcile/refunds.rs`).
 //!
 //! A repair goes through the one ingestion path as a synthetic event stamped with the time the fetch was sent, so
 //! it is recorded in the inbox, audited, and ordered against real webhooks like any other observation: a webhook
@@ -14,9 +14,11 @@ use serde::Serialize;
 use super::{IngestOutcome, SweepReport, WebhookService};
 use crate::error::{ProcessorError, StoreError};
 use crate::events::{EventPayload, ProcessorEvent, SubscriptionSnapshot};
-use crate::ids::{CustomerId, EventId, SubscriptionId, WorkspaceId};
-use crate::ports::{Clock, PaymentProcessor, SubscriptionRepository, WorkspaceRepository};
+use crate::ids::{CustomerId, EventId, RefundId, SubscriptionId, WorkspaceId};
+use crate::ports::{Clock, PaymentProcessor, PaymentRepository, SubscriptionRepository, WorkspaceRepository};
 use crate::subscription::{Subscription, SubscriptionStatus};
+
+mod refunds;
 
 /// The event type of a reconciliation repair in the inbox and audit log.
 pub const RECONCILE_EVENT_TYPE: &str = "tollgate.reconcile";
@@ -37,6 +39,8 @@ pub struct ReconcileReport {
     pub failed: Vec<ReconcileFailure>,
     /// Parked events whose link existed, applied by this run.
     pub parked: SweepReport,
+    /// Refunds left pending (a timeout, a refund the processor makes later) settled with the processor's answer.
+    pub refunds_settled: Vec<RefundId>,
 }
 
 /// A subscription found at the processor that no webhook had announced.
@@ -65,6 +69,8 @@ pub struct ReconcileFailure {
     pub subscription_id: Option<SubscriptionId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub customer_id: Option<CustomerId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<RefundId>,
     pub reason: String,
 }
 
@@ -90,6 +96,8 @@ pub struct ReconcileService {
     subscriptions: Arc<dyn SubscriptionRepository>,
     webhooks: Arc<WebhookService>,
     clock: Arc<dyn Clock>,
+    /// Where pending refunds are found; without it refunds are not reconciled.
+    payments: Option<Arc<dyn PaymentRepository>>,
 }
 
 impl ReconcileService {
@@ -100,7 +108,13 @@ impl ReconcileService {
         webhooks: Arc<WebhookService>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { processor, workspaces, subscriptions, webhooks, clock }
+        Self { processor, workspaces, subscriptions, webhooks, clock, payments: None }
+    }
+
+    /// This service also settling pending refunds (`refunds.rs`).
+    pub fn with_refunds(mut self, payments: Arc<dyn PaymentRepository>) -> Self {
+        self.payments = Some(payments);
+        self
     }
 
     /// Applies parked events whose link exists, walks every live subscription, then every linked customer's
@@ -120,11 +134,13 @@ impl ReconcileService {
             Err(error) => report.failed.push(ReconcileFailure {
                 subscription_id: None,
                 customer_id: None,
+                refund_id: None,
                 reason: format!("parked-event sweep: {error}"),
             }),
         }
         self.walk_live(&mut report, stop).await?;
         self.discover(&mut report, stop).await?;
+        self.settle_refunds(&mut report, stop).await?;
         Ok(report)
     }
 
@@ -151,6 +167,7 @@ impl ReconcileService {
                     Err(reason) => report.failed.push(ReconcileFailure {
                         subscription_id: Some(local.id.clone()),
                         customer_id: None,
+                        refund_id: None,
                         reason,
                     }),
                 }
@@ -188,6 +205,7 @@ impl ReconcileService {
                         report.failed.push(ReconcileFailure {
                             subscription_id: None,
                             customer_id: Some(customer),
+                            refund_id: None,
                             reason,
                         });
                         continue;
@@ -213,6 +231,7 @@ impl ReconcileService {
                         Err(reason) => report.failed.push(ReconcileFailure {
                             subscription_id: Some(id),
                             customer_id: Some(customer.clone()),
+                            refund_id: None,
                             reason,
                         }),
                     }

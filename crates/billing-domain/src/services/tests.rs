@@ -75,6 +75,7 @@ mod processor_mock {
         impl PaymentOps for Processor {
             async fn create_payment_intent(&self, request: &PaymentIntentRequest) -> Result<PaymentIntent, ProcessorError>;
             async fn refund(&self, payment: &PaymentId, amount: Option<Money>, idempotency_key: &str) -> Result<Refund, ProcessorError>;
+            async fn fetch_refund(&self, id: &str) -> Result<Refund, ProcessorError>;
         }
         #[async_trait]
         impl UsageReportingOps for Processor {
@@ -708,6 +709,53 @@ mod payments {
         processor.expect_refund().never();
         let error = service(processor, payments, crate::ports::MockAuditLog::new()).refund(refund_of(400)).await.unwrap_err();
         assert!(matches!(error, PaymentError::RefundExceedsPayment { refundable: 300 }), "{error:?}");
+    }}
+
+    /// Reconciliation over nothing but `payments` (no subscriptions, customers or parked events).
+    fn refund_reconciler(processor: MockProcessor, payments: MockPaymentRepository) -> ReconcileService {
+        let mut workspaces = MockWorkspaceRepository::new();
+        workspaces.expect_linked_customers().returning(|_, _, _| Ok(vec![]));
+        let mut subscriptions = MockSubscriptionRepository::new();
+        subscriptions.expect_list_live().returning(|_, _, _| Ok(vec![]));
+        let mut uow = MockUnitOfWork::new();
+        uow.expect_begin().returning(|| Err(StoreError::Unavailable("not needed here".into())));
+        ReconcileService::new(
+            Arc::new(processor),
+            Arc::new(workspaces),
+            Arc::new(subscriptions),
+            Arc::new(webhook_service(uow)),
+            clock(),
+        )
+        .with_refunds(Arc::new(payments))
+    }
+
+    async_test! {
+    async fn reconciliation_settles_refunds_left_pending_and_leaves_old_ones_to_an_operator() {
+        let timed_out = pending("rf_1", "key:backend:r");
+        let at_processor = crate::payment::RefundRecord { processor_refund_id: Some("re_2".into()), ..pending("rf_2", "key:backend:s") };
+        let too_old = crate::payment::RefundRecord { created_at: now() - chrono::Duration::days(2), ..pending("rf_3", "key:backend:t") };
+        let mut payments = MockPaymentRepository::new();
+        payments.expect_pending_refunds().times(1).returning(move |_, _| Ok(vec![timed_out.clone(), at_processor.clone(), too_old.clone()]));
+        payments.expect_get().returning(|_| Ok(Some(paid())));
+        payments
+            .expect_settle_refund()
+            .withf(|id, s, _| id.as_str() == "rf_1" && s.status == RefundStatus::Succeeded && s.processor_refund_id.as_deref() == Some("re_1"))
+            .times(1)
+            .returning(|_, _, _| Ok(paid()));
+        let mut processor = sandbox_processor();
+        // Asked again under its own key: the processor answers with the refund it made.
+        processor.expect_refund().withf(|_, _, key| key == "refund:rf_1").times(1).returning(|_, _, _| {
+            Ok(Refund { id: "re_1".into(), amount: Money::new(400, Currency::parse("USD").unwrap()), status: "succeeded".into() })
+        });
+        // Still pending at the processor: nothing settles yet.
+        processor.expect_fetch_refund().withf(|id| id == "re_2").times(1).returning(|_| {
+            Ok(Refund { id: "re_2".into(), amount: Money::new(400, Currency::parse("USD").unwrap()), status: "pending".into() })
+        });
+        processor.expect_list_for_customer().never();
+        let report = refund_reconciler(processor, payments).run().await.unwrap();
+        assert_eq!(report.refunds_settled.iter().map(|r| r.as_str()).collect::<Vec<_>>(), ["rf_1"]);
+        let failed: Vec<_> = report.failed.iter().filter_map(|f| f.refund_id.as_ref().map(|r| r.as_str())).collect();
+        assert_eq!(failed, ["rf_3"], "{:?}", report.failed);
     }}
 
     async_test! {

@@ -164,6 +164,10 @@ async fn payments_are_created_once_and_refunded_within_what_was_paid(peer: &dyn 
     let key = |what: &str| format!("contract:refund:{what}:{}", intent.id);
     let part = processor.refund(&intent.id, Some(usd(500)), &key("part")).await.unwrap();
     assert_eq!(part.amount, usd(500));
+    let fetched = processor.fetch_refund(&part.id).await.unwrap();
+    assert_eq!((fetched.id.as_str(), fetched.amount.minor), (part.id.as_str(), 500), "{}", processor.id());
+    let unknown = processor.fetch_refund("re_contract_unknown").await;
+    assert!(matches!(unknown, Err(ProcessorError::Rejected(_))), "{}: {unknown:?}", processor.id());
     if !peer.enforces_processor_rules() {
         return;
     }

@@ -397,4 +397,7 @@ impl PaymentRepository for MemoryTx {
     async fn refunds_of(&self, _: &PaymentId) -> Result<Vec<RefundRecord>, StoreError> {
         unused("refunds_of")
     }
+    async fn pending_refunds(&self, _: DateTime<Utc>, _: u32) -> Result<Vec<RefundRecord>, StoreError> {
+        unused("pending_refunds")
+    }
 }

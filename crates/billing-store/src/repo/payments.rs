@@ -154,6 +154,21 @@ impl<C: Executor> PaymentRepository for Repo<C> {
         Ok(payment)
     }
 
+    async fn pending_refunds(&self, before: DateTime<Utc>, limit: u32) -> Result<Vec<RefundRecord>, StoreError> {
+        refund::Entity::find()
+            .filter(refund::Column::Status.eq(RefundStatus::Pending.as_str()))
+            .filter(refund::Column::CreatedAt.lt(before))
+            .order_by_asc(refund::Column::CreatedAt)
+            .order_by_asc(refund::Column::Id)
+            .limit(u64::from(limit))
+            .all(&self.conn)
+            .await
+            .map_err(map_db_err)?
+            .into_iter()
+            .map(refund_from_row)
+            .collect()
+    }
+
     async fn refunds_of(&self, payment: &PaymentId) -> Result<Vec<RefundRecord>, StoreError> {
         refund::Entity::find()
             .filter(refund::Column::PaymentId.eq(payment.as_str()))

@@ -114,10 +114,26 @@ both!(refunds_reserve_within_what_was_paid_and_failures_give_back, |store: Store
     let twice = payments.settle_refund(&RefundId::new("rf_3"), &failed, at(8)).await.unwrap();
     assert_eq!(twice.refunded, 600);
 
+    // rf_1 and rf_3 are settled; a new one is pending, and listed once it is older than the cutoff.
+    assert!(matches!(
+        payments.reserve_refund(&refund("rf_4", "pi_2", 100), at(8)).await.unwrap(),
+        RefundReservation::Reserved(_)
+    ));
+    assert!(payments.pending_refunds(at(5), 10).await.unwrap().is_empty(), "asked for at 5, not before");
+    let pending: Vec<String> =
+        payments.pending_refunds(at(6), 10).await.unwrap().into_iter().map(|r| r.id.to_string()).collect();
+    assert_eq!(pending, ["rf_4"]);
     let refunds = payments.refunds_of(&PaymentId::new("pi_2")).await.unwrap();
     let seen: Vec<(&str, RefundStatus, Option<&str>)> =
         refunds.iter().map(|r| (r.id.as_str(), r.status, r.processor_refund_id.as_deref())).collect();
-    assert_eq!(seen, [("rf_1", RefundStatus::Succeeded, Some("re_1")), ("rf_3", RefundStatus::Failed, None)]);
+    assert_eq!(
+        seen,
+        [
+            ("rf_1", RefundStatus::Succeeded, Some("re_1")),
+            ("rf_3", RefundStatus::Failed, None),
+            ("rf_4", RefundStatus::Pending, None)
+        ]
+    );
     assert_eq!(refunds[0].reason, Some(RefundReason::RequestedByCustomer));
 });
 
