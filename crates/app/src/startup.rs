@@ -40,6 +40,9 @@ impl Application {
     pub async fn build(settings: Settings, catalog: Catalog) -> anyhow::Result<Self> {
         let cache = settings.cache.to_store().context("cache settings")?;
         let store = open_store(&settings, settings.database.migrate_on_start).await?.with_cache(cache);
+        if !store.listening(std::time::Duration::from_secs(5)).await {
+            tracing::warn!("not yet listening for other replicas' changes; cached entries age out meanwhile");
+        }
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| format!("binding {}:{}", settings.server.host, settings.server.port))?;
         let address = listener.local_addr()?;

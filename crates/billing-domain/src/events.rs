@@ -96,8 +96,12 @@ pub enum EventPayload {
         /// The payment the money moved through (`pi_…`), which keys the payments table: the PaymentIntent itself,
         /// or the refunded charge's. `None` for an upcoming invoice and a charge made without one.
         payment_id: Option<PaymentId>,
-        /// The credits plan a PaymentIntent Tollgate created sells (its `credits_plan_id` metadata).
+        /// The credits plan a PaymentIntent Tollgate created sells (its `credits_plan_id` metadata): paying it
+        /// grants the plan's credits.
         plan_id: Option<PlanId>,
+        /// The plan a checkout's own PaymentIntent paid for (its `plan_id` metadata): recorded, grants nothing (the
+        /// checkout grants), and lets a refund of a credit pack take its credits back.
+        paid_for: Option<PlanId>,
         /// `charge.refunded`: the total refunded so far.
         refunded: Option<Money>,
     },

@@ -8,6 +8,7 @@
 //! notifications into invalidations here.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,6 +31,8 @@ pub(crate) struct Changes {
     pub cache: Option<Arc<BillingCache>>,
     /// The task listening for other processes' changes; stopped when the pool closes.
     pub listener: Option<tokio::task::AbortHandle>,
+    /// Whether that task is subscribed now (its start, and each reconnect, drops the whole cache).
+    pub listening: Arc<AtomicBool>,
     /// Inside a transaction: the workspaces changed so far, and those already announced in it.
     pub pending: Option<Arc<Mutex<Pending>>>,
 }
@@ -54,12 +57,24 @@ impl Changes {
     /// The changes of a new pool: a fresh origin, no cache yet.
     pub fn new() -> Self {
         use std::hash::{BuildHasher, RandomState};
-        Self { origin: RandomState::new().hash_one(std::process::id()), cache: None, listener: None, pending: None }
+        Self {
+            origin: RandomState::new().hash_one(std::process::id()),
+            cache: None,
+            listener: None,
+            listening: Arc::new(AtomicBool::new(false)),
+            pending: None,
+        }
     }
 
     /// The changes of a transaction begun from a repo with these changes.
     pub fn for_transaction(&self) -> Self {
-        Self { origin: self.origin, cache: self.cache.clone(), listener: None, pending: Some(Arc::default()) }
+        Self {
+            origin: self.origin,
+            cache: self.cache.clone(),
+            listener: None,
+            listening: self.listening.clone(),
+            pending: Some(Arc::default()),
+        }
     }
 
     /// The payload announcing `id`: `<origin> <workspace id>` (workspace ids hold no spaces).
@@ -99,6 +114,7 @@ pub(crate) fn listen(
     conn: &DatabaseConnection,
     origin: u64,
     cache: Arc<BillingCache>,
+    listening: Arc<AtomicBool>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     if conn.get_database_backend() != DbBackend::Postgres {
         return None;
@@ -124,6 +140,7 @@ pub(crate) fn listen(
             }
             // Whatever changed before this point is unknown: start clean.
             cache.invalidate_all();
+            listening.store(true, Ordering::SeqCst);
             // Ends when the connection drops (notifications may be lost) or fails: reconnect and start clean.
             while let Ok(Some(notification)) = listener.try_recv().await {
                 match parse_payload(notification.payload()) {
@@ -133,6 +150,7 @@ pub(crate) fn listen(
                     None => cache.invalidate_all(),
                 }
             }
+            listening.store(false, Ordering::SeqCst);
         }
     }))
 }

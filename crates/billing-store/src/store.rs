@@ -56,10 +56,27 @@ impl Repo<DatabaseConnection> {
     /// answer from memory; on PostgreSQL a listener invalidates what other processes change. Needs a Tokio runtime.
     pub fn with_cache(mut self, settings: CacheSettings) -> Self {
         let cache = Arc::new(BillingCache::new(settings));
+        let listening = self.changes.listening.clone();
         self.changes.listener =
-            changes::listen(&self.conn, self.changes.origin, cache.clone()).map(|task| task.abort_handle());
+            changes::listen(&self.conn, self.changes.origin, cache.clone(), listening).map(|task| task.abort_handle());
         self.changes.cache = Some(cache);
         self
+    }
+
+    /// Waits up to `within` for the cache's listener to be subscribed (PostgreSQL; at once elsewhere): until then
+    /// other processes' changes are not heard, and subscribing drops the whole cache. `false` when it is not.
+    pub async fn listening(&self, within: std::time::Duration) -> bool {
+        if self.changes.listener.is_none() {
+            return true;
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        while !self.changes.listening.load(std::sync::atomic::Ordering::SeqCst) {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        true
     }
 
     /// Hit and miss counts of the cache, when there is one.

@@ -62,6 +62,9 @@ async fn intents_and_refunds(backend: Backend) {
     );
     assert!(partial["refund"]["processor_refund_id"].as_str().unwrap().starts_with("re_sbx_"));
     assert_eq!(partial["payment"]["refundable"]["minor"], 699);
+    // 300 of 999 covers 3 of the pack's 10 credits: taken back.
+    assert_eq!(partial["credits_revoked"], 3);
+    assert_eq!(app.json_of("/v1/workspaces/acme").await["credit_balance"], 7);
     let (status, problem) = refund(&app, &id, json!({"amount": 700})).await;
     assert_eq!(
         (status, problem["code"].as_str(), problem["refundable"].as_i64()),
@@ -71,6 +74,7 @@ async fn intents_and_refunds(backend: Backend) {
     let bare = app.client.post(app.url(&format!("/v1/payments/{id}/refund"))).bearer_auth(DEV_KEY).send().await;
     let (status, rest) = answer(bare.unwrap()).await;
     assert_eq!((status, rest["refund"]["amount"]["minor"].as_i64()), (201, Some(699)), "{rest}");
+    assert_eq!(rest["credits_revoked"], 7, "the whole pack is refunded: all its credits");
     let (status, problem) = refund(&app, &id, json!({})).await;
     assert_eq!((status, problem["refundable"].as_i64()), (409, Some(0)));
     let detail = app.json_of(&format!("/v1/payments/{id}")).await;
@@ -84,7 +88,7 @@ async fn intents_and_refunds(backend: Backend) {
     assert_eq!(payment(&app, plain["payment_id"].as_str().unwrap()).await["status"], "failed");
     confirm(&app, &plain, "pay").await;
     assert_eq!(payment(&app, plain["payment_id"].as_str().unwrap()).await["status"], "succeeded");
-    assert_eq!(app.json_of("/v1/workspaces/acme").await["credit_balance"], 10);
+    assert_eq!(app.json_of("/v1/workspaces/acme").await["credit_balance"], 0, "granted nothing; the pack is gone");
 
     // A subscription checkout's charge is a payment too, refundable like any other.
     let session = app.checkout("acme", "pro").await;
@@ -93,7 +97,7 @@ async fn intents_and_refunds(backend: Backend) {
     let payments = listed["payments"].as_array().unwrap();
     assert_eq!(payments.len(), 3, "{listed}");
     let charge = &payments[0];
-    assert_eq!((charge["status"].as_str(), charge["plan"].as_str()), (Some("succeeded"), None), "{charge}");
+    assert_eq!((charge["status"].as_str(), charge["plan"].as_str()), (Some("succeeded"), Some("pro")), "{charge}");
     assert_eq!(refund(&app, charge["id"].as_str().unwrap(), json!({"amount": 100})).await.0, 201);
     let first_page = app.json_of("/v1/workspaces/acme/payments?limit=2").await;
     assert_eq!(first_page["has_more"], true);
@@ -249,3 +253,23 @@ async fn payment_intents_while_stripe_is_down_answer_503_and_record_nothing() {
     assert_eq!(app.count("payments").await, 0);
     assert_eq!(refund(&app, "pi_unknown", json!({})).await.0, 404);
 }
+
+async fn credit_pack_refund(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.put_workspace("acme").await;
+    let session = app.checkout("acme", "credits10").await;
+    assert_eq!(app.press(session["session_id"].as_str().unwrap(), "pay").await.status(), 200);
+    let consumed =
+        app.post_json("/v1/workspaces/acme/credits/consume", json!({"amount": 8, "idempotency_key": "job-1"})).await;
+    assert_eq!(consumed.status(), 200);
+    let listed = app.json_of("/v1/workspaces/acme/payments").await;
+    let pack = &listed["payments"][0];
+    assert_eq!(pack["plan"], "credits10", "the checkout's charge knows what it paid for: {listed}");
+    let (status, refunded) = refund(&app, pack["id"].as_str().unwrap(), json!({})).await;
+    assert_eq!((status, refunded["credits_revoked"].as_i64()), (201, Some(2)), "only the 2 left: {refunded}");
+    assert_eq!(app.json_of("/v1/workspaces/acme").await["credit_balance"], 0, "never below zero");
+    let ledger =
+        app.texts("SELECT CAST(COALESCE(SUM(amount), 0) AS TEXT) FROM credit_ledger WHERE workspace_id = 'acme'").await;
+    assert_eq!(ledger[0], "0", "the balance is the sum of the ledger");
+}
+on_both_databases!(a_refunded_credit_pack_takes_back_only_the_credits_left, credit_pack_refund);

@@ -20,6 +20,7 @@ pub(super) fn payment_event(
         detail,
         payment_id,
         plan_id,
+        paid_for,
         refunded,
     } = &event.payload
     else {
@@ -59,7 +60,7 @@ pub(super) fn payment_event(
         amount: amount.clone(),
         status,
         refunded: refunded.as_ref().map(|r| r.minor),
-        plan_id: plan_id.clone(),
+        plan_id: plan_id.clone().or_else(|| paid_for.clone()),
         description: None,
     });
     Ok(Decision::Apply(Box::new(changes)))

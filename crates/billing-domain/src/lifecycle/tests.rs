@@ -22,6 +22,7 @@ fn refund_event() -> ProcessorEvent {
             detail: None,
             payment_id: Some(PaymentId::new("pi_1")),
             plan_id: None,
+            paid_for: None,
             refunded: Some(Money::new(300, Currency::parse("usd").unwrap())),
         },
     }
@@ -42,6 +43,7 @@ fn payment_succeeded(plan: Option<&str>) -> ProcessorEvent {
             detail: None,
             payment_id: Some(PaymentId::new("pi_2")),
             plan_id: plan.map(PlanId::new),
+            paid_for: None,
             refunded: None,
         },
     }

@@ -19,8 +19,8 @@ use crate::payment::{
     Payment, PaymentObservation, PaymentStatus, RefundReason, RefundRecord, RefundStatus, validate_amount,
 };
 use crate::ports::{
-    AuditLog, IdGenerator, PaymentIntent, PaymentIntentRequest, PaymentProcessor, PaymentRepository, RefundReservation,
-    RefundSettlement,
+    AuditLog, ConsumeOutcome, IdGenerator, PaymentIntent, PaymentIntentRequest, PaymentProcessor, PaymentRepository,
+    RefundReservation, RefundSettlement,
 };
 use crate::records::{Actor, AuditRecord};
 
@@ -98,6 +98,8 @@ pub struct RefundPayment {
 pub struct Refunded {
     pub refund: RefundRecord,
     pub payment: Payment,
+    /// Credits of a refunded credit pack taken back by this refund (its share, never below a zero balance).
+    pub credits_revoked: i64,
 }
 
 /// Payment and refund use cases for one processor.
@@ -253,7 +255,7 @@ impl PaymentService {
     ) -> Result<Refunded, PaymentError> {
         match earlier.status {
             RefundStatus::Pending => self.ask_processor(earlier, request).await,
-            RefundStatus::Succeeded => Ok(Refunded { refund: earlier, payment }),
+            RefundStatus::Succeeded => Ok(Refunded { refund: earlier, payment, credits_revoked: 0 }),
             RefundStatus::Failed => {
                 Err(ProcessorError::Rejected(format!("refund {} with this key was refused", earlier.id)).into())
             }
@@ -284,6 +286,10 @@ impl PaymentService {
         let payment = settled?;
         refund.status = settlement.status;
         refund.processor_refund_id = settlement.processor_refund_id;
+        let credits_revoked = match refund.status {
+            RefundStatus::Succeeded => self.revoke_credits(&payment, &refund, now).await?,
+            _ => 0,
+        };
         let record = AuditRecord {
             workspace_id: payment.workspace_id.clone(),
             action: "payment.refunded".into(),
@@ -292,12 +298,47 @@ impl PaymentService {
             after: Some(json!({
                 "payment_id": payment.id, "refund_id": refund.id, "amount": refund.amount,
                 "status": refund.status, "processor_refund_id": refund.processor_refund_id,
-                "reason": refund.reason, "refunded_total": payment.refunded,
+                "reason": refund.reason, "refunded_total": payment.refunded, "credits_revoked": credits_revoked,
             })),
             request_id: request.request_id,
         };
         self.audit.append(&record, now).await?;
-        Ok(Refunded { refund, payment })
+        Ok(Refunded { refund, payment, credits_revoked })
+    }
+
+    /// A refund of a credit pack takes back its share of the pack's credits: what the refunded total now covers
+    /// less what it covered before this refund (rounded down, so partial refunds add up to the whole pack), and
+    /// never more than the balance — credits already used stay used. Once per refund (its ledger key).
+    async fn revoke_credits(
+        &self,
+        payment: &Payment,
+        refund: &RefundRecord,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<i64, PaymentError> {
+        let Some(PlanKind::Credits { credits }) =
+            payment.plan_id.as_ref().and_then(|id| self.ctx.catalog.get(id)).map(|plan| plan.kind.clone())
+        else {
+            return Ok(0);
+        };
+        if payment.amount.minor <= 0 {
+            return Ok(0);
+        }
+        let covered =
+            |refunded: i64| i64::from(credits) * refunded.clamp(0, payment.amount.minor) / payment.amount.minor;
+        let share = covered(payment.refunded) - covered(payment.refunded - refund.amount.minor);
+        let key = format!("revoke:refund:{}", refund.id);
+        let mut take = share;
+        // A few rounds: each one that finds fewer credits than asked takes the balance it found.
+        for _ in 0..4 {
+            if take <= 0 {
+                return Ok(0);
+            }
+            match self.ctx.workspaces.consume_credits(&payment.workspace_id, take, &key, now).await? {
+                ConsumeOutcome::Consumed { .. } | ConsumeOutcome::AlreadyConsumed { .. } => return Ok(take),
+                ConsumeOutcome::Insufficient { balance } => take = take.min(balance),
+            }
+        }
+        Ok(0)
     }
 
     /// A page of the workspace's payments, newest first.

@@ -164,6 +164,8 @@ impl<'a> From<&'a RefundRecord> for RefundView<'a> {
 pub struct RefundedView<'a> {
     pub refund: RefundView<'a>,
     pub payment: PaymentView<'a>,
+    /// Credits of a refunded credit pack this refund took back (never more than the balance).
+    pub credits_revoked: i64,
 }
 
 /// `GET /v1/payments/{id}`: the payment and the refunds Tollgate asked for.

@@ -132,6 +132,7 @@ pub async fn refund(
     Ok(HttpResponse::Created().json(RefundedView {
         refund: RefundView::from(&refunded.refund),
         payment: PaymentView::from(&refunded.payment),
+        credits_revoked: refunded.credits_revoked,
     }))
 }
 

@@ -23,6 +23,7 @@ fn settings() -> CacheSettings {
 
 both!(reads_are_served_from_memory_and_writes_are_seen_at_once, |store: Store| async move {
     let cached = store.clone().with_cache(settings());
+    assert!(cached.listening(std::time::Duration::from_secs(10)).await, "the cache hears other processes");
     let id = ws_id("team_1");
     assert_eq!(cached.billing_state(&id).await.unwrap(), None, "not there yet");
     WorkspaceRepository::insert(&cached, &workspace("team_1")).await.unwrap();
@@ -56,6 +57,7 @@ both!(reads_are_served_from_memory_and_writes_are_seen_at_once, |store: Store| a
 
 both!(usage_totals_are_cached_per_period_and_dropped_when_usage_is_recorded, |store: Store| async move {
     let cached = store.clone().with_cache(settings());
+    assert!(cached.listening(std::time::Duration::from_secs(10)).await, "the cache hears other processes");
     let id = ws_id("team_1");
     WorkspaceRepository::insert(&cached, &workspace("team_1")).await.unwrap();
     let event = |n: i64| UsageEvent {
@@ -84,8 +86,8 @@ async fn a_change_committed_by_another_process_reaches_this_cache_on_postgres() 
     let reader = billing_store::connect(&url).await.unwrap().with_cache(settings());
     let id = ws_id("team_1");
     WorkspaceRepository::insert(&writer, &workspace("team_1")).await.unwrap();
-    // The reader's listener starts with its pool; give it a moment to subscribe before the first change.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The reader's listener starts with its pool; it must be subscribed before the first change.
+    assert!(reader.listening(Duration::from_secs(10)).await);
     assert_eq!(reader.billing_state(&id).await.unwrap().unwrap().subscription, None);
     assert_eq!(reader.billing_state(&id).await.unwrap().unwrap().subscription, None, "now cached");
 

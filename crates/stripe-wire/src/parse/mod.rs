@@ -223,6 +223,7 @@ fn invoice_upcoming(mut invoice: InvoiceView) -> Result<EventPayload, WebhookErr
         detail: None,
         payment_id: None,
         plan_id: None,
+        paid_for: None,
         refunded: None,
     })
 }
@@ -237,7 +238,9 @@ fn payment_intent(intent: PaymentIntentView, activity: PaymentActivityKind) -> R
     .ok_or_else(|| missing("amount"))?;
     let detail = intent.last_payment_error.and_then(|e| non_empty(e.decline_code).or(non_empty(e.code)));
     let id = required("id", intent.id)?;
-    let plan = intent.metadata.and_then(|m| non_empty(m.credits_plan_id));
+    let metadata = intent.metadata.unwrap_or_default();
+    let plan = non_empty(metadata.credits_plan_id);
+    let paid_for = non_empty(metadata.plan_id);
     Ok(EventPayload::PaymentActivity {
         activity,
         customer_id: CustomerId::new(customer),
@@ -247,6 +250,7 @@ fn payment_intent(intent: PaymentIntentView, activity: PaymentActivityKind) -> R
         subscription_id: None,
         detail,
         plan_id: plan.map(PlanId::new),
+        paid_for: paid_for.map(PlanId::new),
         refunded: None,
     })
 }
@@ -265,6 +269,7 @@ fn charge_refunded(charge: ChargeView) -> Result<EventPayload, WebhookError> {
         detail: None,
         payment_id: optional_ref(charge.payment_intent).map(PaymentId::new),
         plan_id: None,
+        paid_for: None,
         refunded: Some(Money::new(refunded, currency)),
     })
 }

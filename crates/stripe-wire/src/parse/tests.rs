@@ -419,18 +419,19 @@ mod payment_activity {
                 detail: None,
                 payment_id: Some(PaymentId::new("pi_1")),
                 plan_id: Some(PlanId::new("credits_500")),
+                paid_for: None,
                 refunded: None,
             }
         );
         // A credits checkout's own payment intent names its plan as `plan_id`: the checkout grants, not this.
         let from_checkout = json!({"id": "pi_4", "customer": "cus_1", "amount": 900, "currency": "usd",
             "metadata": {"workspace_id": "acme", "plan_id": "credits_500"}});
-        let EventPayload::PaymentActivity { plan_id, .. } =
+        let EventPayload::PaymentActivity { plan_id, paid_for, .. } =
             parse(&wrap("payment_intent.succeeded", from_checkout)).unwrap()
         else {
             panic!("not a payment activity")
         };
-        assert_eq!(plan_id, None);
+        assert_eq!((plan_id, paid_for), (None, Some(PlanId::new("credits_500"))));
         let failed = json!({"id": "pi_2", "customer": {"id": "cus_1"}, "amount": 700, "currency": "usd",
             "last_payment_error": {"code": "card_declined", "decline_code": "insufficient_funds"}});
         let EventPayload::PaymentActivity { activity, detail, amount, .. } =
