@@ -78,6 +78,8 @@ error_codes! {
     SubscriptionStateConflict = "subscription_state_conflict",
     /// The subscription belongs to a processor that is not the active one.
     SubscriptionManagedElsewhere = "subscription_managed_elsewhere",
+    /// The processor refused the refund (e.g. refunded there already); nothing was refunded.
+    RefundRefused = "refund_refused",
     /// The payment was made through a processor that is not the active one; refund it there.
     PaymentManagedElsewhere = "payment_managed_elsewhere",
     /// The `Idempotency-Key` was sent before with a different request.

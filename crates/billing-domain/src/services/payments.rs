@@ -40,6 +40,9 @@ pub enum PaymentError {
     /// More than is left to refund.
     #[error("the refund exceeds what is left to refund ({refundable} minor units)")]
     RefundExceedsPayment { refundable: i64 },
+    /// The processor refused the refund; its reservation was given back. The reason is for logs, not callers.
+    #[error("the payment processor refused the refund: {0}")]
+    RefundRefused(String),
     /// The payment was made through a processor that is not the active one.
     #[error("payment was made through `{0}`, not the active processor")]
     ManagedElsewhere(String),
@@ -256,9 +259,7 @@ impl PaymentService {
         match earlier.status {
             RefundStatus::Pending => self.ask_processor(earlier, request).await,
             RefundStatus::Succeeded => Ok(Refunded { refund: earlier, payment, credits_revoked: 0 }),
-            RefundStatus::Failed => {
-                Err(ProcessorError::Rejected(format!("refund {} with this key was refused", earlier.id)).into())
-            }
+            RefundStatus::Failed => Err(PaymentError::RefundRefused(format!("refund {} was refused", earlier.id))),
         }
     }
 
@@ -279,9 +280,12 @@ impl PaymentService {
         };
         let now = self.ctx.clock.now();
         let settled = self.payments.settle_refund(&refund.id, &settlement, now).await;
-        if let Err(error) = answer {
+        match answer {
+            // The processor refused it (already refunded there, a disputed charge, …): nothing was refunded.
+            Err(ProcessorError::Rejected(reason)) => return Err(PaymentError::RefundRefused(reason)),
             // The reservation is given back (or, should that write fail too, stays pending for an operator).
-            return Err(error.into());
+            Err(error) => return Err(error.into()),
+            Ok(_) => {}
         }
         let payment = settled?;
         refund.status = settlement.status;

@@ -680,6 +680,26 @@ mod payments {
     }}
 
     async_test! {
+    async fn a_refund_the_processor_refuses_is_given_back_and_answered_as_refused() {
+        let mut payments = MockPaymentRepository::new();
+        payments.expect_get().returning(|_| Ok(Some(paid())));
+        payments.expect_reserve_refund().times(1).returning(|_, _| Ok(RefundReservation::Reserved(Box::new(paid()))));
+        payments
+            .expect_settle_refund()
+            .withf(|_, settlement, _| settlement.status == RefundStatus::Failed)
+            .times(1)
+            .returning(|_, _, _| Ok(paid()));
+        let mut audit = crate::ports::MockAuditLog::new();
+        audit.expect_append().never();
+        let processor = refunding_processor(|| Err(ProcessorError::Rejected("charge already refunded".into())));
+        let keyed = RefundPayment { idempotency_key: Some("k".into()), ..refund_of(400) };
+        let mut payments_for_key = payments;
+        payments_for_key.expect_refunds_of().returning(|_| Ok(vec![]));
+        let error = service(processor, payments_for_key, audit).refund(keyed).await.unwrap_err();
+        assert!(matches!(error, PaymentError::RefundRefused(_)), "{error:?}");
+    }}
+
+    async_test! {
     async fn a_refund_made_is_settled_with_the_processors_id_and_audited() {
         let mut payments = MockPaymentRepository::new();
         payments.expect_get().returning(|_| Ok(Some(paid())));

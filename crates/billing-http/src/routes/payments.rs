@@ -38,6 +38,15 @@ impl From<PaymentError> for ApiError {
                 format!("only {refundable} (minor units) is left to refund; nothing was refunded"),
             )
             .with_extra(json!({"refundable": refundable})),
+            PaymentError::RefundRefused(reason) => {
+                tracing::warn!(%reason, "the processor refused a refund");
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    ErrorCode::RefundRefused,
+                    "Refund refused",
+                    "the payment processor refused this refund; nothing was refunded",
+                )
+            }
             PaymentError::ManagedElsewhere(processor) => ApiError::new(
                 StatusCode::CONFLICT,
                 ErrorCode::PaymentManagedElsewhere,
