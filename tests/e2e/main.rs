@@ -135,6 +135,11 @@ fn the_binary_runs_the_sandbox_lifecycle_on_postgres() {
     let server = Server::start(&[("TOLLGATE__DATABASE__URL", format!("{base}/{name}"))]);
     walkthrough(&server);
     assert!(server.stop().success());
+    let dropped = Command::new("psql")
+        .args([admin.as_str(), "-qc", &format!("DROP DATABASE {name} WITH (FORCE)")])
+        .status()
+        .expect("psql");
+    assert!(dropped.success(), "the e2e database is dropped after use");
 }
 
 /// The sandbox's own records (open checkouts, subscriptions, invoices, payments) are in the database: a `kill -9`
