@@ -1,5 +1,6 @@
 //! The `tollgate` binary with `processor = "stripe"` against localstripe and PostgreSQL: real signed webhooks
-//! change a workspace's plan and entitlements, and `tollgate reconcile` repairs what no webhook announced.
+//! change a workspace's plan and entitlements, a credit pack paid at Stripe grants its credits and is refunded
+//! through it, and `tollgate reconcile` repairs what no webhook announced.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -339,6 +340,94 @@ fn reconcile_finds_a_subscription_whose_every_webhook_was_lost() {
             !again["discovered"].as_array().unwrap().iter().any(|d| d["subscription_id"] == subscription.as_str()),
             "found once, then known: {again}"
         );
+    });
+    assert!(server.stop().success());
+}
+
+/// A payment intent for a credit pack, created through Tollgate at localstripe and paid there (as Stripe.js would):
+/// localstripe's signed `payment_intent.succeeded` grants the pack's credits once; a refund through Tollgate
+/// reaches localstripe and takes back its share; more than is left is refused before Stripe is asked.
+#[test]
+fn a_credit_pack_paid_at_stripe_grants_its_credits_and_refunds_through_stripe() {
+    let database = postgres_database();
+    let env = stripe_env(&database);
+    let server = Server::start(&env);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let workspace = format!("ws-e2e-{}", uuid::Uuid::new_v4().simple());
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let stripe = Localstripe { url: localstripe_url(), http: client.clone() };
+        let hook_id = format!("tollgate-{}", uuid::Uuid::new_v4().simple());
+        stripe.register_webhook(&hook_id, &format!("{}/webhooks/stripe", server.base_url)).await;
+        let api = |method: reqwest::Method, path: &str| {
+            client.request(method, format!("{}{path}", server.base_url)).bearer_auth(KEY)
+        };
+        let email = format!("owner-{}@e2e.test", uuid::Uuid::new_v4().simple());
+        let created = api(reqwest::Method::PUT, &format!("/v1/workspaces/{workspace}"))
+            .json(&json!({"name": "E2E credits", "owner_email": email}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+
+        let response = api(reqwest::Method::POST, &format!("/v1/workspaces/{workspace}/payment-intents"))
+            .header("Idempotency-Key", "buy-pack-1")
+            .json(&json!({"plan": "credits10"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let intent: Value = response.json().await.unwrap();
+        let id = intent["payment_id"].as_str().unwrap().to_owned();
+        assert!(id.starts_with("pi_") && intent["client_secret"].as_str().unwrap().starts_with(&id), "{intent}");
+        let at_stripe = stripe.ok(reqwest::Method::GET, &format!("/v1/payment_intents/{id}"), &[]).await;
+        assert_eq!(
+            (at_stripe["amount"].as_i64(), at_stripe["metadata"]["credits_plan_id"].as_str()),
+            (Some(999), Some("credits10"))
+        );
+
+        // The customer pays: a card attached and the intent confirmed.
+        let card = [
+            ("type", "card"),
+            ("card[number]", "4242424242424242"),
+            ("card[exp_month]", "12"),
+            ("card[exp_year]", "2034"),
+            ("card[cvc]", "123"),
+        ];
+        let method = stripe.ok(reqwest::Method::POST, "/v1/payment_methods", &card).await;
+        let pm = method["id"].as_str().unwrap();
+        stripe.ok(reqwest::Method::POST, &format!("/v1/payment_intents/{id}"), &[("payment_method", pm)]).await;
+        stripe.ok(reqwest::Method::POST, &format!("/v1/payment_intents/{id}/confirm"), &[]).await;
+
+        let credited = wait_for(&client, &server, &workspace, |v| v["credit_balance"] == 10).await;
+        assert_eq!(credited["credit_balance"], 10);
+        let payment = get(&client, &server, &format!("/v1/payments/{id}")).await;
+        assert_eq!(payment["payment"]["status"], "succeeded");
+
+        let refunded = api(reqwest::Method::POST, &format!("/v1/payments/{id}/refund"))
+            .json(&json!({"amount": 300}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refunded.status(), 201);
+        let refunded: Value = refunded.json().await.unwrap();
+        let refund_id = refunded["refund"]["processor_refund_id"].as_str().unwrap().to_owned();
+        assert!(refund_id.starts_with("re_"), "{refunded}");
+        assert_eq!(refunded["credits_revoked"], 3);
+        let at_stripe = stripe.ok(reqwest::Method::GET, &format!("/v1/refunds/{refund_id}"), &[]).await;
+        assert_eq!(
+            (at_stripe["amount"].as_i64(), at_stripe["payment_intent"].as_str()),
+            (Some(300), Some(id.as_str()))
+        );
+        let over = api(reqwest::Method::POST, &format!("/v1/payments/{id}/refund"))
+            .json(&json!({"amount": 700}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(over.status(), 409);
+        assert_eq!(get(&client, &server, &format!("/v1/workspaces/{workspace}")).await["credit_balance"], 7);
+
+        stripe.register_webhook(&hook_id, "http://127.0.0.1:9/gone").await;
     });
     assert!(server.stop().success());
 }
