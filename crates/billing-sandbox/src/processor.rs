@@ -35,8 +35,8 @@ pub struct SandboxProcessor {
     pub(crate) state: Mutex<State>,
     /// Where its records are kept; memory only without.
     pub(crate) records: Option<Arc<dyn ProcessorRecords>>,
-    /// Held while records are written, so writes reach the database in the order the records changed.
-    pub(crate) persist_turn: tokio::sync::Mutex<()>,
+    /// Held for each change from its copy to its write, so changes are written in the order they were made.
+    pub(crate) change_turn: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for SandboxProcessor {
@@ -53,7 +53,7 @@ impl SandboxProcessor {
     /// A sandbox with no records; check `config` with [`SandboxConfig::validate`] at startup.
     pub fn new(config: SandboxConfig, ids: Arc<dyn IdGenerator>, clock: Arc<dyn Clock>) -> Self {
         let state = Mutex::new(State::default());
-        Self { config, ids, clock, state, records: None, persist_turn: tokio::sync::Mutex::new(()) }
+        Self { config, ids, clock, state, records: None, change_turn: tokio::sync::Mutex::new(()) }
     }
 
     /// This sandbox keeping its records in `records`; call [`SandboxProcessor::restore`] before serving.

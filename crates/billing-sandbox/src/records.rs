@@ -1,6 +1,6 @@
-//! The sandbox's records in Tollgate's database (the domain's `ProcessorRecords` port): every change notes the
-//! records it touched ([`State::touch`]) and [`SandboxProcessor::persist`] writes them, in the order they changed,
-//! before the change is answered; [`SandboxProcessor::restore`] reads them all back at startup.
+//! The sandbox's records in Tollgate's database (the domain's `ProcessorRecords` port): every change, made through
+//! [`SandboxProcessor::transact`], notes the records it touched ([`State::touch`]), which are written before the
+//! change is kept and answered; [`SandboxProcessor::restore`] reads them all back at startup.
 
 use billing_domain::ids::{CheckoutSessionId, PaymentId, SubscriptionId, WorkspaceId};
 use billing_domain::ports::ProcessorRecord;
@@ -132,7 +132,7 @@ impl SandboxProcessor {
             state.touched.clear();
             return outcome;
         };
-        let _turn = self.persist_turn.lock().await;
+        let _turn = self.change_turn.lock().await;
         let mut copy = self.lock().clone();
         let outcome = change(&mut copy)?;
         let batch = copy.take_touched();

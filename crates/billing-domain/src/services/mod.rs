@@ -50,9 +50,14 @@ use crate::workspace::Workspace;
 /// equal keys never share an effect), or a fresh id when it sent none (each request its own effect).
 fn client_key(actor: &crate::records::Actor, key: Option<&str>, ids: &dyn crate::ports::IdGenerator) -> String {
     match key {
-        Some(key) => format!("{}:{key}", actor.key_scope()),
+        Some(key) => scoped_key(actor, key),
         None => ids.new_id("req_"),
     }
+}
+
+/// The caller's `Idempotency-Key` scoped to the caller.
+fn scoped_key(actor: &crate::records::Actor, key: &str) -> String {
+    format!("{}:{key}", actor.key_scope())
 }
 
 /// Settings the services share.

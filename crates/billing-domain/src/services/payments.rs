@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::account::{AccountError, ensure_customer};
-use super::{Context, WebhookService, client_key};
+use super::{Context, WebhookService, client_key, scoped_key};
 use crate::catalog::{PlanKind, UnknownPlan};
 use crate::error::{ProcessorError, StoreError, ValidationError};
 use crate::ids::{PaymentId, PlanId, RefundId, WorkspaceId};
@@ -212,7 +212,7 @@ impl PaymentService {
         if payment.processor != self.processor.id() {
             return Err(PaymentError::ManagedElsewhere(payment.processor.to_string()));
         }
-        let request_key = request.idempotency_key.as_ref().map(|key| format!("{}:{key}", request.actor.key_scope()));
+        let request_key = request.idempotency_key.as_deref().map(|key| scoped_key(&request.actor, key));
         if let Some(key) = &request_key {
             let earlier = self.payments.refunds_of(&payment.id).await?;
             if let Some(earlier) = earlier.into_iter().find(|r| r.request_key.as_deref() == Some(key.as_str())) {
