@@ -12,6 +12,7 @@ mod m20261202_000006_create_idempotency_keys;
 mod m20261202_000007_create_coupons;
 mod m20261202_000008_create_payments;
 mod m20261202_000009_create_processor_records;
+mod m20261203_000010_add_outbox_leases;
 
 /// Every migration in the order it applies; `tollgate migrate` and startup call [`MigratorTrait::up`].
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_create_coupons::Migration),
             Box::new(m20261202_000008_create_payments::Migration),
             Box::new(m20261202_000009_create_processor_records::Migration),
+            Box::new(m20261203_000010_add_outbox_leases::Migration),
         ]
     }
 }

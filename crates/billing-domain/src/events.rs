@@ -70,6 +70,9 @@ pub enum EventPayload {
         amount: Money,
         period_start: Option<DateTime<Utc>>,
         period_end: Option<DateTime<Utc>>,
+        /// The processor's page of the invoice (`hosted_invoice_url`), linked from the receipt.
+        #[serde(default)]
+        invoice_url: Option<String>,
     },
     /// Paying an invoice failed; the subscription goes past due.
     InvoicePaymentFailed {

@@ -67,8 +67,12 @@ pub enum NotificationKind {
 pub enum OutboxTarget {
     /// An email to the workspace owner, through the `Notifier` port.
     Email { kind: NotificationKind },
-    /// A signed outbound webhook to the product backend (`billing.subscription.updated`, …).
+    /// A signed outbound webhook to the product backend (`billing.subscription.updated`, …), not yet addressed:
+    /// its delivery fans it out to one [`OutboxTarget::Endpoint`] message per subscribed endpoint.
     Webhook { topic: String },
+    /// One outbound webhook for one configured endpoint; `payload` is the whole body (`{id, type, created,
+    /// data}`), fixed when it was fanned out, so every retry sends the same bytes but for the signature.
+    Endpoint { endpoint: String, topic: String },
 }
 
 /// A message written in the same transaction as the change that caused it, delivered after commit.
@@ -86,5 +90,42 @@ pub struct OutboxMessage {
 pub struct PendingMessage {
     pub id: i64,
     pub attempts: u32,
+    /// When it was enqueued: the `created` of the outbound webhook it becomes.
+    pub created_at: DateTime<Utc>,
     pub message: OutboxMessage,
+}
+
+/// Where an outbox message is in its delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxStatus {
+    /// Waiting for its first attempt or its next retry (or leased by a worker right now).
+    Pending,
+    Delivered,
+    /// Every attempt failed; an operator may retry it.
+    Dead,
+}
+
+impl OutboxStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Delivered => "delivered",
+            OutboxStatus::Dead => "dead",
+        }
+    }
+}
+
+/// An outbox message as stored, for operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub message: OutboxMessage,
+    pub status: OutboxStatus,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// When a worker may take it next (a pending message's retry time or lease end).
+    pub available_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
 }

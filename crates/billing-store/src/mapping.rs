@@ -5,7 +5,7 @@ use billing_domain::email::Email;
 use billing_domain::error::StoreError;
 use billing_domain::ids::{CustomerId, PlanId, PriceId, ProcessorId, SubscriptionId, WorkspaceId};
 use billing_domain::ports::InboxStatus;
-use billing_domain::records::{AuditEntry, AuditRecord, OutboxMessage, PendingMessage};
+use billing_domain::records::{AuditEntry, AuditRecord, OutboxEntry, OutboxMessage, OutboxStatus, PendingMessage};
 use billing_domain::subscription::{Subscription, SubscriptionStatus, SubscriptionTerms, TermsSource};
 use billing_domain::workspace::Workspace;
 use chrono::{DateTime, Utc};
@@ -177,15 +177,32 @@ pub(crate) fn outbox_row(message: &OutboxMessage, now: DateTime<Utc>) -> Result<
         attempts: Set(0),
         last_error: Set(None),
         available_at: Set(now),
+        leased_until: Set(None),
         created_at: Set(now),
         delivered_at: Set(None),
     })
 }
 
 pub(crate) fn pending_from_row(m: outbox::Model) -> Result<PendingMessage, StoreError> {
-    Ok(PendingMessage {
+    let entry = entry_from_row(m)?;
+    Ok(PendingMessage { id: entry.id, attempts: entry.attempts, created_at: entry.created_at, message: entry.message })
+}
+
+pub(crate) fn entry_from_row(m: outbox::Model) -> Result<OutboxEntry, StoreError> {
+    let status = match m.status.as_str() {
+        outbox_status::PENDING => OutboxStatus::Pending,
+        outbox_status::DELIVERED => OutboxStatus::Delivered,
+        outbox_status::DEAD => OutboxStatus::Dead,
+        other => return Err(corrupt("outbox.status", other)),
+    };
+    Ok(OutboxEntry {
         id: m.id,
+        status,
         attempts: attempts(m.attempts, "outbox.attempts")?,
+        last_error: m.last_error,
+        available_at: m.available_at,
+        created_at: m.created_at,
+        delivered_at: m.delivered_at,
         message: OutboxMessage {
             dedup_key: m.dedup_key,
             workspace_id: WorkspaceId::parse(m.workspace_id).map_err(|e| corrupt("outbox.workspace_id", e))?,

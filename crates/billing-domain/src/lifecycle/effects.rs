@@ -24,35 +24,60 @@ pub(super) fn payment_activity(
     Changes { audit: vec![audit], outbox: vec![announce], ..Changes::default() }
 }
 
-/// Effects of the event itself, independent of whether the state changed (each deduplicated by its key).
-pub(super) fn event_effects(event: &ProcessorEvent, workspace: &WorkspaceId, changes: &mut Changes) {
+/// Effects of the event itself, independent of whether the state changed (each deduplicated by its key). `plan`
+/// is the plan of the event's subscription, when known, for the owner's email.
+pub(super) fn event_effects(
+    event: &ProcessorEvent,
+    workspace: &WorkspaceId,
+    plan: Option<&PlanId>,
+    changes: &mut Changes,
+) {
     match &event.payload {
-        EventPayload::InvoicePaid { invoice_id, amount, .. } => changes.outbox.push(email(
-            workspace,
-            format!("email:receipt:{invoice_id}"),
-            NotificationKind::PaymentSucceeded,
-            json!({"invoice_id": invoice_id, "amount": amount}),
-        )),
-        EventPayload::InvoicePaymentFailed { invoice_id, amount, attempt_count, .. } => {
+        EventPayload::InvoicePaid { invoice_id, amount, invoice_url, subscription_id, .. } => {
+            changes.outbox.push(email(
+                workspace,
+                format!("email:receipt:{invoice_id}"),
+                NotificationKind::PaymentSucceeded,
+                json!({"invoice_id": invoice_id, "amount": amount, "plan": plan, "invoice_url": invoice_url}),
+            ));
+            changes.outbox.push(webhook(
+                workspace,
+                format!("webhook:payment_succeeded:{invoice_id}"),
+                "billing.payment.succeeded",
+                json!({"invoice_id": invoice_id, "amount": amount, "subscription_id": subscription_id, "plan": plan}),
+            ));
+        }
+        EventPayload::InvoicePaymentFailed { invoice_id, amount, attempt_count, subscription_id, .. } => {
             changes.outbox.push(email(
                 workspace,
                 format!("email:payment_failed:{invoice_id}:{attempt_count}"),
                 NotificationKind::PaymentFailed,
-                json!({"invoice_id": invoice_id, "amount": amount, "attempt": attempt_count}),
+                json!({"invoice_id": invoice_id, "amount": amount, "attempt": attempt_count, "plan": plan}),
             ));
             changes.outbox.push(webhook(
                 workspace,
                 format!("webhook:payment_failed:{invoice_id}:{attempt_count}"),
                 "billing.payment.failed",
-                json!({"invoice_id": invoice_id, "amount": amount, "attempt": attempt_count}),
+                json!({
+                    "invoice_id": invoice_id, "amount": amount, "attempt": attempt_count,
+                    "subscription_id": subscription_id,
+                }),
             ));
         }
-        EventPayload::TrialWillEnd { subscription_id, trial_end, .. } => changes.outbox.push(email(
-            workspace,
-            format!("email:trial_ending:{subscription_id}"),
-            NotificationKind::TrialEnding,
-            json!({"subscription_id": subscription_id, "trial_end": trial_end}),
-        )),
+        EventPayload::TrialWillEnd { subscription_id, trial_end, .. } => {
+            changes.outbox.push(email(
+                workspace,
+                format!("email:trial_ending:{subscription_id}"),
+                NotificationKind::TrialEnding,
+                json!({"subscription_id": subscription_id, "trial_end": trial_end, "plan": plan}),
+            ));
+            changes.outbox.push(webhook(
+                workspace,
+                format!("webhook:trial_ending:{subscription_id}"),
+                "billing.trial.ending",
+                json!({"subscription_id": subscription_id, "trial_end": trial_end, "plan": plan}),
+            ));
+        }
         _ => {}
     }
 }
@@ -94,7 +119,9 @@ pub(super) fn transition_effects(
             workspace,
             format!("email:cancellation_scheduled:{}:{}", after.id, event.id),
             NotificationKind::CancellationScheduled,
-            json!({"subscription_id": after.id, "ends_at": after.terms.current_period_end}),
+            json!({
+                "subscription_id": after.id, "ends_at": after.terms.current_period_end, "plan": after.terms.plan_id,
+            }),
         ));
     }
     // Sent when the record first becomes terminal (canceled or expired). Terminal states absorb, so that happens
@@ -106,7 +133,7 @@ pub(super) fn transition_effects(
             workspace,
             format!("email:subscription_ended:{}", after.id),
             NotificationKind::SubscriptionEnded,
-            json!({"subscription_id": after.id}),
+            json!({"subscription_id": after.id, "plan": after.terms.plan_id}),
         ));
     }
 }

@@ -25,7 +25,7 @@ pub(super) fn subscription_event(
     }
     let mut changes = Changes::default();
     let Some(observation) = observe(event, known.catalog)? else {
-        event_effects(event, workspace, &mut changes);
+        event_effects(event, workspace, known.subscription.map(|s| &s.terms.plan_id), &mut changes);
         return Ok(Decision::Apply(Box::new(changes)));
     };
     let after = match known.subscription {
@@ -46,7 +46,7 @@ pub(super) fn subscription_event(
         }
     };
     let changed = known.subscription.is_none_or(|before| !before.same_state(&after));
-    event_effects(event, workspace, &mut changes);
+    event_effects(event, workspace, Some(&after.terms.plan_id), &mut changes);
     if changed {
         let after = Subscription { version: known.subscription.map_or(0, |b| b.version + 1), ..after };
         transition_effects(known.subscription, &after, event, &actor, &mut changes);

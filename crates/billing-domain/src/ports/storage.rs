@@ -12,7 +12,7 @@ use crate::coupon::Coupon;
 use crate::error::StoreError;
 use crate::events::ProcessorEvent;
 use crate::ids::{CustomerId, EventId, PlanId, ProcessorId, SubscriptionId, WorkspaceId};
-use crate::records::{AuditEntry, AuditRecord, OutboxMessage, PendingMessage};
+use crate::records::{AuditEntry, AuditRecord, OutboxEntry, OutboxMessage, OutboxStatus, PendingMessage};
 use crate::subscription::Subscription;
 use crate::workspace::Workspace;
 
@@ -351,6 +351,13 @@ pub trait AuditLog: Send + Sync {
     ) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
+/// A worker's hold on claimed outbox messages, on the wall clock: a test clock's jump never ends it early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub now: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
 /// Messages to deliver after commit (emails, outbound webhooks).
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
@@ -365,16 +372,25 @@ pub trait Outbox: Send + Sync {
         }
         Ok(())
     }
-    /// Claims up to `limit` messages due at `now`, leasing each until `lease_until` so no other worker takes it.
-    async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<PendingMessage>, StoreError>;
+    /// Claims up to `limit` messages due at `now` (billing time) and not leased at `lease.now`, oldest due first,
+    /// leasing each until `lease.until` so no other worker takes it meanwhile — on one database, across
+    /// processes (PostgreSQL: `FOR UPDATE SKIP LOCKED`).
+    async fn claim_due(&self, now: DateTime<Utc>, lease: Lease, limit: u32) -> Result<Vec<PendingMessage>, StoreError>;
     async fn mark_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError>;
-    /// Records a failed attempt and when to try again (`None`: give up).
+    /// Records a failed attempt and when to try again (`None`: give up). A message no longer pending (another
+    /// worker delivered it) is left as it is.
     async fn mark_failed(&self, id: i64, error: &str, retry_at: Option<DateTime<Utc>>) -> Result<(), StoreError>;
+    /// Messages with `status`, newest first, at most `limit`, with ids below `before` when given.
+    async fn list_messages(
+        &self,
+        status: OutboxStatus,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
+    async fn get(&self, id: i64) -> Result<Option<OutboxEntry>, StoreError>;
+    /// Makes a dead or pending message due at `now` with its attempts and error cleared; `false` when it was
+    /// delivered or does not exist. A retried message is claimed like a new one, so it is still delivered once.
+    async fn retry(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError>;
 }
 
 /// A usage event (issue: metering). `id` is the caller's idempotency key, unique per workspace.

@@ -2,6 +2,11 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::email::Email;
+use crate::money::Money;
+use crate::records::NotificationKind;
 
 /// The current time. Inject a fixed clock in tests; never call `Utc::now()` in the core.
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
@@ -17,12 +22,33 @@ pub trait IdGenerator: Send + Sync {
     fn new_id(&self, prefix: &str) -> String;
 }
 
-/// An email ready to send.
+/// An email to a workspace owner, with the facts its template shows. The adapter renders it (text and HTML).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EmailMessage {
-    pub to: String,
-    pub subject: String,
-    pub body: String,
+pub struct Notification {
+    /// The outbox message it comes from: the adapter derives the `Message-ID` from it, so a redelivery (after a
+    /// crash between sending and recording) carries the same id and the receiver can tell.
+    pub outbox_id: i64,
+    pub kind: NotificationKind,
+    pub to: Email,
+    pub workspace_name: String,
+    pub facts: NotificationFacts,
+}
+
+/// What a notification's template may show; each kind uses the facts it needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotificationFacts {
+    /// The amount paid or due.
+    pub amount: Option<Money>,
+    /// The plan's display name.
+    pub plan: Option<String>,
+    /// The processor's page of the invoice.
+    pub invoice_url: Option<String>,
+    /// Where the owner manages billing (updates the card, resumes a plan).
+    pub manage_url: Option<String>,
+    /// The date the email is about: when access ends, when the trial ends, the next dunning step.
+    pub date: Option<DateTime<Utc>>,
+    /// The failed invoice's attempt number.
+    pub attempt: Option<u32>,
 }
 
 /// Delivery failed; the outbox worker retries with backoff.
@@ -35,5 +61,41 @@ pub struct NotifyError(pub String);
 #[async_trait]
 pub trait Notifier: Send + Sync {
     /// Sends one message. MUST return `NotifyError` on any failure so the caller retries; MUST NOT retry itself.
-    async fn send(&self, message: &EmailMessage) -> Result<(), NotifyError>;
+    async fn send(&self, notification: &Notification) -> Result<(), NotifyError>;
+}
+
+/// An outbound webhook as the product backend receives it (`{id, type, created, data}`); `id` is the same on
+/// every delivery of one event, for the receiver's dedupe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundEvent {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub topic: String,
+    /// Unix seconds, when the change that caused it committed.
+    pub created: i64,
+    pub data: serde_json::Value,
+}
+
+/// Publishing to one endpoint failed; the outbox worker retries with backoff.
+#[derive(Debug, thiserror::Error)]
+#[error("webhook delivery failed: {0}")]
+pub struct PublishError(pub String);
+
+/// The product backend's webhook endpoints (configured), each receiving the topics its filter allows.
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+#[async_trait]
+pub trait WebhookPublisher: Send + Sync {
+    /// Names of the endpoints subscribed to `topic`, in a stable order.
+    fn subscribers(&self, topic: &str) -> Vec<String>;
+    /// Sends `event` to `endpoint`, signed. MUST fail (not panic) for an endpoint no longer configured, and
+    /// MUST NOT retry itself.
+    async fn publish(&self, endpoint: &str, event: &OutboundEvent) -> Result<(), PublishError>;
+}
+
+/// When to try a failed delivery again.
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+pub trait RetrySchedule: Send + Sync {
+    /// The wait before attempt `failed + 1` after `failed` failed attempts (1 after the first failure); `None`
+    /// gives up and the message is dead.
+    fn next_delay(&self, failed: u32) -> Option<std::time::Duration>;
 }

@@ -5,6 +5,7 @@ mod checkout;
 mod coupons;
 mod credits;
 mod entitlements;
+mod outbox;
 mod payments;
 mod reconcile;
 mod subscriptions;
@@ -22,6 +23,7 @@ pub use checkout::{CheckoutError, CheckoutService, StartCheckout};
 pub use coupons::{CouponCheck, CouponService, CouponServiceError, NewCoupon};
 pub use credits::{Consume, CreditError, CreditService};
 pub use entitlements::{EntitlementError, EntitlementService, EntitlementsView, LimitView};
+pub use outbox::{DeliveryPolicy, DeliveryReport, OutboxError, OutboxPorts, OutboxService};
 pub use payments::{Charge, CreatePayment, PaymentError, PaymentService, RefundPayment, Refunded};
 pub use reconcile::{
     Discovery, RECONCILE_EVENT_TYPE, ReconcileError, ReconcileFailure, ReconcileReport, ReconcileService, Repair, drift,

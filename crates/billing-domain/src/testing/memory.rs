@@ -17,7 +17,7 @@ use crate::events::ProcessorEvent;
 use crate::ids::{CustomerId, EventId, PaymentId, PlanId, ProcessorId, RefundId, SubscriptionId, WorkspaceId};
 use crate::payment::{Payment, PaymentObservation, RefundRecord};
 use crate::ports::*;
-use crate::records::{AuditEntry, AuditRecord, OutboxMessage, PendingMessage};
+use crate::records::{AuditEntry, AuditRecord, OutboxEntry, OutboxMessage, OutboxStatus, PendingMessage};
 use crate::subscription::Subscription;
 use crate::workspace::Workspace;
 use async_trait::async_trait;
@@ -350,7 +350,7 @@ impl Outbox for MemoryTx {
     async fn enqueue(&self, message: &OutboxMessage, _: DateTime<Utc>) -> Result<bool, StoreError> {
         Ok(self.state.lock().unwrap().outbox.insert(message.dedup_key.clone()))
     }
-    async fn claim_due(&self, _: DateTime<Utc>, _: DateTime<Utc>, _: u32) -> Result<Vec<PendingMessage>, StoreError> {
+    async fn claim_due(&self, _: DateTime<Utc>, _: Lease, _: u32) -> Result<Vec<PendingMessage>, StoreError> {
         unused("claim_due")
     }
     async fn mark_delivered(&self, _: i64, _: DateTime<Utc>) -> Result<(), StoreError> {
@@ -358,6 +358,15 @@ impl Outbox for MemoryTx {
     }
     async fn mark_failed(&self, _: i64, _: &str, _: Option<DateTime<Utc>>) -> Result<(), StoreError> {
         unused("mark_failed")
+    }
+    async fn list_messages(&self, _: OutboxStatus, _: u32, _: Option<i64>) -> Result<Vec<OutboxEntry>, StoreError> {
+        unused("outbox list")
+    }
+    async fn get(&self, _: i64) -> Result<Option<OutboxEntry>, StoreError> {
+        unused("outbox get")
+    }
+    async fn retry(&self, _: i64, _: DateTime<Utc>) -> Result<bool, StoreError> {
+        unused("outbox retry")
     }
 }
 

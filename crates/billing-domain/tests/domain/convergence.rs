@@ -70,6 +70,7 @@ pub(crate) fn invoice_paid(invoice: &str, sub: &str, price: Option<&str>, period
         amount: Money::new(4900, Currency::parse("USD").unwrap()),
         period_start: Some(t(period)),
         period_end: Some(t(period + 2_592_000)),
+        invoice_url: None,
     }
 }
 

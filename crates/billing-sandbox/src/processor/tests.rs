@@ -86,6 +86,7 @@ async fn pay_for_a_subscription_emits_four_verifiable_events_with_consistent_ids
         amount,
         period_start,
         period_end: invoice_period_end,
+        ..
     } = events[2].payload.clone()
     else {
         panic!("expected InvoicePaid, got {:?}", events[2].payload);

@@ -15,8 +15,10 @@ pub struct Model {
     pub status: String,
     pub attempts: i32,
     pub last_error: Option<String>,
-    /// When a worker may take it next: the retry time, or the end of the current lease.
+    /// When it is due (billing time): enqueued, or the next retry.
     pub available_at: DateTimeUtc,
+    /// While a worker delivers it (wall-clock time): no other worker takes it before.
+    pub leased_until: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub delivered_at: Option<DateTimeUtc>,
 }

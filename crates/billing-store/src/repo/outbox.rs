@@ -2,16 +2,19 @@
 
 use async_trait::async_trait;
 use billing_domain::error::StoreError;
-use billing_domain::ports::Outbox;
-use billing_domain::records::{OutboxMessage, PendingMessage};
+use billing_domain::ports::{Lease, Outbox};
+use billing_domain::records::{OutboxEntry, OutboxMessage, OutboxStatus, PendingMessage};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 
 use super::{Executor, Repo, insert_or_skip};
 use crate::entities::outbox;
 use crate::errors::map_db_err;
-use crate::mapping::{outbox_row, outbox_status, pending_from_row};
+use crate::mapping::{entry_from_row, outbox_row, outbox_status, pending_from_row};
 
 #[async_trait]
 impl<C: Executor> Outbox for Repo<C> {
@@ -34,12 +37,7 @@ impl<C: Executor> Outbox for Repo<C> {
     }
 
     #[tracing::instrument(skip_all, fields(limit))]
-    async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<PendingMessage>, StoreError> {
+    async fn claim_due(&self, now: DateTime<Utc>, lease: Lease, limit: u32) -> Result<Vec<PendingMessage>, StoreError> {
         use outbox::Column;
         if limit == 0 {
             return Ok(Vec::new());
@@ -48,12 +46,17 @@ impl<C: Executor> Outbox for Repo<C> {
         // worker holds) until the lease commits; SQLite's write lock serializes claimers. A single
         // `UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)` is not safe: PostgreSQL may rescan the
         // subquery and lease more than `n` rows.
+        let claimable = || {
+            Condition::all()
+                .add(Column::Status.eq(outbox_status::PENDING))
+                .add(Column::AvailableAt.lte(now))
+                .add(Condition::any().add(Column::LeasedUntil.is_null()).add(Column::LeasedUntil.lte(lease.now)))
+        };
         let tx = self.begin_write().await?;
         let mut due = Query::select();
         due.column(Column::Id)
             .from(outbox::Entity)
-            .and_where(Column::Status.eq(outbox_status::PENDING))
-            .and_where(Column::AvailableAt.lte(now))
+            .cond_where(claimable())
             .order_by(Column::AvailableAt, sea_orm::Order::Asc)
             .order_by(Column::Id, sea_orm::Order::Asc)
             .limit(u64::from(limit));
@@ -72,16 +75,15 @@ impl<C: Executor> Outbox for Repo<C> {
             tx.rollback().await.map_err(map_db_err)?;
             return Ok(Vec::new());
         }
-        // Moving `available_at` to the lease end is the lease; the repeated conditions make it a compare-and-set.
-        let mut lease = Query::update();
-        lease
+        // The repeated conditions make the lease a compare-and-set.
+        let mut leasing = Query::update();
+        leasing
             .table(outbox::Entity)
-            .value(Column::AvailableAt, lease_until)
-            .and_where(Column::Status.eq(outbox_status::PENDING))
-            .and_where(Column::AvailableAt.lte(now))
+            .value(Column::LeasedUntil, lease.until)
+            .cond_where(claimable())
             .and_where(Column::Id.is_in(ids.iter().copied()))
             .returning_all();
-        let rows = tx.query_all(&lease).await.map_err(map_db_err)?;
+        let rows = tx.query_all(&leasing).await.map_err(map_db_err)?;
         tx.commit().await.map_err(map_db_err)?;
         let mut claimed = rows
             .iter()
@@ -98,6 +100,7 @@ impl<C: Executor> Outbox for Repo<C> {
         let updated = outbox::Entity::update_many()
             .col_expr(Column::Status, Expr::value(outbox_status::DELIVERED))
             .col_expr(Column::DeliveredAt, Expr::value(now))
+            .col_expr(Column::LeasedUntil, Expr::value(Option::<DateTime<Utc>>::None))
             .filter(Column::Id.eq(id))
             .exec(&self.conn)
             .await
@@ -114,6 +117,7 @@ impl<C: Executor> Outbox for Repo<C> {
         let mut update = outbox::Entity::update_many()
             .col_expr(Column::Attempts, Expr::col(Column::Attempts).add(1))
             .col_expr(Column::LastError, Expr::value(error))
+            .col_expr(Column::LeasedUntil, Expr::value(Option::<DateTime<Utc>>::None))
             .filter(Column::Id.eq(id))
             // Only a pending message: one delivered by a worker whose lease outlived ours stays delivered.
             .filter(Column::Status.eq(outbox_status::PENDING));
@@ -122,12 +126,47 @@ impl<C: Executor> Outbox for Repo<C> {
             None => update.col_expr(Column::Status, Expr::value(outbox_status::DEAD)),
         };
         let updated = update.exec(&self.conn).await.map_err(map_db_err)?;
-        if updated.rows_affected == 0 {
-            let exists = outbox::Entity::find_by_id(id).count(&self.conn).await.map_err(map_db_err)?;
-            if exists == 0 {
-                return Err(StoreError::Other(format!("outbox message {id} not found")));
-            }
+        if updated.rows_affected == 0 && self.get(id).await?.is_none() {
+            return Err(StoreError::Other(format!("outbox message {id} not found")));
         }
         Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(status = status.as_str(), limit))]
+    async fn list_messages(
+        &self,
+        status: OutboxStatus,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        use outbox::Column;
+        let mut query = outbox::Entity::find().filter(Column::Status.eq(status.as_str()));
+        if let Some(before) = before {
+            query = query.filter(Column::Id.lt(before));
+        }
+        let rows = query.order_by_desc(Column::Id).limit(u64::from(limit)).all(&self.conn).await.map_err(map_db_err)?;
+        rows.into_iter().map(entry_from_row).collect()
+    }
+
+    async fn get(&self, id: i64) -> Result<Option<OutboxEntry>, StoreError> {
+        let row = outbox::Entity::find_by_id(id).one(&self.conn).await.map_err(map_db_err)?;
+        row.map(entry_from_row).transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(outbox_id = id))]
+    async fn retry(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        use outbox::Column;
+        // A leased message keeps its lease: the worker holding it may still be sending it.
+        let updated = outbox::Entity::update_many()
+            .col_expr(Column::Status, Expr::value(outbox_status::PENDING))
+            .col_expr(Column::Attempts, Expr::value(0))
+            .col_expr(Column::LastError, Expr::value(Option::<String>::None))
+            .col_expr(Column::AvailableAt, Expr::value(now))
+            .filter(Column::Id.eq(id))
+            .filter(Column::Status.ne(outbox_status::DELIVERED))
+            .exec(&self.conn)
+            .await
+            .map_err(map_db_err)?;
+        Ok(updated.rows_affected > 0)
     }
 }

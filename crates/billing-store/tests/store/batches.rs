@@ -8,7 +8,7 @@ use std::time::Duration;
 use billing_domain::error::StoreError;
 use billing_domain::ids::{CustomerId, EventId, ProcessorId, SubscriptionId};
 use billing_domain::ports::{
-    AuditLog, BillingSubject, EventInbox, InboxStatus, Outbox, Recorded, Seen, SettledEvent, StatusUpdate,
+    AuditLog, BillingSubject, EventInbox, InboxStatus, Lease, Outbox, Recorded, Seen, SettledEvent, StatusUpdate,
     SubscriptionRepository, UnitOfWork, WorkspaceRepository,
 };
 use billing_domain::subscription::SubscriptionStatus::Active;
@@ -84,14 +84,14 @@ both!(append_all_and_enqueue_all_write_every_row_once, |store: Store| async move
         (audit_record("team_1", "subscription.updated"), at(2)),
     ];
     store.append_all(&records).await.unwrap();
-    let listed = store.list(&ws_id("team_1"), 10, None).await.unwrap();
+    let listed = AuditLog::list(&store, &ws_id("team_1"), 10, None).await.unwrap();
     let actions: Vec<&str> = listed.iter().map(|e| e.record.action.as_str()).collect();
     assert_eq!(actions, ["subscription.updated", "subscription.created"], "newest first, both kept");
 
     assert!(store.enqueue(&outbox_message("k1"), at(1)).await.unwrap());
     let messages = [(outbox_message("k1"), at(2)), (outbox_message("k2"), at(2)), (outbox_message("k2"), at(3))];
     store.enqueue_all(&messages).await.unwrap();
-    let due = store.claim_due(at(10), at(20), 10).await.unwrap();
+    let due = store.claim_due(at(10), Lease { now: at(10), until: at(20) }, 10).await.unwrap();
     let mut keys: Vec<String> = due.iter().map(|m| m.message.dedup_key.clone()).collect();
     keys.sort();
     assert_eq!(keys, ["k1", "k2"], "a dedup key is enqueued once, in or across calls");
@@ -151,7 +151,7 @@ both!(a_failed_statement_is_undone_by_its_savepoint_and_the_transaction_commits,
     tx.commit().await.unwrap();
     assert!(matches!(store.record(&inbox_event("evt_1")).await.unwrap(), Recorded::Seen { .. }));
     assert!(matches!(store.record(&inbox_event("evt_2")).await.unwrap(), Recorded::Seen { .. }));
-    assert!(store.list(&ws_id("team_1"), 10, None).await.unwrap().is_empty());
+    assert!(AuditLog::list(&store, &ws_id("team_1"), 10, None).await.unwrap().is_empty());
 });
 
 // A statement the database itself refuses (a foreign key here), which on PostgreSQL aborts the transaction, is

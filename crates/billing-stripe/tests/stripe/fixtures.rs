@@ -245,6 +245,7 @@ fn invoice_paid_events_read_the_fixture_invoice() {
             amount: Money::new(int(&invoice, "/amount_paid"), currency.clone()),
             period_start: time(&invoice, &format!("{line}/period/start")),
             period_end: time(&invoice, &format!("{line}/period/end")),
+            invoice_url: None,
         };
         assert_eq!(payload, expected, "{event_type}");
     }

@@ -162,6 +162,7 @@ fn a_header_generated_by_stripes_library_is_accepted() {
         amount: Money::new(2000, Currency::parse("eur").unwrap()),
         period_start: Some(at(1_721_954_100)),
         period_end: Some(at(1_724_632_500)),
+        invoice_url: None,
     };
     assert_eq!(event.payload, expected);
     // Both sides computed the same tag: ours is byte-for-byte the header Stripe's library made.

@@ -179,6 +179,8 @@ fn invoice_paid(mut invoice: InvoiceView) -> Result<EventPayload, WebhookError> 
         amount: Money::new(amount, parts.currency),
         period_start: optional_timestamp("lines.data[0].period.start", start)?,
         period_end: optional_timestamp("lines.data[0].period.end", end)?,
+        // Only a web link goes into the owner's receipt.
+        invoice_url: invoice.hosted_invoice_url.filter(|url| url.starts_with("https://") || url.starts_with("http://")),
     })
 }
 

@@ -135,6 +135,7 @@ fn reads_the_fixture_invoice_in_the_new_shape() {
         amount: usd(0),
         period_start: at(1_721_954_054),
         period_end: at(1_721_954_054),
+        invoice_url: None,
     };
     assert_eq!(paid, expected);
     let succeeded = parse(&wrap("invoice.payment_succeeded", fixture(INVOICE))).unwrap();
@@ -150,6 +151,22 @@ fn reads_the_fixture_invoice_in_the_new_shape() {
             attempt_count: 0,
         }
     );
+}
+
+#[test]
+fn links_the_receipt_to_a_hosted_invoice_page_only_when_it_is_a_web_address() {
+    let invoice = |url: serde_json::Value| {
+        let body = json!({
+            "id": "in_1", "customer": "cus_1", "currency": "usd", "amount_paid": 500, "hosted_invoice_url": url,
+        });
+        match parse(&wrap("invoice.paid", body)).unwrap() {
+            EventPayload::InvoicePaid { invoice_url, .. } => invoice_url,
+            other => panic!("not a paid invoice: {other:?}"),
+        }
+    };
+    assert_eq!(invoice(json!("https://invoice.example/i/1")), Some("https://invoice.example/i/1".to_owned()));
+    assert_eq!(invoice(json!("javascript:alert(1)")), None);
+    assert_eq!(invoice(serde_json::Value::Null), None);
 }
 
 #[test]

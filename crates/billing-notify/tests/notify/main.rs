@@ -1,0 +1,6 @@
+//! The adapters against real peers: an SMTP server (aiosmtpd, started by `scripts/test`) and an HTTP receiver
+//! started by the test.
+
+mod mailbox;
+mod smtp;
+mod webhooks;
