@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use billing_domain::ports::{Clock, IdempotencyKeys};
-use billing_domain::services::{PARKED_SWEEP_BATCH, ReconcileService, WebhookService};
+use billing_domain::services::{OutboxService, PARKED_SWEEP_BATCH, ReconcileService, WebhookService};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -25,12 +25,25 @@ pub struct JobSet {
     pub idempotency: Arc<dyn IdempotencyKeys>,
     pub clock: Arc<dyn Clock>,
     pub prune_keys_secs: u64,
+    pub outbox: Arc<OutboxService>,
+    /// Pause between outbox rounds that found nothing due (zero: no delivery).
+    pub outbox_poll: Duration,
 }
 
 impl Jobs {
     /// Starts reconciliation, the parked-event sweep and the pruning of expired idempotency keys.
     pub fn start(set: JobSet) -> Self {
-        let JobSet { reconciler, reconcile_secs, webhooks, sweep_secs, idempotency, clock, prune_keys_secs } = set;
+        let JobSet {
+            reconciler,
+            reconcile_secs,
+            webhooks,
+            sweep_secs,
+            idempotency,
+            clock,
+            prune_keys_secs,
+            outbox,
+            outbox_poll,
+        } = set;
         let (stop, stopped) = watch::channel(false);
         let reconciler = Arc::new(reconciler);
         let mut handles = Vec::new();
@@ -61,6 +74,7 @@ impl Jobs {
                 }
             }
         }));
+        handles.extend(deliver_outbox(outbox, outbox_poll, stopped.clone()));
         handles.extend(every(sweep_secs, stopped, move || {
             let webhooks = webhooks.clone();
             async move {
@@ -87,6 +101,58 @@ impl Jobs {
             let _ = handle.await;
         }
     }
+}
+
+/// Delivers the outbox until `stopped` changes: round after round while rounds find work, pausing `poll` after
+/// one that found none (or failed). A round in progress finishes first — its deliveries are bounded by their
+/// timeouts — so a shutdown leaves every message delivered or claimable again; a kill -9 leaves the claimed ones
+/// to be taken again when their lease ends.
+fn deliver_outbox(
+    outbox: Arc<OutboxService>,
+    poll: Duration,
+    mut stopped: watch::Receiver<bool>,
+) -> Option<JoinHandle<()>> {
+    (!poll.is_zero()).then(|| {
+        tokio::spawn(async move {
+            loop {
+                let pause = match outbox.deliver_due().await {
+                    Ok(report) => {
+                        for (id, error) in &report.failures {
+                            tracing::warn!(outbox_id = id, %error, "outbox delivery failed");
+                        }
+                        if report.dead > 0 {
+                            tracing::error!(
+                                dead = report.dead,
+                                "outbox messages gave up: GET /v1/admin/outbox?status=dead"
+                            );
+                        }
+                        if report.claimed > 0 {
+                            tracing::debug!(
+                                delivered = report.delivered,
+                                fanned_out = report.fanned_out,
+                                retrying = report.retrying,
+                                "outbox round"
+                            );
+                        }
+                        report.claimed == 0
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "outbox round failed");
+                        true
+                    }
+                };
+                if *stopped.borrow() {
+                    break;
+                }
+                if pause {
+                    tokio::select! {
+                        _ = tokio::time::sleep(poll) => {}
+                        _ = stopped.changed() => break,
+                    }
+                }
+            }
+        })
+    })
 }
 
 /// Runs `job` every `secs` seconds until `stopped` changes; `None` when `secs` is 0.

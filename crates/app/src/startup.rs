@@ -8,23 +8,25 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use billing_domain::catalog::Catalog;
 use billing_domain::ports::{
-    Clock, HostedCheckoutOps, HostedPortalOps, IdGenerator, PaymentProcessor, ProcessorRecords, WebhookOps,
+    Clock, HostedCheckoutOps, HostedPortalOps, IdGenerator, Notifier, PaymentProcessor, ProcessorRecords, WebhookOps,
 };
 use billing_domain::services::{
-    AccountService, CheckoutService, Context, CouponService, CreditService, EntitlementService, PaymentService,
-    ReconcileReport, ReconcileService, SubscriptionService, TrialService, WebhookService, WorkspaceService,
+    AccountService, CheckoutService, Context, CouponService, CreditService, EntitlementService, OutboxPorts,
+    OutboxService, PaymentService, ReconcileReport, ReconcileService, SubscriptionService, TrialService,
+    WebhookService, WorkspaceService,
 };
 use billing_http::auth::ApiKeys;
 use billing_http::group_commit::{GroupCommit, GroupCommitSettings};
 use billing_http::server::{Server, ServerSettings};
 use billing_http::{AppState, CheckoutDefaults, Edge, Readiness};
+use billing_notify::{EmailTransport, HttpPublisher, LogNotifier, SmtpNotifier};
 use billing_sandbox::SandboxProcessor;
 use billing_store::Store;
 use billing_stripe::StripeProcessor;
 use secrecy::ExposeSecret;
 
 use crate::jobs::{JobSet, Jobs};
-use crate::settings::{ProcessorChoice, Settings};
+use crate::settings::{ProcessorChoice, Settings, delivery_policy};
 use crate::system::{SystemClock, UuidIds};
 
 /// A built, bound, not yet running server.
@@ -57,6 +59,7 @@ impl Application {
         let Processors { active: processor, sandbox, webhook_verifiers } =
             processors(&settings, &public_url, ids.clone(), clock.clone(), store_arc.clone()).await?;
         let webhooks = Arc::new(WebhookService::new(store_arc.clone(), catalog.clone(), clock.clone()));
+        let outbox = Arc::new(outbox_service(&settings, catalog.clone(), clock.clone(), &store_arc)?);
         let ctx = Context {
             catalog: catalog.clone(),
             policy: settings.billing_policy(),
@@ -97,6 +100,7 @@ impl Application {
                 settings.stripe.proration,
             ),
             entitlements: EntitlementService::new(ctx, store_arc.clone()),
+            outbox: outbox.clone(),
             webhooks: GroupCommit::start(
                 webhooks.clone(),
                 GroupCommitSettings {
@@ -141,6 +145,8 @@ impl Application {
             idempotency: store_arc,
             clock,
             prune_keys_secs: settings.idempotency.prune_interval_secs,
+            outbox,
+            outbox_poll: settings.outbox.poll_interval(),
         });
         Ok(Self { port, server, store, jobs })
     }
@@ -182,6 +188,34 @@ pub async fn reconcile(settings: &Settings, catalog: Catalog) -> anyhow::Result<
     let report = reconciler.with_refunds(store_arc).run().await;
     store.close().await.context("closing the database")?;
     Ok(report?)
+}
+
+/// The outbox worker over the configured email transport and webhook endpoints.
+fn outbox_service(
+    settings: &Settings,
+    catalog: Arc<Catalog>,
+    clock: Arc<dyn Clock>,
+    store: &Arc<Store>,
+) -> anyhow::Result<OutboxService> {
+    let email = &settings.notifications.email;
+    let notifier: Arc<dyn Notifier> = match email.transport {
+        EmailTransport::Log => Arc::new(LogNotifier),
+        EmailTransport::Smtp => Arc::new(SmtpNotifier::new(email).map_err(anyhow::Error::msg)?),
+    };
+    let publisher = HttpPublisher::new(&settings.outbound_webhooks).map_err(anyhow::Error::msg)?;
+    let ports = OutboxPorts {
+        outbox: store.clone(),
+        uow: store.clone(),
+        workspaces: store.clone(),
+        catalog,
+        notifier,
+        publisher: Arc::new(publisher),
+        retry: Arc::new(settings.outbox.backoff()),
+        clock,
+        // Leases are about whether a worker is alive: real time, whatever clock billing runs on.
+        wall: Arc::new(SystemClock),
+    };
+    Ok(OutboxService::new(ports, delivery_policy(&settings.outbox, &settings.notifications)))
 }
 
 /// The processor adapters this configuration enables.

@@ -82,6 +82,9 @@ error_codes! {
     RefundRefused = "refund_refused",
     /// The payment was made through a processor that is not the active one; refund it there.
     PaymentManagedElsewhere = "payment_managed_elsewhere",
+    OutboxMessageNotFound = "outbox_message_not_found",
+    /// The outbox message was delivered; it is never sent again.
+    OutboxMessageDelivered = "outbox_message_delivered",
     /// The `Idempotency-Key` was sent before with a different request.
     IdempotencyKeyReused = "idempotency_key_reused",
     /// A request with this `Idempotency-Key` is still running.

@@ -9,7 +9,7 @@ use billing_domain::ports::{
     AuditLog, Clock, HostedCheckoutOps, HostedPortalOps, IdempotencyKeys, SubscriptionRepository, WebhookOps,
 };
 use billing_domain::services::{
-    AccountService, CheckoutService, CouponService, CreditService, EntitlementService, PaymentService,
+    AccountService, CheckoutService, CouponService, CreditService, EntitlementService, OutboxService, PaymentService,
     SubscriptionService, TrialService, WorkspaceService,
 };
 
@@ -41,6 +41,8 @@ pub struct AppState {
     pub coupons: CouponService,
     pub entitlements: EntitlementService,
     pub subscription_commands: SubscriptionService,
+    /// Operators' view of the outbox; the delivery job holds its own.
+    pub outbox: Arc<OutboxService>,
     /// Deliveries go through group commit; the reconciliation job calls the same `WebhookService` directly.
     pub webhooks: GroupCommit,
     pub subscriptions: Arc<dyn SubscriptionRepository>,

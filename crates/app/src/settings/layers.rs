@@ -48,7 +48,7 @@ pub(super) fn read(dir: &Path, env: &str, vars: &HashMap<String, String>) -> Res
 /// One line for a configuration error. A type error on a secret setting would quote the secret: blank it out.
 pub(super) fn config_error(error: config::ConfigError) -> String {
     let line = error.to_string().replace('\n', " ");
-    let secret_keys = ["database.url", "webhook_secrets", "secret_key"];
+    let secret_keys = ["database.url", "webhook_secrets", "secret_key", "secrets", "password"];
     if !secret_keys.iter().any(|k| line.contains(k)) {
         return line;
     }

@@ -3,11 +3,13 @@
 //!
 //! One file per seam: `server` (HTTP and the read cache), `database` (database and group commit), `idempotency`,
 //! `billing` (catalog, trial policy, checkout defaults), `processors` (which one, sandbox, Stripe, reconciliation),
+//! `delivery` (the outbox worker, owner emails, outbound webhooks),
 //! `auth`, `telemetry`; `layers` reads the files and variables, `problems` collects validation lines.
 
 mod auth;
 mod billing;
 mod database;
+mod delivery;
 mod idempotency;
 mod layers;
 mod problems;
@@ -28,6 +30,7 @@ use serde::Deserialize;
 pub use auth::{ApiKeySettings, AuthSettings};
 pub use billing::{BillingSettings, CatalogSettings, CheckoutSettings};
 pub use database::{DatabaseSettings, MAX_BATCH, WebhookSettings};
+pub use delivery::{NotificationSettings, OutboxSettings, delivery_policy};
 pub use idempotency::IdempotencySettings;
 pub use processors::{ProcessorChoice, ReconcileSettings, SandboxSettings, StripeSettings};
 pub use server::{CacheSettings, ServerSettings};
@@ -64,6 +67,9 @@ pub struct Settings {
     pub sandbox: SandboxSettings,
     pub stripe: StripeSettings,
     pub reconcile: ReconcileSettings,
+    pub outbox: OutboxSettings,
+    pub notifications: NotificationSettings,
+    pub outbound_webhooks: billing_notify::OutboundConfig,
     pub auth: AuthSettings,
     pub telemetry: TelemetrySettings,
 }
@@ -102,6 +108,10 @@ impl Settings {
         self.billing.validate(&mut p);
         self.checkout.validate(&mut p);
         processors::validate(self, &mut p);
+        let longest_delivery_ms = self.notifications.email.smtp.timeout_ms.max(self.outbound_webhooks.timeout_ms);
+        self.outbox.validate(&mut p, longest_delivery_ms);
+        self.notifications.validate(&mut p);
+        delivery::validate_outbound(&self.outbound_webhooks, &mut p);
         self.auth.validate(&mut p);
         self.telemetry.validate(&mut p);
         p.into_lines()

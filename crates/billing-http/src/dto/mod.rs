@@ -10,6 +10,7 @@ mod coupons;
 mod credits;
 mod entitlements;
 mod health;
+mod outbox;
 mod payments;
 mod plans;
 mod subscriptions;
@@ -23,6 +24,7 @@ pub use coupons::{CouponCheckQuery, CouponCheckView, CouponList, CouponListQuery
 pub use credits::{ConsumeBody, ConsumeView};
 pub use entitlements::{CheckBody, CheckView, EntitlementsResponse};
 pub use health::HealthView;
+pub use outbox::{OutboxMessageView, OutboxPage, OutboxQuery};
 pub use payments::{
     PaymentDetail, PaymentIntentBody, PaymentIntentView, PaymentPage, PaymentView, PaymentsQuery, RefundBody,
     RefundView, RefundedView,

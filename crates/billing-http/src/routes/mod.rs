@@ -7,6 +7,7 @@ mod coupons;
 mod credits;
 mod entitlements;
 mod health;
+mod outbox;
 mod payments;
 mod plans;
 mod sandbox;
@@ -48,6 +49,8 @@ fn endpoints() -> Vec<Endpoint> {
         Endpoint::new("/v1/payments/{id}/refund").on(Method::POST, payments::refund).idempotent(),
         Endpoint::new("/v1/workspaces/{id}/entitlements").on(Method::GET, entitlements::all),
         Endpoint::new("/v1/workspaces/{id}/entitlements/check").on(Method::POST, entitlements::check),
+        Endpoint::new("/v1/admin/outbox").on(Method::GET, outbox::list),
+        Endpoint::new("/v1/admin/outbox/{id}/retry").on(Method::POST, outbox::retry),
         Endpoint::new("/webhooks/{processor}").on(Method::POST, webhooks::receive),
         Endpoint::new("/sandbox/checkout/{id}").on(Method::GET, sandbox::page),
         Endpoint::new("/sandbox/checkout/{id}/pay").on(Method::POST, sandbox::pay),

@@ -9,7 +9,7 @@ use chrono::{TimeZone, Utc};
 use mail_parser::MimeHeaders;
 use secrecy::SecretString;
 
-use crate::mailbox::{smtp_port, wait_for};
+use tollgate_e2e::mailbox::{smtp_port, wait_for};
 
 fn config(port: u16) -> EmailConfig {
     EmailConfig {

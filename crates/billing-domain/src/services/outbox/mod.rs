@@ -194,16 +194,21 @@ impl OutboxService {
         })
     }
 
-    /// Addresses a webhook to every endpoint subscribed to its topic: one message each, enqueued in the same
-    /// transaction that marks this one delivered, so each endpoint is retried on its own and a dead one holds
-    /// up no other.
+    /// Addresses a webhook to every endpoint subscribed to its topic, its `data` naming the workspace: one message
+    /// each, enqueued in the same transaction that marks this one delivered, so each endpoint is retried on its
+    /// own and a dead one holds up no other.
     async fn fan_out(&self, pending: &PendingMessage, topic: &str) -> Outcome {
         let message = &pending.message;
+        // The backend learns which workspace an event is about from the event itself.
+        let mut data = message.payload.clone();
+        if let Some(fields) = data.as_object_mut() {
+            fields.insert("workspace_id".into(), message.workspace_id.as_str().into());
+        }
         let event = OutboundEvent {
             id: format!("evt_{}", pending.id),
             topic: topic.to_owned(),
             created: pending.created_at.timestamp(),
-            data: message.payload.clone(),
+            data,
         };
         let body = match serde_json::to_value(&event) {
             Ok(body) => body,

@@ -195,7 +195,7 @@ async fn a_webhook_is_addressed_to_each_subscribed_endpoint_in_one_transaction()
     let body: OutboundEvent = serde_json::from_value(enqueued[0].payload.clone()).unwrap();
     assert_eq!(body.id, "evt_9", "one id on every endpoint and every retry");
     assert_eq!(body.created, (now() - Duration::minutes(1)).timestamp());
-    assert_eq!(body.data, json!({"invoice_id": "in_1"}));
+    assert_eq!(body.data, json!({"invoice_id": "in_1", "workspace_id": "acme"}));
     assert_eq!(enqueued[1].payload, enqueued[0].payload);
 }}
 

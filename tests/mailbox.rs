@@ -1,5 +1,5 @@
-//! The Maildir the test SMTP server writes every accepted message into. Tests run at once and share it, so each
-//! sends to addresses of its own and reads back only those.
+//! The SMTP server `scripts/test` starts (aiosmtpd) and the Maildir it writes every accepted message into. Tests
+//! run at once and share it, so each sends to addresses of its own and reads back only those.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

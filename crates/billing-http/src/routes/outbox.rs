@@ -1,0 +1,51 @@
+//! The outbox for operators (admin): what is waiting or dead, and a retry of one message.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use billing_domain::services::OutboxError;
+
+use crate::access::{Admin, Authorized};
+use crate::dto::{OutboxMessageView, OutboxPage, OutboxQuery};
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::Query;
+use crate::state::AppState;
+
+impl From<OutboxError> for ApiError {
+    fn from(error: OutboxError) -> Self {
+        match error {
+            OutboxError::NotFound => {
+                ApiError::not_found(ErrorCode::OutboxMessageNotFound, "no outbox message with this id")
+            }
+            OutboxError::Delivered => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::OutboxMessageDelivered,
+                "Delivered already",
+                "this message was delivered; it is never sent twice",
+            ),
+            OutboxError::Store(e) => e.into(),
+        }
+    }
+}
+
+/// `GET /v1/admin/outbox?status=pending|dead|delivered&limit=&before=`: newest first.
+#[tracing::instrument(skip_all)]
+pub async fn list(
+    state: web::Data<AppState>,
+    _: Authorized<Admin>,
+    query: Query<OutboxQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit.unwrap_or(50);
+    let entries = state.outbox.list(query.status, limit, query.before).await?;
+    Ok(HttpResponse::Ok().json(OutboxPage::new(&entries, limit)))
+}
+
+/// `POST /v1/admin/outbox/{id}/retry`: a dead (or waiting) message is due now, its attempts starting over.
+#[tracing::instrument(skip_all, fields(outbox_id = *path))]
+pub async fn retry(
+    state: web::Data<AppState>,
+    _: Authorized<Admin>,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let entry = state.outbox.retry(path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(OutboxMessageView::from(&entry)))
+}
