@@ -137,3 +137,42 @@ async fn a_failing_or_unreachable_or_removed_endpoint_is_an_error_to_retry() {
     let removed = publisher.publish("gone", &event()).await.unwrap_err().to_string();
     assert!(removed.contains("no longer configured"), "{removed}");
 }
+
+/// The README's Python verifier, run as written against a signature this publisher makes: a product copying it
+/// accepts Tollgate's deliveries and refuses a forged one.
+#[test]
+fn the_readmes_python_verifier_accepts_a_real_signature_and_refuses_a_forged_one() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let start = readme.find("```python\n").expect("a Python block in the README") + "```python\n".len();
+    let snippet: String = readme[start..]
+        .split("```")
+        .next()
+        .unwrap()
+        .lines()
+        .map(|line| line.strip_prefix("  ").unwrap_or(line))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let python = std::env::var("TOLLGATE_PYTHON").expect("TOLLGATE_PYTHON is unset: run scripts/test");
+    let body = br#"{"id":"evt_1","type":"billing.payment.failed","created":1,"data":{}}"#;
+    let now = Utc::now().timestamp();
+    let secrets = [SecretString::from(OLD_SECRET), SecretString::from(NEW_SECRET)];
+    let header = HttpPublisher::signature(&secrets, now, body);
+    let run = |secret: &str, header: &str| {
+        let program = format!(
+            "{snippet}\nimport sys\nsys.exit(0 if verify(sys.stdin.buffer.read(), {header:?}, {secret:?}) else 3)\n"
+        );
+        let mut child = std::process::Command::new(&python)
+            .args(["-c", &program])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(body).unwrap();
+        child.wait().unwrap().code()
+    };
+    assert_eq!(run(NEW_SECRET, &header), Some(0), "verifies with the new secret");
+    assert_eq!(run(OLD_SECRET, &header), Some(0), "and with the old one during rotation");
+    assert_eq!(run("whsec_someone_else_000000", &header), Some(3), "a wrong secret is refused");
+    let stale = HttpPublisher::signature(&secrets, now - 3_600, body);
+    assert_eq!(run(NEW_SECRET, &stale), Some(3), "an old timestamp is refused");
+}
