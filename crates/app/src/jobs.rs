@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use billing_domain::ports::{Clock, IdempotencyKeys};
-use billing_domain::services::{OutboxService, PARKED_SWEEP_BATCH, ReconcileService, WebhookService};
+use billing_domain::services::{DunningService, OutboxService, PARKED_SWEEP_BATCH, ReconcileService, WebhookService};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -28,7 +28,12 @@ pub struct JobSet {
     pub outbox: Arc<OutboxService>,
     /// Pause between outbox rounds that found nothing due (zero: no delivery).
     pub outbox_poll: Duration,
+    pub dunning: Arc<DunningService>,
+    pub dunning_secs: u64,
 }
+
+/// Open cases one dunning run takes; the rest wait for the next run.
+const DUNNING_BATCH: u32 = 200;
 
 impl Jobs {
     /// Starts reconciliation, the parked-event sweep and the pruning of expired idempotency keys.
@@ -43,6 +48,8 @@ impl Jobs {
             prune_keys_secs,
             outbox,
             outbox_poll,
+            dunning,
+            dunning_secs,
         } = set;
         let (stop, stopped) = watch::channel(false);
         let reconciler = Arc::new(reconciler);
@@ -75,6 +82,22 @@ impl Jobs {
             }
         }));
         handles.extend(deliver_outbox(outbox, outbox_poll, stopped.clone()));
+        handles.extend(every(dunning_secs, stopped.clone(), move || {
+            let dunning = dunning.clone();
+            async move {
+                match dunning.run_due(DUNNING_BATCH).await {
+                    Ok(report) => {
+                        for (case, action) in &report.steps {
+                            tracing::info!(case_id = case, step = action.as_str(), "dunning step ran");
+                        }
+                        for (case, error) in &report.failed {
+                            tracing::warn!(case_id = case, %error, "dunning step failed; retried next run");
+                        }
+                    }
+                    Err(error) => tracing::error!(%error, "dunning run failed"),
+                }
+            }
+        }));
         handles.extend(every(sweep_secs, stopped, move || {
             let webhooks = webhooks.clone();
             async move {

@@ -11,8 +11,8 @@ use billing_domain::ports::{
     Clock, HostedCheckoutOps, HostedPortalOps, IdGenerator, Notifier, PaymentProcessor, ProcessorRecords, WebhookOps,
 };
 use billing_domain::services::{
-    AccountService, CheckoutService, Context, CouponService, CreditService, EntitlementService, OutboxPorts,
-    OutboxService, PaymentService, ReconcileReport, ReconcileService, SubscriptionService, TrialService,
+    AccountService, CheckoutService, Context, CouponService, CreditService, DunningService, EntitlementService,
+    OutboxPorts, OutboxService, PaymentService, ReconcileReport, ReconcileService, SubscriptionService, TrialService,
     WebhookService, WorkspaceService,
 };
 use billing_http::auth::ApiKeys;
@@ -70,7 +70,7 @@ impl Application {
         };
         let state = AppState {
             catalog: catalog.clone(),
-            workspaces: WorkspaceService::new(ctx.clone(), store_arc.clone()),
+            workspaces: WorkspaceService::new(ctx.clone(), store_arc.clone()).with_dunning(store_arc.clone()),
             trials: TrialService::new(ctx.clone(), store_arc.clone()),
             checkout: CheckoutService::new(
                 ctx.clone(),
@@ -99,7 +99,7 @@ impl Application {
                 ids.clone(),
                 settings.stripe.proration,
             ),
-            entitlements: EntitlementService::new(ctx, store_arc.clone()),
+            entitlements: EntitlementService::new(ctx.clone(), store_arc.clone()),
             outbox: outbox.clone(),
             webhooks: GroupCommit::start(
                 webhooks.clone(),
@@ -134,6 +134,17 @@ impl Application {
         };
         let server = billing_http::server::serve(edge, listener, server_settings)?;
         tracing::info!(%address, public_url, backend = store.backend(), "tollgate listening");
+        // The cancel step goes through the same command path as an API cancel.
+        let cancels = SubscriptionService::new(
+            ctx.clone(),
+            processor.clone(),
+            webhooks.clone(),
+            store_arc.clone(),
+            ids.clone(),
+            settings.stripe.proration,
+        );
+        let dunning =
+            DunningService::new(store_arc.clone(), Arc::new(cancels), settings.dunning.schedule(), clock.clone());
         let reconciler =
             ReconcileService::new(processor, store_arc.clone(), store_arc.clone(), webhooks.clone(), clock.clone())
                 .with_refunds(store_arc.clone());
@@ -147,6 +158,8 @@ impl Application {
             prune_keys_secs: settings.idempotency.prune_interval_secs,
             outbox,
             outbox_poll: settings.outbox.poll_interval(),
+            dunning: Arc::new(dunning),
+            dunning_secs: settings.dunning.interval_secs,
         });
         Ok(Self { port, server, store, jobs })
     }

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod commands;
 pub mod coupon;
 pub mod credits;
+pub mod dunning;
 pub mod email;
 pub mod entitlements;
 pub mod error;

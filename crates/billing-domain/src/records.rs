@@ -59,6 +59,8 @@ pub enum NotificationKind {
     CancellationScheduled,
     SubscriptionEnded,
     TrialEnding,
+    /// A step of the dunning schedule (which one is in the payload's `step`).
+    DunningStep,
 }
 
 /// Where an outbox message goes after commit.

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use billing_domain::error::StoreError;
 use billing_domain::ports::{
-    AuditLog, BillingSubject, EventInbox, Outbox, PaymentRepository, SubscriptionRepository, Transaction,
-    WorkspaceRepository,
+    AuditLog, BillingSubject, DunningRepository, EventInbox, Outbox, PaymentRepository, SubscriptionRepository,
+    Transaction, WorkspaceRepository,
 };
 use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use tokio::sync::OwnedMutexGuard;
@@ -72,6 +72,10 @@ impl Transaction for StoreTx {
     }
 
     fn payments(&self) -> &dyn PaymentRepository {
+        &self.repo
+    }
+
+    fn dunning(&self) -> &dyn DunningRepository {
         &self.repo
     }
 

@@ -3,13 +3,14 @@
 //!
 //! One file per seam: `server` (HTTP and the read cache), `database` (database and group commit), `idempotency`,
 //! `billing` (catalog, trial policy, checkout defaults), `processors` (which one, sandbox, Stripe, reconciliation),
-//! `delivery` (the outbox worker, owner emails, outbound webhooks),
+//! `delivery` (the outbox worker, owner emails, outbound webhooks), `dunning` (its schedule and job),
 //! `auth`, `telemetry`; `layers` reads the files and variables, `problems` collects validation lines.
 
 mod auth;
 mod billing;
 mod database;
 mod delivery;
+mod dunning;
 mod idempotency;
 mod layers;
 mod problems;
@@ -31,6 +32,7 @@ pub use auth::{ApiKeySettings, AuthSettings};
 pub use billing::{BillingSettings, CatalogSettings, CheckoutSettings};
 pub use database::{DatabaseSettings, MAX_BATCH, WebhookSettings};
 pub use delivery::{NotificationSettings, OutboxSettings, delivery_policy};
+pub use dunning::DunningSettings;
 pub use idempotency::IdempotencySettings;
 pub use processors::{ProcessorChoice, ReconcileSettings, SandboxSettings, StripeSettings};
 pub use server::{CacheSettings, ServerSettings};
@@ -67,6 +69,7 @@ pub struct Settings {
     pub sandbox: SandboxSettings,
     pub stripe: StripeSettings,
     pub reconcile: ReconcileSettings,
+    pub dunning: DunningSettings,
     pub outbox: OutboxSettings,
     pub notifications: NotificationSettings,
     pub outbound_webhooks: billing_notify::OutboundConfig,
@@ -110,6 +113,7 @@ impl Settings {
         processors::validate(self, &mut p);
         let longest_delivery_ms = self.notifications.email.smtp.timeout_ms.max(self.outbound_webhooks.timeout_ms);
         self.outbox.validate(&mut p, longest_delivery_ms);
+        self.dunning.validate(&mut p);
         self.notifications.validate(&mut p);
         delivery::validate_outbound(&self.outbound_webhooks, &mut p);
         self.auth.validate(&mut p);

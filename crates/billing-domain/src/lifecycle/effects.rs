@@ -2,6 +2,7 @@
 //! each with a key that makes it happen once.
 
 use super::*;
+use crate::dunning::DunningSignal;
 
 /// An audit entry and an outbound `billing.<action>` webhook, each once per processor object.
 pub(super) fn payment_activity(
@@ -34,6 +35,8 @@ pub(super) fn event_effects(
 ) {
     match &event.payload {
         EventPayload::InvoicePaid { invoice_id, amount, invoice_url, subscription_id, .. } => {
+            let signal = DunningSignal::Paid { invoice_id: invoice_id.clone(), amount: amount.clone() };
+            changes.dunning = Some((workspace.clone(), signal));
             changes.outbox.push(email(
                 workspace,
                 format!("email:receipt:{invoice_id}"),
@@ -48,6 +51,12 @@ pub(super) fn event_effects(
             ));
         }
         EventPayload::InvoicePaymentFailed { invoice_id, amount, attempt_count, subscription_id, .. } => {
+            let signal = DunningSignal::PaymentFailed {
+                invoice_id: invoice_id.clone(),
+                subscription_id: subscription_id.clone(),
+                amount: amount.clone(),
+            };
+            changes.dunning = Some((workspace.clone(), signal));
             changes.outbox.push(email(
                 workspace,
                 format!("email:payment_failed:{invoice_id}:{attempt_count}"),
@@ -138,7 +147,7 @@ pub(super) fn transition_effects(
     }
 }
 
-pub(super) fn email(
+pub(crate) fn email(
     workspace: &WorkspaceId,
     key: String,
     kind: NotificationKind,
@@ -147,7 +156,7 @@ pub(super) fn email(
     OutboxMessage { dedup_key: key, workspace_id: workspace.clone(), target: OutboxTarget::Email { kind }, payload }
 }
 
-pub(super) fn webhook(workspace: &WorkspaceId, key: String, topic: &str, payload: serde_json::Value) -> OutboxMessage {
+pub(crate) fn webhook(workspace: &WorkspaceId, key: String, topic: &str, payload: serde_json::Value) -> OutboxMessage {
     OutboxMessage {
         dedup_key: key,
         workspace_id: workspace.clone(),

@@ -8,6 +8,7 @@
 
 mod checkout;
 mod effects;
+pub(crate) use effects::{email, webhook};
 mod payments;
 mod subscriptions;
 #[cfg(test)]
@@ -58,6 +59,8 @@ pub struct Changes {
     pub credit_grant: Option<CreditGrant>,
     /// What the event says about a payment, merged into the payments table.
     pub payment: Option<crate::payment::PaymentObservation>,
+    /// What a paid or failed invoice tells the workspace's dunning.
+    pub dunning: Option<(WorkspaceId, crate::dunning::DunningSignal)>,
     pub audit: Vec<AuditRecord>,
     pub outbox: Vec<OutboxMessage>,
 }

@@ -9,9 +9,10 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::coupon::Coupon;
+use crate::dunning::{CloseReason, DunningCase, NewCase};
 use crate::error::StoreError;
 use crate::events::ProcessorEvent;
-use crate::ids::{CustomerId, EventId, PlanId, ProcessorId, SubscriptionId, WorkspaceId};
+use crate::ids::{CustomerId, EventId, InvoiceId, PlanId, ProcessorId, SubscriptionId, WorkspaceId};
 use crate::records::{AuditEntry, AuditRecord, OutboxEntry, OutboxMessage, OutboxStatus, PendingMessage};
 use crate::subscription::Subscription;
 use crate::workspace::Workspace;
@@ -88,6 +89,15 @@ pub trait WorkspaceRepository: Send + Sync {
         key: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+    /// Sets or lifts the workspace's restriction (dunning drops it to the free plan) and its reason. MUST return
+    /// `Other` when the workspace does not exist.
+    async fn set_restricted(
+        &self,
+        id: &WorkspaceId,
+        restricted: bool,
+        reason: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
     /// Takes `amount` credits with ledger key `key`, atomically: never below zero, the same key once.
     async fn consume_credits(
         &self,
@@ -393,6 +403,47 @@ pub trait Outbox: Send + Sync {
     async fn retry(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError>;
 }
 
+/// Dunning cases. Writers hold the workspace's lock (`Transaction::lock`), so "one open case per workspace" is
+/// kept by checking then inserting; every step is a compare-and-set, so two replicas never run one step twice.
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+#[async_trait]
+pub trait DunningRepository: Send + Sync {
+    async fn get_case(&self, id: i64) -> Result<Option<DunningCase>, StoreError>;
+    /// The workspace's case: its oldest open row, if any.
+    async fn open_case(&self, workspace: &WorkspaceId) -> Result<Option<DunningCase>, StoreError>;
+    /// The most recent case of the workspace, open or closed.
+    async fn latest_case(&self, workspace: &WorkspaceId) -> Result<Option<DunningCase>, StoreError>;
+    /// The case of one invoice, open or closed.
+    async fn case_for_invoice(
+        &self,
+        workspace: &WorkspaceId,
+        invoice: &InvoiceId,
+    ) -> Result<Option<DunningCase>, StoreError>;
+    /// Opens a row at step 0. MUST return `Duplicate` when the invoice has one.
+    async fn open(&self, case: &NewCase) -> Result<DunningCase, StoreError>;
+    /// Records a case closed from the start (an invoice paid before any failure of it was seen), so its late
+    /// failure opens none. No-op when the invoice has a case.
+    async fn insert_closed(&self, case: &NewCase, reason: CloseReason) -> Result<(), StoreError>;
+    /// Closes case `id` if it is open; `false` when it was not.
+    async fn close(&self, id: i64, reason: CloseReason, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Moves open case `id` from step `from` to the next, due at `next_at` (`None`: no step left); `false`,
+    /// changing nothing, when the case is no longer open at `from` (another worker ran the step).
+    async fn advance(&self, id: i64, from: u32, next_at: Option<DateTime<Utc>>) -> Result<bool, StoreError>;
+    /// Moves open case `id`, still at step `step`, to look again at `at` (the schedule says the step is later);
+    /// `false` when the case moved on or closed.
+    async fn reschedule(&self, id: i64, step: u32, at: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Hands the schedule of a case over to open row `id` (the case's own invoice was paid, this one is not).
+    async fn adopt(
+        &self,
+        id: i64,
+        next_step: u32,
+        next_step_at: Option<DateTime<Utc>>,
+        opened_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Up to `limit` open cases whose next step is due at `now`, the longest due first.
+    async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<DunningCase>, StoreError>;
+}
+
 /// A usage event (issue: metering). `id` is the caller's idempotency key, unique per workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageEvent {
@@ -495,6 +546,7 @@ pub trait Transaction: Send + Sync {
     fn audit(&self) -> &dyn AuditLog;
     fn outbox(&self) -> &dyn Outbox;
     fn payments(&self) -> &dyn super::PaymentRepository;
+    fn dunning(&self) -> &dyn DunningRepository;
     /// Makes every write durable at once. Dropping a transaction without commit rolls it back.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

@@ -49,6 +49,8 @@ pub struct NotificationFacts {
     pub date: Option<DateTime<Utc>>,
     /// The failed invoice's attempt number.
     pub attempt: Option<u32>,
+    /// A dunning email's step (`reminder`, `urgent`, `restrict`, `final_warning`, `cancel`).
+    pub step: Option<String>,
 }
 
 /// Delivery failed; the outbox worker retries with backoff.

@@ -10,9 +10,9 @@ use super::{BillingPolicy, Context};
 use crate::error::StoreError;
 use crate::ids::WorkspaceId;
 use crate::ports::{
-    AuditLog, BillingState, BillingStateReader, BillingSubject, EventInbox, MockAuditLog, MockClock, MockEventInbox,
-    MockOutbox, MockPaymentRepository, MockSubscriptionRepository, MockWorkspaceRepository, Outbox, PaymentRepository,
-    SubscriptionRepository, Transaction, WorkspaceRepository,
+    AuditLog, BillingState, BillingStateReader, BillingSubject, DunningRepository, EventInbox, MockAuditLog, MockClock,
+    MockDunningRepository, MockEventInbox, MockOutbox, MockPaymentRepository, MockSubscriptionRepository,
+    MockWorkspaceRepository, Outbox, PaymentRepository, SubscriptionRepository, Transaction, WorkspaceRepository,
 };
 use crate::testing::test_catalog;
 use crate::workspace::{BillingDetails, Workspace};
@@ -27,6 +27,7 @@ pub struct MockTx {
     pub audit: MockAuditLog,
     pub outbox: MockOutbox,
     pub payments: MockPaymentRepository,
+    pub dunning: MockDunningRepository,
     pub committed: Arc<AtomicBool>,
     pub locks: Arc<Mutex<Vec<String>>>,
 }
@@ -60,6 +61,9 @@ impl Transaction for MockTx {
     }
     fn payments(&self) -> &dyn PaymentRepository {
         &self.payments
+    }
+    fn dunning(&self) -> &dyn DunningRepository {
+        &self.dunning
     }
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         self.committed.store(true, Ordering::SeqCst);

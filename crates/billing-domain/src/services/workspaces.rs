@@ -34,17 +34,26 @@ pub struct WorkspaceOverview {
     pub plan_source: PlanSource,
     pub subscription: Option<Subscription>,
     pub trial_days_remaining: u32,
+    /// The open dunning case, if the workspace is in dunning.
+    pub dunning: Option<crate::dunning::DunningCase>,
 }
 
 /// Workspace use cases.
 pub struct WorkspaceService {
     ctx: Context,
     uow: Arc<dyn UnitOfWork>,
+    dunning: Option<Arc<dyn crate::ports::DunningRepository>>,
 }
 
 impl WorkspaceService {
     pub fn new(ctx: Context, uow: Arc<dyn UnitOfWork>) -> Self {
-        Self { ctx, uow }
+        Self { ctx, uow, dunning: None }
+    }
+
+    /// This service showing each workspace's open dunning case from `cases`.
+    pub fn with_dunning(mut self, cases: Arc<dyn crate::ports::DunningRepository>) -> Self {
+        self.dunning = Some(cases);
+        self
     }
 
     /// Creates the workspace or updates its profile; returns it and whether it was created. Audited in the same
@@ -99,7 +108,12 @@ impl WorkspaceService {
         let (workspace, subscription) = self.ctx.billing_state(id).await?.ok_or(WorkspaceError::NotFound)?;
         let now = self.ctx.clock.now();
         let effective = self.ctx.effective_plan(&workspace, subscription.as_ref(), now);
+        let dunning = match &self.dunning {
+            Some(cases) => cases.open_case(id).await?,
+            None => None,
+        };
         Ok(WorkspaceOverview {
+            dunning,
             plan: effective.plan.id.clone(),
             plan_source: effective.source,
             trial_days_remaining: trial::days_remaining(workspace.trial_ends_at, now),

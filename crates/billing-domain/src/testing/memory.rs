@@ -12,9 +12,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use crate::coupon::Coupon;
+use crate::dunning::{CaseStatus, CloseReason, DunningCase, NewCase};
 use crate::error::StoreError;
 use crate::events::ProcessorEvent;
-use crate::ids::{CustomerId, EventId, PaymentId, PlanId, ProcessorId, RefundId, SubscriptionId, WorkspaceId};
+use crate::ids::{
+    CustomerId, EventId, InvoiceId, PaymentId, PlanId, ProcessorId, RefundId, SubscriptionId, WorkspaceId,
+};
 use crate::payment::{Payment, PaymentObservation, RefundRecord};
 use crate::ports::*;
 use crate::records::{AuditEntry, AuditRecord, OutboxEntry, OutboxMessage, OutboxStatus, PendingMessage};
@@ -35,6 +38,8 @@ pub struct State {
     pub audit: Vec<AuditRecord>,
     pub outbox: BTreeSet<String>,
     pub payments: BTreeMap<PaymentId, Payment>,
+    /// Dunning cases by id.
+    pub dunning: BTreeMap<i64, DunningCase>,
 }
 
 /// The shared, committed state.
@@ -108,6 +113,9 @@ impl Transaction for MemoryTx {
     fn payments(&self) -> &dyn PaymentRepository {
         self
     }
+    fn dunning(&self) -> &dyn DunningRepository {
+        self
+    }
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         *self.store.committed.lock().unwrap() = self.state.into_inner().unwrap();
         Ok(())
@@ -142,6 +150,20 @@ impl WorkspaceRepository for MemoryTx {
         _: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         unused("start_trial")
+    }
+    async fn set_restricted(
+        &self,
+        id: &WorkspaceId,
+        restricted: bool,
+        reason: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let workspace = state.workspaces.get_mut(id).ok_or_else(|| StoreError::Other(format!("no workspace {id}")))?;
+        workspace.restricted = restricted;
+        workspace.restricted_reason = reason;
+        workspace.updated_at = now;
+        Ok(())
     }
     async fn workspace_of_customer(&self, p: &ProcessorId, c: &CustomerId) -> Result<Option<WorkspaceId>, StoreError> {
         Ok(self.state.lock().unwrap().customers.get(&(p.clone(), c.clone())).cloned())
@@ -367,6 +389,128 @@ impl Outbox for MemoryTx {
     }
     async fn retry(&self, _: i64, _: DateTime<Utc>) -> Result<bool, StoreError> {
         unused("outbox retry")
+    }
+}
+
+/// Dunning cases as the webhook path and the dunning job write them.
+#[async_trait]
+impl DunningRepository for MemoryTx {
+    async fn get_case(&self, id: i64) -> Result<Option<DunningCase>, StoreError> {
+        Ok(self.state.lock().unwrap().dunning.get(&id).cloned())
+    }
+    async fn open_case(&self, workspace: &WorkspaceId) -> Result<Option<DunningCase>, StoreError> {
+        let state = self.state.lock().unwrap();
+        // Ids grow with insertion: the first open one is the oldest.
+        Ok(state.dunning.values().find(|c| &c.workspace_id == workspace && c.status == CaseStatus::Open).cloned())
+    }
+    async fn latest_case(&self, workspace: &WorkspaceId) -> Result<Option<DunningCase>, StoreError> {
+        let state = self.state.lock().unwrap();
+        Ok(state.dunning.values().rev().find(|c| &c.workspace_id == workspace).cloned())
+    }
+    async fn case_for_invoice(&self, w: &WorkspaceId, i: &InvoiceId) -> Result<Option<DunningCase>, StoreError> {
+        let state = self.state.lock().unwrap();
+        Ok(state.dunning.values().find(|c| &c.workspace_id == w && &c.invoice_id == i).cloned())
+    }
+    async fn open(&self, case: &NewCase) -> Result<DunningCase, StoreError> {
+        self.insert_case(case, CaseStatus::Open, None)
+    }
+    async fn insert_closed(&self, case: &NewCase, reason: CloseReason) -> Result<(), StoreError> {
+        match self.insert_case(case, CaseStatus::Closed, Some(reason)) {
+            Ok(_) | Err(StoreError::Duplicate(_)) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+    async fn close(&self, id: i64, reason: CloseReason, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        match state.dunning.get_mut(&id) {
+            Some(case) if case.status == CaseStatus::Open => {
+                case.status = CaseStatus::Closed;
+                case.closed_reason = Some(reason);
+                case.closed_at = Some(now);
+                case.next_step_at = None;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+    async fn advance(&self, id: i64, from: u32, next_at: Option<DateTime<Utc>>) -> Result<bool, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        match state.dunning.get_mut(&id) {
+            Some(case) if case.status == CaseStatus::Open && case.next_step == from => {
+                case.next_step = from + 1;
+                case.next_step_at = next_at;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+    async fn reschedule(&self, id: i64, step: u32, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        match state.dunning.get_mut(&id) {
+            Some(case) if case.status == CaseStatus::Open && case.next_step == step => {
+                case.next_step_at = Some(at);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+    async fn adopt(
+        &self,
+        id: i64,
+        next_step: u32,
+        next_step_at: Option<DateTime<Utc>>,
+        opened_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state.lock().unwrap();
+        let case = state.dunning.get_mut(&id).ok_or_else(|| StoreError::Other(format!("no dunning case {id}")))?;
+        case.next_step = next_step;
+        case.next_step_at = next_step_at;
+        case.opened_at = opened_at;
+        Ok(())
+    }
+    async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<DunningCase>, StoreError> {
+        let state = self.state.lock().unwrap();
+        let mut due: Vec<DunningCase> = state
+            .dunning
+            .values()
+            .filter(|c| c.status == CaseStatus::Open && c.next_step_at.is_some_and(|at| at <= now))
+            .cloned()
+            .collect();
+        due.sort_by_key(|c| (c.next_step_at, c.id));
+        due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(due)
+    }
+}
+
+impl MemoryTx {
+    fn insert_case(
+        &self,
+        case: &NewCase,
+        status: CaseStatus,
+        reason: Option<CloseReason>,
+    ) -> Result<DunningCase, StoreError> {
+        let mut state = self.state.lock().unwrap();
+        if state.dunning.values().any(|c| c.workspace_id == case.workspace_id && c.invoice_id == case.invoice_id) {
+            return Err(StoreError::Duplicate(format!("a dunning case for invoice {}", case.invoice_id)));
+        }
+        let id = state.dunning.keys().next_back().map_or(1, |last| last + 1);
+        let open = status == CaseStatus::Open;
+        let stored = DunningCase {
+            id,
+            workspace_id: case.workspace_id.clone(),
+            processor: case.processor.clone(),
+            invoice_id: case.invoice_id.clone(),
+            subscription_id: case.subscription_id.clone(),
+            amount: case.amount.clone(),
+            status,
+            next_step: 0,
+            next_step_at: case.first_step_at.filter(|_| open),
+            opened_at: case.opened_at,
+            closed_at: (!open).then_some(case.opened_at),
+            closed_reason: reason,
+        };
+        state.dunning.insert(id, stored.clone());
+        Ok(stored)
     }
 }
 

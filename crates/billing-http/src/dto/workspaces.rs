@@ -118,8 +118,26 @@ pub struct WorkspaceView {
     pub credit_balance: i64,
     pub restricted: bool,
     pub restricted_reason: Option<String>,
+    /// The open dunning case; `null` when the workspace is not in dunning.
+    pub dunning: Option<DunningView>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A workspace's open dunning case.
+#[derive(Debug, Serialize)]
+pub struct DunningView {
+    pub case_id: i64,
+    /// The invoice whose failed payment opened it.
+    pub invoice_id: String,
+    /// What is due, in minor units of `currency`.
+    pub amount_due: i64,
+    pub currency: String,
+    pub opened_at: DateTime<Utc>,
+    /// How many steps of the schedule have run.
+    pub steps_run: u32,
+    /// When the next step is due (`null`: none is left; the case waits for payment).
+    pub next_step_at: Option<DateTime<Utc>>,
 }
 
 impl From<WorkspaceOverview> for WorkspaceView {
@@ -140,6 +158,15 @@ impl From<WorkspaceOverview> for WorkspaceView {
             credit_balance: ws.credit_balance,
             restricted: ws.restricted,
             restricted_reason: ws.restricted_reason,
+            dunning: o.dunning.map(|case| DunningView {
+                case_id: case.id,
+                invoice_id: case.invoice_id.to_string(),
+                amount_due: case.amount.minor,
+                currency: case.amount.currency.to_string(),
+                opened_at: case.opened_at,
+                steps_run: case.next_step,
+                next_step_at: case.next_step_at,
+            }),
             created_at: ws.created_at,
             updated_at: ws.updated_at,
         }

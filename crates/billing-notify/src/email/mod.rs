@@ -41,6 +41,13 @@ fn subject(kind: NotificationKind, view: &View) -> String {
         NotificationKind::TrialEnding => {
             format!("Your trial of {} for {workspace} ends in 3 days", view.plan_or("the plan"))
         }
+        NotificationKind::DunningStep => match view.step.as_deref() {
+            Some("urgent") => format!("Urgent: {workspace} has an unpaid invoice"),
+            Some("restrict") => format!("{workspace} is limited to the free plan until the invoice is paid"),
+            Some("final_warning") => format!("Final notice: the subscription of {workspace} will be canceled"),
+            Some("cancel") => format!("The subscription of {workspace} was canceled for non-payment"),
+            _ => format!("Reminder: the payment for {workspace} is still due"),
+        },
     }
     .replace("  ", " ")
 }

@@ -14,6 +14,8 @@ pub(super) struct View {
     pub manage_url: Option<String>,
     pub date: Option<String>,
     pub attempt: Option<u32>,
+    /// A dunning email's step.
+    pub step: Option<String>,
 }
 
 impl View {
@@ -26,6 +28,7 @@ impl View {
             manage_url: n.facts.manage_url.clone(),
             date: n.facts.date.map(|d| d.format("%B %-d, %Y").to_string()),
             attempt: n.facts.attempt,
+            step: n.facts.step.clone(),
         }
     }
 
@@ -79,6 +82,28 @@ kinds! {
     CancellationScheduled => CancellationText("cancellation_scheduled.txt"), CancellationHtml("cancellation_scheduled.html");
     SubscriptionEnded => EndedText("subscription_ended.txt"), EndedHtml("subscription_ended.html");
     TrialEnding => TrialText("trial_ending.txt"), TrialHtml("trial_ending.html");
+    DunningStep => DunningText("dunning_step.txt"), DunningHtml("dunning_step.html");
+}
+
+impl View {
+    /// The sentence a dunning email opens with, by step.
+    pub fn dunning_line(&self) -> String {
+        let amount = self.amount_or("an invoice");
+        let workspace = &self.workspace;
+        match self.step.as_deref() {
+            Some("urgent") => format!("{amount} for {workspace} is still unpaid. Please pay it now to keep your plan."),
+            Some("restrict") => format!(
+                "{amount} for {workspace} is still unpaid, so the workspace is limited to the free plan. Paying restores everything at once."
+            ),
+            Some("final_warning") => format!(
+                "{amount} for {workspace} is still unpaid. Unless it is paid, the subscription will be canceled."
+            ),
+            Some("cancel") => format!(
+                "{amount} for {workspace} was never paid, so the subscription is canceled and the workspace is on the free plan."
+            ),
+            _ => format!("We could not collect {amount} for {workspace}. Please check your payment method."),
+        }
+    }
 }
 
 #[cfg(test)]

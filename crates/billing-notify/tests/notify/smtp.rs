@@ -45,6 +45,7 @@ fn notification(outbox_id: i64, kind: NotificationKind, to: &str) -> Notificatio
             manage_url: Some("https://app.example/billing/acme".into()),
             date: Some(Utc.with_ymd_and_hms(2026, 3, 14, 0, 0, 0).unwrap()),
             attempt: Some(2),
+            step: None,
         },
     }
 }

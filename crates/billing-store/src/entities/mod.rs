@@ -5,6 +5,7 @@ pub mod audit_log;
 pub mod coupon;
 pub mod coupon_redemption;
 pub mod credit_ledger;
+pub mod dunning_case;
 pub mod idempotency_key;
 pub mod inbox_event;
 pub mod outbox;

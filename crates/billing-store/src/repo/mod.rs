@@ -5,6 +5,7 @@ mod audit;
 mod billing_state;
 mod coupons;
 mod credits;
+mod dunning;
 mod idempotency;
 mod inbox;
 mod locks;

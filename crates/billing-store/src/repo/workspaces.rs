@@ -64,6 +64,29 @@ impl<C: Executor> WorkspaceRepository for Repo<C> {
         self.changed(&workspace.id).await
     }
 
+    #[tracing::instrument(skip_all, fields(workspace_id = %id, restricted))]
+    async fn set_restricted(
+        &self,
+        id: &WorkspaceId,
+        restricted: bool,
+        reason: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        use workspace::Column;
+        let updated = workspace::Entity::update_many()
+            .col_expr(Column::Restricted, Expr::value(restricted))
+            .col_expr(Column::RestrictedReason, Expr::value(reason))
+            .col_expr(Column::UpdatedAt, Expr::value(now))
+            .filter(Column::Id.eq(id.as_str()))
+            .exec(&self.conn)
+            .await
+            .map_err(map_db_err)?;
+        if updated.rows_affected == 0 {
+            return Err(StoreError::Other(format!("workspace {id} not found")));
+        }
+        self.changed(id).await
+    }
+
     #[tracing::instrument(skip_all, fields(workspace_id = %id, plan = %plan))]
     async fn start_trial(
         &self,

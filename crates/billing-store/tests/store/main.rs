@@ -28,6 +28,7 @@ mod batches;
 mod cache;
 mod connect;
 mod coupons;
+mod dunning;
 mod helpers;
 mod idempotency;
 mod inbox;

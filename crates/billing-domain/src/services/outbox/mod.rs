@@ -177,6 +177,7 @@ impl OutboxService {
             plan: Option<PlanId>,
             invoice_url: Option<String>,
             attempt: Option<u32>,
+            step: Option<String>,
             #[serde(alias = "ends_at", alias = "trial_end", alias = "next_step_at")]
             date: Option<DateTime<Utc>>,
         }
@@ -191,6 +192,7 @@ impl OutboxService {
             manage_url,
             date: written.date,
             attempt: written.attempt,
+            step: written.step,
         })
     }
 

@@ -3,6 +3,7 @@
 //! apply yet; apply parked events when their link appears, when they are redelivered, or when the sweep finds them.
 
 mod batch;
+pub(super) mod dunning;
 mod scope;
 
 use std::collections::VecDeque;
@@ -17,6 +18,7 @@ use crate::events::{EventPayload, ProcessorEvent};
 use crate::ids::{CustomerId, ProcessorId, WorkspaceId};
 use crate::lifecycle::{Changes, Decision, DecisionError, Known, customer_link, decide};
 use crate::ports::{BillingSubject, Clock, InboxEvent, InboxStatus, Recorded, Transaction, UnitOfWork};
+use crate::records::Actor;
 pub use batch::{BatchAnswers, Delivery};
 use scope::Scope;
 
@@ -361,7 +363,8 @@ impl WebhookService {
             }
             Decision::Apply(changes) => {
                 let links = changes.links_created();
-                write(tx, scope, &event.processor, &changes, now).await?;
+                let actor = Actor::Webhook { processor: event.processor.clone(), event_id: event.id.clone() };
+                write(tx, scope, &event.processor, &changes, &actor, now).await?;
                 Ok((IngestOutcome::Applied, links))
             }
         }
@@ -433,6 +436,7 @@ async fn write(
     scope: &mut Scope,
     processor: &ProcessorId,
     changes: &Changes,
+    actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<(), ApplyError> {
     if let Some((customer, workspace)) = &changes.link_customer {
@@ -457,6 +461,9 @@ async fn write(
     }
     if let Some(payment) = &changes.payment {
         tx.payments().observe(payment, now).await?;
+    }
+    if let Some(signal) = &changes.dunning {
+        dunning::apply(tx, scope, processor, signal, actor, now).await?;
     }
     for record in &changes.audit {
         scope.audit(tx, record, now).await?;

@@ -1,0 +1,208 @@
+//! The dunning job: runs each open case's due step once — also with several replicas, each step a
+//! compare-and-set on the case under the workspace's lock — emailing the owner, announcing
+//! `billing.dunning.step`, restricting the workspace at a `restrict` step and canceling the subscription at the
+//! processor at the `cancel` step.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::webhooks::dunning::{audit, lift_restriction, summary};
+use super::{RunCommand, SubscriptionError, SubscriptionService};
+use crate::commands::SubscriptionCommand;
+use crate::dunning::{CaseStatus, CloseReason, DunningAction, DunningCase, DunningSchedule, RESTRICTED_REASON};
+use crate::error::StoreError;
+use crate::lifecycle::{email, webhook};
+use crate::ports::{BillingSubject, Clock, UnitOfWork};
+use crate::records::{Actor, NotificationKind};
+
+/// The actor of every change the job makes.
+pub const DUNNING_JOB: &str = "dunning";
+
+/// What one run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DunningReport {
+    /// Steps run: case id and step.
+    pub steps: Vec<(i64, DunningAction)>,
+    /// Cases closed because their subscription ended some other way.
+    pub closed: usize,
+    /// Cases whose step could not run now (tried again next run): case id and why.
+    pub failed: Vec<(i64, String)>,
+}
+
+enum Outcome {
+    Ran(DunningAction),
+    /// Not due yet by the schedule: looked at again then.
+    Rescheduled,
+    Closed,
+    /// Another worker got there first, or the case closed meanwhile.
+    Skipped,
+}
+
+/// How the `cancel` step ends a subscription: at the processor, under a key of the case so that two workers
+/// (or a retry after a crash) cancel once. Done by [`SubscriptionService`] in the product.
+#[async_trait]
+pub trait CancelForNonPayment: Send + Sync {
+    /// Cancels the case's workspace's subscription now; a subscription canceled already is success.
+    async fn cancel_now(&self, case: &DunningCase) -> Result<(), String>;
+}
+
+#[async_trait]
+impl CancelForNonPayment for SubscriptionService {
+    async fn cancel_now(&self, case: &DunningCase) -> Result<(), String> {
+        let command = RunCommand {
+            workspace_id: case.workspace_id.clone(),
+            command: SubscriptionCommand::Cancel { at_period_end: false },
+            proration: None,
+            idempotency_key: Some(format!("dunning:{}", case.id)),
+            actor: Actor::System { job: DUNNING_JOB.into() },
+            request_id: None,
+        };
+        match self.run(command).await {
+            // Canceled now, or before (by another worker, the customer, the processor).
+            Ok(_) | Err(SubscriptionError::NoSubscription | SubscriptionError::Conflict { .. }) => Ok(()),
+            Err(error) => Err(format!("canceling the subscription: {error}")),
+        }
+    }
+}
+
+/// Runs dunning schedules.
+pub struct DunningService {
+    uow: Arc<dyn UnitOfWork>,
+    cancel: Arc<dyn CancelForNonPayment>,
+    schedule: DunningSchedule,
+    clock: Arc<dyn Clock>,
+}
+
+impl DunningService {
+    pub fn new(
+        uow: Arc<dyn UnitOfWork>,
+        cancel: Arc<dyn CancelForNonPayment>,
+        schedule: DunningSchedule,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { uow, cancel, schedule, clock }
+    }
+
+    /// Runs the due step of up to `limit` cases.
+    pub async fn run_due(&self, limit: u32) -> Result<DunningReport, StoreError> {
+        let now = self.clock.now();
+        let mut report = DunningReport::default();
+        let due = {
+            let tx = self.uow.begin().await?;
+            tx.dunning().due(now, limit).await?
+        };
+        for case in due {
+            match self.run_step(&case, now).await {
+                Ok(Outcome::Ran(action)) => report.steps.push((case.id, action)),
+                Ok(Outcome::Closed) => report.closed += 1,
+                Ok(Outcome::Rescheduled | Outcome::Skipped) => {}
+                Err(error) => report.failed.push((case.id, error)),
+            }
+        }
+        Ok(report)
+    }
+
+    async fn run_step(&self, case: &DunningCase, now: DateTime<Utc>) -> Result<Outcome, String> {
+        let index = case.next_step;
+        let (Some(step), Some(due_at)) = (self.schedule.step(index), self.schedule.due_at(case.opened_at, index))
+        else {
+            // The schedule was shortened under a running case: nothing is left to run; it waits for payment.
+            self.park(case, None).await.map_err(|e| e.to_string())?;
+            return Ok(Outcome::Skipped);
+        };
+        if due_at > now {
+            self.park(case, Some(due_at)).await.map_err(|e| e.to_string())?;
+            return Ok(Outcome::Rescheduled);
+        }
+        // The processor first, under a key of this case: a worker that dies after it leaves the step to run
+        // again, and that run finds the subscription canceled already.
+        if step.action == DunningAction::Cancel {
+            self.cancel.cancel_now(case).await?;
+        }
+        self.record_step(case, step.action, step.day, now).await.map_err(|e| e.to_string())
+    }
+
+    /// Looks at `case` again at `at` (never, when `None`: no step is left) without running a step.
+    async fn park(&self, case: &DunningCase, at: Option<DateTime<Utc>>) -> Result<(), StoreError> {
+        let tx = self.uow.begin().await?;
+        match at {
+            Some(at) => tx.dunning().reschedule(case.id, case.next_step, at).await?,
+            None => tx.dunning().advance(case.id, case.next_step, None).await?,
+        };
+        tx.commit().await
+    }
+
+    async fn record_step(
+        &self,
+        seen: &DunningCase,
+        action: DunningAction,
+        day: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, StoreError> {
+        let workspace = &seen.workspace_id;
+        let actor = Actor::System { job: DUNNING_JOB.into() };
+        let tx = self.uow.begin().await?;
+        tx.lock(&BillingSubject::Workspace(workspace.clone())).await?;
+        let Some(case) = tx.dunning().get_case(seen.id).await? else { return Ok(Outcome::Skipped) };
+        if case.status != CaseStatus::Open || case.next_step != seen.next_step {
+            return Ok(Outcome::Skipped);
+        }
+        // A subscription that ended some other way leaves nothing to collect.
+        if action != DunningAction::Cancel
+            && let Some(id) = &case.subscription_id
+            && tx.subscriptions().get(&case.processor, id).await?.is_some_and(|s| s.status.is_terminal())
+        {
+            close_all(tx.as_ref(), workspace, CloseReason::SubscriptionEnded, now).await?;
+            lift_restriction(tx.as_ref(), workspace, now).await?;
+            let after = json!({"status": "closed", "reason": CloseReason::SubscriptionEnded.as_str()});
+            tx.audit().append(&audit(&case, "dunning.closed", &actor, Some(summary(&case)), Some(after)), now).await?;
+            tx.commit().await?;
+            return Ok(Outcome::Closed);
+        }
+        let next_at = self.schedule.due_at(case.opened_at, case.next_step + 1);
+        match action {
+            DunningAction::Restrict => {
+                tx.workspaces().set_restricted(workspace, true, Some(RESTRICTED_REASON.into()), now).await?;
+            }
+            DunningAction::Cancel => {
+                close_all(tx.as_ref(), workspace, CloseReason::Canceled, now).await?;
+                lift_restriction(tx.as_ref(), workspace, now).await?;
+            }
+            DunningAction::Reminder | DunningAction::Urgent | DunningAction::FinalWarning => {}
+        }
+        if action != DunningAction::Cancel && !tx.dunning().advance(case.id, case.next_step, next_at).await? {
+            return Ok(Outcome::Skipped);
+        }
+        let details = json!({
+            "case_id": case.id, "step": action.as_str(), "day": day, "invoice_id": case.invoice_id,
+            "amount": case.amount, "next_step_at": next_at,
+        });
+        let key = |channel: &str| format!("{channel}:dunning:{}:{}", case.id, case.next_step);
+        let outbox = [
+            email(workspace, key("email"), NotificationKind::DunningStep, details.clone()),
+            webhook(workspace, key("webhook"), "billing.dunning.step", details.clone()),
+        ];
+        for message in &outbox {
+            tx.outbox().enqueue(message, now).await?;
+        }
+        tx.audit().append(&audit(&case, "dunning.step", &actor, Some(summary(&case)), Some(details)), now).await?;
+        tx.commit().await?;
+        Ok(Outcome::Ran(action))
+    }
+}
+
+/// Closes every unpaid invoice of the workspace's case: nothing is left to collect.
+async fn close_all(
+    tx: &dyn crate::ports::Transaction,
+    workspace: &crate::ids::WorkspaceId,
+    reason: CloseReason,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    while let Some(open) = tx.dunning().open_case(workspace).await? {
+        tx.dunning().close(open.id, reason, now).await?;
+    }
+    Ok(())
+}
