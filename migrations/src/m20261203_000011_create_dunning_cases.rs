@@ -1,5 +1,6 @@
-//! Dunning cases: one per failed invoice that opened one (at most one open per workspace), walked step by step
-//! by the dunning job. A paid invoice with no case leaves a closed row, so its late failure opens none.
+//! Dunning: one row per invoice whose payment failed (open until paid), the workspace's oldest open row carrying
+//! the case's schedule, walked step by step by the dunning job. A paid invoice with no row leaves a closed one, so
+//! its late failure opens nothing.
 
 use sea_orm_migration::{prelude::*, schema::*};
 

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use billing_domain::ports::{Clock, IdempotencyKeys};
-use billing_domain::services::{DunningService, OutboxService, PARKED_SWEEP_BATCH, ReconcileService, WebhookService};
+use billing_domain::services::{
+    DunningService, OutboxService, PARKED_SWEEP_BATCH, ReconcileService, TrialService, WebhookService,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -30,9 +32,11 @@ pub struct JobSet {
     pub outbox_poll: Duration,
     pub dunning: Arc<DunningService>,
     pub dunning_secs: u64,
+    pub trials: Arc<TrialService>,
+    pub trial_reminder_secs: u64,
 }
 
-/// Open cases one dunning run takes; the rest wait for the next run.
+/// Open cases (or ending trials) one run takes; the rest wait for the next run.
 const DUNNING_BATCH: u32 = 200;
 
 impl Jobs {
@@ -50,6 +54,8 @@ impl Jobs {
             outbox_poll,
             dunning,
             dunning_secs,
+            trials,
+            trial_reminder_secs,
         } = set;
         let (stop, stopped) = watch::channel(false);
         let reconciler = Arc::new(reconciler);
@@ -82,6 +88,16 @@ impl Jobs {
             }
         }));
         handles.extend(deliver_outbox(outbox, outbox_poll, stopped.clone()));
+        handles.extend(every(trial_reminder_secs, stopped.clone(), move || {
+            let trials = trials.clone();
+            async move {
+                match trials.remind_ending(DUNNING_BATCH).await {
+                    Ok(0) => {}
+                    Ok(reminded) => tracing::info!(reminded, "trial-ending reminders enqueued"),
+                    Err(error) => tracing::error!(%error, "trial reminders failed"),
+                }
+            }
+        }));
         handles.extend(every(dunning_secs, stopped.clone(), move || {
             let dunning = dunning.clone();
             async move {

@@ -143,6 +143,7 @@ impl Application {
             ids.clone(),
             settings.stripe.proration,
         );
+        let reminders = TrialService::new(ctx.clone(), store_arc.clone());
         let dunning =
             DunningService::new(store_arc.clone(), Arc::new(cancels), settings.dunning.schedule(), clock.clone());
         let reconciler =
@@ -160,6 +161,8 @@ impl Application {
             outbox_poll: settings.outbox.poll_interval(),
             dunning: Arc::new(dunning),
             dunning_secs: settings.dunning.interval_secs,
+            trials: Arc::new(reminders),
+            trial_reminder_secs: settings.billing.trial_reminder_interval_secs,
         });
         Ok(Self { port, server, store, jobs })
     }

@@ -62,12 +62,20 @@ pub enum ScheduleError {
     OutOfOrder(u32),
     #[error("`cancel` must be the last step, and only once")]
     CancelNotLast,
+    #[error("day {0} is more than {MAX_DAY} days after the failure")]
+    TooLate(u32),
 }
+
+/// The latest day a step may run on.
+pub const MAX_DAY: u32 = 3650;
 
 impl DunningSchedule {
     pub fn new(steps: Vec<DunningStep>) -> Result<Self, ScheduleError> {
         if steps.is_empty() {
             return Err(ScheduleError::Empty);
+        }
+        if let Some(step) = steps.iter().find(|s| s.day > MAX_DAY) {
+            return Err(ScheduleError::TooLate(step.day));
         }
         if let Some(pair) = steps.windows(2).find(|pair| pair[1].day < pair[0].day) {
             return Err(ScheduleError::OutOfOrder(pair[1].day));

@@ -126,8 +126,10 @@ pub struct OutboxEntry {
     pub status: OutboxStatus,
     pub attempts: u32,
     pub last_error: Option<String>,
-    /// When a worker may take it next (a pending message's retry time or lease end).
+    /// When a pending message is due (its first attempt or its next retry), in billing time.
     pub available_at: DateTime<Utc>,
+    /// While a worker delivers it (wall-clock time).
+    pub leased_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
 }

@@ -133,8 +133,12 @@ impl OutboundConfig {
         }
         for (name, endpoint) in &self.endpoints {
             let at = format!("{prefix}.endpoints.{name}");
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                problems.push(format!("{at}: the name must be letters, digits, '_' or '-'"));
+            // The name is part of each delivery's outbox key: short, and plain.
+            if name.is_empty()
+                || name.len() > 64
+                || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                problems.push(format!("{at}: the name must be 1-64 letters, digits, '_' or '-'"));
             }
             match url::Url::parse(&endpoint.url) {
                 Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}

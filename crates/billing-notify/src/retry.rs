@@ -6,8 +6,9 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use billing_domain::ports::RetrySchedule;
 
-/// Delays of `min`, about `2·min`, `4·min`, … (each with up to as much again of random jitter, so a burst of
-/// failures does not retry in lockstep), never above `max`; after `max_attempts` attempts the message is dead.
+/// Delays of `min`, about `2·min`, `4·min`, … capped at `max`, each with up to as much again of random jitter (so
+/// a burst of failures does not retry in lockstep: a delay lies between the capped value and twice it); after
+/// `max_attempts` attempts the message is dead.
 #[derive(Debug, Clone)]
 pub struct Backoff {
     builder: ExponentialBuilder,

@@ -201,6 +201,7 @@ pub(crate) fn entry_from_row(m: outbox::Model) -> Result<OutboxEntry, StoreError
         attempts: attempts(m.attempts, "outbox.attempts")?,
         last_error: m.last_error,
         available_at: m.available_at,
+        leased_until: m.leased_until,
         created_at: m.created_at,
         delivered_at: m.delivered_at,
         message: OutboxMessage {

@@ -20,6 +20,8 @@ pub struct BillingSettings {
     pub trial_days: u32,
     pub trial_plan: String,
     pub grace_period_days: u32,
+    /// Seconds between runs of the trial-ending reminder job; 0: off.
+    pub trial_reminder_interval_secs: u64,
 }
 
 /// Defaults used when a checkout request omits its URLs.

@@ -45,11 +45,17 @@ impl OutboxSettings {
             p.add("outbox.batch", "must be between 1 and 500");
         }
         // Another worker may take a message whose lease ended: a lease shorter than a delivery could send twice.
-        if self.lease_secs.saturating_mul(1000) < longest_delivery_ms.saturating_mul(2) {
-            p.add("outbox.lease_secs", "must be at least twice the longest delivery timeout (smtp and webhooks)");
+        if self.lease_secs.saturating_mul(1000) < longest_delivery_ms.saturating_mul(2) || self.lease_secs > 86_400 {
+            p.add(
+                "outbox.lease_secs",
+                "must be at least twice the longest delivery timeout (smtp and webhooks) and at most 86400",
+            );
         }
         if self.min_backoff_secs == 0 || self.max_backoff_secs < self.min_backoff_secs {
             p.add("outbox.min_backoff_secs/max_backoff_secs", "need 0 < min_backoff_secs <= max_backoff_secs");
+        }
+        if self.max_backoff_secs > 30 * 86_400 {
+            p.add("outbox.max_backoff_secs", "must be at most 2592000 (30 days)");
         }
         if !(1..=100).contains(&self.max_attempts) {
             p.add("outbox.max_attempts", "must be between 1 and 100");

@@ -36,6 +36,13 @@ pub trait WorkspaceRepository: Send + Sync {
         ends_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+    /// Up to `limit` workspaces whose trial ends in `(after, until]`, soonest first.
+    async fn trials_ending(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Workspace>, StoreError>;
     /// The workspace a processor customer belongs to.
     async fn workspace_of_customer(
         &self,

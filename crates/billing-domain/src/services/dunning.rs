@@ -9,9 +9,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use super::SubscriptionService;
 use super::webhooks::dunning::{audit, lift_restriction, summary};
-use super::{RunCommand, SubscriptionError, SubscriptionService};
-use crate::commands::SubscriptionCommand;
 use crate::dunning::{CaseStatus, CloseReason, DunningAction, DunningCase, DunningSchedule, RESTRICTED_REASON};
 use crate::error::StoreError;
 use crate::lifecycle::{email, webhook};
@@ -41,30 +40,24 @@ enum Outcome {
     Skipped,
 }
 
-/// How the `cancel` step ends a subscription: at the processor, under a key of the case so that two workers
-/// (or a retry after a crash) cancel once. Done by [`SubscriptionService`] in the product.
+/// How the `cancel` step ends a subscription: the case's own subscription, at the processor, under a key of the
+/// case, so that two workers (or a retry after a crash) cancel once and get the same answer. Done by
+/// [`SubscriptionService`] in the product.
 #[async_trait]
 pub trait CancelForNonPayment: Send + Sync {
-    /// Cancels the case's workspace's subscription now; a subscription canceled already is success.
-    async fn cancel_now(&self, case: &DunningCase) -> Result<(), String>;
+    /// Cancels the case's subscription now: `Ok(true)` when this key canceled it (now or in an earlier
+    /// attempt), `Ok(false)` when it had ended some other way.
+    async fn cancel_now(&self, case: &DunningCase) -> Result<bool, String>;
 }
 
 #[async_trait]
 impl CancelForNonPayment for SubscriptionService {
-    async fn cancel_now(&self, case: &DunningCase) -> Result<(), String> {
-        let command = RunCommand {
-            workspace_id: case.workspace_id.clone(),
-            command: SubscriptionCommand::Cancel { at_period_end: false },
-            proration: None,
-            idempotency_key: Some(format!("dunning:{}", case.id)),
-            actor: Actor::System { job: DUNNING_JOB.into() },
-            request_id: None,
-        };
-        match self.run(command).await {
-            // Canceled now, or before (by another worker, the customer, the processor).
-            Ok(_) | Err(SubscriptionError::NoSubscription | SubscriptionError::Conflict { .. }) => Ok(()),
-            Err(error) => Err(format!("canceling the subscription: {error}")),
-        }
+    async fn cancel_now(&self, case: &DunningCase) -> Result<bool, String> {
+        let Some(subscription) = &case.subscription_id else { return Ok(false) };
+        let key = format!("tollgate:dunning:{}:cancel", case.id);
+        self.cancel_now(&case.processor, subscription, &key)
+            .await
+            .map_err(|error| format!("canceling the subscription: {error}"))
     }
 }
 
@@ -118,11 +111,23 @@ impl DunningService {
             return Ok(Outcome::Rescheduled);
         }
         // The processor first, under a key of this case: a worker that dies after it leaves the step to run
-        // again, and that run finds the subscription canceled already.
+        // again, and that run gets the same answer. Only for a case still at this step (a payment may have
+        // closed it since the due list was read).
+        let mut ended_elsewhere = false;
         if step.action == DunningAction::Cancel {
-            self.cancel.cancel_now(case).await?;
+            if !self.still_at(case).await.map_err(|e| e.to_string())? {
+                return Ok(Outcome::Skipped);
+            }
+            ended_elsewhere = !self.cancel.cancel_now(case).await?;
         }
-        self.record_step(case, step.action, step.day, now).await.map_err(|e| e.to_string())
+        self.record_step(case, step.action, step.day, ended_elsewhere, now).await.map_err(|e| e.to_string())
+    }
+
+    /// Whether `case` is still open at the step it was read at.
+    async fn still_at(&self, case: &DunningCase) -> Result<bool, StoreError> {
+        let tx = self.uow.begin().await?;
+        let current = tx.dunning().get_case(case.id).await?;
+        Ok(current.is_some_and(|c| c.status == CaseStatus::Open && c.next_step == case.next_step))
     }
 
     /// Looks at `case` again at `at` (never, when `None`: no step is left) without running a step.
@@ -140,6 +145,7 @@ impl DunningService {
         seen: &DunningCase,
         action: DunningAction,
         day: u32,
+        ended_elsewhere: bool,
         now: DateTime<Utc>,
     ) -> Result<Outcome, StoreError> {
         let workspace = &seen.workspace_id;
@@ -151,13 +157,17 @@ impl DunningService {
             return Ok(Outcome::Skipped);
         }
         // A subscription that ended some other way leaves nothing to collect.
-        if action != DunningAction::Cancel
-            && let Some(id) = &case.subscription_id
-            && tx.subscriptions().get(&case.processor, id).await?.is_some_and(|s| s.status.is_terminal())
-        {
-            close_all(tx.as_ref(), workspace, CloseReason::SubscriptionEnded, now).await?;
+        let subscription = match &case.subscription_id {
+            Some(id) => tx.subscriptions().get(&case.processor, id).await?,
+            None => None,
+        };
+        let ended = ended_elsewhere
+            || (action != DunningAction::Cancel && subscription.as_ref().is_some_and(|s| s.status.is_terminal()));
+        if ended {
+            let reason = CloseReason::SubscriptionEnded;
+            close_all(tx.as_ref(), workspace, reason, now).await?;
             lift_restriction(tx.as_ref(), workspace, now).await?;
-            let after = json!({"status": "closed", "reason": CloseReason::SubscriptionEnded.as_str()});
+            let after = json!({"status": "closed", "reason": reason.as_str()});
             tx.audit().append(&audit(&case, "dunning.closed", &actor, Some(summary(&case)), Some(after)), now).await?;
             tx.commit().await?;
             return Ok(Outcome::Closed);
@@ -165,7 +175,11 @@ impl DunningService {
         let next_at = self.schedule.due_at(case.opened_at, case.next_step + 1);
         match action {
             DunningAction::Restrict => {
-                tx.workspaces().set_restricted(workspace, true, Some(RESTRICTED_REASON.into()), now).await?;
+                // An operator's restriction (another reason) stays as it is, and so stays after payment.
+                let current = tx.workspaces().get(workspace).await?;
+                if current.is_some_and(|w| !w.restricted) {
+                    tx.workspaces().set_restricted(workspace, true, Some(RESTRICTED_REASON.into()), now).await?;
+                }
             }
             DunningAction::Cancel => {
                 close_all(tx.as_ref(), workspace, CloseReason::Canceled, now).await?;

@@ -124,23 +124,7 @@ impl SubscriptionService {
                 self.processor.change_price(&current.id, &price, proration, &key).await?
             }
         };
-        let event = ProcessorEvent {
-            // The send time is part of the id: a retry with the same key is a new observation (the processor's
-            // replayed answer), never a `Duplicate` of an attempt that did not apply.
-            id: EventId::new(format!("command:{key}:{}", sent_at.timestamp_millis())),
-            processor: current.processor.clone(),
-            event_type: COMMAND_EVENT_TYPE.to_owned(),
-            occurred_at: sent_at,
-            payload: EventPayload::SubscriptionChanged(snapshot),
-        };
-        let raw = serde_json::to_string(&event).map_err(|e| SubscriptionError::NotRecorded(e.to_string()))?;
-        match self.webhooks.ingest(&event, &raw).await {
-            Ok(IngestOutcome::Applied | IngestOutcome::Duplicate) => {}
-            // Recorded as failed for an operator (a price the catalog does not know): retrying cannot help.
-            Ok(IngestOutcome::Failed { reason }) => return Err(SubscriptionError::NotApplied(reason)),
-            Ok(other) => return Err(SubscriptionError::NotRecorded(format!("{other:?}"))),
-            Err(error) => return Err(SubscriptionError::NotRecorded(error.to_string())),
-        }
+        self.ingest_answer(&current.processor, snapshot, &key, sent_at).await?;
         let after = self.ctx.subscriptions.get(&current.processor, &current.id).await?.unwrap_or(current.clone());
         let record = AuditRecord {
             workspace_id: workspace.clone(),
@@ -154,6 +138,56 @@ impl SubscriptionService {
         };
         self.audit.append(&record, self.ctx.clock.now()).await?;
         Ok(after)
+    }
+
+    /// Ingests the processor's answer to a command sent at `sent_at` under `key` as an observation.
+    async fn ingest_answer(
+        &self,
+        processor: &crate::ids::ProcessorId,
+        snapshot: crate::events::SubscriptionSnapshot,
+        key: &str,
+        sent_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), SubscriptionError> {
+        let event = ProcessorEvent {
+            // The send time is part of the id: a retry with the same key is a new observation (the processor's
+            // replayed answer), never a `Duplicate` of an attempt that did not apply.
+            id: EventId::new(format!("command:{key}:{}", sent_at.timestamp_millis())),
+            processor: processor.clone(),
+            event_type: COMMAND_EVENT_TYPE.to_owned(),
+            occurred_at: sent_at,
+            payload: EventPayload::SubscriptionChanged(snapshot),
+        };
+        let raw = serde_json::to_string(&event).map_err(|e| SubscriptionError::NotRecorded(e.to_string()))?;
+        match self.webhooks.ingest(&event, &raw).await {
+            Ok(IngestOutcome::Applied | IngestOutcome::Duplicate) => Ok(()),
+            // Recorded as failed for an operator (a price the catalog does not know): retrying cannot help.
+            Ok(IngestOutcome::Failed { reason }) => Err(SubscriptionError::NotApplied(reason)),
+            Ok(other) => Err(SubscriptionError::NotRecorded(format!("{other:?}"))),
+            Err(error) => Err(SubscriptionError::NotRecorded(error.to_string())),
+        }
+    }
+
+    /// Cancels subscription `id` of `processor` now under the processor idempotency `key` — that one, not
+    /// whichever the workspace has now — and ingests the answer. `Ok(false)` when the processor refuses because
+    /// it has ended already (the customer canceled it); a repeat with the same key (a retry after a crash)
+    /// replays the first answer, `Ok(true)`.
+    pub async fn cancel_now(
+        &self,
+        processor: &crate::ids::ProcessorId,
+        id: &crate::ids::SubscriptionId,
+        key: &str,
+    ) -> Result<bool, SubscriptionError> {
+        if *processor != self.processor.id() {
+            return Err(SubscriptionError::OtherProcessor(processor.to_string()));
+        }
+        let sent_at = self.ctx.clock.now();
+        let snapshot = match self.processor.cancel(id, false, key).await {
+            Ok(snapshot) => snapshot,
+            Err(ProcessorError::Rejected(_)) => return Ok(false),
+            Err(other) => return Err(other.into()),
+        };
+        self.ingest_answer(processor, snapshot, key, sent_at).await?;
+        Ok(true)
     }
 
     fn price_of(&self, plan: &PlanId) -> Result<crate::ids::PriceId, SubscriptionError> {

@@ -183,6 +183,52 @@ async fn a_trial_lasts_the_configured_days() {
     service.start(&WorkspaceId::parse("acme").unwrap(), actor(), None).await.unwrap();
 }}
 
+async_test! {
+async fn a_trial_ending_within_3_days_is_reminded_once_unless_a_paid_subscription_replaced_it() {
+    let ending = |id: &str| {
+        let mut w = workspace(id);
+        w.trial_ends_at = Some(now() + chrono::Duration::days(2));
+        w.trial_plan = Some(crate::ids::PlanId::new("pro"));
+        w
+    };
+    let mut workspaces = MockWorkspaceRepository::new();
+    workspaces
+        .expect_trials_ending()
+        .withf(|after, until, _| *after == now() && *until == now() + chrono::Duration::days(3))
+        .returning(move |_, _, _| Ok(vec![ending("trialing"), ending("subscribed"), ending("reminded")]));
+    // One transaction per workspace: the first is reminded, the second pays already, the third was reminded by
+    // an earlier run (its email's key is in the outbox).
+    let mut trialing = MockTx::default();
+    trialing.subscriptions.expect_current_for_workspace().returning(|_| Ok(None));
+    trialing
+        .outbox
+        .expect_enqueue()
+        .withf(|m, _| m.dedup_key.starts_with("email:trial_ending:workspace:trialing:") && m.payload["plan"] == "pro")
+        .times(1)
+        .returning(|_, _| Ok(true));
+    trialing
+        .outbox
+        .expect_enqueue()
+        .withf(|m, _| m.target == crate::records::OutboxTarget::Webhook { topic: "billing.trial.ending".into() })
+        .times(1)
+        .returning(|_, _| Ok(true));
+    let mut subscribed = MockTx::default();
+    subscribed.subscriptions.expect_current_for_workspace().returning(|id| {
+        Ok(Some(crate::testing::subscription("sub_1", id.as_str(), SubscriptionStatus::Active, now())))
+    });
+    subscribed.outbox.expect_enqueue().never();
+    let mut reminded = MockTx::default();
+    reminded.subscriptions.expect_current_for_workspace().returning(|_| Ok(None));
+    reminded.outbox.expect_enqueue().times(1).returning(|_, _| Ok(false));
+    let committed = [trialing.committed.clone(), reminded.committed.clone()];
+    let mut queue = vec![reminded, subscribed, trialing];
+    let mut uow = MockUnitOfWork::new();
+    uow.expect_begin().times(3).returning(move || Ok(Box::new(queue.pop().expect("three transactions"))));
+    let service = TrialService::new(context(workspaces, MockSubscriptionRepository::new()), Arc::new(uow));
+    assert_eq!(service.remind_ending(100).await.unwrap(), 1, "only the first reminder is new");
+    assert!(committed.iter().all(|c| c.load(Ordering::SeqCst)));
+}}
+
 fn checkout_request(plan: &str) -> StartCheckout {
     StartCheckout {
         workspace_id: WorkspaceId::parse("acme").unwrap(),

@@ -1,4 +1,4 @@
-//! Starting the one trial a workspace may have.
+//! Starting the one trial a workspace may have, and reminding its owner 3 days before it ends.
 
 use std::sync::Arc;
 
@@ -7,8 +7,9 @@ use serde_json::json;
 use super::Context;
 use crate::error::StoreError;
 use crate::ids::WorkspaceId;
+use crate::lifecycle::{email, webhook};
 use crate::ports::{BillingSubject, UnitOfWork};
-use crate::records::{Actor, AuditRecord};
+use crate::records::{Actor, AuditRecord, NotificationKind};
 use crate::workspace::Workspace;
 
 /// Errors of starting a trial.
@@ -69,4 +70,38 @@ impl TrialService {
         tx.commit().await?;
         Ok(workspace)
     }
+
+    /// Enqueues the "trial ends in 3 days" email and `billing.trial.ending` for every trial ending within
+    /// [`REMINDER_LEAD`] of now that no paid subscription has replaced, once per trial (the outbox's keys make a
+    /// second run, or a second replica, a no-op). Returns how many reminders were new. A trial that ends unpaid
+    /// needs no job: the plan is derived from `trial_ends_at` and the clock, so it falls back to free exactly then.
+    pub async fn remind_ending(&self, limit: u32) -> Result<u32, TrialError> {
+        let now = self.ctx.clock.now();
+        let ending = self.ctx.workspaces.trials_ending(now, now + REMINDER_LEAD, limit).await?;
+        let mut reminded = 0;
+        for workspace in ending {
+            let Some(ends_at) = workspace.trial_ends_at else { continue };
+            let tx = self.uow.begin().await?;
+            tx.lock(&BillingSubject::Workspace(workspace.id.clone())).await?;
+            let subscription = tx.subscriptions().current_for_workspace(&workspace.id).await?;
+            if subscription.is_some_and(|s| s.status.grants_plan()) {
+                continue;
+            }
+            let key =
+                |channel: &str| format!("{channel}:trial_ending:workspace:{}:{}", workspace.id, ends_at.timestamp());
+            let payload = json!({"trial_end": ends_at, "plan": workspace.trial_plan});
+            let email = email(&workspace.id, key("email"), NotificationKind::TrialEnding, payload.clone());
+            if tx.outbox().enqueue(&email, now).await? {
+                tx.outbox()
+                    .enqueue(&webhook(&workspace.id, key("webhook"), "billing.trial.ending", payload), now)
+                    .await?;
+                reminded += 1;
+            }
+            tx.commit().await?;
+        }
+        Ok(reminded)
+    }
 }
+
+/// How long before a trial ends its owner is reminded.
+pub const REMINDER_LEAD: chrono::Duration = chrono::Duration::days(3);

@@ -165,6 +165,9 @@ impl WorkspaceRepository for MemoryTx {
         workspace.updated_at = now;
         Ok(())
     }
+    async fn trials_ending(&self, _: DateTime<Utc>, _: DateTime<Utc>, _: u32) -> Result<Vec<Workspace>, StoreError> {
+        unused("trials_ending")
+    }
     async fn workspace_of_customer(&self, p: &ProcessorId, c: &CustomerId) -> Result<Option<WorkspaceId>, StoreError> {
         Ok(self.state.lock().unwrap().customers.get(&(p.clone(), c.clone())).cloned())
     }

@@ -20,17 +20,22 @@ use billing_domain::events::{CheckoutMode, ProcessorEvent};
 struct Canceler {
     store: MemoryStore,
     calls: Arc<Mutex<Vec<i64>>>,
+    /// The processor answers that the subscription had ended already (the customer canceled it).
+    ended_already: bool,
 }
 
 #[async_trait]
 impl CancelForNonPayment for Canceler {
-    async fn cancel_now(&self, case: &DunningCase) -> Result<(), String> {
+    async fn cancel_now(&self, case: &DunningCase) -> Result<bool, String> {
         self.calls.lock().unwrap().push(case.id);
+        if self.ended_already {
+            return Ok(false);
+        }
         let mut state = self.store.committed.lock().unwrap();
         for subscription in state.subscriptions.values_mut() {
             subscription.status = SubscriptionStatus::Canceled;
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -44,10 +49,14 @@ struct World {
 
 /// acme on pro (sub_1, customer cus_1), its renewal invoice `in_2` failed at the clock's now.
 fn in_dunning() -> World {
+    in_dunning_with(false)
+}
+
+fn in_dunning_with(ended_already: bool) -> World {
     let store = fresh_store();
     let clock = Arc::new(FixedClock::at(t(10_000)));
     let webhooks = WebhookService::new(Arc::new(store.clone()), Arc::new(catalog()), clock.clone());
-    let canceler = Canceler { store: store.clone(), calls: Arc::default() };
+    let canceler = Canceler { store: store.clone(), calls: Arc::default(), ended_already };
     let dunning = DunningService::new(
         Arc::new(store.clone()),
         Arc::new(canceler.clone()),
@@ -195,6 +204,17 @@ fn paying_on_day_10_closes_the_case_and_lifts_the_restriction_at_once() {
     assert!(world.canceler.calls.lock().unwrap().is_empty());
     assert_eq!(world.outbox_keys("email:dunning:").len(), 3, "reminder, urgent, restrict");
     assert_eq!(world.outbox_keys("webhook:dunning_closed:").len(), 1);
+}
+
+#[test]
+fn a_subscription_that_ended_elsewhere_closes_the_case_without_the_non_payment_notice() {
+    let world = in_dunning_with(true);
+    let ran: Vec<_> = (0..=25).flat_map(|day| world.run_day(day)).collect();
+    assert_eq!(ran.len(), 4, "every step but cancel: {ran:?}");
+    let case = world.case();
+    assert_eq!((case.status, case.closed_reason), (CaseStatus::Closed, Some(CloseReason::SubscriptionEnded)));
+    assert_eq!(world.outbox_keys("email:dunning:").len(), 4, "no 'canceled for non-payment' email");
+    assert!(!world.restricted(), "the restriction goes with the case");
 }
 
 #[test]

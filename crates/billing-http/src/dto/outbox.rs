@@ -46,6 +46,8 @@ pub struct OutboxMessageView<'a> {
     pub last_error: Option<&'a str>,
     /// A pending message's next attempt.
     pub available_at: DateTime<Utc>,
+    /// While a worker is delivering it.
+    pub leased_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
     pub payload: &'a serde_json::Value,
@@ -70,6 +72,7 @@ impl<'a> From<&'a OutboxEntry> for OutboxMessageView<'a> {
             attempts: e.attempts,
             last_error: e.last_error.as_deref(),
             available_at: e.available_at,
+            leased_until: e.leased_until,
             created_at: e.created_at,
             delivered_at: e.delivered_at,
             payload: &e.message.payload,

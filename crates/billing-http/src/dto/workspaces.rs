@@ -128,9 +128,9 @@ pub struct WorkspaceView {
 #[derive(Debug, Serialize)]
 pub struct DunningView {
     pub case_id: i64,
-    /// The invoice whose failed payment opened it.
+    /// The invoice whose failed payment opened it (others that failed since are part of the case too).
     pub invoice_id: String,
-    /// What is due, in minor units of `currency`.
+    /// What that invoice is due, in minor units of `currency`.
     pub amount_due: i64,
     pub currency: String,
     pub opened_at: DateTime<Utc>,

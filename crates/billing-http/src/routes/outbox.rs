@@ -20,7 +20,7 @@ impl From<OutboxError> for ApiError {
                 StatusCode::CONFLICT,
                 ErrorCode::OutboxMessageDelivered,
                 "Delivered already",
-                "this message was delivered; it is never sent twice",
+                "this message was delivered already; only a pending or dead message can be retried",
             ),
             OutboxError::Store(e) => e.into(),
         }

@@ -15,6 +15,8 @@ use crate::config::{EmailConfig, TlsMode};
 /// Sends each email as text and HTML alternatives, one SMTP transaction each (connections pooled).
 pub struct SmtpNotifier {
     transport: AsyncSmtpTransport<Tokio1Executor>,
+    /// The whole delivery's budget: connect, TLS, the dialogue, a pooled connection's check.
+    deadline: Duration,
     from: Mailbox,
     /// The right-hand side of every `Message-ID`: the sender's domain.
     id_domain: String,
@@ -38,7 +40,8 @@ impl SmtpNotifier {
                 builder.credentials(Credentials::new(smtp.username.clone(), smtp.password.expose_secret().to_owned()));
         }
         let id_domain = from.email.domain().to_owned();
-        Ok(Self { transport: builder.build(), from, id_domain })
+        let deadline = Duration::from_millis(smtp.timeout_ms);
+        Ok(Self { transport: builder.build(), deadline, from, id_domain })
     }
 
     /// The `Message-ID` of the email an outbox message becomes: the same on every redelivery of that message.
@@ -63,7 +66,11 @@ impl Notifier for SmtpNotifier {
             .message_id(Some(self.message_id(notification.outbox_id)))
             .multipart(MultiPart::alternative_plain_html(email.text, email.html))
             .map_err(|e| NotifyError(format!("building the message: {e}")))?;
-        // lettre's error names the relay's answer, never the credentials.
-        self.transport.send(message).await.map(|_| ()).map_err(|e| NotifyError(format!("smtp: {e}")))
+        // lettre's error names the relay's answer, never the credentials. Its timeout covers only the connect:
+        // a relay that stalls later must not hold the outbox worker (and the message's lease) forever.
+        match tokio::time::timeout(self.deadline, self.transport.send(message)).await {
+            Ok(sent) => sent.map(|_| ()).map_err(|e| NotifyError(format!("smtp: {e}"))),
+            Err(_) => Err(NotifyError(format!("smtp: no answer within {} ms", self.deadline.as_millis()))),
+        }
     }
 }

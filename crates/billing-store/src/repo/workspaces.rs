@@ -87,6 +87,27 @@ impl<C: Executor> WorkspaceRepository for Repo<C> {
         self.changed(id).await
     }
 
+    async fn trials_ending(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Workspace>, StoreError> {
+        use workspace::Column;
+        workspace::Entity::find()
+            .filter(Column::TrialEndsAt.gt(after))
+            .filter(Column::TrialEndsAt.lte(until))
+            .order_by_asc(Column::TrialEndsAt)
+            .order_by_asc(Column::Id)
+            .limit(u64::from(limit))
+            .all(&self.conn)
+            .await
+            .map_err(map_db_err)?
+            .into_iter()
+            .map(workspace_from_row)
+            .collect()
+    }
+
     #[tracing::instrument(skip_all, fields(workspace_id = %id, plan = %plan))]
     async fn start_trial(
         &self,

@@ -200,3 +200,16 @@ both!(the_same_consume_key_consumes_once, |store: Store| async move {
     )));
     assert_eq!(repo.get(&ws.id).await.unwrap().unwrap().credit_balance, 4);
 });
+
+both!(trials_ending_in_a_window_are_listed_soonest_first, |store: Store| async move {
+    let repo: &dyn WorkspaceRepository = &store;
+    for (id, ends) in [("late", 500), ("soon", 200), ("edge", 300), ("past", 100)] {
+        repo.insert(&workspace(id)).await.unwrap();
+        assert!(repo.start_trial(&ws_id(id), &PlanId::new("pro"), at(ends), at(0)).await.unwrap());
+    }
+    repo.insert(&workspace("never")).await.unwrap();
+    let ending = repo.trials_ending(at(100), at(300), 10).await.unwrap();
+    let ids: Vec<&str> = ending.iter().map(|w| w.id.as_str()).collect();
+    assert_eq!(ids, ["soon", "edge"], "after 100 (exclusive), until 300 (inclusive)");
+    assert_eq!(repo.trials_ending(at(100), at(1_000), 1).await.unwrap().len(), 1, "limit");
+});

@@ -110,25 +110,39 @@ impl OutboxService {
         let claimed = self.outbox.claim_due(now, lease, self.policy.batch).await?;
         let mut report = DeliveryReport { claimed: claimed.len(), ..DeliveryReport::default() };
         let outcomes = join_all(claimed.iter().map(|message| self.deliver(message))).await;
+        // Every message of the round is marked, even after a mark fails: one left leased is sent again when its
+        // lease ends, so a database blip costs the fewest repeats.
+        let mut mark_error = None;
         for (message, outcome) in claimed.iter().zip(outcomes) {
-            match outcome {
+            let marked = match outcome {
                 Outcome::Delivered => {
-                    self.outbox.mark_delivered(message.id, self.clock.now()).await?;
                     report.delivered += 1;
+                    self.outbox.mark_delivered(message.id, self.clock.now()).await
                 }
-                Outcome::FannedOut => report.fanned_out += 1,
+                Outcome::FannedOut => {
+                    report.fanned_out += 1;
+                    Ok(())
+                }
                 Outcome::Failed { error, permanent } => {
                     let delay = if permanent { None } else { self.retry.next_delay(message.attempts + 1) };
-                    let retry_at = delay.map(|d| self.clock.now() + Duration::from_std(d).unwrap_or(Duration::MAX));
-                    self.outbox.mark_failed(message.id, &error, retry_at).await?;
+                    let retry_at = delay
+                        .and_then(|d| Duration::from_std(d).ok().and_then(|d| self.clock.now().checked_add_signed(d)));
                     if retry_at.is_some() {
                         report.retrying += 1;
                     } else {
                         report.dead += 1;
                     }
+                    let marked = self.outbox.mark_failed(message.id, &error, retry_at).await;
                     report.failures.push((message.id, error));
+                    marked
                 }
+            };
+            if let Err(error) = marked {
+                mark_error.get_or_insert(error);
             }
+        }
+        if let Some(error) = mark_error {
+            return Err(error);
         }
         Ok(report)
     }

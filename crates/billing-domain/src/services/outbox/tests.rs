@@ -235,6 +235,7 @@ async fn an_operator_retries_a_dead_message_but_never_a_delivered_one() {
         attempts: 0,
         last_error: None,
         available_at: now(),
+        leased_until: None,
         created_at: now(),
         delivered_at: None,
     };
