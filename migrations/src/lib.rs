@@ -14,6 +14,7 @@ mod m20261202_000008_create_payments;
 mod m20261202_000009_create_processor_records;
 mod m20261203_000010_add_outbox_leases;
 mod m20261203_000011_create_dunning_cases;
+mod m20261203_000012_create_test_clock;
 
 /// Every migration in the order it applies; `tollgate migrate` and startup call [`MigratorTrait::up`].
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000009_create_processor_records::Migration),
             Box::new(m20261203_000010_add_outbox_leases::Migration),
             Box::new(m20261203_000011_create_dunning_cases::Migration),
+            Box::new(m20261203_000012_create_test_clock::Migration),
         ]
     }
 }

@@ -9,6 +9,7 @@ use tollgate_e2e::{Server, repo_root, tollgate_binary};
 mod outbox;
 mod race;
 mod stripe;
+mod time_travel;
 
 const KEY: &str = "tg_dev_local_only";
 

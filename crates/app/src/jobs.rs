@@ -10,6 +10,8 @@ use billing_domain::services::{
     DunningService, OutboxService, PARKED_SWEEP_BATCH, ReconcileService, TrialService, WebhookService,
 };
 use tokio::sync::watch;
+
+use crate::clock::TimeMachine;
 use tokio::task::JoinHandle;
 
 /// The running jobs.
@@ -34,7 +36,13 @@ pub struct JobSet {
     pub dunning_secs: u64,
     pub trials: Arc<TrialService>,
     pub trial_reminder_secs: u64,
+    /// The test clock, read from the database every few hundred milliseconds so this replica follows an advance
+    /// made through another.
+    pub time_machine: Option<Arc<TimeMachine>>,
 }
+
+/// How often a replica on a test clock reads where the shared clock stands.
+const CLOCK_SYNC: Duration = Duration::from_millis(200);
 
 /// Open cases (or ending trials) one run takes; the rest wait for the next run.
 const DUNNING_BATCH: u32 = 200;
@@ -56,10 +64,25 @@ impl Jobs {
             dunning_secs,
             trials,
             trial_reminder_secs,
+            time_machine,
         } = set;
         let (stop, stopped) = watch::channel(false);
         let reconciler = Arc::new(reconciler);
         let mut handles = Vec::new();
+        if let Some(machine) = time_machine {
+            let mut stopping = stopped.clone();
+            handles.push(tokio::spawn(async move {
+                loop {
+                    if let Err(error) = machine.sync().await {
+                        tracing::warn!(%error, "reading the test clock failed");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(CLOCK_SYNC) => {}
+                        _ = stopping.changed() => break,
+                    }
+                }
+            }));
+        }
         let stopping = stopped.clone();
         handles.extend(every(reconcile_secs, stopped.clone(), move || {
             let (reconciler, stopping) = (reconciler.clone(), stopping.clone());

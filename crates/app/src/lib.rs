@@ -2,6 +2,7 @@
 //! build the very same server.
 
 pub mod catalog_file;
+pub mod clock;
 pub mod jobs;
 pub mod settings;
 pub mod startup;

@@ -8,7 +8,8 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use billing_domain::catalog::Catalog;
 use billing_domain::ports::{
-    Clock, HostedCheckoutOps, HostedPortalOps, IdGenerator, Notifier, PaymentProcessor, ProcessorRecords, WebhookOps,
+    Clock, ClockOffsets, HostedCheckoutOps, HostedPortalOps, IdGenerator, Notifier, PaymentProcessor, ProcessorRecords,
+    TimeTravel, WebhookOps,
 };
 use billing_domain::services::{
     AccountService, CheckoutService, Context, CouponService, CreditService, DunningService, EntitlementService,
@@ -25,8 +26,9 @@ use billing_store::Store;
 use billing_stripe::StripeProcessor;
 use secrecy::ExposeSecret;
 
+use crate::clock::{TestClock, TimeMachine};
 use crate::jobs::{JobSet, Jobs};
-use crate::settings::{ProcessorChoice, Settings, delivery_policy};
+use crate::settings::{ClockMode, ProcessorChoice, Settings, delivery_policy};
 use crate::system::{SystemClock, UuidIds};
 
 /// A built, bound, not yet running server.
@@ -51,10 +53,23 @@ impl Application {
         let port = address.port();
         let public_url = settings.server.public_base_url(port);
 
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let ids: Arc<dyn IdGenerator> = Arc::new(UuidIds);
         let catalog = Arc::new(catalog);
         let store_arc = Arc::new(store.clone());
+        // Every service and job reads this clock; a test clock starts where the database says it stands.
+        let test_clock = match settings.clock.mode {
+            ClockMode::Test => {
+                let clock = Arc::new(TestClock::default());
+                clock.catch_up(store.offset_ms().await.context("reading the test clock")?);
+                tracing::warn!(offset_ms = clock.offset_ms(), "running on a test clock (clock.mode = \"test\")");
+                Some(clock)
+            }
+            ClockMode::System => None,
+        };
+        let clock: Arc<dyn Clock> = match &test_clock {
+            Some(test_clock) => test_clock.clone(),
+            None => Arc::new(SystemClock),
+        };
 
         let Processors { active: processor, sandbox, webhook_verifiers } =
             processors(&settings, &public_url, ids.clone(), clock.clone(), store_arc.clone()).await?;
@@ -68,6 +83,30 @@ impl Application {
             subscriptions: store_arc.clone(),
             state: store_arc.clone(),
         };
+        // The cancel step goes through the same command path as an API cancel.
+        let cancels = SubscriptionService::new(
+            ctx.clone(),
+            processor.clone(),
+            webhooks.clone(),
+            store_arc.clone(),
+            ids.clone(),
+            settings.stripe.proration,
+        );
+        let reminders = Arc::new(TrialService::new(ctx.clone(), store_arc.clone()));
+        let dunning = Arc::new(DunningService::new(
+            store_arc.clone(),
+            Arc::new(cancels),
+            settings.dunning.schedule(),
+            clock.clone(),
+        ));
+        let time_machine = test_clock.map(|clock| {
+            Arc::new(TimeMachine {
+                clock,
+                offsets: store_arc.clone(),
+                dunning: dunning.clone(),
+                trials: reminders.clone(),
+            })
+        });
         let state = AppState {
             catalog: catalog.clone(),
             workspaces: WorkspaceService::new(ctx.clone(), store_arc.clone()).with_dunning(store_arc.clone()),
@@ -113,6 +152,7 @@ impl Application {
             audit: store_arc.clone(),
             webhook_verifiers,
             clock: clock.clone(),
+            time_travel: time_machine.clone().map(|machine| machine as Arc<dyn TimeTravel>),
             readiness: Arc::new(StoreReadiness(store.clone())),
             checkout_defaults: CheckoutDefaults {
                 success_url: settings.checkout.success_url.clone(),
@@ -134,18 +174,6 @@ impl Application {
         };
         let server = billing_http::server::serve(edge, listener, server_settings)?;
         tracing::info!(%address, public_url, backend = store.backend(), "tollgate listening");
-        // The cancel step goes through the same command path as an API cancel.
-        let cancels = SubscriptionService::new(
-            ctx.clone(),
-            processor.clone(),
-            webhooks.clone(),
-            store_arc.clone(),
-            ids.clone(),
-            settings.stripe.proration,
-        );
-        let reminders = TrialService::new(ctx.clone(), store_arc.clone());
-        let dunning =
-            DunningService::new(store_arc.clone(), Arc::new(cancels), settings.dunning.schedule(), clock.clone());
         let reconciler =
             ReconcileService::new(processor, store_arc.clone(), store_arc.clone(), webhooks.clone(), clock.clone())
                 .with_refunds(store_arc.clone());
@@ -159,9 +187,10 @@ impl Application {
             prune_keys_secs: settings.idempotency.prune_interval_secs,
             outbox,
             outbox_poll: settings.outbox.poll_interval(),
-            dunning: Arc::new(dunning),
+            dunning,
             dunning_secs: settings.dunning.interval_secs,
-            trials: Arc::new(reminders),
+            time_machine,
+            trials: reminders,
             trial_reminder_secs: settings.billing.trial_reminder_interval_secs,
         });
         Ok(Self { port, server, store, jobs })

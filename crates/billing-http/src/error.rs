@@ -83,6 +83,10 @@ error_codes! {
     /// The payment was made through a processor that is not the active one; refund it there.
     PaymentManagedElsewhere = "payment_managed_elsewhere",
     OutboxMessageNotFound = "outbox_message_not_found",
+    /// The server runs on the system clock; only a test clock moves.
+    TestClockOff = "test_clock_off",
+    /// A test clock moves only forward.
+    ClockNotForward = "clock_not_forward",
     /// The outbox message was delivered; it is never sent again.
     OutboxMessageDelivered = "outbox_message_delivered",
     /// The `Idempotency-Key` was sent before with a different request.

@@ -50,6 +50,8 @@ pub struct AppState {
     /// Webhook verifiers by route id (`/webhooks/{id}`).
     pub webhook_verifiers: HashMap<String, Arc<dyn WebhookOps>>,
     pub clock: Arc<dyn Clock>,
+    /// The test clock, when `clock.mode = "test"`.
+    pub time_travel: Option<Arc<dyn billing_domain::ports::TimeTravel>>,
     pub readiness: Arc<dyn Readiness>,
     pub checkout_defaults: CheckoutDefaults,
     /// Stored answers of keyed requests (`idempotency.rs`).

@@ -8,6 +8,7 @@
 
 mod auth;
 mod billing;
+mod clock;
 mod database;
 mod delivery;
 mod dunning;
@@ -30,6 +31,7 @@ use serde::Deserialize;
 
 pub use auth::{ApiKeySettings, AuthSettings};
 pub use billing::{BillingSettings, CatalogSettings, CheckoutSettings};
+pub use clock::{ClockMode, ClockSettings};
 pub use database::{DatabaseSettings, MAX_BATCH, WebhookSettings};
 pub use delivery::{NotificationSettings, OutboxSettings, delivery_policy};
 pub use dunning::DunningSettings;
@@ -69,6 +71,7 @@ pub struct Settings {
     pub sandbox: SandboxSettings,
     pub stripe: StripeSettings,
     pub reconcile: ReconcileSettings,
+    pub clock: ClockSettings,
     pub dunning: DunningSettings,
     pub outbox: OutboxSettings,
     pub notifications: NotificationSettings,
@@ -114,6 +117,7 @@ impl Settings {
         let longest_delivery_ms = self.notifications.email.smtp.timeout_ms.max(self.outbound_webhooks.timeout_ms);
         self.outbox.validate(&mut p, longest_delivery_ms);
         self.dunning.validate(&mut p);
+        clock::validate(self, &mut p);
         self.notifications.validate(&mut p);
         delivery::validate_outbound(&self.outbound_webhooks, &mut p);
         self.auth.validate(&mut p);

@@ -94,6 +94,47 @@ pub trait WebhookPublisher: Send + Sync {
     async fn publish(&self, endpoint: &str, event: &OutboundEvent) -> Result<(), PublishError>;
 }
 
+/// Where a test clock keeps how far it is ahead of real time, shared by every replica on one database.
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+#[async_trait]
+pub trait ClockOffsets: Send + Sync {
+    /// Milliseconds ahead of real time (0 before any advance).
+    async fn offset_ms(&self) -> Result<i64, crate::error::StoreError>;
+    /// Moves the offset from `from` to `to` (compare-and-set: `false` when another replica moved it meanwhile).
+    async fn move_offset(&self, from: i64, to: i64, now: DateTime<Utc>) -> Result<bool, crate::error::StoreError>;
+}
+
+/// What advancing a test clock did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdvanceReport {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// The stops made on the way, at each of which the time-driven jobs ran.
+    pub stops: u32,
+    pub dunning_steps: usize,
+    pub trial_reminders: u32,
+}
+
+/// Why a test clock did not move.
+#[derive(Debug, thiserror::Error)]
+pub enum TimeTravelError {
+    #[error("the test clock only moves forward (it is at {0})")]
+    Backwards(DateTime<Utc>),
+    #[error(transparent)]
+    Store(#[from] crate::error::StoreError),
+}
+
+/// A clock an operator moves forward in a test environment (`clock.mode = "test"`): every job and service reads
+/// it through [`Clock`], and advancing it runs the time-driven jobs due on the way, in order.
+#[async_trait]
+pub trait TimeTravel: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+    /// How far ahead of real time it is.
+    fn offset(&self) -> chrono::Duration;
+    /// Moves to `to`, stopping at least every few hours on the way to run the jobs due by then.
+    async fn advance_to(&self, to: DateTime<Utc>) -> Result<AdvanceReport, TimeTravelError>;
+}
+
 /// When to try a failed delivery again.
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 pub trait RetrySchedule: Send + Sync {

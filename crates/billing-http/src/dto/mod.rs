@@ -5,6 +5,7 @@
 mod account;
 mod audit;
 mod checkout;
+mod clock;
 mod common;
 mod coupons;
 mod credits;
@@ -20,6 +21,7 @@ mod workspaces;
 pub use account::{InvoicePageView, InvoicesQuery, PortalBody, PortalView};
 pub use audit::{AuditPage, AuditQuery};
 pub use checkout::{CheckoutBody, CheckoutSessionView};
+pub use clock::{AdvanceBody, AdvanceView, ClockView};
 pub use coupons::{CouponCheckQuery, CouponCheckView, CouponList, CouponListQuery, CouponView, CreateCouponBody};
 pub use credits::{ConsumeBody, ConsumeView};
 pub use entitlements::{CheckBody, CheckView, EntitlementsResponse};

@@ -3,6 +3,7 @@
 
 mod account;
 mod checkout;
+mod clock;
 mod coupons;
 mod credits;
 mod entitlements;
@@ -49,6 +50,8 @@ fn endpoints() -> Vec<Endpoint> {
         Endpoint::new("/v1/payments/{id}/refund").on(Method::POST, payments::refund).idempotent(),
         Endpoint::new("/v1/workspaces/{id}/entitlements").on(Method::GET, entitlements::all),
         Endpoint::new("/v1/workspaces/{id}/entitlements/check").on(Method::POST, entitlements::check),
+        Endpoint::new("/v1/admin/clock").on(Method::GET, clock::get),
+        Endpoint::new("/v1/admin/clock/advance").on(Method::POST, clock::advance),
         Endpoint::new("/v1/admin/outbox").on(Method::GET, outbox::list),
         Endpoint::new("/v1/admin/outbox/{id}/retry").on(Method::POST, outbox::retry),
         Endpoint::new("/webhooks/{processor}").on(Method::POST, webhooks::receive),

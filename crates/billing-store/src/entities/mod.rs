@@ -15,5 +15,6 @@ pub mod processor_customer;
 pub mod processor_record;
 pub mod refund;
 pub mod subscription;
+pub mod test_clock;
 pub mod usage_event;
 pub mod workspace;

@@ -3,6 +3,7 @@
 
 mod audit;
 mod billing_state;
+mod clock;
 mod coupons;
 mod credits;
 mod dunning;

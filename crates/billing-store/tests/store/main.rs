@@ -26,6 +26,7 @@ macro_rules! both {
 mod audit;
 mod batches;
 mod cache;
+mod clock;
 mod connect;
 mod coupons;
 mod dunning;

@@ -1,0 +1,98 @@
+//! The test clock (`clock.mode = "test"`): real time plus an offset that only grows, kept in the database so
+//! every replica reads the same time, and the machine that advances it, running the time-driven jobs (trial
+//! reminders, dunning steps) every six hours on the way so they happen in order. Refused unless the sandbox is on
+//! and the environment is not production (settings).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use async_trait::async_trait;
+use billing_domain::ports::{AdvanceReport, Clock, ClockOffsets, TimeTravel, TimeTravelError};
+use billing_domain::services::{DunningService, TrialService};
+use chrono::{DateTime, Duration, Utc};
+
+/// The longest jump between two runs of the jobs while advancing: finer than any job's schedule (dunning steps
+/// and trial reminders are days apart), coarse enough that a month is a few hundred milliseconds of work.
+const STOP_EVERY: Duration = Duration::hours(6);
+/// Cases (or trials) each job takes per stop.
+const BATCH: u32 = 500;
+
+/// Real time plus `offset_ms`.
+#[derive(Debug, Default)]
+pub struct TestClock {
+    offset_ms: AtomicI64,
+}
+
+impl TestClock {
+    /// Moves this replica's clock to `offset_ms` ahead of real time; never back.
+    pub fn catch_up(&self, offset_ms: i64) {
+        self.offset_ms.fetch_max(offset_ms, Ordering::SeqCst);
+    }
+
+    pub fn offset_ms(&self) -> i64 {
+        self.offset_ms.load(Ordering::SeqCst)
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now() + Duration::milliseconds(self.offset_ms())
+    }
+}
+
+/// Advances the shared test clock.
+pub struct TimeMachine {
+    pub clock: Arc<TestClock>,
+    pub offsets: Arc<dyn ClockOffsets>,
+    pub dunning: Arc<DunningService>,
+    pub trials: Arc<TrialService>,
+}
+
+impl TimeMachine {
+    /// Reads the shared offset (another replica may have moved it).
+    pub async fn sync(&self) -> Result<(), billing_domain::error::StoreError> {
+        self.clock.catch_up(self.offsets.offset_ms().await?);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TimeTravel for TimeMachine {
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    fn offset(&self) -> Duration {
+        Duration::milliseconds(self.clock.offset_ms())
+    }
+
+    async fn advance_to(&self, to: DateTime<Utc>) -> Result<AdvanceReport, TimeTravelError> {
+        self.sync().await?;
+        let from = self.clock.now();
+        if to <= from {
+            return Err(TimeTravelError::Backwards(from));
+        }
+        let mut report = AdvanceReport { from, to, stops: 0, dunning_steps: 0, trial_reminders: 0 };
+        let mut at = from;
+        while at < to {
+            at = (at + STOP_EVERY).min(to);
+            // The offset that puts now at `at`; set by compare-and-set, so of two replicas advancing at once
+            // each stop is made once and the clock never goes back.
+            loop {
+                let current = self.offsets.offset_ms().await?;
+                let wanted = (at - Utc::now()).num_milliseconds();
+                if wanted <= current || self.offsets.move_offset(current, wanted, Utc::now()).await? {
+                    self.clock.catch_up(wanted.max(current));
+                    break;
+                }
+            }
+            report.stops += 1;
+            report.trial_reminders += self.trials.remind_ending(BATCH).await.map_err(|e| match e {
+                billing_domain::services::TrialError::Store(e) => TimeTravelError::Store(e),
+                other => TimeTravelError::Store(billing_domain::error::StoreError::Other(other.to_string())),
+            })?;
+            report.dunning_steps += self.dunning.run_due(BATCH).await?.steps.len();
+        }
+        Ok(report)
+    }
+}
