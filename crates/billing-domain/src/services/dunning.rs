@@ -17,6 +17,9 @@ use crate::lifecycle::{email, webhook};
 use crate::ports::{BillingSubject, Clock, UnitOfWork};
 use crate::records::{Actor, NotificationKind};
 
+/// How long a case whose step failed waits before the job tries it again.
+pub const RETRY_FAILED_STEP: chrono::Duration = chrono::Duration::hours(1);
+
 /// The actor of every change the job makes.
 pub const DUNNING_JOB: &str = "dunning";
 
@@ -92,7 +95,13 @@ impl DunningService {
                 Ok(Outcome::Ran(action)) => report.steps.push((case.id, action)),
                 Ok(Outcome::Closed) => report.closed += 1,
                 Ok(Outcome::Rescheduled | Outcome::Skipped) => {}
-                Err(error) => report.failed.push((case.id, error)),
+                Err(error) => {
+                    // Looked at again later, not on every run: a step that keeps failing (the processor down, a
+                    // subscription it no longer knows) must not crowd out the cases behind it.
+                    // Should the store fail too, the step stays due and the next run tries again.
+                    let _ = self.park(&case, Some(now + RETRY_FAILED_STEP)).await;
+                    report.failed.push((case.id, error));
+                }
             }
         }
         Ok(report)

@@ -22,12 +22,17 @@ struct Canceler {
     calls: Arc<Mutex<Vec<i64>>>,
     /// The processor answers that the subscription had ended already (the customer canceled it).
     ended_already: bool,
+    /// The processor is down: every cancel fails.
+    down: bool,
 }
 
 #[async_trait]
 impl CancelForNonPayment for Canceler {
     async fn cancel_now(&self, case: &DunningCase) -> Result<bool, String> {
         self.calls.lock().unwrap().push(case.id);
+        if self.down {
+            return Err("processor unavailable".into());
+        }
         if self.ended_already {
             return Ok(false);
         }
@@ -49,14 +54,14 @@ struct World {
 
 /// acme on pro (sub_1, customer cus_1), its renewal invoice `in_2` failed at the clock's now.
 fn in_dunning() -> World {
-    in_dunning_with(false)
+    in_dunning_with(false, false)
 }
 
-fn in_dunning_with(ended_already: bool) -> World {
+fn in_dunning_with(ended_already: bool, down: bool) -> World {
     let store = fresh_store();
     let clock = Arc::new(FixedClock::at(t(10_000)));
     let webhooks = WebhookService::new(Arc::new(store.clone()), Arc::new(catalog()), clock.clone());
-    let canceler = Canceler { store: store.clone(), calls: Arc::default(), ended_already };
+    let canceler = Canceler { store: store.clone(), calls: Arc::default(), ended_already, down };
     let dunning = DunningService::new(
         Arc::new(store.clone()),
         Arc::new(canceler.clone()),
@@ -99,7 +104,7 @@ impl World {
             // Twice: the second run finds nothing left to do that day.
             for _ in 0..2 {
                 let report = self.dunning.run_due(100).await.unwrap();
-                assert!(report.failed.is_empty(), "{:?}", report.failed);
+                assert!(report.failed.is_empty() || self.canceler.down, "{:?}", report.failed);
                 ran.extend(report.steps.into_iter().map(|(_, action)| action));
             }
             ran
@@ -208,13 +213,28 @@ fn paying_on_day_10_closes_the_case_and_lifts_the_restriction_at_once() {
 
 #[test]
 fn a_subscription_that_ended_elsewhere_closes_the_case_without_the_non_payment_notice() {
-    let world = in_dunning_with(true);
+    let world = in_dunning_with(true, false);
     let ran: Vec<_> = (0..=25).flat_map(|day| world.run_day(day)).collect();
     assert_eq!(ran.len(), 4, "every step but cancel: {ran:?}");
     let case = world.case();
     assert_eq!((case.status, case.closed_reason), (CaseStatus::Closed, Some(CloseReason::SubscriptionEnded)));
     assert_eq!(world.outbox_keys("email:dunning:").len(), 4, "no 'canceled for non-payment' email");
     assert!(!world.restricted(), "the restriction goes with the case");
+}
+
+#[test]
+fn a_cancel_that_fails_waits_an_hour_before_it_is_tried_again() {
+    let world = in_dunning_with(false, true);
+    for day in 0..=21 {
+        world.run_day(day);
+    }
+    let calls = world.canceler.calls.lock().unwrap().len();
+    assert_eq!(calls, 1, "the second run of day 21 found the case waiting, not due");
+    let case = world.case();
+    assert_eq!((case.status, case.next_step), (CaseStatus::Open, 4), "still at the cancel step");
+    let retry_at = case.next_step_at.expect("a retry time");
+    assert_eq!(retry_at, t(10_000) + Duration::days(21) + Duration::minutes(1) + Duration::hours(1));
+    assert_eq!(world.outbox_keys("email:dunning:").len(), 4, "no cancel notice while it did not happen");
 }
 
 #[test]
