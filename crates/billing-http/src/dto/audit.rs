@@ -24,7 +24,7 @@ pub struct AuditPage<'a> {
 impl<'a> AuditPage<'a> {
     /// `entries` as read with `limit`: a full page may have more after it.
     pub fn new(entries: &'a [AuditEntry], limit: u32) -> Self {
-        let next_before = (entries.len() == limit as usize).then(|| entries.last().map(|e| e.id)).flatten();
+        let next_before = super::common::next_before(entries.iter().map(|e| e.id), limit);
         Self { entries: entries.iter().map(AuditEntryView::from).collect(), next_before }
     }
 }

@@ -17,6 +17,13 @@ impl<'a> From<&'a Money> for MoneyView<'a> {
     }
 }
 
+/// The `before` that continues a page read with `limit`, newest first: the last id of a full page (which may
+/// have more after it), `None` for a short one.
+pub fn next_before(ids: impl ExactSizeIterator<Item = i64>, limit: u32) -> Option<i64> {
+    let full = ids.len() == limit as usize;
+    ids.last().filter(|_| full)
+}
+
 /// An amount in a request: `{minor, currency}`.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

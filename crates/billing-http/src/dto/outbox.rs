@@ -25,7 +25,7 @@ pub struct OutboxPage<'a> {
 impl<'a> OutboxPage<'a> {
     /// `entries` as read with `limit`: a full page may have more after it.
     pub fn new(entries: &'a [OutboxEntry], limit: u32) -> Self {
-        let next_before = (entries.len() == limit as usize).then(|| entries.last().map(|e| e.id)).flatten();
+        let next_before = super::common::next_before(entries.iter().map(|e| e.id), limit);
         Self { messages: entries.iter().map(OutboxMessageView::from).collect(), next_before }
     }
 }

@@ -68,6 +68,11 @@ fn from_row(m: dunning_case::Model) -> Result<DunningCase, StoreError> {
     })
 }
 
+/// A step index as its column stores it.
+fn step_column(step: u32) -> Result<i32, StoreError> {
+    i32::try_from(step).map_err(|e| StoreError::Other(format!("dunning step {step}: {e}")))
+}
+
 impl<C: Executor> Repo<C> {
     async fn one_case(&self, query: sea_orm::Select<Entity>) -> Result<Option<DunningCase>, StoreError> {
         query.one(&self.conn).await.map_err(map_db_err)?.map(from_row).transpose()
@@ -137,7 +142,7 @@ impl<C: Executor> DunningRepository for Repo<C> {
 
     #[tracing::instrument(skip_all, fields(case_id = id, from))]
     async fn advance(&self, id: i64, from: u32, next_at: Option<DateTime<Utc>>) -> Result<bool, StoreError> {
-        let from = i32::try_from(from).map_err(|e| StoreError::Other(format!("dunning step {from}: {e}")))?;
+        let from = step_column(from)?;
         let updated = Entity::update_many()
             .col_expr(Column::NextStep, Expr::value(from + 1))
             .col_expr(Column::NextStepAt, Expr::value(next_at))
@@ -151,7 +156,7 @@ impl<C: Executor> DunningRepository for Repo<C> {
     }
 
     async fn reschedule(&self, id: i64, step: u32, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let step = i32::try_from(step).map_err(|e| StoreError::Other(format!("dunning step {step}: {e}")))?;
+        let step = step_column(step)?;
         let updated = Entity::update_many()
             .col_expr(Column::NextStepAt, Expr::value(at))
             .filter(Column::Id.eq(id))
@@ -170,7 +175,7 @@ impl<C: Executor> DunningRepository for Repo<C> {
         next_step_at: Option<DateTime<Utc>>,
         opened_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let step = i32::try_from(next_step).map_err(|e| StoreError::Other(format!("dunning step {next_step}: {e}")))?;
+        let step = step_column(next_step)?;
         Entity::update_many()
             .col_expr(Column::NextStep, Expr::value(step))
             .col_expr(Column::NextStepAt, Expr::value(next_step_at))
