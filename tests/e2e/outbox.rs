@@ -23,13 +23,13 @@ const SECRET: &str = "whsec_product_backend_e2e";
 type Delivery = (String, String, Vec<u8>);
 
 /// A product backend: `/ok` records and answers 200, `/broken` records and answers 503.
-struct Receiver {
+pub(crate) struct Receiver {
     base: String,
     seen: Arc<Mutex<Vec<Delivery>>>,
 }
 
 impl Receiver {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let seen: Arc<Mutex<Vec<Delivery>>> = Arc::default();
@@ -68,7 +68,7 @@ impl Receiver {
     }
 
     /// The events `path` received, each verified against its signature; panics on a bad one.
-    fn events(&self, path: &str) -> Vec<Value> {
+    pub(crate) fn events(&self, path: &str) -> Vec<Value> {
         let seen = self.seen.lock().unwrap().clone();
         seen.iter()
             .filter(|(p, _, _)| p == path)
@@ -82,7 +82,7 @@ impl Receiver {
 }
 
 /// The server settings that send email to the test SMTP server and webhooks to `receiver`.
-fn delivering_to(receiver: &Receiver, database: String) -> Vec<(&'static str, String)> {
+pub(crate) fn delivering_to(receiver: &Receiver, database: String) -> Vec<(&'static str, String)> {
     vec![
         ("TOLLGATE__DATABASE__URL", database),
         ("TOLLGATE__NOTIFICATIONS__EMAIL__TRANSPORT", "smtp".into()),
@@ -104,16 +104,16 @@ fn delivering_to(receiver: &Receiver, database: String) -> Vec<(&'static str, St
 }
 
 /// A unique owner address for workspace `id`.
-fn owner_of(id: &str) -> String {
+pub(crate) fn owner_of(id: &str) -> String {
     format!("{id}@owners.test")
 }
 
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
 }
 
 /// Creates workspace `id` on `base` and pays a `pro` checkout in the sandbox.
-async fn subscribe(client: &reqwest::Client, base: &str, id: &str) {
+pub(crate) async fn subscribe(client: &reqwest::Client, base: &str, id: &str) {
     let put = client
         .put(format!("{base}/v1/workspaces/{id}"))
         .bearer_auth(KEY)
@@ -137,7 +137,7 @@ async fn subscribe(client: &reqwest::Client, base: &str, id: &str) {
 }
 
 /// Waits (at most 20 s) until `ready` holds.
-fn eventually(what: &str, ready: impl Fn() -> bool) {
+pub(crate) fn eventually(what: &str, ready: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !ready() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");

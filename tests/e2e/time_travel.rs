@@ -23,7 +23,12 @@ fn on_a_test_clock(database: String) -> Vec<(&'static str, String)> {
     ]
 }
 
-async fn call(client: &reqwest::Client, method: reqwest::Method, url: String, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut request = client.request(method, url).bearer_auth(KEY);
     if let Some(body) = body {
         request = request.json(&body);
@@ -33,20 +38,20 @@ async fn call(client: &reqwest::Client, method: reqwest::Method, url: String, bo
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn clock_now(client: &reqwest::Client, base: &str) -> DateTime<Utc> {
+pub(crate) async fn clock_now(client: &reqwest::Client, base: &str) -> DateTime<Utc> {
     let (status, clock) = call(client, reqwest::Method::GET, format!("{base}/v1/admin/clock"), None).await;
     assert_eq!((status, clock["mode"].as_str()), (200, Some("test")), "{clock}");
     clock["now"].as_str().unwrap().parse().unwrap()
 }
 
-async fn advance_to(client: &reqwest::Client, base: &str, to: DateTime<Utc>) -> Value {
+pub(crate) async fn advance_to(client: &reqwest::Client, base: &str, to: DateTime<Utc>) -> Value {
     let (status, report) =
         call(client, reqwest::Method::POST, format!("{base}/v1/admin/clock/advance"), Some(json!({"to": to}))).await;
     assert_eq!(status, 200, "{report}");
     report
 }
 
-async fn plan(client: &reqwest::Client, base: &str, id: &str) -> (String, String) {
+pub(crate) async fn plan(client: &reqwest::Client, base: &str, id: &str) -> (String, String) {
     let (_, e) = call(client, reqwest::Method::GET, format!("{base}/v1/workspaces/{id}/entitlements"), None).await;
     (e["plan"].as_str().unwrap_or("").to_owned(), e["plan_source"].as_str().unwrap_or("").to_owned())
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use async_trait::async_trait;
 use billing_domain::ports::{AdvanceReport, Clock, ClockOffsets, TimeTravel, TimeTravelError};
-use billing_domain::services::{DunningService, TrialService};
+use billing_domain::services::{DunningService, RenewalReport, RenewalService, TrialService};
 use chrono::{DateTime, Duration, Utc};
 
 /// The longest jump between two runs of the jobs while advancing: finer than any job's schedule (dunning steps
@@ -46,6 +46,8 @@ pub struct TimeMachine {
     pub offsets: Arc<dyn ClockOffsets>,
     pub dunning: Arc<DunningService>,
     pub trials: Arc<TrialService>,
+    /// The sandbox's renewals (with the sandbox on, which the test clock requires).
+    pub renewals: Option<Arc<RenewalService>>,
 }
 
 impl TimeMachine {
@@ -72,7 +74,7 @@ impl TimeTravel for TimeMachine {
         if to <= from {
             return Err(TimeTravelError::Backwards(from));
         }
-        let mut report = AdvanceReport { from, to, stops: 0, dunning_steps: 0, trial_reminders: 0 };
+        let mut report = AdvanceReport { from, to, stops: 0, dunning_steps: 0, trial_reminders: 0, renewals: 0 };
         let mut at = from;
         while at < to {
             at = (at + STOP_EVERY).min(to);
@@ -87,6 +89,11 @@ impl TimeTravel for TimeMachine {
                 }
             }
             report.stops += 1;
+            // Renewals first: a charge that declines at this stop opens its dunning case, whose first step is due
+            // at once and runs below.
+            if let Some(renewals) = &self.renewals {
+                report.renewals += log_renewals(renewals.run().await);
+            }
             report.trial_reminders += self.trials.remind_ending(BATCH).await.map_err(|e| match e {
                 billing_domain::services::TrialError::Store(e) => TimeTravelError::Store(e),
                 other => TimeTravelError::Store(billing_domain::error::StoreError::Other(other.to_string())),
@@ -94,5 +101,29 @@ impl TimeTravel for TimeMachine {
             report.dunning_steps += self.dunning.run_due(BATCH).await?.steps.len();
         }
         Ok(report)
+    }
+}
+
+/// Logs a renewal run; answers how many renewal deliveries it ingested. A failed run is retried by the next one:
+/// whatever it made at the sandbox stays pending there until acknowledged.
+pub(crate) fn log_renewals(run: Result<RenewalReport, billing_domain::ports::SandboxControlError>) -> usize {
+    match run {
+        Ok(report) => {
+            for problem in &report.problems {
+                tracing::warn!(%problem, "sandbox delivery");
+            }
+            if report.renewal_deliveries + report.redelivered > 0 {
+                tracing::info!(
+                    renewal_deliveries = report.renewal_deliveries,
+                    redelivered = report.redelivered,
+                    "sandbox renewals ingested"
+                );
+            }
+            report.renewal_deliveries
+        }
+        Err(error) => {
+            tracing::error!(%error, "sandbox renewals failed");
+            0
+        }
     }
 }

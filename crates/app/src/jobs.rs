@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use billing_domain::ports::{Clock, IdempotencyKeys};
 use billing_domain::services::{
-    DunningService, OutboxService, PARKED_SWEEP_BATCH, ReconcileService, TrialService, WebhookService,
+    DunningService, OutboxService, PARKED_SWEEP_BATCH, ReconcileService, RenewalService, TrialService, WebhookService,
 };
 use tokio::sync::watch;
 
@@ -39,6 +39,9 @@ pub struct JobSet {
     /// The test clock, read from the database every few hundred milliseconds so this replica follows an advance
     /// made through another.
     pub time_machine: Option<Arc<TimeMachine>>,
+    /// The sandbox's renewals, when the sandbox is on.
+    pub renewals: Option<Arc<RenewalService>>,
+    pub renewal_secs: u64,
 }
 
 /// How often a replica on a test clock reads where the shared clock stands.
@@ -65,6 +68,8 @@ impl Jobs {
             trials,
             trial_reminder_secs,
             time_machine,
+            renewals,
+            renewal_secs,
         } = set;
         let (stop, stopped) = watch::channel(false);
         let reconciler = Arc::new(reconciler);
@@ -137,6 +142,14 @@ impl Jobs {
                 }
             }
         }));
+        if let Some(renewals) = renewals {
+            handles.extend(every(renewal_secs, stopped.clone(), move || {
+                let renewals = renewals.clone();
+                async move {
+                    crate::clock::log_renewals(renewals.run().await);
+                }
+            }));
+        }
         handles.extend(every(sweep_secs, stopped, move || {
             let webhooks = webhooks.clone();
             async move {

@@ -13,8 +13,8 @@ use billing_domain::ports::{
 };
 use billing_domain::services::{
     AccountService, CheckoutService, Context, CouponService, CreditService, DunningService, EntitlementService,
-    OutboxPorts, OutboxService, PaymentService, ReconcileReport, ReconcileService, SubscriptionService, TrialService,
-    WebhookService, WorkspaceService,
+    OutboxPorts, OutboxService, PaymentService, ReconcileReport, ReconcileService, RenewalService, SubscriptionService,
+    TrialService, WebhookService, WorkspaceService,
 };
 use billing_http::auth::ApiKeys;
 use billing_http::group_commit::{GroupCommit, GroupCommitSettings};
@@ -99,12 +99,16 @@ impl Application {
             settings.dunning.schedule(),
             clock.clone(),
         ));
+        let renewals = sandbox
+            .clone()
+            .map(|sandbox| Arc::new(RenewalService::new(sandbox.clone(), sandbox, webhooks.clone(), clock.clone())));
         let time_machine = test_clock.map(|clock| {
             Arc::new(TimeMachine {
                 clock,
                 offsets: store_arc.clone(),
                 dunning: dunning.clone(),
                 trials: reminders.clone(),
+                renewals: renewals.clone(),
             })
         });
         let state = AppState {
@@ -160,6 +164,7 @@ impl Application {
             },
             hosted_checkout: sandbox.clone().map(|sandbox| sandbox as Arc<dyn HostedCheckoutOps>),
             hosted_portal: sandbox.map(|sandbox| sandbox as Arc<dyn HostedPortalOps>),
+            sandbox: renewals.clone(),
             idempotency: store_arc.clone(),
             idempotency_policy: settings.idempotency.to_edge(),
         };
@@ -192,6 +197,8 @@ impl Application {
             time_machine,
             trials: reminders,
             trial_reminder_secs: settings.billing.trial_reminder_interval_secs,
+            renewals,
+            renewal_secs: settings.sandbox.renewal_interval_secs,
         });
         Ok(Self { port, server, store, jobs })
     }

@@ -56,6 +56,8 @@ error_codes! {
     SubscriptionNotFound = "subscription_not_found",
     ProcessorNotFound = "processor_not_found",
     SandboxDisabled = "sandbox_disabled",
+    SandboxCustomerNotFound = "sandbox_customer_not_found",
+    NoOpenInvoice = "no_open_invoice",
     CheckoutSessionNotFound = "checkout_session_not_found",
     CheckoutSessionClosed = "checkout_session_closed",
     PortalSessionNotFound = "portal_session_not_found",

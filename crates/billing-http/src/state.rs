@@ -10,7 +10,7 @@ use billing_domain::ports::{
 };
 use billing_domain::services::{
     AccountService, CheckoutService, CouponService, CreditService, EntitlementService, OutboxService, PaymentService,
-    SubscriptionService, TrialService, WorkspaceService,
+    RenewalService, SubscriptionService, TrialService, WorkspaceService,
 };
 
 use crate::group_commit::GroupCommit;
@@ -61,4 +61,6 @@ pub struct AppState {
     pub hosted_checkout: Option<Arc<dyn HostedCheckoutOps>>,
     /// The processor whose billing portal Tollgate serves (the sandbox, when enabled).
     pub hosted_portal: Option<Arc<dyn HostedPortalOps>>,
+    /// The sandbox's renewals and controls, when enabled; its deliveries are acknowledged through it.
+    pub sandbox: Option<Arc<RenewalService>>,
 }

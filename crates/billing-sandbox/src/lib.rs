@@ -13,6 +13,7 @@ mod portal;
 mod ports;
 mod processor;
 mod records;
+mod renewals;
 mod state;
 
 #[cfg(test)]

@@ -131,20 +131,22 @@ pub(crate) fn subscription(record: &SubscriptionRecord) -> Value {
     })
 }
 
-/// A paid `invoice` object with one subscription line.
+/// An `invoice` object with one subscription line: paid, or open after a declined charge.
 pub(crate) fn invoice(record: &InvoiceRecord, interval: Option<Interval>) -> Value {
     let created = record.created.timestamp();
     let line_id = record.id.as_str().replacen("in_", "il_", 1);
+    let paid = record.is_paid();
+    let amount_paid = record.amount_paid().minor;
     json!({
         "id": record.id.as_str(),
         "object": "invoice",
         "account_country": "US",
         "amount_due": record.amount.minor,
-        "amount_paid": record.amount.minor,
-        "amount_remaining": 0,
-        "attempt_count": 1,
+        "amount_paid": amount_paid,
+        "amount_remaining": record.amount.minor - amount_paid,
+        "attempt_count": record.attempt_count,
         "attempted": true,
-        "billing_reason": "subscription_create",
+        "billing_reason": record.billing_reason,
         "collection_method": "charge_automatically",
         "created": created,
         "currency": currency(&record.amount),
@@ -176,12 +178,12 @@ pub(crate) fn invoice(record: &InvoiceRecord, interval: Option<Interval>) -> Val
         },
         "livemode": false,
         "number": record.number,
-        "paid": true,
-        // Stripe's first invoice of a subscription covers no past usage, so both ends are its creation time.
+        "paid": paid,
+        // The invoice's own period is the usage it bills; subscription invoices here bill none.
         "period_end": created,
         "period_start": created,
-        "status": "paid",
-        "status_transitions": {"finalized_at": created, "paid_at": created},
+        "status": if paid { "paid" } else { "open" },
+        "status_transitions": {"finalized_at": created, "paid_at": if paid { Some(created) } else { None }},
         "subscription": record.subscription_id.as_ref().map(|s| s.as_str()),
         "subtotal": record.amount.minor,
         "total": record.amount.minor,

@@ -69,11 +69,12 @@ impl PaymentOps for SandboxProcessor {
     /// Refunds a paid payment within what is left of it, once per idempotency key.
     #[tracing::instrument(skip_all, fields(payment_id = %payment))]
     async fn refund(&self, payment: &PaymentId, amount: Option<Money>, key: &str) -> Result<Refund, ProcessorError> {
-        self.transact(|state| self.record_refund(state, payment, amount, key), ProcessorError::Unavailable).await
+        self.transact(|state| self.record_refund(state, payment, amount.clone(), key), ProcessorError::Unavailable)
+            .await
     }
 
     async fn fetch_refund(&self, id: &str) -> Result<Refund, ProcessorError> {
-        let state = self.lock();
+        let state = self.fresh().await?;
         let found = state.refunds_by_key.values().find(|seen| seen.refund.id == id);
         found.map(|seen| seen.refund.clone()).ok_or_else(|| ProcessorError::Rejected(format!("no refund `{id}`")))
     }
@@ -210,6 +211,6 @@ impl SandboxProcessor {
         let object = payloads::payment_intent(record);
         state.touched.insert((Kind::Payment, id.to_owned()));
         tracing::info!(event_type, "sandbox payment answered");
-        Ok(self.sign_all(secret, now, vec![(event_type, object)]))
+        Ok(self.sign_all(state, secret, now, vec![(event_type, object)]))
     }
 }

@@ -25,6 +25,12 @@ impl HostedPortalOps for SandboxProcessor {
         Self::processor_id()
     }
 
+    async fn refresh(&self) {
+        if let Err(error) = SandboxProcessor::refresh(self).await {
+            tracing::warn!(%error, "sandbox records not read again; the page may show an older copy");
+        }
+    }
+
     fn hosted_portal(&self, id: &str) -> Option<HostedPortal> {
         let state = self.lock();
         let portal = state.portals.get(id)?;
@@ -61,14 +67,12 @@ impl HostedPortalOps for SandboxProcessor {
         let Some(secret) = self.config.webhook_secrets.first() else {
             return Err(no_signing_secret());
         };
-        let (event_type, object) = self
-            .transact(
-                |state| self.apply_portal_action(state, id, subscription, action, now),
-                HostedCheckoutError::Unavailable,
-            )
-            .await?;
-        tracing::info!(event_type, "sandbox portal action");
-        Ok(self.sign_all(secret, now, vec![(event_type, object)]))
+        let act = |state: &mut State| {
+            let (event_type, object) = self.apply_portal_action(state, id, subscription, action.clone(), now)?;
+            tracing::info!(event_type, "sandbox portal action");
+            Ok(self.sign_all(state, secret, now, vec![(event_type, object)]))
+        };
+        self.transact(act, HostedCheckoutError::Unavailable).await
     }
 }
 

@@ -41,13 +41,13 @@ impl CustomerOps for SandboxProcessor {
         workspace: &Workspace,
         known: Option<CustomerId>,
     ) -> Result<CustomerId, ProcessorError> {
-        if let Some(customer) = self.lock().customers.get(&workspace.id) {
+        if let Some(customer) = self.fresh().await?.customers.get(&workspace.id) {
             return Ok(customer.clone());
         }
         let remember = |state: &mut State| {
             let customer = state.customers.get(&workspace.id).cloned().unwrap_or_else(|| {
                 // A known one is remembered too, so a sandbox that lost its records never makes a second one.
-                let customer = known.unwrap_or_else(|| CustomerId::new(self.ids.new_id("cus_sbx_")));
+                let customer = known.clone().unwrap_or_else(|| CustomerId::new(self.ids.new_id("cus_sbx_")));
                 state.customers.insert(workspace.id.clone(), customer.clone());
                 state.touch(Kind::Customer, workspace.id.as_str());
                 customer
@@ -71,7 +71,7 @@ impl CheckoutOps for SandboxProcessor {
             None => request.plan.price.clone(),
         };
         let sold = SoldPlan::from(&request.plan);
-        let record = |state: &mut State| Ok(self.record_session(state, request, sold, amount, now));
+        let record = |state: &mut State| Ok(self.record_session(state, request, sold.clone(), amount.clone(), now));
         let id = self.transact(record, ProcessorError::Unavailable).await?;
         let url = format!("{}/sandbox/checkout/{id}", self.config.base_url());
         Ok(CheckoutSession { id, url })
@@ -129,7 +129,7 @@ impl PortalOps for SandboxProcessor {
         let id = self.ids.new_id("bps_sbx_");
         let record = crate::portal::PortalRecord { customer_id: customer.clone(), return_url: return_url.to_owned() };
         let remember = |state: &mut State| {
-            state.portals.insert(id.clone(), record);
+            state.portals.insert(id.clone(), record.clone());
             state.touch(Kind::Portal, &id);
             Ok(())
         };
@@ -174,14 +174,14 @@ impl SubscriptionOps for SandboxProcessor {
 
     #[tracing::instrument(skip_all, fields(subscription_id = %id))]
     async fn fetch(&self, id: &SubscriptionId) -> Result<SubscriptionSnapshot, ProcessorError> {
-        let mut state = self.lock();
+        let mut state = self.fresh().await?;
         Ok(state.subscription_mut(id)?.snapshot.clone())
     }
 
     /// From the sandbox's own records, in id order (the sandbox has no pages).
     #[tracing::instrument(skip_all, fields(customer_id = %customer))]
     async fn list_for_customer(&self, customer: &CustomerId) -> Result<Vec<SubscriptionSnapshot>, ProcessorError> {
-        let state = self.lock();
+        let state = self.fresh().await?;
         let mut found: Vec<SubscriptionSnapshot> = state
             .subscriptions
             .values()
@@ -202,7 +202,7 @@ impl SandboxProcessor {
         idempotency_key: &str,
     ) -> Result<SubscriptionSnapshot, ProcessorError> {
         let now = self.clock.now();
-        let apply = |state: &mut State| state.change_subscription(id, change, idempotency_key, now);
+        let apply = |state: &mut State| state.change_subscription(id, change.clone(), idempotency_key, now);
         self.transact(apply, ProcessorError::Unavailable).await
     }
 }
@@ -216,7 +216,7 @@ impl InvoiceOps for SandboxProcessor {
         limit: u32,
         starting_after: Option<InvoiceId>,
     ) -> Result<InvoicePage, ProcessorError> {
-        self.lock().invoice_page(customer, limit, starting_after.as_ref())
+        self.fresh().await?.invoice_page(customer, limit, starting_after.as_ref())
     }
 }
 

@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::config::SandboxConfig;
 use crate::payloads::{self, CheckoutOutcome};
 use crate::payments::{PAYMENT_PREFIX, PaymentRecord};
-use crate::state::{InvoiceRecord, Kind, SessionRecord, State, SubscriptionRecord};
+use crate::state::{InvoiceRecord, Kind, PaidState, PendingDelivery, SessionRecord, State, SubscriptionRecord};
 use stripe_wire::signature;
 
 /// The processor id of the sandbox in routes, catalog `processor_prices` and stored rows.
@@ -130,7 +130,7 @@ impl SandboxProcessor {
         state.touched.insert((Kind::Payment, charge.id.to_string()));
         state.payments.insert(charge.id.clone(), charge);
         tracing::info!(deliveries = events.len(), "sandbox checkout paid");
-        Ok(self.sign_all(secret, now, events))
+        Ok(self.sign_all(state, secret, now, events))
     }
 
     /// Declines an open session: emits one `checkout.session.async_payment_failed` with a `card_declined` reason.
@@ -151,7 +151,7 @@ impl SandboxProcessor {
         let id = session.id.clone();
         state.touched.insert((Kind::Session, id.to_string()));
         tracing::info!("sandbox checkout declined");
-        Ok(self.sign_all(secret, now, vec![("checkout.session.async_payment_failed", object)]))
+        Ok(self.sign_all(state, secret, now, vec![("checkout.session.async_payment_failed", object)]))
     }
 
     /// The paid payment a checkout's charge is.
@@ -216,6 +216,9 @@ impl SandboxProcessor {
             created: now,
             period_start: now,
             period_end,
+            paid: PaidState::Paid,
+            attempt_count: 1,
+            billing_reason: "subscription_create".to_owned(),
         };
         (subscription, invoice)
     }
@@ -226,9 +229,17 @@ impl SandboxProcessor {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Wraps each object in an event envelope and signs it at `now`.
+    /// The state after [`SandboxProcessor::refresh`], for reads that must see what other replicas wrote.
+    pub(crate) async fn fresh(&self) -> Result<MutexGuard<'_, State>, billing_domain::error::ProcessorError> {
+        self.refresh().await.map_err(billing_domain::error::ProcessorError::Unavailable)?;
+        Ok(self.lock())
+    }
+
+    /// Wraps each object in an event envelope, signs it at `now` and keeps it in `state` as pending until it is
+    /// acknowledged, so it is written with the change that caused it.
     pub(crate) fn sign_all(
         &self,
+        state: &mut State,
         secret: &secrecy::SecretString,
         now: DateTime<Utc>,
         events: Vec<(&str, Value)>,
@@ -240,6 +251,15 @@ impl SandboxProcessor {
                 let body = payloads::event(&event_id, event_type, now, object).to_string();
                 let signature = signature::sign(secret, now.timestamp(), body.as_bytes());
                 let headers = vec![(SIGNATURE_HEADER.to_owned(), signature)];
+                let pending = PendingDelivery {
+                    event_type: event_type.to_owned(),
+                    headers: headers.clone(),
+                    body: body.clone(),
+                    created: now,
+                    delivered: false,
+                };
+                state.pending.insert(event_id.clone(), pending);
+                state.touch(Kind::Delivery, &event_id);
                 RawDelivery { event_id, event_type: event_type.to_owned(), headers, body }
             })
             .collect()
@@ -250,6 +270,12 @@ impl SandboxProcessor {
 impl HostedCheckoutOps for SandboxProcessor {
     fn processor_id(&self) -> ProcessorId {
         Self::processor_id()
+    }
+
+    async fn refresh(&self) {
+        if let Err(error) = SandboxProcessor::refresh(self).await {
+            tracing::warn!(%error, "sandbox records not read again; the page may show an older copy");
+        }
     }
 
     /// A checkout session, or a payment intent's payment page (`pi_sbx_…`).
@@ -292,7 +318,7 @@ fn open_session<'a>(
 }
 
 /// The end of a billing period starting at `start`; month ends clamp (Jan 31 → Feb 28) as Stripe's do.
-fn period_end(start: DateTime<Utc>, interval: Interval) -> DateTime<Utc> {
+pub(crate) fn period_end(start: DateTime<Utc>, interval: Interval) -> DateTime<Utc> {
     let months = match interval {
         Interval::Month => Months::new(1),
         Interval::Year => Months::new(12),

@@ -1,6 +1,7 @@
 //! The sandbox's records in Tollgate's database (the domain's `ProcessorRecords` port): every change, made through
 //! [`SandboxProcessor::transact`], notes the records it touched ([`State::touch`]), which are written before the
-//! change is kept and answered; [`SandboxProcessor::restore`] reads them all back at startup.
+//! change is kept and answered; [`SandboxProcessor::restore`] reads them all back at startup. A version moved by
+//! compare-and-set with every write lets replicas on one database share them ([`SandboxProcessor::refresh`]).
 
 use billing_domain::ids::{CheckoutSessionId, PaymentId, SubscriptionId, WorkspaceId};
 use billing_domain::ports::ProcessorRecord;
@@ -8,10 +9,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::processor::SandboxProcessor;
-use crate::state::{Kind, State};
+use crate::state::{Kind, PendingDelivery, State};
 
 impl Kind {
-    const ALL: [Kind; 10] = [
+    const ALL: [Kind; 12] = [
         Kind::Customer,
         Kind::Session,
         Kind::SessionKey,
@@ -22,6 +23,8 @@ impl Kind {
         Kind::Payment,
         Kind::PaymentKey,
         Kind::RefundKey,
+        Kind::CardDecline,
+        Kind::Delivery,
     ];
 
     fn name(self) -> &'static str {
@@ -36,6 +39,8 @@ impl Kind {
             Kind::Payment => "payment",
             Kind::PaymentKey => "payment_key",
             Kind::RefundKey => "refund_key",
+            Kind::CardDecline => "card_decline",
+            Kind::Delivery => "delivery",
         }
     }
 
@@ -63,6 +68,11 @@ impl State {
             Kind::Payment => json(self.payments.get(&PaymentId::new(id))),
             Kind::PaymentKey => json(self.payments_by_key.get(id)),
             Kind::RefundKey => json(self.refunds_by_key.get(id)),
+            Kind::CardDecline => {
+                let workspace = WorkspaceId::parse(id).ok()?;
+                json(Some(&self.decline_next.contains(&workspace)))
+            }
+            Kind::Delivery => json(Some(&self.pending.get(id).cloned().unwrap_or_else(PendingDelivery::acknowledged))),
         }?;
         Some(ProcessorRecord { kind: kind.name().to_owned(), id: id.to_owned(), body })
     }
@@ -108,6 +118,19 @@ impl State {
                 Kind::RefundKey => {
                     state.refunds_by_key.insert(id, parse(body).map_err(broken)?);
                 }
+                Kind::CardDecline => {
+                    let workspace =
+                        WorkspaceId::parse(id.as_str()).map_err(|e| format!("sandbox card of {id}: {e}"))?;
+                    if parse::<bool>(body).map_err(broken)? {
+                        state.decline_next.insert(workspace);
+                    }
+                }
+                Kind::Delivery => {
+                    let delivery: PendingDelivery = parse(body).map_err(broken)?;
+                    if !delivery.delivered {
+                        state.pending.insert(id, delivery);
+                    }
+                }
             }
         }
         // Invoice numbers count up in creation order, which listing newest-first relies on.
@@ -116,15 +139,19 @@ impl State {
     }
 }
 
+/// How often a change is made again on fresh records when another replica wrote first, before it gives up.
+const WRITE_ATTEMPTS: u32 = 8;
+
 impl SandboxProcessor {
     /// Applies `change` and keeps it only once its records are written. With records the change is made on a
-    /// copy of the state, written, and only then becomes the state, so a failed write changes nothing (the ports'
-    /// contract); changes queue on one lock, so they are written in the order they were made. Without records
-    /// (tests) it changes the memory directly.
+    /// fresh copy of the state, written by compare-and-set on the records' version, and only then becomes the
+    /// state, so a failed write changes nothing (the ports' contract); when another replica wrote first, the
+    /// records are read again and the change is made anew on them. Changes of one replica queue on one lock, so
+    /// they are written in the order they were made. Without records (tests) it changes the memory directly.
     pub(crate) async fn transact<T, E>(
         &self,
-        change: impl FnOnce(&mut State) -> Result<T, E>,
-        unwritten: impl FnOnce(String) -> E,
+        mut change: impl FnMut(&mut State) -> Result<T, E>,
+        unwritten: impl Fn(String) -> E,
     ) -> Result<T, E> {
         let Some(records) = &self.records else {
             let mut state = self.lock();
@@ -133,23 +160,58 @@ impl SandboxProcessor {
             return outcome;
         };
         let _turn = self.change_turn.lock().await;
-        let mut copy = self.lock().clone();
-        let outcome = change(&mut copy)?;
-        let batch = copy.take_touched();
-        if let Err(error) = records.save_records(&Self::processor_id(), &batch, self.clock.now()).await {
-            tracing::error!(%error, records = batch.len(), "sandbox records not written; the change is not made");
-            return Err(unwritten(format!("the sandbox could not write its records: {error}")));
+        for _ in 0..WRITE_ATTEMPTS {
+            self.refresh().await.map_err(&unwritten)?;
+            let mut copy = self.lock().clone();
+            let outcome = change(&mut copy)?;
+            let batch = copy.take_touched();
+            if batch.is_empty() {
+                return Ok(outcome);
+            }
+            match records.save_records(&Self::processor_id(), &batch, copy.version, self.clock.now()).await {
+                Ok(true) => {
+                    copy.version += 1;
+                    *self.lock() = copy;
+                    return Ok(outcome);
+                }
+                Ok(false) => tracing::debug!("another replica changed the sandbox first; making the change again"),
+                Err(error) => {
+                    tracing::error!(%error, records = batch.len(), "sandbox records not written; the change is not made");
+                    return Err(unwritten(format!("the sandbox could not write its records: {error}")));
+                }
+            }
         }
-        *self.lock() = copy;
-        Ok(outcome)
+        Err(unwritten("the sandbox records kept changing under this change; try again".to_owned()))
+    }
+
+    /// Reads the stored records again when another replica (or an earlier run) wrote since this copy was read,
+    /// so every replica on one database serves the same checkouts, subscriptions and invoices.
+    pub async fn refresh(&self) -> Result<(), String> {
+        let Some(records) = &self.records else { return Ok(()) };
+        let processor = Self::processor_id();
+        let version = records.records_version(&processor).await.map_err(|e| e.to_string())?;
+        if version == self.lock().version {
+            return Ok(());
+        }
+        let stored = records.load_records(&processor).await.map_err(|e| e.to_string())?;
+        let mut state = State::restored(stored.records)?;
+        state.version = stored.version;
+        let mut current = self.lock();
+        // A concurrent refresh may have installed a newer copy meanwhile; never step back.
+        if state.version >= current.version {
+            *current = state;
+        }
+        Ok(())
     }
 
     /// Replaces the sandbox's memory with its stored records (at startup); returns how many were read.
     pub async fn restore(&self) -> Result<usize, String> {
         let Some(records) = &self.records else { return Ok(0) };
         let stored = records.load_records(&Self::processor_id()).await.map_err(|e| e.to_string())?;
-        let count = stored.len();
-        *self.lock() = State::restored(stored)?;
+        let count = stored.records.len();
+        let mut state = State::restored(stored.records)?;
+        state.version = stored.version;
+        *self.lock() = state;
         Ok(count)
     }
 }

@@ -2,7 +2,7 @@
 //! notes what it touched, and `records.rs` writes those records to Tollgate's database before the change is
 //! answered, so a restart loses no open checkout, subscription or invoice.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use billing_domain::catalog::{Interval, Plan, PlanKind};
 use billing_domain::error::ProcessorError;
@@ -66,7 +66,7 @@ pub(crate) struct SubscriptionRecord {
     pub latest_invoice: Option<InvoiceId>,
 }
 
-/// A paid invoice.
+/// An invoice: paid, or open after its charge declined until it is paid.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct InvoiceRecord {
     pub id: InvoiceId,
@@ -79,17 +79,67 @@ pub(crate) struct InvoiceRecord {
     pub created: DateTime<Utc>,
     pub period_start: DateTime<Utc>,
     pub period_end: DateTime<Utc>,
+    /// Records written before renewals existed are all paid first invoices.
+    #[serde(default)]
+    pub paid: PaidState,
+    #[serde(default = "one")]
+    pub attempt_count: u32,
+    /// `subscription_create` or `subscription_cycle`, as Stripe names why an invoice was made.
+    #[serde(default = "subscription_create")]
+    pub billing_reason: String,
+}
+
+impl PendingDelivery {
+    /// What an acknowledged delivery's record keeps: that it was delivered.
+    pub fn acknowledged() -> Self {
+        Self {
+            event_type: String::new(),
+            headers: Vec::new(),
+            body: String::new(),
+            created: DateTime::UNIX_EPOCH,
+            delivered: true,
+        }
+    }
+}
+
+/// Whether an invoice's charge went through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum PaidState {
+    #[default]
+    Paid,
+    Open,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn subscription_create() -> String {
+    "subscription_create".to_owned()
 }
 
 impl InvoiceRecord {
+    pub fn is_paid(&self) -> bool {
+        self.paid == PaidState::Paid
+    }
+
+    /// What has been paid of it: all or nothing.
+    pub fn amount_paid(&self) -> Money {
+        match self.paid {
+            PaidState::Paid => self.amount.clone(),
+            PaidState::Open => Money { minor: 0, currency: self.amount.currency.clone() },
+        }
+    }
+
     /// The invoice as listed to the product.
     pub fn to_domain(&self) -> Invoice {
         Invoice {
             id: self.id.clone(),
             number: Some(self.number.clone()),
-            status: "paid".to_owned(),
+            status: if self.is_paid() { "paid" } else { "open" }.to_owned(),
             amount_due: self.amount.clone(),
-            amount_paid: self.amount.clone(),
+            amount_paid: self.amount_paid(),
             created_at: self.created,
             // Tollgate serves no invoice page for the sandbox; an honest `None` beats a dead link.
             hosted_url: None,
@@ -147,6 +197,25 @@ pub(crate) struct State {
     pub refunds_by_key: HashMap<String, crate::payments::RefundRecord>,
     /// What changed since the last write to the database (`records.rs`).
     pub touched: BTreeSet<(Kind, String)>,
+    /// The version of the stored records this state was read at or written as (`records.rs`).
+    pub version: u64,
+    /// Workspaces whose next charge declines (a sandbox control), cleared by that charge.
+    pub decline_next: BTreeSet<WorkspaceId>,
+    /// Signed deliveries not yet acknowledged as ingested, by event id: written with the change that made them,
+    /// so a crash between that write and their ingestion loses none (`renewals.rs` delivers them again).
+    pub pending: BTreeMap<String, PendingDelivery>,
+}
+
+/// A delivery kept until Tollgate acknowledges having ingested it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PendingDelivery {
+    pub event_type: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub created: DateTime<Utc>,
+    /// Acknowledged: kept as a record (records are never deleted) but no longer in memory.
+    #[serde(default)]
+    pub delivered: bool,
 }
 
 /// The kinds of record the sandbox keeps, one map of [`State`] each.
@@ -162,6 +231,8 @@ pub(crate) enum Kind {
     Payment,
     PaymentKey,
     RefundKey,
+    CardDecline,
+    Delivery,
 }
 
 /// Stripe's own bounds on a list `limit`.

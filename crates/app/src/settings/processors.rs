@@ -19,6 +19,8 @@ pub struct SandboxSettings {
     /// The first signs; all verify (rotation).
     pub webhook_secrets: Vec<SecretString>,
     pub tolerance_secs: i64,
+    /// Seconds between renewal runs (0: off).
+    pub renewal_interval_secs: u64,
 }
 
 /// Which payment processor is active.

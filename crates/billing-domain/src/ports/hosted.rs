@@ -91,6 +91,8 @@ pub enum HostedCheckoutError {
 pub trait HostedCheckoutOps: Send + Sync {
     /// The processor whose webhook verifier receives the deliveries (`/webhooks/{id}`).
     fn processor_id(&self) -> ProcessorId;
+    /// Brings the processor's copy up to date before a page is read (a sandbox shared by replicas); best effort.
+    async fn refresh(&self) {}
     /// The session as its page shows it, if it exists.
     fn hosted_checkout(&self, id: &CheckoutSessionId) -> Option<HostedCheckout>;
     /// Takes the customer's answer on an open session and returns the deliveries it causes, in the order the
@@ -153,6 +155,8 @@ pub enum PortalAction {
 pub trait HostedPortalOps: Send + Sync {
     /// The processor whose webhook verifier receives the deliveries.
     fn processor_id(&self) -> ProcessorId;
+    /// Brings the processor's copy up to date before a page is read; best effort.
+    async fn refresh(&self) {}
     /// The portal session `id` as its page shows it, if it exists.
     fn hosted_portal(&self, id: &str) -> Option<HostedPortal>;
     /// Carries out `action` on the portal customer's `subscription` and returns the deliveries it causes. MUST
@@ -173,18 +177,81 @@ pub struct ProcessorRecord {
     pub body: String,
 }
 
+/// A processor's records as read, with the version they were read at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredRecords {
+    pub records: Vec<ProcessorRecord>,
+    pub version: u64,
+}
+
 /// Durable records of a processor that has no servers of its own (the sandbox), in Tollgate's database, so a
-/// restart loses no open checkout, subscription or invoice.
+/// restart loses no open checkout, subscription or invoice, and replicas on one database share them: every write
+/// moves a version by compare-and-set, so a replica whose copy is stale learns it and reads the records again.
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait ProcessorRecords: Send + Sync {
-    /// Every record of `processor`.
-    async fn load_records(&self, processor: &ProcessorId) -> Result<Vec<ProcessorRecord>, StoreError>;
-    /// Writes `records` (each replacing the one of its kind and id) in one transaction.
+    /// Every record of `processor`, with the version they are at (or a later one's records).
+    async fn load_records(&self, processor: &ProcessorId) -> Result<StoredRecords, StoreError>;
+    /// The version of `processor`'s records, 0 before the first write.
+    async fn records_version(&self, processor: &ProcessorId) -> Result<u64, StoreError>;
+    /// Writes `records` (each replacing the one of its kind and id) and moves the version from `expected` to
+    /// `expected + 1`, in one transaction; `false`, with nothing written, when another writer moved it first.
     async fn save_records(
         &self,
         processor: &ProcessorId,
         records: &[ProcessorRecord],
+        expected: u64,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
+}
+
+/// The sandbox's card of one workspace, as its controls show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxCard {
+    pub workspace_id: WorkspaceId,
+    /// The next charge (a renewal, or paying an open invoice) declines, once.
+    pub decline_next_charge: bool,
+    /// Invoices whose charge declined and that are not paid yet, oldest first.
+    pub open_invoices: Vec<crate::ports::Invoice>,
+}
+
+/// Why a sandbox control was not carried out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SandboxControlError {
+    /// The workspace has never been a customer of the sandbox (no checkout, no portal).
+    #[error("the sandbox has no customer for this workspace")]
+    UnknownCustomer,
+    #[error("the workspace has no open invoice")]
+    NoOpenInvoice,
+    #[error("the sandbox is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The time-driven side of a simulated processor (the sandbox) and its documented controls: it renews its
+/// subscriptions at period end and can be told that a workspace's next charge declines. Every method that
+/// changes something returns the deliveries it caused, kept by the processor until [`Self::acknowledge`]d.
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+#[async_trait]
+pub trait SandboxControls: Send + Sync {
+    /// The processor whose webhook verifier receives the deliveries.
+    fn processor_id(&self) -> ProcessorId;
+    /// Renews every subscription whose period ended by the processor's now: a subscription set to cancel at
+    /// period end ends; the others get the next period and an invoice, paid, or open and `past_due` when the
+    /// card was told to decline. A `past_due` subscription is not renewed again until its invoice is paid.
+    async fn renew_due(&self) -> Result<Vec<RawDelivery>, SandboxControlError>;
+    /// The workspace's card.
+    async fn card(&self, workspace: &WorkspaceId) -> Result<SandboxCard, SandboxControlError>;
+    /// Makes the workspace's next charge decline (`true`), or not.
+    async fn set_decline_next_charge(
+        &self,
+        workspace: &WorkspaceId,
+        decline: bool,
+    ) -> Result<SandboxCard, SandboxControlError>;
+    /// Charges the workspace's oldest open invoice again, as a customer fixing their card would: paid (and the
+    /// subscription active again) unless the card was told to decline once more.
+    async fn pay_open_invoice(&self, workspace: &WorkspaceId) -> Result<Vec<RawDelivery>, SandboxControlError>;
+    /// Notes that these deliveries were ingested, so they are not delivered again.
+    async fn acknowledge(&self, event_ids: &[String]) -> Result<(), SandboxControlError>;
+    /// Deliveries made before `before` and never acknowledged (their replica died before ingesting them).
+    async fn unacknowledged(&self, before: DateTime<Utc>) -> Result<Vec<RawDelivery>, SandboxControlError>;
 }

@@ -113,6 +113,8 @@ pub struct AdvanceReport {
     pub stops: u32,
     pub dunning_steps: usize,
     pub trial_reminders: u32,
+    /// Deliveries of sandbox renewals ingested on the way (a renewal is two: the subscription and its invoice).
+    pub renewals: usize,
 }
 
 /// Why a test clock did not move.

@@ -9,6 +9,7 @@ mod entitlements;
 mod outbox;
 mod payments;
 mod reconcile;
+mod renewals;
 mod subscriptions;
 mod trials;
 mod webhooks;
@@ -30,6 +31,7 @@ pub use payments::{Charge, CreatePayment, PaymentError, PaymentService, RefundPa
 pub use reconcile::{
     Discovery, RECONCILE_EVENT_TYPE, ReconcileError, ReconcileFailure, ReconcileReport, ReconcileService, Repair, drift,
 };
+pub use renewals::{Ingested, REDELIVER_AFTER, RenewalReport, RenewalService};
 pub use subscriptions::{COMMAND_EVENT_TYPE, RunCommand, SubscriptionError, SubscriptionService};
 pub use trials::{TrialError, TrialService};
 pub use webhooks::{

@@ -53,6 +53,7 @@ pub struct AdvanceView {
     pub stops: u32,
     pub dunning_steps: usize,
     pub trial_reminders: u32,
+    pub renewal_deliveries: usize,
 }
 
 impl From<AdvanceReport> for AdvanceView {
@@ -63,6 +64,7 @@ impl From<AdvanceReport> for AdvanceView {
             stops: r.stops,
             dunning_steps: r.dunning_steps,
             trial_reminders: r.trial_reminders,
+            renewal_deliveries: r.renewals,
         }
     }
 }

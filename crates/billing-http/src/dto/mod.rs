@@ -14,6 +14,7 @@ mod health;
 mod outbox;
 mod payments;
 mod plans;
+mod sandbox;
 mod subscriptions;
 mod webhooks;
 mod workspaces;
@@ -32,6 +33,7 @@ pub use payments::{
     RefundView, RefundedView,
 };
 pub use plans::PlansResponse;
+pub use sandbox::{SandboxCardBody, SandboxCardView, SandboxDeliveriesView, SandboxDeliveryView, SandboxRenewView};
 pub use subscriptions::{CancelBody, ChangeBody};
 pub use webhooks::WebhookReceived;
 pub use workspaces::{SubscriptionView, WorkspaceBody, WorkspaceView};

@@ -12,6 +12,7 @@ mod outbox;
 mod payments;
 mod plans;
 mod sandbox;
+mod sandbox_controls;
 mod sandbox_portal;
 mod subscriptions;
 mod webhooks;
@@ -54,6 +55,12 @@ fn endpoints() -> Vec<Endpoint> {
         Endpoint::new("/v1/admin/clock/advance").on(Method::POST, clock::advance),
         Endpoint::new("/v1/admin/outbox").on(Method::GET, outbox::list),
         Endpoint::new("/v1/admin/outbox/{id}/retry").on(Method::POST, outbox::retry),
+        Endpoint::new("/v1/admin/sandbox/workspaces/{id}/card")
+            .on(Method::GET, sandbox_controls::card)
+            .on(Method::PUT, sandbox_controls::set_card),
+        Endpoint::new("/v1/admin/sandbox/workspaces/{id}/pay-open-invoice")
+            .on(Method::POST, sandbox_controls::pay_open_invoice),
+        Endpoint::new("/v1/admin/sandbox/renew").on(Method::POST, sandbox_controls::renew),
         Endpoint::new("/webhooks/{processor}").on(Method::POST, webhooks::receive),
         Endpoint::new("/sandbox/checkout/{id}").on(Method::GET, sandbox::page),
         Endpoint::new("/sandbox/checkout/{id}/pay").on(Method::POST, sandbox::pay),

@@ -28,8 +28,9 @@ fn session_not_found() -> ApiError {
 
 /// `GET /sandbox/checkout/{id}`: the hosted page.
 pub async fn page(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let session =
-        hosted(&state)?.hosted_checkout(&CheckoutSessionId::new(path.as_str())).ok_or_else(session_not_found)?;
+    let hosted = hosted(&state)?;
+    hosted.refresh().await;
+    let session = hosted.hosted_checkout(&CheckoutSessionId::new(path.as_str())).ok_or_else(session_not_found)?;
     Ok(html(StatusCode::OK, checkout_page(&session)))
 }
 
@@ -94,7 +95,16 @@ pub(super) async fn deliver(state: &AppState, processor: &str, delivery: &RawDel
         event_type = tracing::field::Empty
     );
     match verify_and_ingest(state, processor, &delivery.headers, delivery.body.as_bytes()).instrument(span).await {
-        Ok(received) => Ok(received.outcome.to_owned()),
+        Ok(received) => {
+            // Durable in the inbox now: the sandbox need not deliver it again. Should this fail, the renewal job
+            // delivers it again and the inbox drops the duplicate.
+            if let Some(sandbox) = &state.sandbox
+                && let Err(error) = sandbox.controls().acknowledge(std::slice::from_ref(&delivery.event_id)).await
+            {
+                tracing::warn!(%error, "sandbox delivery not acknowledged");
+            }
+            Ok(received.outcome.to_owned())
+        }
         Err(error) => {
             tracing::error!(%error, event_id = %delivery.event_id, "sandbox delivery not accepted");
             Err(error.code.as_str().to_owned())

@@ -28,6 +28,7 @@ fn portal_not_found() -> ApiError {
 /// `GET /sandbox/portal/{id}`.
 pub async fn page(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let hosted = hosted(&state)?;
+    hosted.refresh().await;
     let portal = hosted.hosted_portal(&path).ok_or_else(portal_not_found)?;
     let plans = portal_plans(&state.catalog, &hosted.processor_id());
     Ok(html(StatusCode::OK, portal_page(&portal, &plans, None)))

@@ -7,46 +7,59 @@ use billing_domain::ids::{PaymentId, ProcessorId};
 use billing_domain::money::{Currency, Money};
 use billing_domain::ports::{
     CheckoutOps, CustomerOps, HostedCheckoutStatus, InvoiceOps, PaymentIntentRequest, PaymentOps, PortalOps,
-    ProcessorRecord, ProcessorRecords, SubscriptionOps,
+    ProcessorRecord, ProcessorRecords, StoredRecords, SubscriptionOps,
 };
 use chrono::{DateTime, Utc};
 
 use crate::SandboxProcessor;
 use crate::test_support::{self, CountingIds, FixedClock, config, now, pro_monthly, workspace};
 
-/// Records kept in a map, as the database keeps them; `fail` makes the next write fail.
+/// Records kept in a map with a version moved by compare-and-set, as the database keeps them; `fail` makes the
+/// next write fail.
 #[derive(Default)]
 struct MapRecords {
     rows: Mutex<BTreeMap<(String, String), String>>,
+    version: Mutex<u64>,
     writes: Mutex<usize>,
     fail: Mutex<bool>,
 }
 
 #[async_trait]
 impl ProcessorRecords for MapRecords {
-    async fn load_records(&self, _: &ProcessorId) -> Result<Vec<ProcessorRecord>, StoreError> {
+    async fn load_records(&self, _: &ProcessorId) -> Result<StoredRecords, StoreError> {
         let rows = self.rows.lock().unwrap();
-        Ok(rows
+        let records = rows
             .iter()
             .map(|((kind, id), body)| ProcessorRecord { kind: kind.clone(), id: id.clone(), body: body.clone() })
-            .collect())
+            .collect();
+        Ok(StoredRecords { records, version: *self.version.lock().unwrap() })
+    }
+
+    async fn records_version(&self, _: &ProcessorId) -> Result<u64, StoreError> {
+        Ok(*self.version.lock().unwrap())
     }
 
     async fn save_records(
         &self,
         _: &ProcessorId,
         records: &[ProcessorRecord],
+        expected: u64,
         _: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         if std::mem::take(&mut *self.fail.lock().unwrap()) {
             return Err(StoreError::Unavailable("database down".into()));
         }
+        let mut version = self.version.lock().unwrap();
+        if *version != expected {
+            return Ok(false);
+        }
+        *version += 1;
         *self.writes.lock().unwrap() += 1;
         let mut rows = self.rows.lock().unwrap();
         for r in records {
             rows.insert((r.kind.clone(), r.id.clone()), r.body.clone());
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -133,4 +146,32 @@ async fn an_unreadable_record_stops_the_restore_with_its_name() {
     records.rows.lock().unwrap().insert(("checkout_session".into(), "cs_1".into()), "{not json".into());
     let error = sandbox(&records, 0).restore().await.unwrap_err();
     assert!(error.contains("checkout_session/cs_1"), "{error}");
+}
+
+#[tokio::test]
+async fn replicas_on_one_store_see_each_others_changes_and_renew_a_period_once() {
+    use billing_domain::ports::{Clock, SandboxControls};
+    let records = Arc::new(MapRecords::default());
+    let clock = Arc::new(FixedClock::at(now()));
+    let replica = |first_id| {
+        SandboxProcessor::new(config(), Arc::new(CountingIds::starting_at(first_id)), clock.clone())
+            .with_records(records.clone())
+    };
+    let (a, b) = (replica(0), replica(1_000_000));
+    a.restore().await.unwrap();
+    b.restore().await.unwrap();
+    let customer = a.ensure_customer(&workspace("ws_1"), None).await.unwrap();
+    assert_eq!(b.ensure_customer(&workspace("ws_1"), None).await.unwrap(), customer, "B reads A's customer");
+    let session = a.create_checkout(&test_support::checkout_request("ws_1", &customer, pro_monthly())).await.unwrap();
+    b.refresh().await.unwrap();
+    assert_eq!(b.session(session.id.as_str()).unwrap().status, HostedCheckoutStatus::Open, "B serves A's page");
+    b.pay(session.id.as_str()).await.unwrap();
+    assert!(a.pay(session.id.as_str()).await.is_err(), "A reads B's payment before paying again");
+
+    clock.set(clock.now().checked_add_months(chrono::Months::new(1)).unwrap());
+    // B renews; A, whose copy is one write behind, reads B's renewal before changing anything and finds nothing
+    // left to renew.
+    assert_eq!(b.renew_due().await.unwrap().len(), 2);
+    assert!(a.renew_due().await.unwrap().is_empty(), "the period was renewed once");
+    assert_eq!(a.list_invoices(&customer, 10, None).await.unwrap().invoices.len(), 2);
 }

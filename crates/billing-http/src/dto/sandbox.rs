@@ -1,0 +1,54 @@
+//! The sandbox controls (admin): a workspace's card, paying its open invoice, renewing now.
+
+use billing_domain::ports::SandboxCard;
+use serde::{Deserialize, Serialize};
+use validator::Validate;
+
+use super::account::InvoiceView;
+
+/// A workspace's card at the sandbox.
+#[derive(Debug, Serialize)]
+pub struct SandboxCardView<'a> {
+    pub workspace_id: &'a str,
+    pub decline_next_charge: bool,
+    pub open_invoices: Vec<InvoiceView<'a>>,
+}
+
+impl<'a> From<&'a SandboxCard> for SandboxCardView<'a> {
+    fn from(card: &'a SandboxCard) -> Self {
+        Self {
+            workspace_id: card.workspace_id.as_str(),
+            decline_next_charge: card.decline_next_charge,
+            open_invoices: card.open_invoices.iter().map(InvoiceView::from).collect(),
+        }
+    }
+}
+
+/// `PUT …/card`: whether the next charge declines.
+#[derive(Debug, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxCardBody {
+    pub decline_next_charge: bool,
+}
+
+/// The deliveries a control caused, each as Tollgate took it.
+#[derive(Debug, Serialize)]
+pub struct SandboxDeliveriesView {
+    pub deliveries: Vec<SandboxDeliveryView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SandboxDeliveryView {
+    pub event_id: String,
+    pub event_type: String,
+    /// `applied`, `duplicate`, `parked`, `ignored`, `failed`, or the error code it was refused with.
+    pub outcome: String,
+}
+
+/// `POST /v1/admin/sandbox/renew`.
+#[derive(Debug, Serialize)]
+pub struct SandboxRenewView {
+    pub renewal_deliveries: usize,
+    pub redelivered: usize,
+    pub problems: Vec<String>,
+}

@@ -1,0 +1,108 @@
+//! The sandbox's documented controls (admin only; 404 `sandbox_disabled` when the sandbox is off): a workspace's
+//! card, which can be told to decline the next charge; paying its open invoice, as a customer fixing their card
+//! would; and renewing what is due now. What they cause at the sandbox is ingested like any of its deliveries.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use billing_domain::ids::WorkspaceId;
+use billing_domain::ports::SandboxControlError;
+use billing_domain::services::RenewalService;
+
+use crate::access::{Admin, Authorized};
+use crate::dto::{SandboxCardBody, SandboxCardView, SandboxDeliveriesView, SandboxDeliveryView, SandboxRenewView};
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::Json;
+use crate::routes::sandbox::deliver;
+use crate::state::AppState;
+
+impl From<SandboxControlError> for ApiError {
+    fn from(error: SandboxControlError) -> Self {
+        match error {
+            SandboxControlError::UnknownCustomer => ApiError::not_found(
+                ErrorCode::SandboxCustomerNotFound,
+                "the sandbox has no customer for this workspace; it becomes one at its first checkout",
+            ),
+            SandboxControlError::NoOpenInvoice => ApiError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::NoOpenInvoice,
+                "No open invoice",
+                "this workspace has no unpaid invoice at the sandbox",
+            ),
+            SandboxControlError::Unavailable(cause) => ApiError::internal(cause),
+        }
+    }
+}
+
+fn sandbox(state: &AppState) -> Result<&Arc<RenewalService>, ApiError> {
+    state
+        .sandbox
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found(ErrorCode::SandboxDisabled, "the sandbox processor is not enabled"))
+}
+
+fn workspace(path: &str) -> Result<WorkspaceId, ApiError> {
+    WorkspaceId::parse(path).map_err(|e| ApiError::validation(e.into()))
+}
+
+/// `GET /v1/admin/sandbox/workspaces/{id}/card`.
+#[tracing::instrument(skip_all, fields(workspace_id = %path))]
+pub async fn card(
+    state: web::Data<AppState>,
+    _: Authorized<Admin>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let card = sandbox(&state)?.controls().card(&workspace(&path)?).await?;
+    Ok(HttpResponse::Ok().json(SandboxCardView::from(&card)))
+}
+
+/// `PUT /v1/admin/sandbox/workspaces/{id}/card {"decline_next_charge": true}`: the next charge (the renewal, or
+/// paying the open invoice) declines, once.
+#[tracing::instrument(skip_all, fields(workspace_id = %path))]
+pub async fn set_card(
+    state: web::Data<AppState>,
+    _: Authorized<Admin>,
+    path: web::Path<String>,
+    body: Json<SandboxCardBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = workspace(&path)?;
+    let card = sandbox(&state)?.controls().set_decline_next_charge(&id, body.decline_next_charge).await?;
+    tracing::info!(decline_next_charge = card.decline_next_charge, "sandbox card set");
+    Ok(HttpResponse::Ok().json(SandboxCardView::from(&card)))
+}
+
+/// `POST /v1/admin/sandbox/workspaces/{id}/pay-open-invoice`: charges the oldest open invoice again.
+#[tracing::instrument(skip_all, fields(workspace_id = %path))]
+pub async fn pay_open_invoice(
+    state: web::Data<AppState>,
+    _: Authorized<Admin>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let renewals = sandbox(&state)?;
+    let deliveries = renewals.controls().pay_open_invoice(&workspace(&path)?).await?;
+    let processor = renewals.controls().processor_id();
+    let mut views = Vec::new();
+    for delivery in &deliveries {
+        let outcome = deliver(&state, processor.as_str(), delivery).await.unwrap_or_else(|code| code);
+        views.push(SandboxDeliveryView {
+            event_id: delivery.event_id.clone(),
+            event_type: delivery.event_type.clone(),
+            outcome,
+        });
+    }
+    Ok(HttpResponse::Ok().json(SandboxDeliveriesView { deliveries: views }))
+}
+
+/// `POST /v1/admin/sandbox/renew`: renews every subscription whose period has ended, now (the job does it every
+/// `sandbox.renewal_interval_secs`; the test clock at every stop of an advance).
+#[tracing::instrument(skip_all)]
+pub async fn renew(state: web::Data<AppState>, _: Authorized<Admin>) -> Result<HttpResponse, ApiError> {
+    let report = sandbox(&state)?.run().await?;
+    let view = SandboxRenewView {
+        renewal_deliveries: report.renewal_deliveries,
+        redelivered: report.redelivered,
+        problems: report.problems,
+    };
+    Ok(HttpResponse::Ok().json(view))
+}
