@@ -21,6 +21,8 @@ use crate::time_travel::{advance_to, call, clock_now, plan};
 fn on_a_test_clock(receiver: &Receiver, database: String) -> Vec<(&'static str, String)> {
     let mut env = delivering_to(receiver, database);
     env.push(("TOLLGATE__CLOCK__MODE", "test".into()));
+    // Only the advances renew, so each renewal's dunning step runs at the stop that made it.
+    env.push(("TOLLGATE__SANDBOX__RENEWAL_INTERVAL_SECS", "0".into()));
     env
 }
 

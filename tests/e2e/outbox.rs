@@ -114,6 +114,11 @@ pub(crate) fn unique(prefix: &str) -> String {
 
 /// Creates workspace `id` on `base` and pays a `pro` checkout in the sandbox.
 pub(crate) async fn subscribe(client: &reqwest::Client, base: &str, id: &str) {
+    create_workspace(client, base, id).await;
+    pay_checkout(client, base, id, "pro").await;
+}
+
+async fn create_workspace(client: &reqwest::Client, base: &str, id: &str) {
     let put = client
         .put(format!("{base}/v1/workspaces/{id}"))
         .bearer_auth(KEY)
@@ -122,10 +127,14 @@ pub(crate) async fn subscribe(client: &reqwest::Client, base: &str, id: &str) {
         .await
         .unwrap();
     assert_eq!(put.status(), 201);
+}
+
+/// Starts a checkout of `plan` for `id` and presses Pay on the sandbox's page.
+async fn pay_checkout(client: &reqwest::Client, base: &str, id: &str, plan: &str) {
     let session: Value = client
         .post(format!("{base}/v1/workspaces/{id}/checkout"))
         .bearer_auth(KEY)
-        .json(&json!({"plan": "pro"}))
+        .json(&json!({"plan": plan}))
         .send()
         .await
         .unwrap()
@@ -273,4 +282,48 @@ fn two_replicas_on_postgres_deliver_every_message_exactly_once() {
     assert!(repeated.is_empty(), "delivered more than once: {repeated:?}");
     assert!(first.stop().success());
     assert!(second.stop().success());
+}
+
+#[test]
+fn every_change_of_a_credit_balance_is_announced_once_with_the_balance_after_it() {
+    let receiver = Receiver::start();
+    let db = std::env::temp_dir().join(format!("tollgate-e2e-{}.db", uuid::Uuid::new_v4().simple()));
+    let server = Server::start(&delivering_to(&receiver, format!("sqlite://{}?mode=rwc", db.display())));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = reqwest::Client::new();
+    let base = server.base_url.clone();
+    let id = unique("cred");
+    runtime.block_on(async {
+        create_workspace(&client, &base, &id).await;
+        pay_checkout(&client, &base, &id, "credits10").await;
+        for _ in 0..2 {
+            // The same key twice: consumed once, announced once.
+            let consumed = client
+                .post(format!("{base}/v1/workspaces/{id}/credits/consume"))
+                .bearer_auth(KEY)
+                .json(&json!({"amount": 3, "idempotency_key": "export-1"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(consumed.status(), 200);
+        }
+    });
+    let changes = || -> Vec<Value> {
+        receiver
+            .events("ok")
+            .into_iter()
+            .filter(|e| e["type"] == "billing.credits.changed" && e["data"]["workspace_id"] == id.as_str())
+            .collect()
+    };
+    eventually("both credit changes", || changes().len() >= 2);
+    std::thread::sleep(Duration::from_millis(1000));
+    let seen: Vec<(i64, i64, String)> = changes()
+        .iter()
+        .map(|e| {
+            let d = &e["data"];
+            (d["delta"].as_i64().unwrap(), d["balance"].as_i64().unwrap(), d["reason"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    assert_eq!(seen, [(10, 10, "purchased".to_owned()), (-3, 7, "consumed".to_owned())]);
+    assert!(server.stop().success());
 }

@@ -72,7 +72,7 @@ impl Application {
         };
 
         let Processors { active: processor, sandbox, webhook_verifiers } =
-            processors(&settings, &public_url, ids.clone(), clock.clone(), store_arc.clone()).await?;
+            processors(&settings, &public_url, ids.clone(), clock.clone(), store_arc.clone(), catalog.clone()).await?;
         let webhooks = Arc::new(WebhookService::new(store_arc.clone(), catalog.clone(), clock.clone()));
         let outbox = Arc::new(outbox_service(&settings, catalog.clone(), clock.clone(), &store_arc)?);
         let ctx = Context {
@@ -128,6 +128,7 @@ impl Application {
                 ctx.clone(),
                 processor.clone(),
                 webhooks.clone(),
+                store_arc.clone(),
                 store_arc.clone(),
                 store_arc.clone(),
                 ids.clone(),
@@ -234,8 +235,10 @@ pub async fn reconcile(settings: &Settings, catalog: Catalog) -> anyhow::Result<
     let ids: Arc<dyn IdGenerator> = Arc::new(UuidIds);
     let public_url = settings.server.public_base_url(settings.server.port);
     let store_arc = Arc::new(store.clone());
-    let Processors { active, .. } = processors(settings, &public_url, ids, clock.clone(), store_arc.clone()).await?;
-    let webhooks = Arc::new(WebhookService::new(store_arc.clone(), Arc::new(catalog), clock.clone()));
+    let catalog = Arc::new(catalog);
+    let Processors { active, .. } =
+        processors(settings, &public_url, ids, clock.clone(), store_arc.clone(), catalog.clone()).await?;
+    let webhooks = Arc::new(WebhookService::new(store_arc.clone(), catalog, clock.clone()));
     let reconciler = ReconcileService::new(active, store_arc.clone(), store_arc.clone(), webhooks, clock);
     let report = reconciler.with_refunds(store_arc).run().await;
     store.close().await.context("closing the database")?;
@@ -287,6 +290,7 @@ async fn processors(
     ids: Arc<dyn IdGenerator>,
     clock: Arc<dyn Clock>,
     records: Arc<dyn ProcessorRecords>,
+    catalog: Arc<Catalog>,
 ) -> anyhow::Result<Processors> {
     let mut webhook_verifiers: HashMap<String, Arc<dyn WebhookOps>> = HashMap::new();
     let sandbox = match settings.sandbox.enabled {
@@ -300,7 +304,8 @@ async fn processors(
                 "the sandbox processor is enabled: anyone who can reach /sandbox/checkout can complete its \
                  checkouts without paying; disable it (sandbox.enabled = false) wherever real money is involved"
             );
-            let sandbox = Arc::new(SandboxProcessor::new(config, ids, clock).with_records(records));
+            let sandbox =
+                Arc::new(SandboxProcessor::new(config, ids, clock).with_records(records).with_catalog(catalog));
             let restored = sandbox.restore().await.map_err(|e| anyhow::anyhow!("sandbox records: {e}"))?;
             tracing::info!(records = restored, "sandbox records restored");
             webhook_verifiers.insert(billing_sandbox::PROCESSOR_ID.to_owned(), sandbox.clone());

@@ -116,9 +116,7 @@ impl SandboxProcessor {
         record.apply(&change, now).map_err(|e| HostedCheckoutError::NotAllowed(e.to_string()))?;
         if let PortalAction::ChangePlan(plan) = &action {
             // What the item's price object and later invoices show.
-            record.plan_id = plan.id.clone();
-            record.amount = plan.amount.clone();
-            record.interval = plan.interval;
+            record.switch_plan(&plan.id, &plan.amount, plan.interval);
         }
         let object = payloads::subscription(record);
         state.touched.insert((Kind::Subscription, subscription.to_string()));

@@ -1,6 +1,7 @@
 //! The `PaymentProcessor` port, implemented from the sandbox's own records (payments and refunds in `payments.rs`).
 
 use async_trait::async_trait;
+use billing_domain::catalog::PlanKind;
 use billing_domain::error::ProcessorError;
 use billing_domain::events::{ProcessorEvent, SubscriptionSnapshot};
 use billing_domain::ids::{CheckoutSessionId, CustomerId, InvoiceId, PriceId, ProcessorId, SubscriptionId};
@@ -169,7 +170,19 @@ impl SubscriptionOps for SandboxProcessor {
             return Err(ProcessorError::Rejected("empty price id".to_owned()));
         }
         let change = SubscriptionChange::ChangePrice(price.clone());
-        self.change(id, change, idempotency_key).await
+        let plan = self.catalog.as_ref().and_then(|c| c.by_price(&Self::processor_id(), price)).map(SoldPlan::from);
+        let now = self.clock.now();
+        let apply = |state: &mut State| {
+            let snapshot = state.change_subscription(id, change.clone(), idempotency_key, now)?;
+            // What the renewals bill from now on: the new plan's price and interval.
+            if let (Some(plan), Ok(record)) = (&plan, state.subscription_mut(id))
+                && let PlanKind::Subscription { interval } = plan.kind
+            {
+                record.switch_plan(&plan.id, &plan.price, interval);
+            }
+            Ok(snapshot)
+        };
+        self.transact(apply, ProcessorError::Unavailable).await
     }
 
     #[tracing::instrument(skip_all, fields(subscription_id = %id))]

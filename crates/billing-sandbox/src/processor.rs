@@ -37,6 +37,8 @@ pub struct SandboxProcessor {
     pub(crate) records: Option<Arc<dyn ProcessorRecords>>,
     /// Held for each change from its copy to its write, so changes are written in the order they were made.
     pub(crate) change_turn: tokio::sync::Mutex<()>,
+    /// The plans its prices belong to, so a price change bills the new plan's amount at renewal.
+    pub(crate) catalog: Option<Arc<billing_domain::catalog::Catalog>>,
 }
 
 impl std::fmt::Debug for SandboxProcessor {
@@ -53,7 +55,13 @@ impl SandboxProcessor {
     /// A sandbox with no records; check `config` with [`SandboxConfig::validate`] at startup.
     pub fn new(config: SandboxConfig, ids: Arc<dyn IdGenerator>, clock: Arc<dyn Clock>) -> Self {
         let state = Mutex::new(State::default());
-        Self { config, ids, clock, state, records: None, change_turn: tokio::sync::Mutex::new(()) }
+        Self { config, ids, clock, state, records: None, change_turn: tokio::sync::Mutex::new(()), catalog: None }
+    }
+
+    /// This sandbox knowing the plans behind its prices (`processor_prices.sandbox`).
+    pub fn with_catalog(mut self, catalog: Arc<billing_domain::catalog::Catalog>) -> Self {
+        self.catalog = Some(catalog);
+        self
     }
 
     /// This sandbox keeping its records in `records`; call [`SandboxProcessor::restore`] before serving.
@@ -201,6 +209,7 @@ impl SandboxProcessor {
             created: now,
             canceled_at: None,
             latest_invoice: Some(invoice_id.clone()),
+            cycle_anchor: None,
         };
         let invoice = InvoiceRecord {
             id: invoice_id,

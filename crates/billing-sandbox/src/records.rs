@@ -160,7 +160,7 @@ impl SandboxProcessor {
             return outcome;
         };
         let _turn = self.change_turn.lock().await;
-        for _ in 0..WRITE_ATTEMPTS {
+        for attempt in 0..WRITE_ATTEMPTS {
             self.refresh().await.map_err(&unwritten)?;
             let mut copy = self.lock().clone();
             let outcome = change(&mut copy)?;
@@ -174,7 +174,11 @@ impl SandboxProcessor {
                     *self.lock() = copy;
                     return Ok(outcome);
                 }
-                Ok(false) => tracing::debug!("another replica changed the sandbox first; making the change again"),
+                Ok(false) => {
+                    tracing::debug!("another replica changed the sandbox first; making the change again");
+                    // A short, growing pause, so two replicas in step do not keep colliding.
+                    tokio::time::sleep(std::time::Duration::from_millis(2 << attempt)).await;
+                }
                 Err(error) => {
                     tracing::error!(%error, records = batch.len(), "sandbox records not written; the change is not made");
                     return Err(unwritten(format!("the sandbox could not write its records: {error}")));

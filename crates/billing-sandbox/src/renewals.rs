@@ -63,7 +63,7 @@ impl SandboxProcessor {
             if declines {
                 state.touch(Kind::CardDecline, record.workspace_id.as_str());
             }
-            let next_end = next_period_end(record.created, end, record.interval);
+            let next_end = next_period_end(record.cycle_anchor.unwrap_or(record.created), end, record.interval);
             let invoice = InvoiceRecord {
                 id: InvoiceId::new(self.ids.new_id("in_sbx_")),
                 number: state.next_invoice_number(),

@@ -64,6 +64,9 @@ pub(crate) struct SubscriptionRecord {
     pub created: DateTime<Utc>,
     pub canceled_at: Option<DateTime<Utc>>,
     pub latest_invoice: Option<InvoiceId>,
+    /// Where its periods are counted from: its start, or the end of the period in which its interval changed.
+    #[serde(default)]
+    pub cycle_anchor: Option<DateTime<Utc>>,
 }
 
 /// An invoice: paid, or open after its charge declined until it is paid.
@@ -157,6 +160,16 @@ pub(crate) enum SubscriptionChange {
 }
 
 impl SubscriptionRecord {
+    /// Bills `plan` from the next period on; a new interval starts its cycle at the end of this period.
+    pub fn switch_plan(&mut self, id: &PlanId, amount: &Money, interval: Interval) {
+        if interval != self.interval {
+            self.cycle_anchor = self.snapshot.current_period_end;
+        }
+        self.plan_id = id.clone();
+        self.amount = amount.clone();
+        self.interval = interval;
+    }
+
     /// Applies `change` at `now`. A canceled subscription is terminal, as at Stripe: every change is refused.
     pub fn apply(&mut self, change: &SubscriptionChange, now: DateTime<Utc>) -> Result<(), ProcessorError> {
         if self.snapshot.status == SubscriptionStatus::Canceled {

@@ -164,3 +164,40 @@ pub(crate) fn webhook(workspace: &WorkspaceId, key: String, topic: &str, payload
         payload,
     }
 }
+
+/// Why a workspace's credit balance moved, as `billing.credits.changed` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreditChange {
+    /// A credit pack was paid for.
+    Purchased,
+    /// The product consumed them through the API.
+    Consumed,
+    /// A refund of a credit pack took its share back.
+    Revoked,
+}
+
+impl CreditChange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CreditChange::Purchased => "purchased",
+            CreditChange::Consumed => "consumed",
+            CreditChange::Revoked => "revoked",
+        }
+    }
+}
+
+/// `billing.credits.changed`, once per ledger entry (its key): by how much, why, and the balance after it.
+pub fn credits_changed(
+    workspace: &WorkspaceId,
+    ledger_key: &str,
+    delta: i64,
+    balance: i64,
+    reason: CreditChange,
+) -> OutboxMessage {
+    webhook(
+        workspace,
+        format!("webhook:credits:{ledger_key}"),
+        "billing.credits.changed",
+        json!({"delta": delta, "balance": balance, "reason": reason.as_str(), "ledger_key": ledger_key}),
+    )
+}

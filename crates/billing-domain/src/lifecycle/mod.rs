@@ -8,6 +8,7 @@
 
 mod checkout;
 mod effects;
+pub use effects::{CreditChange, credits_changed};
 pub(crate) use effects::{email, webhook};
 mod payments;
 mod subscriptions;

@@ -1,5 +1,6 @@
 //! Consuming credits: atomic at the store (a conditional update and a unique ledger key in one transaction), so
-//! concurrent consumers never take the balance below zero and a key is consumed once; audited when it consumes.
+//! concurrent consumers never take the balance below zero and a key is consumed once; audited and announced in
+//! the same transaction when it consumes.
 
 use std::sync::Arc;
 
@@ -9,7 +10,8 @@ use super::Context;
 use crate::credits::{consume_key, validate_consumption};
 use crate::error::{StoreError, ValidationError};
 use crate::ids::WorkspaceId;
-use crate::ports::{AuditLog, ConsumeOutcome};
+use crate::lifecycle::{CreditChange, credits_changed};
+use crate::ports::{ConsumeOutcome, UnitOfWork};
 use crate::records::{Actor, AuditRecord};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,22 +38,24 @@ pub struct Consume {
 /// Credit use cases.
 pub struct CreditService {
     ctx: Context,
-    audit: Arc<dyn AuditLog>,
+    uow: Arc<dyn UnitOfWork>,
 }
 
 impl CreditService {
-    pub fn new(ctx: Context, audit: Arc<dyn AuditLog>) -> Self {
-        Self { ctx, audit }
+    pub fn new(ctx: Context, uow: Arc<dyn UnitOfWork>) -> Self {
+        Self { ctx, uow }
     }
 
-    /// Takes `amount` credits unless that would go below zero; `Insufficient` carries the balance that stands.
+    /// Takes `amount` credits unless that would go below zero; `Insufficient` carries the balance that stands. A
+    /// consumption is audited and announced (`billing.credits.changed`) in the transaction that takes it.
     pub async fn consume(&self, request: Consume) -> Result<ConsumeOutcome, CreditError> {
         validate_consumption(request.amount, &request.idempotency_key)?;
         let workspace = &request.workspace_id;
         self.ctx.workspaces.get(workspace).await?.ok_or(CreditError::WorkspaceNotFound)?;
         let now = self.ctx.clock.now();
         let key = consume_key(&request.idempotency_key);
-        let outcome = self.ctx.workspaces.consume_credits(workspace, request.amount, &key, now).await?;
+        let tx = self.uow.begin().await?;
+        let outcome = tx.workspaces().consume_credits(workspace, request.amount, &key, now).await?;
         if let ConsumeOutcome::Consumed { balance } = outcome {
             let record = AuditRecord {
                 workspace_id: workspace.clone(),
@@ -61,8 +65,11 @@ impl CreditService {
                 after: Some(json!({"balance": balance, "amount": request.amount, "ledger_key": key})),
                 request_id: request.request_id,
             };
-            self.audit.append(&record, now).await?;
+            tx.audit().append(&record, now).await?;
+            let announced = credits_changed(workspace, &key, -request.amount, balance, CreditChange::Consumed);
+            tx.outbox().enqueue(&announced, now).await?;
         }
+        tx.commit().await?;
         Ok(outcome)
     }
 }

@@ -14,13 +14,14 @@ use super::{Context, WebhookService, client_key, scoped_key};
 use crate::catalog::{PlanKind, UnknownPlan};
 use crate::error::{ProcessorError, StoreError, ValidationError};
 use crate::ids::{PaymentId, PlanId, RefundId, WorkspaceId};
+use crate::lifecycle::{CreditChange, credits_changed};
 use crate::money::Money;
 use crate::payment::{
     Payment, PaymentObservation, PaymentStatus, RefundReason, RefundRecord, RefundStatus, validate_amount,
 };
 use crate::ports::{
-    AuditLog, ConsumeOutcome, IdGenerator, PaymentIntent, PaymentIntentRequest, PaymentProcessor, PaymentRepository,
-    RefundReservation, RefundSettlement,
+    AuditLog, ConsumeOutcome, IdGenerator, Outbox, PaymentIntent, PaymentIntentRequest, PaymentProcessor,
+    PaymentRepository, RefundReservation, RefundSettlement,
 };
 use crate::records::{Actor, AuditRecord};
 
@@ -112,6 +113,8 @@ pub struct PaymentService {
     webhooks: Arc<WebhookService>,
     payments: Arc<dyn PaymentRepository>,
     audit: Arc<dyn AuditLog>,
+    /// Where `billing.credits.changed` is announced when a refund takes credits back.
+    outbox: Arc<dyn Outbox>,
     ids: Arc<dyn IdGenerator>,
 }
 
@@ -122,9 +125,10 @@ impl PaymentService {
         webhooks: Arc<WebhookService>,
         payments: Arc<dyn PaymentRepository>,
         audit: Arc<dyn AuditLog>,
+        outbox: Arc<dyn Outbox>,
         ids: Arc<dyn IdGenerator>,
     ) -> Self {
-        Self { ctx, processor, webhooks, payments, audit, ids }
+        Self { ctx, processor, webhooks, payments, audit, outbox, ids }
     }
 
     /// Creates a payment intent at the processor and records it as pending.
@@ -338,7 +342,14 @@ impl PaymentService {
                 return Ok(0);
             }
             match self.ctx.workspaces.consume_credits(&payment.workspace_id, take, &key, now).await? {
-                ConsumeOutcome::Consumed { .. } | ConsumeOutcome::AlreadyConsumed { .. } => return Ok(take),
+                ConsumeOutcome::Consumed { balance } | ConsumeOutcome::AlreadyConsumed { balance } => {
+                    // Keyed by the ledger entry, so it is announced once. Not in the ledger's transaction (the
+                    // refund spans a processor call): a process dying right after the ledger write loses the
+                    // announcement, never the revocation.
+                    let announced = credits_changed(&payment.workspace_id, &key, -take, balance, CreditChange::Revoked);
+                    self.outbox.enqueue(&announced, now).await?;
+                    return Ok(take);
+                }
                 ConsumeOutcome::Insufficient { balance } => take = take.min(balance),
             }
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::Duration;
 
-use crate::ports::{Clock, RawDelivery, SandboxControlError, SandboxControls, WebhookOps};
+use crate::ports::{Clock, RawDelivery, SandboxControlError, SandboxControls, WebhookError, WebhookOps};
 use crate::services::WebhookService;
 
 /// How long a delivery may wait for its acknowledgement before a run takes it for lost: far longer than any
@@ -67,18 +67,20 @@ impl RenewalService {
     }
 
     /// Verifies and ingests `deliveries` in order and acknowledges those now durable in the inbox (whatever their
-    /// outcome). A delivery the verifier refuses is acknowledged too: delivering the same bytes again cannot
-    /// change that.
+    /// outcome). A payload the verifier cannot parse is acknowledged too: the same bytes cannot fare better. A
+    /// signature it refuses is not: on a test clock another replica may have moved time past the signature's
+    /// tolerance since it was made, and the next run delivers it again signed anew.
     pub async fn ingest(&self, deliveries: &[RawDelivery]) -> Result<Ingested, SandboxControlError> {
         let mut done = Vec::new();
         let mut problems = Vec::new();
         for delivery in deliveries {
             let id = &delivery.event_id;
             match self.verifier.verify_and_parse(&delivery.headers, delivery.body.as_bytes(), self.clock.now()) {
-                Err(error) => {
+                Err(error @ WebhookError::MalformedPayload(_)) => {
                     problems.push(format!("delivery {id} refused by its verifier: {error}"));
                     done.push(id.clone());
                 }
+                Err(error) => problems.push(format!("delivery {id} refused, delivered again later: {error}")),
                 Ok(event) => match self.webhooks.ingest(&event, &delivery.body).await {
                     Ok(_) => done.push(id.clone()),
                     Err(error) => problems.push(format!("delivery {id} not ingested, still pending: {error}")),

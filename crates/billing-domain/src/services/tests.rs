@@ -539,6 +539,13 @@ async fn checkout_completed_for_credits_grants_once_under_the_session_key() {
         .withf(|_, amount, key, _| *amount == 10 && key == "grant:checkout:cs_9")
         .times(1)
         .returning(|_, _, _, _| Ok(true));
+    tx.outbox
+        .expect_enqueue()
+        .withf(|m, _| {
+            m.dedup_key == "webhook:credits:grant:checkout:cs_9" && m.payload["delta"] == 10 && m.payload["reason"] == "purchased"
+        })
+        .times(1)
+        .returning(|_, _| Ok(true));
     tx.audit.expect_append().withf(|r, _| r.action == "checkout.completed").times(1).returning(|_, _| Ok(()));
     tx.inbox.expect_take_parked().withf(|_, link| link == "customer:cus_1").times(1).returning(|_, _| Ok(vec![]));
     tx.inbox.expect_set_status().returning(|_, _, _, _, _| Ok(()));
@@ -640,6 +647,7 @@ mod payments {
             Arc::new(webhook_service(MockUnitOfWork::new())),
             Arc::new(payments),
             Arc::new(audit),
+            Arc::new(crate::ports::MockOutbox::new()),
             Arc::new(ids),
         )
     }
@@ -854,3 +862,36 @@ mod payments {
         assert!(matches!(error, PaymentError::Invalid(ref e) if e.field == "plan"), "{error:?}");
     }}
 }
+
+async_test! {
+async fn renewal_deliveries_refused_for_their_signature_stay_pending_and_unparsable_ones_do_not() {
+    use crate::ports::{MockSandboxControls, MockWebhookOps, RawDelivery, WebhookError};
+    let delivery = |id: &str| RawDelivery {
+        event_id: id.into(),
+        event_type: "invoice.paid".into(),
+        headers: vec![],
+        body: id.into(),
+    };
+    let mut controls = MockSandboxControls::new();
+    controls.expect_unacknowledged().returning(|_| Ok(vec![]));
+    controls.expect_renew_due().returning(move || Ok(vec![delivery("evt_stale"), delivery("evt_garbled")]));
+    controls
+        .expect_acknowledge()
+        .withf(|ids| ids == ["evt_garbled".to_owned()])
+        .times(1)
+        .returning(|_| Ok(()));
+    let mut verifier = MockWebhookOps::new();
+    verifier.expect_verify_and_parse().returning(|_, body, _| match body {
+        b"evt_stale" => Err(WebhookError::StaleTimestamp { tolerance_secs: 300 }),
+        _ => Err(WebhookError::MalformedPayload("not json".into())),
+    });
+    let renewals = RenewalService::new(
+        Arc::new(controls),
+        Arc::new(verifier),
+        Arc::new(webhook_service(MockUnitOfWork::new())),
+        clock(),
+    );
+    let report = renewals.run().await.unwrap();
+    assert_eq!((report.renewal_deliveries, report.problems.len()), (1, 2), "{report:?}");
+    assert!(report.problems[0].contains("delivered again later"), "{report:?}");
+}}

@@ -56,8 +56,7 @@ async fn answer(
     let processor = hosted.processor_id();
     let mut rows = String::new();
     let mut all_ok = true;
-    for delivery in &deliveries {
-        let outcome = deliver(state, processor.as_str(), delivery).await;
+    for (delivery, outcome) in deliveries.iter().zip(deliver_all(state, processor.as_str(), &deliveries).await) {
         all_ok &= outcome.is_ok();
         let answer = outcome.unwrap_or_else(|code| code);
         rows.push_str(&format!(
@@ -86,8 +85,33 @@ async fn answer(
     Ok(html(status, page_shell("Sandbox checkout", &body)))
 }
 
-/// Ingests one delivery like `POST /webhooks/{processor}` would: its outcome, or the error code it was refused with.
-pub(super) async fn deliver(state: &AppState, processor: &str, delivery: &RawDelivery) -> Result<String, String> {
+/// Ingests each delivery like `POST /webhooks/{processor}` would, in order: its outcome, or the error code it was
+/// refused with. Those now durable in the inbox are acknowledged to the sandbox in one write, so it does not
+/// deliver them again; should that write fail, the renewal job delivers them again and the inbox drops them.
+pub(super) async fn deliver_all(
+    state: &AppState,
+    processor: &str,
+    deliveries: &[RawDelivery],
+) -> Vec<Result<String, String>> {
+    let mut outcomes = Vec::with_capacity(deliveries.len());
+    let mut ingested = Vec::new();
+    for delivery in deliveries {
+        let outcome = deliver(state, processor, delivery).await;
+        if outcome.is_ok() {
+            ingested.push(delivery.event_id.clone());
+        }
+        outcomes.push(outcome);
+    }
+    if let Some(sandbox) = &state.sandbox
+        && !ingested.is_empty()
+        && let Err(error) = sandbox.controls().acknowledge(&ingested).await
+    {
+        tracing::warn!(%error, "sandbox deliveries not acknowledged; they will be delivered again");
+    }
+    outcomes
+}
+
+async fn deliver(state: &AppState, processor: &str, delivery: &RawDelivery) -> Result<String, String> {
     let span = tracing::info_span!(
         "hosted_delivery",
         processor,
@@ -95,16 +119,7 @@ pub(super) async fn deliver(state: &AppState, processor: &str, delivery: &RawDel
         event_type = tracing::field::Empty
     );
     match verify_and_ingest(state, processor, &delivery.headers, delivery.body.as_bytes()).instrument(span).await {
-        Ok(received) => {
-            // Durable in the inbox now: the sandbox need not deliver it again. Should this fail, the renewal job
-            // delivers it again and the inbox drops the duplicate.
-            if let Some(sandbox) = &state.sandbox
-                && let Err(error) = sandbox.controls().acknowledge(std::slice::from_ref(&delivery.event_id)).await
-            {
-                tracing::warn!(%error, "sandbox delivery not acknowledged");
-            }
-            Ok(received.outcome.to_owned())
-        }
+        Ok(received) => Ok(received.outcome.to_owned()),
         Err(error) => {
             tracing::error!(%error, event_id = %delivery.event_id, "sandbox delivery not accepted");
             Err(error.code.as_str().to_owned())

@@ -14,7 +14,7 @@ use crate::access::{Admin, Authorized};
 use crate::dto::{SandboxCardBody, SandboxCardView, SandboxDeliveriesView, SandboxDeliveryView, SandboxRenewView};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::Json;
-use crate::routes::sandbox::deliver;
+use crate::routes::sandbox::deliver_all;
 use crate::state::AppState;
 
 impl From<SandboxControlError> for ApiError {
@@ -82,15 +82,16 @@ pub async fn pay_open_invoice(
     let renewals = sandbox(&state)?;
     let deliveries = renewals.controls().pay_open_invoice(&workspace(&path)?).await?;
     let processor = renewals.controls().processor_id();
-    let mut views = Vec::new();
-    for delivery in &deliveries {
-        let outcome = deliver(&state, processor.as_str(), delivery).await.unwrap_or_else(|code| code);
-        views.push(SandboxDeliveryView {
+    let outcomes = deliver_all(&state, processor.as_str(), &deliveries).await;
+    let views = deliveries
+        .iter()
+        .zip(outcomes)
+        .map(|(delivery, outcome)| SandboxDeliveryView {
             event_id: delivery.event_id.clone(),
             event_type: delivery.event_type.clone(),
-            outcome,
-        });
-    }
+            outcome: outcome.unwrap_or_else(|code| code),
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(SandboxDeliveriesView { deliveries: views }))
 }
 

@@ -10,7 +10,7 @@ use billing_domain::catalog::{Catalog, PlanKind};
 use billing_domain::ids::{ProcessorId, SubscriptionId};
 use billing_domain::ports::{HostedCheckoutError, HostedPortal, HostedPortalOps, PortalAction, PortalPlan};
 
-use super::sandbox::{deliver, escape, html, page_shell};
+use super::sandbox::{deliver_all, escape, html, page_shell};
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
@@ -100,8 +100,7 @@ async fn carry_out(
     let processor = hosted.processor_id();
     let mut all_ok = true;
     let mut outcomes = Vec::new();
-    for delivery in &deliveries {
-        let outcome = deliver(state, processor.as_str(), delivery).await;
+    for (delivery, outcome) in deliveries.iter().zip(deliver_all(state, processor.as_str(), &deliveries).await) {
         all_ok &= outcome.is_ok();
         outcomes.push(format!("{}: {}", delivery.event_type, outcome.unwrap_or_else(|code| code)));
     }

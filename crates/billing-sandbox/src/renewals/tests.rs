@@ -167,3 +167,35 @@ async fn deliveries_stay_pending_until_acknowledged_and_come_back_signed_anew() 
     sandbox.acknowledge(&ids(&lost[..1])).await.unwrap();
     assert_eq!(ids(&sandbox.unacknowledged(clock.now()).await.unwrap()), ids(&renewal[1..]));
 }
+
+#[tokio::test]
+async fn after_a_price_change_renewals_bill_the_new_plan_on_its_interval() {
+    use billing_domain::catalog::{Catalog, CatalogFile};
+    use billing_domain::ids::PriceId;
+    let file: CatalogFile = serde_json::from_value(serde_json::json!({"plans": [
+        {"id": "free", "name": "Free", "kind": "subscription", "interval": "month",
+         "price": {"amount": 0, "currency": "USD"}, "default": true},
+        {"id": "pro", "name": "Pro", "kind": "subscription", "interval": "month",
+         "price": {"amount": 4900, "currency": "USD"}, "processor_prices": {"sandbox": "sbx_price_pro"}},
+        {"id": "pro_yearly", "name": "Pro (yearly)", "kind": "subscription", "interval": "year",
+         "price": {"amount": 49000, "currency": "USD"}, "processor_prices": {"sandbox": "sbx_price_pro_yearly"}}
+    ]}))
+    .unwrap();
+    let clock = Arc::new(FixedClock::at(now()));
+    let sandbox = SandboxProcessor::new(config(), Arc::new(CountingIds::default()), clock.clone())
+        .with_catalog(Arc::new(Catalog::from_file(file).unwrap()));
+    let customer = sandbox.ensure_customer(&workspace("ws_1"), None).await.unwrap();
+    let session = sandbox.create_checkout(&checkout_request("ws_1", &customer, pro_monthly())).await.unwrap();
+    sandbox.pay(session.id.as_str()).await.unwrap();
+    let id = sandbox.lock().subscriptions.keys().next().cloned().unwrap();
+    let yearly = PriceId::new("sbx_price_pro_yearly");
+    sandbox.change_price(&id, &yearly, billing_domain::ports::Proration::None, "upgrade-1").await.unwrap();
+
+    clock.set(months_later(1));
+    let renewal = sandbox.renew_due().await.unwrap();
+    let EventPayload::InvoicePaid { amount, price_id, .. } = payload(&sandbox, &renewal[1], clock.now()) else {
+        panic!("expected a paid invoice");
+    };
+    assert_eq!((amount.minor, price_id), (49000, Some(yearly)), "the yearly plan's price");
+    assert_eq!(sandbox.fetch(&id).await.unwrap().current_period_end, Some(months_later(13)), "a year on");
+}

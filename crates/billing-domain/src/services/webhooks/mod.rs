@@ -16,7 +16,7 @@ use crate::catalog::Catalog;
 use crate::error::StoreError;
 use crate::events::{EventPayload, ProcessorEvent};
 use crate::ids::{CustomerId, ProcessorId, WorkspaceId};
-use crate::lifecycle::{Changes, Decision, DecisionError, Known, customer_link, decide};
+use crate::lifecycle::{Changes, CreditChange, Decision, DecisionError, Known, credits_changed, customer_link, decide};
 use crate::ports::{BillingSubject, Clock, InboxEvent, InboxStatus, Recorded, Transaction, UnitOfWork};
 use crate::records::Actor;
 pub use batch::{BatchAnswers, Delivery};
@@ -456,8 +456,13 @@ async fn write(
             Some(before) => tx.subscriptions().update(&change.after, before.version, now).await?,
         }
     }
-    if let Some(grant) = &changes.credit_grant {
-        tx.workspaces().grant_credits(&grant.workspace_id, grant.amount, &grant.key, now).await?;
+    if let Some(grant) = &changes.credit_grant
+        && tx.workspaces().grant_credits(&grant.workspace_id, grant.amount, &grant.key, now).await?
+    {
+        let balance = tx.workspaces().get(&grant.workspace_id).await?.map_or(grant.amount, |w| w.credit_balance);
+        let announced =
+            credits_changed(&grant.workspace_id, &grant.key, grant.amount, balance, CreditChange::Purchased);
+        scope.outbox(tx, &announced, now).await?;
     }
     if let Some(payment) = &changes.payment {
         tx.payments().observe(payment, now).await?;
