@@ -22,7 +22,8 @@ const SECRET: &str = "whsec_product_backend_e2e";
 /// What the receiver was sent: (path, signature header, body).
 type Delivery = (String, String, Vec<u8>);
 
-/// A product backend: `/ok` records and answers 200, `/broken` records and answers 503.
+/// A product backend: `/ok` records and answers 200, `/broken` records and answers 503, `/slow` records and
+/// answers 503 thirty seconds later.
 pub(crate) struct Receiver {
     base: String,
     seen: Arc<Mutex<Vec<Delivery>>>,
@@ -46,7 +47,12 @@ impl Receiver {
                                 let header = req.headers().get("Tollgate-Signature").and_then(|v| v.to_str().ok());
                                 let path = req.match_info().get("path").unwrap_or("").to_owned();
                                 let ok = path == "ok";
+                                let slow = path == "slow";
                                 recorded.lock().unwrap().push((path, header.unwrap_or("").to_owned(), body.to_vec()));
+                                if slow {
+                                    // Long enough for the test to kill the sender while it waits.
+                                    actix_web::rt::time::sleep(Duration::from_secs(30)).await;
+                                }
                                 if ok {
                                     HttpResponse::Ok().finish()
                                 } else {
@@ -326,4 +332,61 @@ fn every_change_of_a_credit_balance_is_announced_once_with_the_balance_after_it(
         .collect();
     assert_eq!(seen, [(10, 10, "purchased".to_owned()), (-3, 7, "consumed".to_owned())]);
     assert!(server.stop().success());
+}
+
+#[test]
+fn a_worker_killed_mid_delivery_loses_nothing_the_next_one_sends_it_with_the_same_id() {
+    let receiver = Receiver::start();
+    let database = postgres_database();
+    // Short timeouts and lease, so the message a killed worker held is free again within seconds.
+    let quick = |env: &mut Vec<(&'static str, String)>| {
+        env.push(("TOLLGATE__OUTBOX__LEASE_SECS", "2".into()));
+        env.push(("TOLLGATE__OUTBOUND_WEBHOOKS__TIMEOUT_MS", "1000".into()));
+        env.push(("TOLLGATE__NOTIFICATIONS__EMAIL__SMTP__TIMEOUT_MS", "1000".into()));
+    };
+    let mut hanging = delivering_to(&receiver, database.clone());
+    hanging.retain(|(key, _)| *key != "TOLLGATE__OUTBOUND_WEBHOOKS__ENDPOINTS__BACKEND__URL");
+    hanging.push(("TOLLGATE__OUTBOUND_WEBHOOKS__ENDPOINTS__BACKEND__URL", format!("{}/slow", receiver.base)));
+    quick(&mut hanging);
+    let mut first = Server::start(&hanging);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = reqwest::Client::new();
+    let id = unique("kill");
+    runtime.block_on(subscribe(&client, &first.base_url, &id));
+    let mine = |path: &str| -> Vec<String> {
+        receiver
+            .events(path)
+            .iter()
+            .filter(|e| e["data"]["workspace_id"] == id.as_str())
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    eventually("a webhook in flight to the hanging endpoint", || !mine("slow").is_empty());
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let in_flight = mine("slow");
+
+    // The next worker has a backend that answers: the message the dead one held is sent, with its id.
+    let mut answering = delivering_to(&receiver, database);
+    quick(&mut answering);
+    let second = Server::start(&answering);
+    eventually("the held message sent again", || in_flight.iter().all(|held| mine("ok").contains(held)));
+    eventually("every webhook of the subscription", || {
+        let topics: Vec<String> = receiver
+            .events("ok")
+            .iter()
+            .filter(|e| e["data"]["workspace_id"] == id.as_str())
+            .map(|e| e["type"].as_str().unwrap().to_owned())
+            .collect();
+        topics.contains(&"billing.subscription.updated".to_owned())
+            && topics.contains(&"billing.payment.succeeded".to_owned())
+    });
+    assert_eq!(wait_for(&owner_of(&id), 1).len(), 1, "the receipt, whichever worker sent it");
+    std::thread::sleep(Duration::from_millis(1500));
+    let delivered = mine("ok");
+    let mut unique_ids = delivered.clone();
+    unique_ids.sort();
+    unique_ids.dedup();
+    assert_eq!(delivered.len(), unique_ids.len(), "sent once by the answering worker: {delivered:?}");
+    assert!(second.stop().success());
 }
