@@ -187,6 +187,9 @@ impl SandboxProcessor {
         now: DateTime<Utc>,
         invoice_number: String,
     ) -> (SubscriptionRecord, InvoiceRecord) {
+        // Whole seconds, as Stripe's timestamps are: the periods every renewal counts from must be the ones the
+        // events (and so Tollgate) show, or advancing the clock to a shown period end would stop short of it.
+        let now = whole_seconds(now);
         let subscription_id = SubscriptionId::new(self.ids.new_id("sub_sbx_"));
         let invoice_id = InvoiceId::new(self.ids.new_id("in_sbx_"));
         let period_end = period_end(now, interval);
@@ -334,6 +337,11 @@ pub(crate) fn period_end(start: DateTime<Utc>, interval: Interval) -> DateTime<U
     };
     // Only fails at the far end of chrono's range, where a period that ends when it starts is harmless.
     start.checked_add_months(months).unwrap_or(start)
+}
+
+/// `at` without its fraction of a second.
+pub(crate) fn whole_seconds(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(at.timestamp(), 0).unwrap_or(at)
 }
 
 /// The plan kind in words for the checkout page.

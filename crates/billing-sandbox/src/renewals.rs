@@ -11,7 +11,7 @@ use chrono::{DateTime, Months, Utc};
 use serde_json::Value;
 
 use crate::payloads;
-use crate::processor::{SIGNATURE_HEADER, SandboxProcessor};
+use crate::processor::{SIGNATURE_HEADER, SandboxProcessor, whole_seconds};
 use crate::state::{InvoiceRecord, Kind, PaidState, PendingDelivery, State};
 use stripe_wire::signature;
 
@@ -20,18 +20,21 @@ const RENEWALS_PER_RUN: usize = 200;
 
 impl SandboxProcessor {
     fn renew_due_in(&self, state: &mut State, now: DateTime<Utc>) -> Result<Vec<RawDelivery>, SandboxControlError> {
+        // A period ends within the second its end names (records written before ends were whole seconds carry a
+        // fraction the events never showed).
+        let due_by = whole_seconds(now) + chrono::Duration::seconds(1) - chrono::Duration::nanoseconds(1);
         let mut due: Vec<SubscriptionId> = state
             .subscriptions
             .values()
             .filter(|s| matches!(s.snapshot.status, SubscriptionStatus::Active | SubscriptionStatus::Trialing))
-            .filter(|s| s.snapshot.current_period_end.is_some_and(|end| end <= now))
+            .filter(|s| s.snapshot.current_period_end.is_some_and(|end| end <= due_by))
             .map(|s| s.snapshot.subscription_id.clone())
             .collect();
         due.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         due.truncate(RENEWALS_PER_RUN);
         let mut events = Vec::new();
         for id in due {
-            self.renew_one(state, &id, now, &mut events);
+            self.renew_one(state, &id, due_by, &mut events);
         }
         if events.is_empty() {
             return Ok(Vec::new());
@@ -40,10 +43,16 @@ impl SandboxProcessor {
         Ok(self.sign_all(state, self.secret()?, now, events))
     }
 
-    /// Renews `id` period by period up to `now`: ends it if it was set to cancel, stops at a declined charge.
-    fn renew_one(&self, state: &mut State, id: &SubscriptionId, now: DateTime<Utc>, events: &mut Vec<(&str, Value)>) {
+    /// Renews `id` period by period up to `due_by`: ends it if it was set to cancel, stops at a declined charge.
+    fn renew_one(
+        &self,
+        state: &mut State,
+        id: &SubscriptionId,
+        due_by: DateTime<Utc>,
+        events: &mut Vec<(&str, Value)>,
+    ) {
         while let Some(record) = state.subscriptions.get(id).cloned() {
-            let Some(end) = record.snapshot.current_period_end.filter(|end| *end <= now) else { return };
+            let Some(end) = record.snapshot.current_period_end.filter(|end| *end <= due_by) else { return };
             if record.snapshot.status != SubscriptionStatus::Active
                 && record.snapshot.status != SubscriptionStatus::Trialing
             {

@@ -199,3 +199,17 @@ async fn after_a_price_change_renewals_bill_the_new_plan_on_its_interval() {
     assert_eq!((amount.minor, price_id), (49000, Some(yearly)), "the yearly plan's price");
     assert_eq!(sandbox.fetch(&id).await.unwrap().current_period_end, Some(months_later(13)), "a year on");
 }
+
+#[tokio::test]
+async fn periods_are_whole_seconds_so_the_end_an_event_shows_is_when_the_renewal_is_due() {
+    let clock = Arc::new(FixedClock::at(now() + Duration::milliseconds(579)));
+    let sandbox = SandboxProcessor::new(config(), Arc::new(CountingIds::default()), clock.clone());
+    let customer = sandbox.ensure_customer(&workspace("ws_1"), None).await.unwrap();
+    let session = sandbox.create_checkout(&checkout_request("ws_1", &customer, pro_monthly())).await.unwrap();
+    sandbox.pay(session.id.as_str()).await.unwrap();
+    let id = sandbox.lock().subscriptions.keys().next().cloned().unwrap();
+    let shown = sandbox.fetch(&id).await.unwrap().current_period_end.unwrap();
+    assert_eq!(shown, months_later(1), "no fraction of a second");
+    clock.set(shown);
+    assert_eq!(sandbox.renew_due().await.unwrap().len(), 2, "due at the shown end itself");
+}
