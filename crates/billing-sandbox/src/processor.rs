@@ -265,7 +265,6 @@ impl SandboxProcessor {
                 let headers = vec![(SIGNATURE_HEADER.to_owned(), signature)];
                 let pending = PendingDelivery {
                     event_type: event_type.to_owned(),
-                    headers: headers.clone(),
                     body: body.clone(),
                     created: now,
                     delivered: false,

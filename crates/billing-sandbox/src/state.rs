@@ -95,13 +95,7 @@ pub(crate) struct InvoiceRecord {
 impl PendingDelivery {
     /// What an acknowledged delivery's record keeps: that it was delivered.
     pub fn acknowledged() -> Self {
-        Self {
-            event_type: String::new(),
-            headers: Vec::new(),
-            body: String::new(),
-            created: DateTime::UNIX_EPOCH,
-            delivered: true,
-        }
+        Self { event_type: String::new(), body: String::new(), created: DateTime::UNIX_EPOCH, delivered: true }
     }
 }
 
@@ -219,11 +213,10 @@ pub(crate) struct State {
     pub pending: BTreeMap<String, PendingDelivery>,
 }
 
-/// A delivery kept until Tollgate acknowledges having ingested it.
+/// A delivery kept until Tollgate acknowledges having ingested it; signed when it is handed out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct PendingDelivery {
     pub event_type: String,
-    pub headers: Vec<(String, String)>,
     pub body: String,
     pub created: DateTime<Utc>,
     /// Acknowledged: kept as a record (records are never deleted) but no longer in memory.
