@@ -89,15 +89,9 @@ impl Receiver {
 
 /// The server settings that send email to the test SMTP server and webhooks to `receiver`.
 pub(crate) fn delivering_to(receiver: &Receiver, database: String) -> Vec<(&'static str, String)> {
-    vec![
-        ("TOLLGATE__DATABASE__URL", database),
-        ("TOLLGATE__NOTIFICATIONS__EMAIL__TRANSPORT", "smtp".into()),
-        ("TOLLGATE__NOTIFICATIONS__EMAIL__FROM", "Billing <billing@tollgate.test>".into()),
-        ("TOLLGATE__NOTIFICATIONS__EMAIL__SMTP__HOST", "127.0.0.1".into()),
-        ("TOLLGATE__NOTIFICATIONS__EMAIL__SMTP__PORT", smtp_port().to_string()),
-        ("TOLLGATE__NOTIFICATIONS__EMAIL__SMTP__TLS", "none".into()),
+    let mut env = emailing_the_test_server(database);
+    env.extend([
         ("TOLLGATE__NOTIFICATIONS__MANAGE_URL", "https://app.example/billing/{workspace_id}".into()),
-        ("TOLLGATE__OUTBOX__POLL_MS", "50".into()),
         ("TOLLGATE__OUTBOX__MIN_BACKOFF_SECS", "1".into()),
         ("TOLLGATE__OUTBOX__MAX_BACKOFF_SECS", "1".into()),
         ("TOLLGATE__OUTBOX__MAX_ATTEMPTS", "2".into()),
@@ -106,6 +100,20 @@ pub(crate) fn delivering_to(receiver: &Receiver, database: String) -> Vec<(&'sta
         ("TOLLGATE__OUTBOUND_WEBHOOKS__ENDPOINTS__PAYMENTS__URL", format!("{}/broken", receiver.base)),
         ("TOLLGATE__OUTBOUND_WEBHOOKS__ENDPOINTS__PAYMENTS__SECRETS", SECRET.into()),
         ("TOLLGATE__OUTBOUND_WEBHOOKS__ENDPOINTS__PAYMENTS__EVENTS", "billing.payment.*".into()),
+    ]);
+    env
+}
+
+/// The server settings that send email to the SMTP server `scripts/test` started, and look at the outbox often.
+pub(crate) fn emailing_the_test_server(database: String) -> Vec<(&'static str, String)> {
+    vec![
+        ("TOLLGATE__DATABASE__URL", database),
+        ("TOLLGATE__NOTIFICATIONS__EMAIL__TRANSPORT", "smtp".into()),
+        ("TOLLGATE__NOTIFICATIONS__EMAIL__FROM", "Billing <billing@tollgate.test>".into()),
+        ("TOLLGATE__NOTIFICATIONS__EMAIL__SMTP__HOST", "127.0.0.1".into()),
+        ("TOLLGATE__NOTIFICATIONS__EMAIL__SMTP__PORT", smtp_port().to_string()),
+        ("TOLLGATE__NOTIFICATIONS__EMAIL__SMTP__TLS", "none".into()),
+        ("TOLLGATE__OUTBOX__POLL_MS", "50".into()),
     ]
 }
 

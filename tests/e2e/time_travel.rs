@@ -5,22 +5,16 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use tollgate_e2e::mailbox::{messages_to, smtp_port, wait_for};
+use tollgate_e2e::mailbox::{messages_to, wait_for};
 use tollgate_e2e::{Server, postgres_database};
 
 use crate::KEY;
+use crate::outbox::emailing_the_test_server;
 
 fn on_a_test_clock(database: String) -> Vec<(&'static str, String)> {
-    vec![
-        ("TOLLGATE__DATABASE__URL", database),
-        ("TOLLGATE__CLOCK__MODE", "test".into()),
-        ("TOLLGATE__NOTIFICATIONS__EMAIL__TRANSPORT", "smtp".into()),
-        ("TOLLGATE__NOTIFICATIONS__EMAIL__FROM", "Billing <billing@tollgate.test>".into()),
-        ("TOLLGATE__NOTIFICATIONS__EMAIL__SMTP__HOST", "127.0.0.1".into()),
-        ("TOLLGATE__NOTIFICATIONS__EMAIL__SMTP__PORT", smtp_port().to_string()),
-        ("TOLLGATE__NOTIFICATIONS__EMAIL__SMTP__TLS", "none".into()),
-        ("TOLLGATE__OUTBOX__POLL_MS", "50".into()),
-    ]
+    let mut env = emailing_the_test_server(database);
+    env.push(("TOLLGATE__CLOCK__MODE", "test".into()));
+    env
 }
 
 pub(crate) async fn call(

@@ -74,7 +74,8 @@ impl TimeTravel for TimeMachine {
         if to <= from {
             return Err(TimeTravelError::Backwards(from));
         }
-        let mut report = AdvanceReport { from, to, stops: 0, dunning_steps: 0, trial_reminders: 0, renewals: 0 };
+        let mut report =
+            AdvanceReport { from, to, stops: 0, dunning_steps: 0, trial_reminders: 0, renewal_deliveries: 0 };
         let mut at = from;
         while at < to {
             at = (at + STOP_EVERY).min(to);
@@ -92,7 +93,7 @@ impl TimeTravel for TimeMachine {
             // Renewals first: a charge that declines at this stop opens its dunning case, whose first step is due
             // at once and runs below.
             if let Some(renewals) = &self.renewals {
-                report.renewals += log_renewals(renewals.run().await);
+                report.renewal_deliveries += log_renewals(renewals.run().await);
             }
             report.trial_reminders += self.trials.remind_ending(BATCH).await.map_err(|e| match e {
                 billing_domain::services::TrialError::Store(e) => TimeTravelError::Store(e),

@@ -83,19 +83,19 @@ impl Application {
             subscriptions: store_arc.clone(),
             state: store_arc.clone(),
         };
-        // The cancel step goes through the same command path as an API cancel.
-        let cancels = SubscriptionService::new(
+        // The dunning cancel step goes through the same command service as an API cancel.
+        let subscription_commands = Arc::new(SubscriptionService::new(
             ctx.clone(),
             processor.clone(),
             webhooks.clone(),
             store_arc.clone(),
             ids.clone(),
             settings.stripe.proration,
-        );
+        ));
         let reminders = Arc::new(TrialService::new(ctx.clone(), store_arc.clone()));
         let dunning = Arc::new(DunningService::new(
             store_arc.clone(),
-            Arc::new(cancels),
+            subscription_commands.clone(),
             settings.dunning.schedule(),
             clock.clone(),
         ));
@@ -135,14 +135,7 @@ impl Application {
             ),
             coupons: CouponService::new(ctx.clone(), store_arc.clone()),
             account: AccountService::new(ctx.clone(), processor.clone(), webhooks.clone(), store_arc.clone()),
-            subscription_commands: SubscriptionService::new(
-                ctx.clone(),
-                processor.clone(),
-                webhooks.clone(),
-                store_arc.clone(),
-                ids.clone(),
-                settings.stripe.proration,
-            ),
+            subscription_commands,
             entitlements: EntitlementService::new(ctx.clone(), store_arc.clone()),
             outbox: outbox.clone(),
             webhooks: GroupCommit::start(

@@ -40,7 +40,7 @@ pub struct AppState {
     pub payments: PaymentService,
     pub coupons: CouponService,
     pub entitlements: EntitlementService,
-    pub subscription_commands: SubscriptionService,
+    pub subscription_commands: Arc<SubscriptionService>,
     /// Operators' view of the outbox; the delivery job holds its own.
     pub outbox: Arc<OutboxService>,
     /// Deliveries go through group commit; the reconciliation job calls the same `WebhookService` directly.

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::payloads;
-use crate::processor::{SandboxProcessor, no_signing_secret};
+use crate::processor::SandboxProcessor;
 use crate::state::{Kind, State};
 
 /// The prefix of the sandbox's payment ids; the hosted page tells payments from checkout sessions by it.
@@ -194,9 +194,7 @@ impl SandboxProcessor {
         pay: bool,
     ) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
         let now = self.clock.now();
-        let Some(secret) = self.config.webhook_secrets.first() else {
-            return Err(no_signing_secret());
-        };
+        let secret = self.signing_secret().map_err(HostedCheckoutError::Unavailable)?;
         let record = state.payments.get_mut(&PaymentId::new(id)).ok_or(HostedCheckoutError::UnknownSession)?;
         if record.status == HostedCheckoutStatus::Paid {
             return Err(HostedCheckoutError::NotOpen(record.status));

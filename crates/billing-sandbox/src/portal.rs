@@ -9,7 +9,7 @@ use billing_domain::ports::{
 use billing_domain::subscription::SubscriptionStatus;
 
 use crate::payloads;
-use crate::processor::{SandboxProcessor, no_signing_secret};
+use crate::processor::SandboxProcessor;
 use crate::state::{Kind, State, SubscriptionChange};
 
 /// A portal session: whose subscriptions it shows and where it returns.
@@ -64,9 +64,7 @@ impl HostedPortalOps for SandboxProcessor {
         action: PortalAction,
     ) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
         let now = self.clock.now();
-        let Some(secret) = self.config.webhook_secrets.first() else {
-            return Err(no_signing_secret());
-        };
+        let secret = self.signing_secret().map_err(HostedCheckoutError::Unavailable)?;
         let act = |state: &mut State| {
             let (event_type, object) = self.apply_portal_action(state, id, subscription, action.clone(), now)?;
             tracing::info!(event_type, "sandbox portal action");

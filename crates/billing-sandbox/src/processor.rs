@@ -104,9 +104,7 @@ impl SandboxProcessor {
         let now = self.clock.now();
         let invoice_number = state.next_invoice_number();
         let session = open_session(&mut state.sessions, session_id)?;
-        let Some(secret) = self.config.webhook_secrets.first() else {
-            return Err(no_signing_secret());
-        };
+        let secret = self.signing_secret().map_err(HostedCheckoutError::Unavailable)?;
         let mut events = Vec::new();
         match session.plan.kind {
             PlanKind::Subscription { interval } => {
@@ -150,9 +148,7 @@ impl SandboxProcessor {
     fn decline_in(&self, state: &mut State, session_id: &str) -> Result<Vec<RawDelivery>, HostedCheckoutError> {
         let now = self.clock.now();
         let session = open_session(&mut state.sessions, session_id)?;
-        let Some(secret) = self.config.webhook_secrets.first() else {
-            return Err(no_signing_secret());
-        };
+        let secret = self.signing_secret().map_err(HostedCheckoutError::Unavailable)?;
         let outcome = CheckoutOutcome::Declined { code: DECLINE_CODE, message: DECLINE_MESSAGE };
         let object = payloads::checkout_session(session, &outcome);
         session.status = HostedCheckoutStatus::Declined;
@@ -241,6 +237,14 @@ impl SandboxProcessor {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The secret deliveries are signed with (the first configured), or why there is none.
+    pub(crate) fn signing_secret(&self) -> Result<&secrecy::SecretString, String> {
+        self.config
+            .webhook_secrets
+            .first()
+            .ok_or_else(|| "no webhook secret is configured to sign deliveries".to_owned())
+    }
+
     /// The state after [`SandboxProcessor::refresh`], for reads that must see what other replicas wrote.
     pub(crate) async fn fresh(&self) -> Result<MutexGuard<'_, State>, billing_domain::error::ProcessorError> {
         self.refresh().await.map_err(billing_domain::error::ProcessorError::Unavailable)?;
@@ -310,10 +314,6 @@ impl HostedCheckoutOps for SandboxProcessor {
             CheckoutAnswer::Decline => self.decline(id.as_str()).await,
         }
     }
-}
-
-pub(crate) fn no_signing_secret() -> HostedCheckoutError {
-    HostedCheckoutError::Unavailable("no webhook secret is configured to sign deliveries".to_owned())
 }
 
 /// The session `id` if it is still open.

@@ -40,10 +40,11 @@ impl SandboxProcessor {
             return Ok(Vec::new());
         }
         tracing::info!(deliveries = events.len(), "sandbox subscriptions renewed");
-        Ok(self.sign_all(state, self.secret()?, now, events))
+        Ok(self.sign_all(state, self.signing_secret().map_err(SandboxControlError::Unavailable)?, now, events))
     }
 
-    /// Renews `id` period by period up to `due_by`: ends it if it was set to cancel, stops at a declined charge.
+    /// Renews `id` (active, its period ended) period by period up to `due_by`: ends it if it was set to cancel, stops
+    /// at a declined charge.
     fn renew_one(
         &self,
         state: &mut State,
@@ -51,14 +52,8 @@ impl SandboxProcessor {
         due_by: DateTime<Utc>,
         events: &mut Vec<(&str, Value)>,
     ) {
-        while let Some(record) = state.subscriptions.get(id).cloned() {
+        while let Some(mut record) = state.subscriptions.get(id).cloned() {
             let Some(end) = record.snapshot.current_period_end.filter(|end| *end <= due_by) else { return };
-            if record.snapshot.status != SubscriptionStatus::Active
-                && record.snapshot.status != SubscriptionStatus::Trialing
-            {
-                return;
-            }
-            let mut record = record;
             if record.snapshot.cancel_at_period_end {
                 record.snapshot.status = SubscriptionStatus::Canceled;
                 record.snapshot.cancel_at_period_end = false;
@@ -145,7 +140,7 @@ impl SandboxProcessor {
             }
         }
         tracing::info!(declines, "sandbox open invoice charged again");
-        Ok(self.sign_all(state, self.secret()?, now, events))
+        Ok(self.sign_all(state, self.signing_secret().map_err(SandboxControlError::Unavailable)?, now, events))
     }
 
     fn card_in(state: &State, workspace: &WorkspaceId) -> Result<SandboxCard, SandboxControlError> {
@@ -159,12 +154,6 @@ impl SandboxProcessor {
                 .filter(|i| &i.customer_id == customer && !i.is_paid())
                 .map(InvoiceRecord::to_domain)
                 .collect(),
-        })
-    }
-
-    fn secret(&self) -> Result<&secrecy::SecretString, SandboxControlError> {
-        self.config.webhook_secrets.first().ok_or_else(|| {
-            SandboxControlError::Unavailable("no webhook secret is configured to sign deliveries".into())
         })
     }
 }
@@ -209,7 +198,9 @@ impl SandboxControls for SandboxProcessor {
         decline: bool,
     ) -> Result<SandboxCard, SandboxControlError> {
         let set = |state: &mut State| {
-            Self::card_in(state, workspace)?;
+            if !state.customers.contains_key(workspace) {
+                return Err(SandboxControlError::UnknownCustomer);
+            }
             let changed = match decline {
                 true => state.decline_next.insert(workspace.clone()),
                 false => state.decline_next.remove(workspace),
@@ -243,7 +234,7 @@ impl SandboxControls for SandboxProcessor {
     /// tolerance by now.
     async fn unacknowledged(&self, before: DateTime<Utc>) -> Result<Vec<RawDelivery>, SandboxControlError> {
         self.refresh().await.map_err(SandboxControlError::Unavailable)?;
-        let secret = self.secret()?;
+        let secret = self.signing_secret().map_err(SandboxControlError::Unavailable)?;
         let now = self.clock.now().timestamp();
         let state = self.lock();
         let mut waiting: Vec<(&String, &PendingDelivery)> =

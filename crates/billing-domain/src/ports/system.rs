@@ -114,7 +114,7 @@ pub struct AdvanceReport {
     pub dunning_steps: usize,
     pub trial_reminders: u32,
     /// Deliveries of sandbox renewals ingested on the way (a renewal is two: the subscription and its invoice).
-    pub renewals: usize,
+    pub renewal_deliveries: usize,
 }
 
 /// Why a test clock did not move.

@@ -64,7 +64,7 @@ impl From<AdvanceReport> for AdvanceView {
             stops: r.stops,
             dunning_steps: r.dunning_steps,
             trial_reminders: r.trial_reminders,
-            renewal_deliveries: r.renewals,
+            renewal_deliveries: r.renewal_deliveries,
         }
     }
 }
