@@ -15,6 +15,7 @@ mod m20261202_000009_create_processor_records;
 mod m20261203_000010_add_outbox_leases;
 mod m20261203_000011_create_dunning_cases;
 mod m20261203_000012_create_test_clock;
+mod m20261205_000013_create_usage_totals;
 
 /// Every migration in the order it applies; `tollgate migrate` and startup call [`MigratorTrait::up`].
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000010_add_outbox_leases::Migration),
             Box::new(m20261203_000011_create_dunning_cases::Migration),
             Box::new(m20261203_000012_create_test_clock::Migration),
+            Box::new(m20261205_000013_create_usage_totals::Migration),
         ]
     }
 }

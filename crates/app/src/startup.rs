@@ -14,7 +14,7 @@ use billing_domain::ports::{
 use billing_domain::services::{
     AccountService, CheckoutService, Context, CouponService, CreditService, DunningService, EntitlementService,
     OutboxPorts, OutboxService, PaymentService, ReconcileReport, ReconcileService, RenewalService, SubscriptionService,
-    TrialService, WebhookService, WorkspaceService,
+    TrialService, UsageService, WebhookService, WorkspaceService,
 };
 use billing_http::auth::ApiKeys;
 use billing_http::group_commit::{GroupCommit, GroupCommitSettings};
@@ -137,6 +137,7 @@ impl Application {
             account: AccountService::new(ctx.clone(), processor.clone(), webhooks.clone(), store_arc.clone()),
             subscription_commands,
             entitlements: EntitlementService::new(ctx.clone(), store_arc.clone()),
+            usage: UsageService::new(ctx.clone(), store_arc.clone(), store_arc.clone(), settings.usage.policy()),
             outbox: outbox.clone(),
             webhooks: GroupCommit::start(
                 webhooks.clone(),

@@ -21,4 +21,5 @@ pub mod subscription;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod trial;
+pub mod usage;
 pub mod workspace;

@@ -23,6 +23,22 @@ impl Currency {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Decimal places of the minor unit (ISO 4217): 2 for most, 0 for yen-like currencies, 3 for dinars.
+    pub fn minor_exponent(&self) -> u32 {
+        const ZERO: [&str; 16] = [
+            "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF",
+            "XPF",
+        ];
+        const THREE: [&str; 7] = ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
+        if ZERO.contains(&self.0.as_str()) {
+            0
+        } else if THREE.contains(&self.0.as_str()) {
+            3
+        } else {
+            2
+        }
+    }
 }
 
 impl TryFrom<String> for Currency {

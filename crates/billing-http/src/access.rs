@@ -22,6 +22,8 @@ pub trait RequiredScope {
 pub struct Read;
 /// `billing:write`.
 pub struct Write;
+/// `usage:write`.
+pub struct UsageWrite;
 /// `admin`.
 pub struct Admin;
 
@@ -31,6 +33,10 @@ impl RequiredScope for Read {
 
 impl RequiredScope for Write {
     const SCOPE: Scope = Scope::BillingWrite;
+}
+
+impl RequiredScope for UsageWrite {
+    const SCOPE: Scope = Scope::UsageWrite;
 }
 
 impl RequiredScope for Admin {

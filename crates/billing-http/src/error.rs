@@ -43,6 +43,8 @@ error_codes! {
     InvalidQuery = "invalid_query",
     InvalidPath = "invalid_path",
     PayloadTooLarge = "payload_too_large",
+    /// A usage batch holds more events than one request may (`limit` says how many).
+    BatchTooLarge = "batch_too_large",
     UnsupportedMediaType = "unsupported_media_type",
     /// The request's header fields exceed the edge's limit.
     RequestHeadersTooLarge = "request_headers_too_large",

@@ -69,6 +69,21 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for Json<T> {
     }
 }
 
+/// A JSON body read as [`Json`] reads it, but up to `limit` bytes: for a route whose body is a batch. Its own
+/// rules are the handler's to check.
+pub(crate) async fn json_body<T: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: dev::Payload,
+    limit: usize,
+) -> Result<T, ApiError> {
+    if !is_json(req) {
+        return Err(ApiError::unsupported_media_type());
+    }
+    let stream = dev::Decompress::from_headers(payload, req.headers());
+    let bytes = read_limited(stream, declared_length(req), limit.max(json_limit(req))).await?;
+    parse_json(&bytes)
+}
+
 /// A JSON body like [`Json`], or `T::default()` when the request has no body at all: for routes whose every field
 /// is optional (`POST …/portal`). A body that is sent is read and validated
 /// like any other — a bad one is never taken for an absent one.

@@ -10,7 +10,7 @@ use billing_domain::ports::{
 };
 use billing_domain::services::{
     AccountService, CheckoutService, CouponService, CreditService, EntitlementService, OutboxService, PaymentService,
-    RenewalService, SubscriptionService, TrialService, WorkspaceService,
+    RenewalService, SubscriptionService, TrialService, UsageService, WorkspaceService,
 };
 
 use crate::group_commit::GroupCommit;
@@ -40,6 +40,7 @@ pub struct AppState {
     pub payments: PaymentService,
     pub coupons: CouponService,
     pub entitlements: EntitlementService,
+    pub usage: UsageService,
     pub subscription_commands: Arc<SubscriptionService>,
     /// Operators' view of the outbox; the delivery job holds its own.
     pub outbox: Arc<OutboxService>,

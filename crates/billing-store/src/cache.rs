@@ -11,7 +11,6 @@
 //! and a load is stored only over the very tombstone it started from. A load can therefore never
 //! put back a state older than a committed write.
 
-use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,15 +18,11 @@ use std::time::{Duration, Instant};
 
 use billing_domain::ids::WorkspaceId;
 use billing_domain::ports::BillingState;
-use chrono::{DateTime, Utc};
+use billing_domain::usage::{UsageRange, UsageTotals};
 use lru::LruCache;
-use rust_decimal::Decimal;
-
-/// A period's usage totals by metric.
-pub type UsageTotals = BTreeMap<String, Decimal>;
 
 /// The usage period an entry's totals are for.
-type Period = (DateTime<Utc>, DateTime<Utc>);
+type Period = UsageRange;
 
 /// Cache sizing and freshness.
 #[derive(Debug, Clone, Copy)]
@@ -201,8 +196,11 @@ impl<T> Lookup<T> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use billing_domain::usage::{MetricTotal, calendar_month};
     use billing_domain::workspace::Workspace;
-    use chrono::TimeZone;
+    use rust_decimal::Decimal;
 
     use super::*;
 
@@ -305,14 +303,14 @@ mod tests {
     #[test]
     fn usage_totals_are_kept_per_period_beside_the_state() {
         let cache = cache(Duration::from_secs(60));
-        let may =
-            (Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).unwrap(), Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap());
-        let june = (may.1, Utc.with_ymd_and_hms(2026, 7, 1, 0, 0, 0).unwrap());
+        let may = calendar_month(2026, 5).unwrap();
+        let june = calendar_month(2026, 6).unwrap();
         let stamp = miss(cache.state(&ws("a")));
         cache.store_state(&ws("a"), stamp, state("a", 1));
         let stamp = miss(cache.usage(&ws("a"), may));
-        cache.store_usage(&ws("a"), stamp, may, BTreeMap::from([("alerts".to_owned(), Decimal::from(3))]));
-        assert!(matches!(cache.usage(&ws("a"), may), Lookup::Hit(t) if t["alerts"] == Decimal::from(3)));
+        let three = MetricTotal::of_event(Decimal::from(3));
+        cache.store_usage(&ws("a"), stamp, may, BTreeMap::from([("alerts".to_owned(), three)]));
+        assert!(matches!(cache.usage(&ws("a"), may), Lookup::Hit(t) if t["alerts"] == three));
         assert!(matches!(cache.state(&ws("a")), Lookup::Hit(Some(_))), "the state is kept");
         miss(cache.usage(&ws("a"), june));
     }

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use billing_domain::error::StoreError;
 use billing_domain::ports::{
     AuditLog, BillingSubject, DunningRepository, EventInbox, Outbox, PaymentRepository, SubscriptionRepository,
-    Transaction, WorkspaceRepository,
+    Transaction, UsageRepository, WorkspaceRepository,
 };
 use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use tokio::sync::OwnedMutexGuard;
@@ -76,6 +76,10 @@ impl Transaction for StoreTx {
     }
 
     fn dunning(&self) -> &dyn DunningRepository {
+        &self.repo
+    }
+
+    fn usage(&self) -> &dyn UsageRepository {
         &self.repo
     }
 

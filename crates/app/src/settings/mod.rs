@@ -3,7 +3,7 @@
 //!
 //! One file per seam: `server` (HTTP and the read cache), `database` (database and group commit), `idempotency`,
 //! `billing` (catalog, trial policy, checkout defaults), `processors` (which one, sandbox, Stripe, reconciliation),
-//! `delivery` (the outbox worker, owner emails, outbound webhooks), `dunning` (its schedule and job),
+//! `delivery` (the outbox worker, owner emails, outbound webhooks), `dunning` (its schedule and job), `usage`,
 //! `auth`, `telemetry`; `layers` reads the files and variables, `problems` collects validation lines.
 
 mod auth;
@@ -20,6 +20,7 @@ mod server;
 mod telemetry;
 #[cfg(test)]
 pub(crate) mod tests;
+mod usage;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,7 @@ pub use idempotency::IdempotencySettings;
 pub use processors::{ProcessorChoice, ReconcileSettings, SandboxSettings, StripeSettings};
 pub use server::{CacheSettings, ServerSettings};
 pub use telemetry::{LogFormat, TelemetrySettings};
+pub use usage::UsageSettings;
 
 use layers::read;
 use problems::Problems;
@@ -73,6 +75,7 @@ pub struct Settings {
     pub reconcile: ReconcileSettings,
     pub clock: ClockSettings,
     pub dunning: DunningSettings,
+    pub usage: UsageSettings,
     pub outbox: OutboxSettings,
     pub notifications: NotificationSettings,
     pub outbound_webhooks: billing_notify::OutboundConfig,
@@ -117,6 +120,7 @@ impl Settings {
         let longest_delivery_ms = self.notifications.email.smtp.timeout_ms.max(self.outbound_webhooks.timeout_ms);
         self.outbox.validate(&mut p, longest_delivery_ms);
         self.dunning.validate(&mut p);
+        self.usage.validate(&mut p);
         clock::validate(self, &mut p);
         self.notifications.validate(&mut p);
         delivery::validate_outbound(&self.outbound_webhooks, &mut p);

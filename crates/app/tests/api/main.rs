@@ -11,5 +11,6 @@ mod lifecycle;
 mod payments;
 mod stripe_webhooks;
 mod subscriptions;
+mod usage;
 mod webhooks;
 mod workspaces;

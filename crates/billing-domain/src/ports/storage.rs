@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::coupon::Coupon;
@@ -451,30 +450,35 @@ pub trait DunningRepository: Send + Sync {
     async fn due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<DunningCase>, StoreError>;
 }
 
-/// A usage event (issue: metering). `id` is the caller's idempotency key, unique per workspace.
+pub use crate::usage::UsageEvent;
+use crate::usage::{UsageRange, UsageTotals};
+
+/// An event to record, with the range it opens when no range its workspace has opened holds it: the period
+/// [`crate::usage::period_at`] gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageEvent {
-    pub id: String,
-    pub workspace_id: WorkspaceId,
-    pub metric: String,
-    pub quantity: Decimal,
-    pub at: DateTime<Utc>,
+pub struct PlacedEvent {
+    pub event: UsageEvent,
+    pub period: UsageRange,
 }
 
-/// Metered usage.
+/// Metered usage: the events, and totals kept per range so a period's usage is read in O(1).
+///
+/// A workspace's *ranges* are the periods its events opened. Each keeps the exact totals of every event of the
+/// workspace whose time it holds — whenever that event arrived — so ranges may overlap (a calendar month and a
+/// billing period), and an event counts in each range holding it.
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
 pub trait UsageRepository: Send + Sync {
-    /// Records an event received at `now`; returns `false` when (workspace, id) was recorded before (nothing
-    /// changes).
-    async fn record(&self, event: &UsageEvent, now: DateTime<Utc>) -> Result<bool, StoreError>;
-    /// Sum of each metric in `[from, to)`. Metrics with no events are absent.
-    async fn totals(
-        &self,
-        workspace: &WorkspaceId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<BTreeMap<String, Decimal>, StoreError>;
+    /// Records, in the caller's transaction, each event its workspace has not recorded before (by id; a repeat
+    /// within `events` is not new either) and counts it in every range of its workspace that holds its time.
+    /// Where none does, the event's `period` is opened first, with the totals of the events it already holds.
+    /// Locks each workspace as [`Transaction::lock`] does. Per event, in order: whether it was new.
+    async fn record(&self, events: &[PlacedEvent], now: DateTime<Utc>) -> Result<Vec<bool>, StoreError>;
+    /// Each metric's totals over `range`: the kept totals when a range of exactly these bounds was opened, else
+    /// from the events it holds. Metrics without events are absent.
+    async fn totals(&self, workspace: &WorkspaceId, range: UsageRange) -> Result<UsageTotals, StoreError>;
+    /// Whether the workspace recorded an event `id`.
+    async fn contains(&self, workspace: &WorkspaceId, id: &str) -> Result<bool, StoreError>;
 }
 
 /// Result of [`CouponRepository::redeem`].
@@ -554,6 +558,7 @@ pub trait Transaction: Send + Sync {
     fn outbox(&self) -> &dyn Outbox;
     fn payments(&self) -> &dyn super::PaymentRepository;
     fn dunning(&self) -> &dyn DunningRepository;
+    fn usage(&self) -> &dyn UsageRepository;
     /// Makes every write durable at once. Dropping a transaction without commit rolls it back.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, Datelike, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
@@ -15,6 +15,7 @@ use crate::error::StoreError;
 use crate::ids::{PlanId, WorkspaceId};
 use crate::ports::UsageRepository;
 use crate::subscription::Subscription;
+use crate::usage::{UsageRange, UsageTotals, period_at};
 
 /// Errors of entitlement queries.
 #[derive(Debug, thiserror::Error)]
@@ -62,8 +63,8 @@ impl EntitlementService {
         let (workspace, subscription) = self.ctx.billing_state(id).await?.ok_or(EntitlementError::WorkspaceNotFound)?;
         let now = self.ctx.clock.now();
         let effective = self.ctx.effective_plan(&workspace, subscription.as_ref(), now);
-        let (from, to) = usage_period(subscription.as_ref(), now);
-        let totals = self.usage.totals(id, from, to).await?;
+        let period = usage_period(subscription.as_ref(), now);
+        let totals = self.usage.totals(id, period).await?;
         let limits = self
             .ctx
             .catalog
@@ -72,7 +73,7 @@ impl EntitlementService {
             .map(|(name, declaration)| {
                 let limit = effective.plan.limits.get(name).copied().unwrap_or(Limit::Limited(0));
                 let used = match declaration.source() {
-                    Some(LimitSource::Usage { metric }) => whole_units(totals.get(&metric)),
+                    Some(LimitSource::Usage { metric }) => self.used(&totals, &metric),
                     _ => 0,
                 };
                 let view = LimitView {
@@ -92,8 +93,8 @@ impl EntitlementService {
         Ok(EntitlementsView {
             plan: effective.plan.id.clone(),
             plan_source: effective.source,
-            period_start: from,
-            period_end: to,
+            period_start: period.start,
+            period_end: period.end,
             limits,
             features,
         })
@@ -115,34 +116,31 @@ impl EntitlementService {
             Some(LimitSource::Usage { .. })
         );
         let totals = if needs_usage {
-            let (from, to) = usage_period(subscription.as_ref(), now);
-            self.usage.totals(id, from, to).await?
+            self.usage.totals(id, usage_period(subscription.as_ref(), now)).await?
         } else {
-            BTreeMap::new()
+            UsageTotals::new()
         };
-        let metered = |metric: &str| whole_units(totals.get(metric));
+        let metered = |metric: &str| self.used(&totals, metric);
         Ok(check(&self.ctx.catalog, effective.plan, key, requested, current, &metered)?)
     }
 }
 
+impl EntitlementService {
+    /// What a usage limit reads of `metric`: its total or peak, as the catalog aggregates it.
+    fn used(&self, totals: &UsageTotals, metric: &str) -> u64 {
+        let aggregation = self.ctx.catalog.metric_declarations().get(metric).map(|d| d.aggregation);
+        let value = totals.get(metric).zip(aggregation).map(|(total, aggregation)| total.value(aggregation));
+        whole_units(value)
+    }
+}
+
 /// Usage limits count whole units; a fraction counts as a whole one so a limit is never silently exceeded.
-fn whole_units(total: Option<&Decimal>) -> u64 {
+pub(crate) fn whole_units(total: Option<Decimal>) -> u64 {
     total.map_or(0, |t| t.ceil().to_u64().unwrap_or(u64::MAX))
 }
 
-/// The period `*_per_month` limits count in: the subscription's current period when it has one, else the
+/// The period `*_per_month` limits count in now: the subscription's current period when it holds `now`, else the
 /// calendar month (UTC).
-pub(crate) fn usage_period(subscription: Option<&Subscription>, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
-    if let Some(sub) = subscription
-        && sub.status.grants_plan()
-        && let (Some(start), Some(end)) = (sub.terms.current_period_start, sub.terms.current_period_end)
-        && start <= now
-        && now < end
-    {
-        return (start, end);
-    }
-    let start = Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0).single().unwrap_or(now);
-    let (year, month) = if now.month() == 12 { (now.year() + 1, 1) } else { (now.year(), now.month() + 1) };
-    let end = Utc.with_ymd_and_hms(year, month, 1, 0, 0, 0).single().unwrap_or(now);
-    (start, end)
+pub(crate) fn usage_period(subscription: Option<&Subscription>, now: DateTime<Utc>) -> UsageRange {
+    period_at(subscription, now)
 }

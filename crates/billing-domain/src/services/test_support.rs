@@ -12,7 +12,8 @@ use crate::ids::WorkspaceId;
 use crate::ports::{
     AuditLog, BillingState, BillingStateReader, BillingSubject, DunningRepository, EventInbox, MockAuditLog, MockClock,
     MockDunningRepository, MockEventInbox, MockOutbox, MockPaymentRepository, MockSubscriptionRepository,
-    MockWorkspaceRepository, Outbox, PaymentRepository, SubscriptionRepository, Transaction, WorkspaceRepository,
+    MockUsageRepository, MockWorkspaceRepository, Outbox, PaymentRepository, SubscriptionRepository, Transaction,
+    UsageRepository, WorkspaceRepository,
 };
 use crate::testing::test_catalog;
 use crate::workspace::{BillingDetails, Workspace};
@@ -28,6 +29,7 @@ pub struct MockTx {
     pub outbox: MockOutbox,
     pub payments: MockPaymentRepository,
     pub dunning: MockDunningRepository,
+    pub usage: MockUsageRepository,
     pub committed: Arc<AtomicBool>,
     pub locks: Arc<Mutex<Vec<String>>>,
 }
@@ -64,6 +66,9 @@ impl Transaction for MockTx {
     }
     fn dunning(&self) -> &dyn DunningRepository {
         &self.dunning
+    }
+    fn usage(&self) -> &dyn UsageRepository {
+        &self.usage
     }
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         self.committed.store(true, Ordering::SeqCst);

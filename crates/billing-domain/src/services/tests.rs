@@ -560,8 +560,9 @@ async fn entitlements_check_reads_usage_only_for_usage_limits() {
     let mut subscriptions = MockSubscriptionRepository::new();
     subscriptions.expect_current_for_workspace().returning(|_| Ok(None));
     let mut usage = MockUsageRepository::new();
-    usage.expect_totals().times(1).returning(|_, _, _| {
-        Ok([("alerts".to_string(), rust_decimal::Decimal::new(995, 1))].into_iter().collect())
+    usage.expect_totals().times(1).returning(|_, _| {
+        let total = crate::usage::MetricTotal::of_event(rust_decimal::Decimal::new(995, 1));
+        Ok([("alerts".to_string(), total)].into_iter().collect())
     });
     let service = EntitlementService::new(context(workspaces, subscriptions), Arc::new(usage));
     let id = WorkspaceId::parse("acme").unwrap();
@@ -584,9 +585,9 @@ async fn entitlements_check_reads_usage_only_for_usage_limits() {
 
 #[test]
 fn usage_period_is_the_calendar_month_without_a_subscription() {
-    let (from, to) = entitlements::usage_period(None, chrono::Utc.with_ymd_and_hms(2026, 12, 15, 0, 0, 0).unwrap());
-    assert_eq!(from, chrono::Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap());
-    assert_eq!(to, chrono::Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap());
+    let period = entitlements::usage_period(None, chrono::Utc.with_ymd_and_hms(2026, 12, 15, 0, 0, 0).unwrap());
+    assert_eq!(period.start, chrono::Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap());
+    assert_eq!(period.end, chrono::Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap());
     let _ = AtomicBool::new(false);
 }
 

@@ -106,7 +106,8 @@ pub fn checkout_request(workspace_id: &str, customer: &CustomerId, plan: Plan) -
     }
 }
 
-/// A small catalog for tests: free (default), pro (monthly) and a 10-credit pack.
+/// A small catalog for tests: free (default), pro (monthly, metering compute hours and peak storage) and a
+/// 10-credit pack.
 pub fn test_catalog() -> Catalog {
     let file: CatalogFile = serde_json::from_value(serde_json::json!({
         "limits": {
@@ -114,7 +115,11 @@ pub fn test_catalog() -> Catalog {
             "alerts_per_month": {"description": "alerts", "source": "usage", "metric": "alerts"}
         },
         "features": {"sla_tracking": "SLA tracking"},
-        "metrics": {"alerts": {"description": "alerts raised", "aggregation": "sum"}},
+        "metrics": {
+            "alerts": {"description": "alerts raised", "aggregation": "sum"},
+            "compute_hours": {"description": "compute hours", "aggregation": "sum"},
+            "storage_gb": {"description": "stored GB, the peak", "aggregation": "max"}
+        },
         "plans": [
             {"id": "free", "name": "Free", "kind": "subscription", "interval": "month",
              "price": {"amount": 0, "currency": "usd"}, "default": true,
@@ -123,7 +128,11 @@ pub fn test_catalog() -> Catalog {
              "price": {"amount": 4900, "currency": "USD"},
              "processor_prices": {"sandbox": "sbx_price_pro", "stripe": "price_pro"},
              "limits": {"workspace_members": 10, "alerts_per_month": "unlimited"},
-             "features": ["sla_tracking"]},
+             "features": ["sla_tracking"],
+             "metered": [
+                 {"metric": "compute_hours", "unit_price": "0.01", "included": "100"},
+                 {"metric": "storage_gb", "unit_price": "0.023", "included": "10"}
+             ]},
             {"id": "credits10", "name": "10 credits", "kind": "credits", "credits": 10,
              "price": {"amount": 999, "currency": "USD"},
              "processor_prices": {"sandbox": "sbx_price_credits10"}}

@@ -22,6 +22,7 @@ use crate::payment::{Payment, PaymentObservation, RefundRecord};
 use crate::ports::*;
 use crate::records::{AuditEntry, AuditRecord, OutboxEntry, OutboxMessage, OutboxStatus, PendingMessage};
 use crate::subscription::Subscription;
+use crate::usage::{UsageRange, UsageTotals};
 use crate::workspace::Workspace;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -116,6 +117,9 @@ impl Transaction for MemoryTx {
     fn dunning(&self) -> &dyn DunningRepository {
         self
     }
+    fn usage(&self) -> &dyn UsageRepository {
+        self
+    }
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         *self.store.committed.lock().unwrap() = self.state.into_inner().unwrap();
         Ok(())
@@ -124,6 +128,20 @@ impl Transaction for MemoryTx {
 
 fn unused<T>(what: &str) -> Result<T, StoreError> {
     Err(StoreError::Other(format!("{what} is not used by these tests")))
+}
+
+/// Usage is not modelled here: the store's tests cover it on SQLite and PostgreSQL.
+#[async_trait]
+impl UsageRepository for MemoryTx {
+    async fn record(&self, _: &[PlacedEvent], _: DateTime<Utc>) -> Result<Vec<bool>, StoreError> {
+        unused("usage")
+    }
+    async fn totals(&self, _: &WorkspaceId, _: UsageRange) -> Result<UsageTotals, StoreError> {
+        unused("usage")
+    }
+    async fn contains(&self, _: &WorkspaceId, _: &str) -> Result<bool, StoreError> {
+        unused("usage")
+    }
 }
 
 #[async_trait]

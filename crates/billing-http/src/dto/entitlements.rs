@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use billing_domain::entitlements::{CheckResult, LimitCheck};
-use billing_domain::services::{EntitlementsView, LimitView};
+use billing_domain::services::{ConsumeCheck, EntitlementsView, LimitView};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use validator::Validate;
@@ -21,6 +21,13 @@ pub struct CheckBody {
     pub requested: Option<u64>,
     /// For count limits: how many the workspace has now.
     pub current: Option<u64>,
+    /// Record this much usage of the limit's metric if it fits, in the same step as the check (usage limits
+    /// whose metric sums; needs `usage:write`).
+    #[validate(range(min = 1, message = "must be at least 1"))]
+    pub consume: Option<u64>,
+    /// With `consume`: the consumption's key (it becomes the usage event's id), so a retry consumes once.
+    #[validate(length(min = 1, max = 255, message = "must be 1-255 characters"))]
+    pub idempotency_key: Option<String>,
 }
 
 fn entitlement_key(key: &str) -> Result<(), validator::ValidationError> {
@@ -70,6 +77,22 @@ impl<'a> From<&'a LimitCheck> for LimitCheckView<'a> {
             percent_used: check.percent_used,
             reason: check.reason.as_deref(),
         }
+    }
+}
+
+/// The answer of a check that consumes: the limit after it, and whether this call took the usage.
+#[derive(Debug, Serialize)]
+pub struct ConsumeCheckView<'a> {
+    #[serde(flatten)]
+    pub check: LimitCheckView<'a>,
+    pub consumed: bool,
+    /// The key had consumed before; nothing more was taken.
+    pub replayed: bool,
+}
+
+impl<'a> From<&'a ConsumeCheck> for ConsumeCheckView<'a> {
+    fn from(result: &'a ConsumeCheck) -> Self {
+        Self { check: LimitCheckView::from(&result.check), consumed: result.consumed, replayed: result.replayed }
     }
 }
 

@@ -16,6 +16,7 @@ mod payments;
 mod plans;
 mod sandbox;
 mod subscriptions;
+mod usage;
 mod webhooks;
 mod workspaces;
 
@@ -25,7 +26,7 @@ pub use checkout::{CheckoutBody, CheckoutSessionView};
 pub use clock::{AdvanceBody, AdvanceView, ClockView};
 pub use coupons::{CouponCheckQuery, CouponCheckView, CouponList, CouponListQuery, CouponView, CreateCouponBody};
 pub use credits::{ConsumeBody, ConsumeView};
-pub use entitlements::{CheckBody, CheckView, EntitlementsResponse};
+pub use entitlements::{CheckBody, CheckView, ConsumeCheckView, EntitlementsResponse};
 pub use health::HealthView;
 pub use outbox::{OutboxMessageView, OutboxPage, OutboxQuery};
 pub use payments::{
@@ -35,5 +36,6 @@ pub use payments::{
 pub use plans::PlansResponse;
 pub use sandbox::{SandboxCardBody, SandboxCardView, SandboxDeliveriesView, SandboxDeliveryView, SandboxRenewView};
 pub use subscriptions::{CancelBody, ChangeBody};
+pub use usage::{UsageBatch, UsageBatchView, UsageQuery, UsageReportView};
 pub use webhooks::WebhookReceived;
 pub use workspaces::{SubscriptionView, WorkspaceBody, WorkspaceView};

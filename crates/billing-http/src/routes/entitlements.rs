@@ -1,10 +1,11 @@
 //! Entitlements: the product's hot path.
 
 use actix_web::{HttpResponse, web};
-use billing_domain::services::EntitlementError;
+use billing_domain::services::{CheckAndConsume, EntitlementError};
 
 use crate::access::{Read, WorkspaceCall};
-use crate::dto::{CheckBody, CheckView, EntitlementsResponse};
+use crate::auth::Scope;
+use crate::dto::{CheckBody, CheckView, ConsumeCheckView, EntitlementsResponse};
 use crate::error::ApiError;
 use crate::extract::Json;
 use crate::state::AppState;
@@ -34,7 +35,25 @@ pub async fn check(
     call: WorkspaceCall<Read>,
     body: Json<CheckBody>,
 ) -> Result<HttpResponse, ApiError> {
+    if let Some(amount) = body.consume {
+        return consume(&state, &call, body.into_inner(), amount).await;
+    }
     let result =
         state.entitlements.check(&call.workspace_id, &body.key, body.requested.unwrap_or(1), body.current).await?;
     Ok(HttpResponse::Ok().json(CheckView::from(&result)))
+}
+
+/// A check with `consume`: the limit checked and the usage recorded in one step (`UsageService`).
+async fn consume(
+    state: &AppState,
+    call: &WorkspaceCall<Read>,
+    body: CheckBody,
+    amount: u64,
+) -> Result<HttpResponse, ApiError> {
+    call.access.caller.require(Scope::UsageWrite)?;
+    let idempotency_key =
+        body.idempotency_key.ok_or_else(|| ApiError::field("idempotency_key", "is required with `consume`"))?;
+    let request = CheckAndConsume { workspace_id: call.workspace_id.clone(), key: body.key, amount, idempotency_key };
+    let result = state.usage.check_and_consume(&request).await?;
+    Ok(HttpResponse::Ok().json(ConsumeCheckView::from(&result)))
 }

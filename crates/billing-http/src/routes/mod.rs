@@ -15,6 +15,7 @@ mod sandbox;
 mod sandbox_controls;
 mod sandbox_portal;
 mod subscriptions;
+mod usage;
 mod webhooks;
 mod workspaces;
 
@@ -51,6 +52,8 @@ fn endpoints() -> Vec<Endpoint> {
         Endpoint::new("/v1/payments/{id}/refund").on(Method::POST, payments::refund).idempotent(),
         Endpoint::new("/v1/workspaces/{id}/entitlements").on(Method::GET, entitlements::all),
         Endpoint::new("/v1/workspaces/{id}/entitlements/check").on(Method::POST, entitlements::check),
+        Endpoint::new("/v1/usage").on(Method::POST, usage::ingest),
+        Endpoint::new("/v1/workspaces/{id}/usage").on(Method::GET, usage::report),
         Endpoint::new("/v1/admin/clock").on(Method::GET, clock::get),
         Endpoint::new("/v1/admin/clock/advance").on(Method::POST, clock::advance),
         Endpoint::new("/v1/admin/outbox").on(Method::GET, outbox::list),

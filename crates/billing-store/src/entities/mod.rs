@@ -17,4 +17,6 @@ pub mod refund;
 pub mod subscription;
 pub mod test_clock;
 pub mod usage_event;
+pub mod usage_period;
+pub mod usage_total;
 pub mod workspace;

@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use billing_domain::ids::{PlanId, ProcessorId};
 use billing_domain::ports::{
-    BillingStateReader, BillingSubject, SubscriptionRepository, UnitOfWork, UsageEvent, UsageRepository,
+    BillingStateReader, BillingSubject, PlacedEvent, SubscriptionRepository, UnitOfWork, UsageEvent, UsageRepository,
     WorkspaceRepository,
 };
 use billing_domain::subscription::SubscriptionStatus::{Active, Canceled};
+use billing_domain::usage::{UsageRange, UsageTotals};
 use billing_store::{CacheSettings, CacheStats, Store};
 
 use crate::helpers::{
@@ -67,13 +68,16 @@ both!(usage_totals_are_cached_per_period_and_dropped_when_usage_is_recorded, |st
         quantity: 1.into(),
         at: at(10 + n),
     };
-    cached.record(&event(1), now()).await.unwrap();
-    assert_eq!(cached.totals(&id, at(0), at(100)).await.unwrap()["alerts"], 1.into());
+    let range = UsageRange { start: at(0), end: at(100) };
+    let placed = |n: i64| [PlacedEvent { event: event(n), period: range }];
+    let alerts = |totals: UsageTotals| totals["alerts"].sum;
+    cached.record(&placed(1), now()).await.unwrap();
+    assert_eq!(alerts(cached.totals(&id, range).await.unwrap()), 1.into());
     let before = cached.cache_stats().unwrap();
-    assert_eq!(cached.totals(&id, at(0), at(100)).await.unwrap()["alerts"], 1.into());
+    assert_eq!(alerts(cached.totals(&id, range).await.unwrap()), 1.into());
     assert_eq!(cached.cache_stats().unwrap().hits, before.hits + 1, "the second read came from memory");
-    cached.record(&event(2), now()).await.unwrap();
-    assert_eq!(cached.totals(&id, at(0), at(100)).await.unwrap()["alerts"], 2.into());
+    cached.record(&placed(2), now()).await.unwrap();
+    assert_eq!(alerts(cached.totals(&id, range).await.unwrap()), 2.into());
 });
 
 /// Two processes on one database, each with its own cache (here: two stores, two pools). A commit through one is

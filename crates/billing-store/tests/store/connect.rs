@@ -64,7 +64,8 @@ async fn in_memory_sqlite_works_with_one_connection() {
 /// connection then upserts. A few rounds, because the order connections are handed out in depends on timing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_pooled_sqlite_connection_keeps_a_half_migrated_schema() {
-    use billing_domain::ports::{UsageEvent, UsageRepository};
+    use billing_domain::ports::{PlacedEvent, UsageEvent, UsageRepository};
+    use billing_domain::usage::UsageRange;
 
     for round in 0..10 {
         let dir = std::env::temp_dir().join(format!("tollgate-test-{}", uuid::Uuid::new_v4()));
@@ -84,12 +85,13 @@ async fn no_pooled_sqlite_connection_keeps_a_half_migrated_schema() {
                     quantity: 1.into(),
                     at: crate::helpers::at(i),
                 };
-                store.record(&event, now()).await
+                let period = UsageRange { start: crate::helpers::at(0), end: crate::helpers::at(100) };
+                store.record(&[PlacedEvent { event, period }], now()).await
             }
         }))
         .await;
         store.close().await.unwrap();
         let _ = std::fs::remove_dir_all(dir);
-        assert!(records.iter().all(|r| matches!(r, Ok(true))), "round {round}: {records:?}");
+        assert!(records.iter().all(|r| matches!(r.as_deref(), Ok([true]))), "round {round}: {records:?}");
     }
 }

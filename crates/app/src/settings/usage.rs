@@ -1,0 +1,33 @@
+//! Usage metering: how late and how early an event may be, and reporting usage to the processor's meters.
+
+use billing_domain::usage::UsagePolicy;
+use serde::Deserialize;
+
+use super::problems::Problems;
+
+/// `[usage]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageSettings {
+    /// Events older than this many seconds are rejected (`timestamp_too_old`).
+    pub late_window_secs: u64,
+    /// Events more than this many seconds ahead of the clock are rejected (`timestamp_in_future`).
+    pub future_skew_secs: u64,
+}
+
+impl UsageSettings {
+    pub(super) fn validate(&self, p: &mut Problems) {
+        // 35 days: Stripe's meters take no event older than that.
+        if self.late_window_secs == 0 || self.late_window_secs > 35 * 86_400 {
+            p.add("usage.late_window_secs", "must be between 1 and 3024000 (35 days)");
+        }
+        if self.future_skew_secs > 3_600 {
+            p.add("usage.future_skew_secs", "must be at most 3600");
+        }
+    }
+
+    pub fn policy(&self) -> UsagePolicy {
+        let secs = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX));
+        UsagePolicy { late_window: secs(self.late_window_secs), future_skew: secs(self.future_skew_secs) }
+    }
+}
