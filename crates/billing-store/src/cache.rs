@@ -124,6 +124,16 @@ impl BillingCache {
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).pop(id);
     }
 
+    /// Forgets the workspace's usage totals but keeps its state (only its usage changed); a usage load that
+    /// started before this stores nothing.
+    pub fn invalidate_usage(&self, id: &WorkspaceId) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = entries.peek_mut(id) {
+            entry.stamp = self.next_stamp();
+            entry.usage = None;
+        }
+    }
+
     /// Forgets everything (a notification may have been lost).
     pub fn invalidate_all(&self) {
         // Stamps only grow, so clearing also voids every load in flight: none finds its tombstone.

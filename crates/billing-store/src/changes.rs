@@ -22,6 +22,8 @@ use crate::errors::map_db_err;
 
 /// The PostgreSQL channel carrying the ids of changed workspaces.
 pub(crate) const CHANNEL: &str = "tollgate_billing_changes";
+/// A payload's last word when only the workspace's usage changed (its state is still good).
+const USAGE_ONLY: &str = "usage";
 
 /// What a `Repo` does with a change: announce it now (the pool), or at commit (a transaction).
 #[derive(Debug, Clone)]
@@ -41,6 +43,8 @@ pub(crate) struct Changes {
 pub(crate) struct Pending {
     pub changed: BTreeSet<WorkspaceId>,
     pub notified: BTreeSet<WorkspaceId>,
+    /// Workspaces whose usage alone changed: only their usage totals are forgotten.
+    pub usage: BTreeSet<WorkspaceId>,
 }
 
 impl Pending {
@@ -82,6 +86,17 @@ impl Changes {
         format!("{:016x} {id}", self.origin)
     }
 
+    /// The payload announcing that only `id`'s usage changed: `<origin> <workspace id> usage`.
+    pub fn usage_payload(&self, id: &WorkspaceId) -> String {
+        format!("{:016x} {id} {USAGE_ONLY}", self.origin)
+    }
+
+    pub fn invalidate_usage(&self, id: &WorkspaceId) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate_usage(id);
+        }
+    }
+
     pub fn invalidate(&self, id: &WorkspaceId) {
         if let Some(cache) = &self.cache {
             cache.invalidate(id);
@@ -96,11 +111,24 @@ pub(crate) async fn notify<C: ConnectionTrait>(
     changes: &Changes,
     id: &WorkspaceId,
 ) -> Result<(), StoreError> {
+    announce(conn, changes.payload(id)).await
+}
+
+/// [`notify`] for a change of `id`'s usage alone.
+pub(crate) async fn notify_usage<C: ConnectionTrait>(
+    conn: &C,
+    changes: &Changes,
+    id: &WorkspaceId,
+) -> Result<(), StoreError> {
+    announce(conn, changes.usage_payload(id)).await
+}
+
+async fn announce<C: ConnectionTrait>(conn: &C, payload: String) -> Result<(), StoreError> {
     if conn.get_database_backend() == DbBackend::Postgres {
         let statement = Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT pg_notify($1, $2)",
-            [CHANNEL.into(), changes.payload(id).into()],
+            [CHANNEL.into(), payload.into()],
         );
         conn.execute_raw(statement).await.map_err(map_db_err)?;
     }
@@ -145,8 +173,9 @@ pub(crate) fn listen(
             while let Ok(Some(notification)) = listener.try_recv().await {
                 match parse_payload(notification.payload()) {
                     // Our own: invalidated when it committed.
-                    Some((from, _)) if from == origin => {}
-                    Some((_, id)) => cache.invalidate(&id),
+                    Some((from, _, _)) if from == origin => {}
+                    Some((_, id, true)) => cache.invalidate_usage(&id),
+                    Some((_, id, false)) => cache.invalidate(&id),
                     None => cache.invalidate_all(),
                 }
             }
@@ -155,9 +184,15 @@ pub(crate) fn listen(
     }))
 }
 
-fn parse_payload(payload: &str) -> Option<(u64, WorkspaceId)> {
-    let (origin, id) = payload.split_once(' ')?;
-    Some((u64::from_str_radix(origin, 16).ok()?, WorkspaceId::parse(id).ok()?))
+/// Origin, workspace, and whether only its usage changed.
+fn parse_payload(payload: &str) -> Option<(u64, WorkspaceId, bool)> {
+    let (origin, rest) = payload.split_once(' ')?;
+    let (id, usage_only) = match rest.split_once(' ') {
+        Some((id, USAGE_ONLY)) => (id, true),
+        Some(_) => return None,
+        None => (rest, false),
+    };
+    Some((u64::from_str_radix(origin, 16).ok()?, WorkspaceId::parse(id).ok()?, usage_only))
 }
 
 #[cfg(test)]
@@ -168,8 +203,10 @@ mod tests {
     fn payloads_carry_their_origin_and_workspace() {
         let changes = Changes::new();
         let id = WorkspaceId::parse("team.1:eu-2").unwrap();
-        assert_eq!(parse_payload(&changes.payload(&id)), Some((changes.origin, id)));
+        assert_eq!(parse_payload(&changes.payload(&id)), Some((changes.origin, id.clone(), false)));
+        assert_eq!(parse_payload(&changes.usage_payload(&id)), Some((changes.origin, id, true)));
         assert_eq!(parse_payload("garbage"), None);
+        assert_eq!(parse_payload("00000000000000ff a b"), None);
         assert_ne!(Changes::new().origin, Changes::new().origin, "each pool its own origin");
     }
 }

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use billing_domain::error::StoreError;
+use billing_domain::ids::WorkspaceId;
 use billing_domain::ports::{
     AuditLog, BillingSubject, DunningRepository, EventInbox, Outbox, PaymentRepository, SubscriptionRepository,
     Transaction, UsageRepository, WorkspaceRepository,
@@ -95,10 +96,17 @@ impl Transaction for StoreTx {
         for id in pending.changed.difference(&pending.notified) {
             changes::notify(&conn, &changes, id).await?;
         }
+        let usage_only: Vec<&WorkspaceId> = pending.usage.difference(&pending.changed).collect();
+        for id in &usage_only {
+            changes::notify_usage(&conn, &changes, id).await?;
+        }
         let committed = conn.commit().await.map_err(map_db_err);
         // Even when COMMIT reports an error it may have committed; forgetting too much only costs a reload.
         for id in &pending.changed {
             changes.invalidate(id);
+        }
+        for id in usage_only {
+            changes.invalidate_usage(id);
         }
         committed
     }

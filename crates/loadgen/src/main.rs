@@ -1,3 +1,5 @@
+//! `tollgate-loadgen usage` posts batches of usage events (`usage_load.rs`).
+//!
 //! `tollgate-loadgen webhooks`: creates the workspaces of generated lifecycles through the API, pre-signs every
 //! event, then delivers them to `POST /webhooks/stripe` with N concurrent senders and prints throughput and latency
 //! as one JSON line. The server must run with `processor = "stripe"` and the same webhook secret.
@@ -11,6 +13,8 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 use tollgate_loadgen::{generate, shuffled_with_duplicates, sign, unix_now, workspace_ids};
 
+mod usage_load;
+
 #[derive(Parser)]
 #[command(about = "Load for a running tollgate")]
 struct Cli {
@@ -22,6 +26,8 @@ struct Cli {
 enum Command {
     /// Deliver generated Stripe lifecycles to /webhooks/stripe.
     Webhooks(WebhookLoad),
+    /// Post batches of usage events to /v1/usage.
+    Usage(usage_load::UsageLoad),
 }
 
 #[derive(clap::Args)]
@@ -60,6 +66,7 @@ struct WebhookLoad {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Webhooks(load) => webhooks(load).await,
+        Command::Usage(load) => usage_load::run(load).await,
     }
 }
 

@@ -34,6 +34,7 @@ impl Catalog {
         let mut by_id = HashMap::new();
         let mut by_price = HashMap::new();
         let mut defaults = Vec::new();
+        let mut meters = BTreeMap::new();
         for (index, entry) in file.plans.into_iter().enumerate() {
             let at = format!("plans[{index}] (`{}`)", entry.id);
             let id_ok = !entry.id.is_empty()
@@ -92,6 +93,22 @@ impl Catalog {
                 if component.unit_price.is_sign_negative() || component.included.is_sign_negative() {
                     problem(format!("{at}: metered `{}` prices and quantities must not be negative", component.metric));
                 }
+                if let Some(event) = &component.meter_event {
+                    let valid = event.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+                    if event.is_empty() || event.len() > 100 || !valid {
+                        problem(format!(
+                            "{at}: metered `{}` meter_event must be 1-100 characters of A-Z, a-z, 0-9, '_', '-', '.'",
+                            component.metric
+                        ));
+                    } else if let Some(other) = meters.insert(component.metric.clone(), event.clone())
+                        && &other != event
+                    {
+                        problem(format!(
+                            "{at}: metric `{}` reports to meter `{event}` here and to `{other}` in another plan; a metric has one meter",
+                            component.metric
+                        ));
+                    }
+                }
             }
             let plan_id = PlanId::new(entry.id.clone());
             if by_id.insert(plan_id.clone(), index).is_some() {
@@ -144,6 +161,7 @@ impl Catalog {
             limits: file.limits,
             features: file.features,
             metrics: file.metrics,
+            meters,
         })
     }
 }

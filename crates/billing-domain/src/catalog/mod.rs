@@ -108,6 +108,10 @@ pub struct MeteredComponent {
     pub unit_price: Decimal,
     #[serde(default)]
     pub included: Decimal,
+    /// The processor meter this metric's usage is reported to (Stripe: the meter's `event_name`); none: the
+    /// usage is kept here only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meter_event: Option<String>,
 }
 
 /// A validated plan.
@@ -147,6 +151,8 @@ pub struct Catalog {
     limits: BTreeMap<String, LimitDeclaration>,
     features: BTreeMap<String, String>,
     metrics: BTreeMap<String, MetricDeclaration>,
+    /// Metric → the processor meter event its usage is reported to.
+    meters: BTreeMap<String, String>,
 }
 
 impl Catalog {
@@ -186,6 +192,11 @@ impl Catalog {
 
     pub fn metric_declarations(&self) -> &BTreeMap<String, MetricDeclaration> {
         &self.metrics
+    }
+
+    /// The metrics reported to processor meters, each with its meter's event name.
+    pub fn meter_events(&self) -> &BTreeMap<String, String> {
+        &self.meters
     }
 }
 

@@ -146,6 +146,20 @@ pub struct BillingState {
 pub trait BillingStateReader: Send + Sync {
     /// `None` when the workspace does not exist.
     async fn billing_state(&self, id: &WorkspaceId) -> Result<Option<BillingState>, StoreError>;
+    /// The states of several workspaces; those that do not exist are absent. An adapter SHOULD read what it
+    /// does not hold in one statement.
+    async fn billing_states(
+        &self,
+        ids: &[WorkspaceId],
+    ) -> Result<std::collections::BTreeMap<WorkspaceId, BillingState>, StoreError> {
+        let mut found = std::collections::BTreeMap::new();
+        for id in ids {
+            if let Some(state) = self.billing_state(id).await? {
+                found.insert(id.clone(), state);
+            }
+        }
+        Ok(found)
+    }
 }
 
 /// Processor subscriptions.

@@ -18,6 +18,27 @@ impl<C: Executor> Repo<C> {
     /// is scanned in order, and the aggregate takes each lock before the next row). Locking a workspace means
     /// changing it: the same statement announces the change, which PostgreSQL delivers to other processes only if
     /// this transaction commits, and the commit invalidates it here.
+    /// Locks workspaces whose usage alone will change, in the order given, announcing nothing: the writer
+    /// announces the usage change itself ([`Repo::usage_changed`]), which keeps their cached state.
+    pub(crate) async fn lock_for_usage(
+        &self,
+        workspaces: &[&billing_domain::ids::WorkspaceId],
+    ) -> Result<(), StoreError> {
+        if self.conn.get_database_backend() != DbBackend::Postgres || workspaces.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<sea_orm::Value> =
+            workspaces.iter().map(|w| BillingSubject::Workspace((*w).clone()).key().into()).collect();
+        let rows: Vec<String> = (1..=values.len()).map(|i| format!("(${i})")).collect();
+        let sql = format!(
+            "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM (VALUES {}) AS t(k)",
+            rows.join(", ")
+        );
+        let statement = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
+        self.conn.execute_raw(statement).await.map_err(map_db_err)?;
+        Ok(())
+    }
+
     #[tracing::instrument(skip_all, fields(subjects = subjects.len()))]
     pub(crate) async fn lock_subjects(&self, subjects: &[BillingSubject]) -> Result<(), StoreError> {
         let postgres = self.conn.get_database_backend() == DbBackend::Postgres;

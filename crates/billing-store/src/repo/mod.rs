@@ -109,6 +109,23 @@ impl<C: Executor> Repo<C> {
     }
 }
 
+impl<C: Executor> Repo<C> {
+    /// Records that only `id`'s usage changed (its state did not): announced like [`Repo::changed`], but only the
+    /// usage totals are forgotten, so the workspace's state stays cached under a stream of usage.
+    pub(crate) async fn usage_changed(&self, id: &WorkspaceId) -> Result<(), StoreError> {
+        match &self.changes.pending {
+            Some(pending) => {
+                pending.lock().unwrap_or_else(|p| p.into_inner()).usage.insert(id.clone());
+            }
+            None => {
+                self.changes.invalidate_usage(id);
+                changes::notify_usage(&self.conn, &self.changes, id).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Runs an `INSERT … ON CONFLICT DO NOTHING`; `false` when a unique key already held the row. Never raising the
 /// unique violation matters on PostgreSQL, where an error would abort the caller's whole transaction.
 pub(crate) async fn insert_or_skip<A, C>(conn: &C, insert: TryInsert<A>) -> Result<bool, StoreError>

@@ -76,8 +76,12 @@ both!(usage_totals_are_cached_per_period_and_dropped_when_usage_is_recorded, |st
     let before = cached.cache_stats().unwrap();
     assert_eq!(alerts(cached.totals(&id, range).await.unwrap()), 1.into());
     assert_eq!(cached.cache_stats().unwrap().hits, before.hits + 1, "the second read came from memory");
+    cached.billing_state(&id).await.unwrap();
     cached.record(&placed(2), now()).await.unwrap();
-    assert_eq!(alerts(cached.totals(&id, range).await.unwrap()), 2.into());
+    assert_eq!(alerts(cached.totals(&id, range).await.unwrap()), 2.into(), "recording dropped the totals");
+    let before = cached.cache_stats().unwrap();
+    assert!(cached.billing_state(&id).await.unwrap().is_some());
+    assert_eq!(cached.cache_stats().unwrap().hits, before.hits + 1, "usage alone keeps the workspace's state cached");
 });
 
 /// Two processes on one database, each with its own cache (here: two stores, two pools). A commit through one is
