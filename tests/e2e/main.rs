@@ -11,6 +11,7 @@ mod outbox;
 mod race;
 mod stripe;
 mod time_travel;
+mod usage;
 
 const KEY: &str = "tg_dev_local_only";
 

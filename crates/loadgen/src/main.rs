@@ -70,12 +70,17 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn webhooks(load: WebhookLoad) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(load.senders).build()?;
-    for id in workspace_ids(&load.prefix, load.workspaces) {
+/// Creates each workspace through the API (`PUT /v1/workspaces/{id}`).
+async fn create_workspaces(
+    client: &reqwest::Client,
+    base_url: &str,
+    api_key: &str,
+    ids: &[String],
+) -> anyhow::Result<()> {
+    for id in ids {
         let response = client
-            .put(format!("{}/v1/workspaces/{id}", load.base_url))
-            .bearer_auth(&load.api_key)
+            .put(format!("{base_url}/v1/workspaces/{id}"))
+            .bearer_auth(api_key)
             .json(&json!({"name": id, "owner_email": format!("owner@{id}.test")}))
             .send()
             .await
@@ -84,6 +89,12 @@ async fn webhooks(load: WebhookLoad) -> anyhow::Result<()> {
             bail!("creating workspace {id}: {}", response.status());
         }
     }
+    Ok(())
+}
+
+async fn webhooks(load: WebhookLoad) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(load.senders).build()?;
+    create_workspaces(&client, &load.base_url, &load.api_key, &workspace_ids(&load.prefix, load.workspaces)).await?;
     let base = load.base_time.unwrap_or_else(|| unix_now() - 20 * 86_400);
     let events = generate(&load.prefix, load.workspaces, base);
     let now = unix_now();

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use serde_json::json;
 
 #[derive(clap::Args)]
@@ -38,18 +38,7 @@ const METRICS: [&str; 4] = ["alerts", "compute_hours", "bandwidth_gb", "storage_
 pub async fn run(load: UsageLoad) -> anyhow::Result<()> {
     let client = reqwest::Client::builder().pool_max_idle_per_host(load.senders).build()?;
     let workspaces: Vec<String> = (0..load.workspaces).map(|i| format!("{}-ws-{i}", load.prefix)).collect();
-    for id in &workspaces {
-        let response = client
-            .put(format!("{}/v1/workspaces/{id}", load.base_url))
-            .bearer_auth(&load.api_key)
-            .json(&json!({"name": id, "owner_email": format!("owner@{id}.test")}))
-            .send()
-            .await
-            .context("creating a workspace")?;
-        if !response.status().is_success() {
-            bail!("creating workspace {id}: {}", response.status());
-        }
-    }
+    crate::create_workspaces(&client, &load.base_url, &load.api_key, &workspaces).await?;
     // Unix seconds, a minute ago: inside any late window and clock skew.
     let timestamp = tollgate_loadgen::unix_now() - 60;
     let bodies: Vec<Vec<u8>> = (0..load.events)
