@@ -70,6 +70,12 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// The `q` quantile of sorted `latencies`, in milliseconds.
+fn quantile_ms(latencies: &[Duration], q: f64) -> f64 {
+    let index = ((latencies.len() as f64 - 1.0) * q).round() as usize;
+    latencies.get(index).copied().unwrap_or(Duration::ZERO).as_secs_f64() * 1000.0
+}
+
 /// Creates each workspace through the API (`PUT /v1/workspaces/{id}`).
 async fn create_workspaces(
     client: &reqwest::Client,
@@ -140,10 +146,7 @@ async fn webhooks(load: WebhookLoad) -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed();
     latencies.sort();
-    let quantile = |q: f64| -> f64 {
-        let index = ((latencies.len() as f64 - 1.0) * q).round() as usize;
-        latencies.get(index).copied().unwrap_or(Duration::ZERO).as_secs_f64() * 1000.0
-    };
+    let quantile = |q: f64| quantile_ms(&latencies, q);
     let summary = json!({
         "deliveries": deliveries,
         "senders": load.senders,

@@ -3,7 +3,7 @@
 //! prints events per second and batch latency as one JSON line.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::bail;
 use serde_json::json;
@@ -103,10 +103,7 @@ pub async fn run(load: UsageLoad) -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed();
     latencies.sort();
-    let quantile = |q: f64| -> f64 {
-        let index = ((latencies.len() as f64 - 1.0) * q).round() as usize;
-        latencies.get(index).copied().unwrap_or(Duration::ZERO).as_secs_f64() * 1000.0
-    };
+    let quantile = |q: f64| crate::quantile_ms(&latencies, q);
     let summary = json!({
         "events": load.events,
         "batches": batches,

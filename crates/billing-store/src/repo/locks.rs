@@ -6,6 +6,7 @@
 //! `BEGIN IMMEDIATE` (`Repo::begin_write`), which already serializes all writers of the database file.
 
 use billing_domain::error::StoreError;
+use billing_domain::ids::WorkspaceId;
 use billing_domain::ports::BillingSubject;
 use sea_orm::{DbBackend, Statement};
 
@@ -18,27 +19,6 @@ impl<C: Executor> Repo<C> {
     /// is scanned in order, and the aggregate takes each lock before the next row). Locking a workspace means
     /// changing it: the same statement announces the change, which PostgreSQL delivers to other processes only if
     /// this transaction commits, and the commit invalidates it here.
-    /// Locks workspaces whose usage alone will change, in the order given, announcing nothing: the writer
-    /// announces the usage change itself ([`Repo::usage_changed`]), which keeps their cached state.
-    pub(crate) async fn lock_for_usage(
-        &self,
-        workspaces: &[&billing_domain::ids::WorkspaceId],
-    ) -> Result<(), StoreError> {
-        if self.conn.get_database_backend() != DbBackend::Postgres || workspaces.is_empty() {
-            return Ok(());
-        }
-        let values: Vec<sea_orm::Value> =
-            workspaces.iter().map(|w| BillingSubject::Workspace((*w).clone()).key().into()).collect();
-        let rows: Vec<String> = (1..=values.len()).map(|i| format!("(${i})")).collect();
-        let sql = format!(
-            "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM (VALUES {}) AS t(k)",
-            rows.join(", ")
-        );
-        let statement = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
-        self.conn.execute_raw(statement).await.map_err(map_db_err)?;
-        Ok(())
-    }
-
     #[tracing::instrument(skip_all, fields(subjects = subjects.len()))]
     pub(crate) async fn lock_subjects(&self, subjects: &[BillingSubject]) -> Result<(), StoreError> {
         let postgres = self.conn.get_database_backend() == DbBackend::Postgres;
@@ -55,37 +35,49 @@ impl<C: Executor> Repo<C> {
             if !postgres || run.is_empty() {
                 continue;
             }
-            let workspaces = is_workspace(&run[0]);
-            let mut values: Vec<sea_orm::Value> = Vec::new();
-            let mut rows = Vec::with_capacity(run.len());
-            if workspaces {
-                values.push(changes::CHANNEL.into());
+            if !is_workspace(&run[0]) {
+                self.lock_keys(run.iter().map(BillingSubject::key).collect()).await?;
+                continue;
             }
+            let mut values: Vec<sea_orm::Value> = vec![changes::CHANNEL.into()];
+            let mut rows = Vec::with_capacity(run.len());
             for subject in run {
-                values.push(subject.key().into());
-                match subject {
-                    BillingSubject::Workspace(id) => {
-                        values.push(self.changes.payload(id).into());
-                        rows.push(format!("(${}, ${})", values.len() - 1, values.len()));
-                    }
-                    BillingSubject::Customer { .. } => rows.push(format!("(${})", values.len())),
+                if let BillingSubject::Workspace(id) = subject {
+                    values.push(subject.key().into());
+                    values.push(self.changes.payload(id).into());
+                    rows.push(format!("(${}, ${})", values.len() - 1, values.len()));
                 }
             }
-            let sql = if workspaces {
-                format!(
-                    "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))), count(pg_notify($1, p)) \
-                     FROM (VALUES {}) AS t(k, p)",
-                    rows.join(", ")
-                )
-            } else {
-                format!(
-                    "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM (VALUES {}) AS t(k)",
-                    rows.join(", ")
-                )
-            };
+            let sql = format!(
+                "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))), count(pg_notify($1, p)) \
+                 FROM (VALUES {}) AS t(k, p)",
+                rows.join(", ")
+            );
             let statement = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
             self.conn.execute_raw(statement).await.map_err(map_db_err)?;
         }
+        Ok(())
+    }
+
+    /// Locks workspaces whose usage alone will change, in the order given, announcing nothing: the writer
+    /// announces the usage change itself ([`Repo::usage_changed`]), which keeps their cached state.
+    pub(crate) async fn lock_for_usage(&self, workspaces: &[&WorkspaceId]) -> Result<(), StoreError> {
+        if self.conn.get_database_backend() != DbBackend::Postgres || workspaces.is_empty() {
+            return Ok(());
+        }
+        self.lock_keys(workspaces.iter().map(|w| BillingSubject::Workspace((*w).clone()).key()).collect()).await
+    }
+
+    /// PostgreSQL: the advisory locks of `keys`, in order, in one statement.
+    async fn lock_keys(&self, keys: Vec<String>) -> Result<(), StoreError> {
+        let rows: Vec<String> = (1..=keys.len()).map(|i| format!("(${i})")).collect();
+        let sql = format!(
+            "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) FROM (VALUES {}) AS t(k)",
+            rows.join(", ")
+        );
+        let values: Vec<sea_orm::Value> = keys.into_iter().map(Into::into).collect();
+        let statement = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
+        self.conn.execute_raw(statement).await.map_err(map_db_err)?;
         Ok(())
     }
 }

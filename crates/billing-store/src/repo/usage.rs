@@ -259,9 +259,10 @@ impl<C: Executor> Repo<C> {
     ) -> Result<HashSet<(&'a str, &'a str)>, StoreError> {
         use usage_event::Column;
         let existing = self.existing_events(events).await?;
+        let existing: HashSet<(&str, &str)> = existing.iter().map(|(w, id)| (w.as_str(), id.as_str())).collect();
         let fresh: Vec<&&PlacedEvent> = events
             .iter()
-            .filter(|p| !existing.contains(&(p.event.workspace_id.as_str().to_owned(), p.event.id.clone())))
+            .filter(|p| !existing.contains(&(p.event.workspace_id.as_str(), p.event.id.as_str())))
             .collect();
         if self.conn.get_database_backend() == DbBackend::Postgres {
             return self.insert_events_postgres(&fresh, now).await;
