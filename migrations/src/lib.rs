@@ -16,6 +16,7 @@ mod m20261203_000010_add_outbox_leases;
 mod m20261203_000011_create_dunning_cases;
 mod m20261203_000012_create_test_clock;
 mod m20261205_000013_create_usage_totals;
+mod m20261206_000014_create_meter_cursors;
 
 /// Every migration in the order it applies; `tollgate migrate` and startup call [`MigratorTrait::up`].
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000011_create_dunning_cases::Migration),
             Box::new(m20261203_000012_create_test_clock::Migration),
             Box::new(m20261205_000013_create_usage_totals::Migration),
+            Box::new(m20261206_000014_create_meter_cursors::Migration),
         ]
     }
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use billing_domain::ports::{Clock, IdempotencyKeys};
 use billing_domain::services::{
-    DunningService, OutboxService, PARKED_SWEEP_BATCH, ReconcileService, RenewalService, TrialService, WebhookService,
+    DunningService, MeterReport, MeterReportingService, OutboxService, PARKED_SWEEP_BATCH, ReconcileService,
+    RenewalService, TrialService, WebhookService,
 };
 use tokio::sync::watch;
 
@@ -42,6 +43,9 @@ pub struct JobSet {
     /// The sandbox's renewals, when the sandbox is on.
     pub renewals: Option<Arc<RenewalService>>,
     pub renewal_secs: u64,
+    /// Usage reported to the processor's meters, when the catalog names any and the processor takes them.
+    pub meters: Option<Arc<MeterReportingService>>,
+    pub meter_report_secs: u64,
 }
 
 /// How often a replica on a test clock reads where the shared clock stands.
@@ -70,6 +74,8 @@ impl Jobs {
             time_machine,
             renewals,
             renewal_secs,
+            meters,
+            meter_report_secs,
         } = set;
         let (stop, stopped) = watch::channel(false);
         let reconciler = Arc::new(reconciler);
@@ -150,6 +156,18 @@ impl Jobs {
                 }
             }));
         }
+        if let Some(meters) = meters {
+            let stopping = stopped.clone();
+            handles.extend(every(meter_report_secs, stopped.clone(), move || {
+                let (meters, stopping) = (meters.clone(), stopping.clone());
+                async move {
+                    match meters.run_until(&move || *stopping.borrow()).await {
+                        Ok(report) => log_meter_report(&report),
+                        Err(error) => tracing::error!(%error, "usage reporting run failed; retried next run"),
+                    }
+                }
+            }));
+        }
         handles.extend(every(sweep_secs, stopped, move || {
             let webhooks = webhooks.clone();
             async move {
@@ -175,6 +193,25 @@ impl Jobs {
         for handle in self.handles {
             let _ = handle.await;
         }
+    }
+}
+
+fn log_meter_report(report: &MeterReport) {
+    if report.reported > 0 {
+        tracing::info!(reported = report.reported, passed = report.passed, cursor = report.cursor, "usage reported");
+    }
+    if report.lease_lost {
+        tracing::warn!(cursor = report.cursor, "usage reporting lease lost mid-run; another replica carries on");
+    }
+    if let Some((workspace, event, error)) = &report.stopped_by {
+        // Held, never skipped: the next run sends this event again first.
+        tracing::warn!(
+            workspace_id = %workspace,
+            event_id = event,
+            %error,
+            cursor = report.cursor,
+            "the processor refused a usage event; reporting waits on it"
+        );
     }
 }
 

@@ -13,8 +13,8 @@ use billing_domain::ports::{
 };
 use billing_domain::services::{
     AccountService, CheckoutService, Context, CouponService, CreditService, DunningService, EntitlementService,
-    OutboxPorts, OutboxService, PaymentService, ReconcileReport, ReconcileService, RenewalService, SubscriptionService,
-    TrialService, UsageService, WebhookService, WorkspaceService,
+    MeterReportPolicy, MeterReportingService, OutboxPorts, OutboxService, PaymentService, ReconcileReport,
+    ReconcileService, RenewalService, SubscriptionService, TrialService, UsageService, WebhookService, WorkspaceService,
 };
 use billing_http::auth::ApiKeys;
 use billing_http::group_commit::{GroupCommit, GroupCommitSettings};
@@ -175,8 +175,9 @@ impl Application {
         let server = billing_http::server::serve(edge, listener, server_settings)?;
         tracing::info!(%address, public_url, backend = store.backend(), "tollgate listening");
         let reconciler =
-            ReconcileService::new(processor, store_arc.clone(), store_arc.clone(), webhooks.clone(), clock.clone())
+            ReconcileService::new(processor.clone(), store_arc.clone(), store_arc.clone(), webhooks.clone(), clock.clone())
                 .with_refunds(store_arc.clone());
+        let meters = meter_reporting(&processor, &catalog, &store_arc, ids.as_ref());
         let jobs = Jobs::start(JobSet {
             reconciler,
             reconcile_secs: settings.reconcile.interval_secs,
@@ -194,6 +195,8 @@ impl Application {
             trial_reminder_secs: settings.billing.trial_reminder_interval_secs,
             renewals,
             renewal_secs: settings.sandbox.renewal_interval_secs,
+            meters,
+            meter_report_secs: settings.usage.report_interval_secs,
         });
         Ok(Self { port, server, store, jobs })
     }
@@ -237,6 +240,31 @@ pub async fn reconcile(settings: &Settings, catalog: Catalog) -> anyhow::Result<
     let report = reconciler.with_refunds(store_arc).run().await;
     store.close().await.context("closing the database")?;
     Ok(report?)
+}
+
+/// The usage reporter, when the catalog names meters and the active processor takes meter events.
+fn meter_reporting(
+    processor: &Arc<dyn PaymentProcessor>,
+    catalog: &Catalog,
+    store: &Arc<Store>,
+    ids: &dyn IdGenerator,
+) -> Option<Arc<MeterReportingService>> {
+    let meters = catalog.meter_events().clone();
+    if meters.is_empty() || !processor.capabilities().usage_reporting {
+        return None;
+    }
+    // The lease names this process: unique, so two replicas never both think they hold it.
+    let owner = ids.new_id(&format!("meter-reporter-{}-", std::process::id()));
+    Some(Arc::new(MeterReportingService::new(
+        processor.clone(),
+        store.clone(),
+        store.clone(),
+        meters,
+        // Leases are about whether a reporter is alive: real time, whatever clock billing runs on.
+        Arc::new(SystemClock),
+        owner,
+        MeterReportPolicy::default(),
+    )))
 }
 
 /// The outbox worker over the configured email transport and webhook endpoints.

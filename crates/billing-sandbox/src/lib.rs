@@ -7,6 +7,7 @@
 //! domain's `ProcessorRecords` port (`records.rs`) when it is given one.
 
 mod config;
+mod meters;
 mod payloads;
 mod payments;
 mod portal;

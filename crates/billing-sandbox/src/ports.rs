@@ -29,7 +29,7 @@ impl ProcessorInfo for SandboxProcessor {
             subscription_changes: true,
             payments: true,
             refunds: true,
-            usage_reporting: false,
+            usage_reporting: true,
         }
     }
 }
@@ -235,15 +235,18 @@ impl InvoiceOps for SandboxProcessor {
 
 #[async_trait]
 impl UsageReportingOps for SandboxProcessor {
+    /// Tallied by its meter (`meters.rs`); the key is the meter event's identifier, taken once.
+    #[tracing::instrument(skip_all, fields(customer_id = %customer, metric))]
     async fn report_usage(
         &self,
-        _customer: &CustomerId,
-        _metric: &str,
-        _quantity: rust_decimal::Decimal,
-        _at: DateTime<Utc>,
-        _idempotency_key: &str,
+        customer: &CustomerId,
+        metric: &str,
+        quantity: rust_decimal::Decimal,
+        at: DateTime<Utc>,
+        idempotency_key: &str,
     ) -> Result<(), ProcessorError> {
-        Err(ProcessorError::Unsupported("usage reporting"))
+        let record = |state: &mut State| state.record_meter_event(customer, metric, quantity, at, idempotency_key);
+        self.transact(record, ProcessorError::Unavailable).await
     }
 }
 

@@ -12,7 +12,7 @@ use crate::processor::SandboxProcessor;
 use crate::state::{Kind, PendingDelivery, State};
 
 impl Kind {
-    const ALL: [Kind; 12] = [
+    const ALL: [Kind; 13] = [
         Kind::Customer,
         Kind::Session,
         Kind::SessionKey,
@@ -25,6 +25,7 @@ impl Kind {
         Kind::RefundKey,
         Kind::CardDecline,
         Kind::Delivery,
+        Kind::Meter,
     ];
 
     fn name(self) -> &'static str {
@@ -41,6 +42,7 @@ impl Kind {
             Kind::RefundKey => "refund_key",
             Kind::CardDecline => "card_decline",
             Kind::Delivery => "delivery",
+            Kind::Meter => "meter",
         }
     }
 
@@ -73,6 +75,7 @@ impl State {
                 json(Some(&self.decline_next.contains(&workspace)))
             }
             Kind::Delivery => json(Some(&self.pending.get(id).cloned().unwrap_or_else(PendingDelivery::acknowledged))),
+            Kind::Meter => json(self.meters.get(id)),
         }?;
         Some(ProcessorRecord { kind: kind.name().to_owned(), id: id.to_owned(), body })
     }
@@ -130,6 +133,9 @@ impl State {
                     if !delivery.delivered {
                         state.pending.insert(id, delivery);
                     }
+                }
+                Kind::Meter => {
+                    state.meters.insert(id, parse(body).map_err(broken)?);
                 }
             }
         }

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use billing_domain::catalog::Interval;
 use billing_domain::ids::{InvoiceId, ProcessorId, SubscriptionId, WorkspaceId};
-use billing_domain::ports::{RawDelivery, SandboxCard, SandboxControlError, SandboxControls};
+use billing_domain::ports::{RawDelivery, SandboxCard, SandboxControlError, SandboxControls, SandboxMeterTally};
 use billing_domain::subscription::SubscriptionStatus;
 use chrono::{DateTime, Months, Utc};
 use serde_json::Value;
@@ -216,6 +216,13 @@ impl SandboxControls for SandboxProcessor {
     async fn pay_open_invoice(&self, workspace: &WorkspaceId) -> Result<Vec<RawDelivery>, SandboxControlError> {
         let now = self.clock.now();
         self.transact(|state| self.pay_open_invoice_in(state, workspace, now), SandboxControlError::Unavailable).await
+    }
+
+    async fn meter_events(&self, workspace: &WorkspaceId) -> Result<Vec<SandboxMeterTally>, SandboxControlError> {
+        self.refresh().await.map_err(SandboxControlError::Unavailable)?;
+        let state = self.lock();
+        let customer = state.customers.get(workspace).ok_or(SandboxControlError::UnknownCustomer)?;
+        Ok(state.meter_tallies(customer))
     }
 
     async fn acknowledge(&self, event_ids: &[String]) -> Result<(), SandboxControlError> {

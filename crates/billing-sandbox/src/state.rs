@@ -211,6 +211,8 @@ pub(crate) struct State {
     /// Signed deliveries not yet acknowledged as ingested, by event id: written with the change that made them,
     /// so a crash between that write and their ingestion loses none (`renewals.rs` delivers them again).
     pub pending: BTreeMap<String, PendingDelivery>,
+    /// What the meters received, by customer and meter (`meters.rs`).
+    pub meters: HashMap<String, crate::meters::MeterTally>,
 }
 
 /// A delivery kept until Tollgate acknowledges having ingested it; signed when it is handed out.
@@ -239,6 +241,7 @@ pub(crate) enum Kind {
     RefundKey,
     CardDecline,
     Delivery,
+    Meter,
 }
 
 /// Stripe's own bounds on a list `limit`.

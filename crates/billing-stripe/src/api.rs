@@ -202,15 +202,25 @@ fn transport_reason(error: &reqwest::Error) -> String {
 /// An idempotency key Stripe accepts (≤ 255 characters): derived from our own ids, so the same operation on the
 /// same ids always sends the same key, however many times it is retried or re-requested.
 pub fn idempotency_key(parts: &[&str]) -> String {
+    bounded_key(parts, 255)
+}
+
+/// A meter event's `identifier`: Stripe deduplicates meter events on it and takes at most 100 characters.
+pub fn meter_event_identifier(key: &str) -> String {
+    bounded_key(&[key], 100)
+}
+
+/// `tollgate:` and the parts joined by `:`, printable ASCII only, at most `max` characters.
+fn bounded_key(parts: &[&str], max: usize) -> String {
     let mut key = String::from("tollgate");
     for part in parts {
         key.push(':');
         key.extend(part.chars().filter(|c| c.is_ascii_graphic()));
     }
-    if key.len() > 255 {
+    if key.len() > max {
         // Long caller keys are shortened by a stable digest so two different keys still differ.
         let digest = stable_digest(&key);
-        key.truncate(255 - 17);
+        key.truncate(max - 17);
         key.push('~');
         key.push_str(&format!("{digest:016x}"));
     }
@@ -278,5 +288,15 @@ mod tests {
         assert_eq!(long_a.len(), 255);
         assert_ne!(long_a, long_b);
         assert_eq!(long_a, idempotency_key(&["checkout", &"a".repeat(300)]));
+    }
+
+    #[test]
+    fn meter_event_identifiers_fit_stripes_limit_and_stay_distinct() {
+        assert_eq!(meter_event_identifier("usage:ws_1:evt_42"), "tollgate:usage:ws_1:evt_42");
+        let workspace = format!("usage:ws_{}:", "w".repeat(60));
+        let long_a = meter_event_identifier(&format!("{workspace}{}", "e".repeat(80)));
+        let long_b = meter_event_identifier(&format!("{workspace}{}f", "e".repeat(79)));
+        assert_eq!(long_a.len(), 100);
+        assert_ne!(long_a, long_b);
     }
 }

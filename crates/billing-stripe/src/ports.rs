@@ -36,7 +36,7 @@ use stripe_core::refund::{CreateRefund, RetrieveRefund};
 use stripe_shared::{CheckoutSessionBillingAddressCollection, CheckoutSessionMode};
 use stripe_wire::views::{InvoiceView, ListView, SubscriptionView};
 
-use crate::api::idempotency_key;
+use crate::api::{idempotency_key, meter_event_identifier};
 use crate::processor::{StripeProcessor, describe};
 use crate::responses::{self, CustomerView, PaymentIntentView, RefundView, SessionView, field, read, rejected};
 
@@ -347,7 +347,8 @@ impl PaymentOps for StripeProcessor {
 
 #[async_trait]
 impl UsageReportingOps for StripeProcessor {
-    /// A meter event named after the metric; its `identifier` is the key, which Stripe deduplicates on too.
+    /// A meter event named `metric`; its `identifier` (the key, bounded to 100 characters) is what Stripe
+    /// deduplicates meter events on, and the same key goes in the `Idempotency-Key` header.
     #[tracing::instrument(skip_all, fields(customer_id = %customer, metric))]
     async fn report_usage(
         &self,
@@ -361,9 +362,10 @@ impl UsageReportingOps for StripeProcessor {
             ("stripe_customer_id".to_owned(), customer.to_string()),
             ("value".to_owned(), quantity.normalize().to_string()),
         ]);
-        let key = idempotency_key(&[key]);
-        let event = CreateBillingMeterEvent::new(metric, payload).identifier(key.as_str()).timestamp(at.timestamp());
-        self.call(&event, Some(&key)).await.map(drop)
+        let identifier = meter_event_identifier(key);
+        let event =
+            CreateBillingMeterEvent::new(metric, payload).identifier(identifier.as_str()).timestamp(at.timestamp());
+        self.call(&event, Some(&idempotency_key(&[key]))).await.map(drop)
     }
 }
 

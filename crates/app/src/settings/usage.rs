@@ -13,6 +13,8 @@ pub struct UsageSettings {
     pub late_window_secs: u64,
     /// Events more than this many seconds ahead of the clock are rejected (`timestamp_in_future`).
     pub future_skew_secs: u64,
+    /// Seconds between runs of the job reporting usage to the processor's meters (0: off).
+    pub report_interval_secs: u64,
 }
 
 impl UsageSettings {
@@ -23,6 +25,9 @@ impl UsageSettings {
         }
         if self.future_skew_secs > 3_600 {
             p.add("usage.future_skew_secs", "must be at most 3600");
+        }
+        if self.report_interval_secs > 86_400 {
+            p.add("usage.report_interval_secs", "must be at most 86400 (a day), or 0 for off");
         }
     }
 

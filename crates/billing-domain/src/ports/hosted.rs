@@ -215,6 +215,22 @@ pub struct SandboxCard {
     pub open_invoices: Vec<crate::ports::Invoice>,
 }
 
+/// What the sandbox's meter received for one workspace (its customer) and one meter, as its controls show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxMeterTally {
+    /// The meter's event name (the catalog component's `meter_event`).
+    pub meter: String,
+    /// Meter events taken, each identifier once.
+    pub events: u64,
+    /// Their values added up.
+    pub value: rust_decimal::Decimal,
+    /// Meter events refused as repeats of an identifier already taken.
+    pub repeats: u64,
+    /// The earliest and latest event timestamp taken.
+    pub first_at: DateTime<Utc>,
+    pub last_at: DateTime<Utc>,
+}
+
 /// Why a sandbox control was not carried out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SandboxControlError {
@@ -250,6 +266,8 @@ pub trait SandboxControls: Send + Sync {
     /// Charges the workspace's oldest open invoice again, as a customer fixing their card would: paid (and the
     /// subscription active again) unless the card was told to decline once more.
     async fn pay_open_invoice(&self, workspace: &WorkspaceId) -> Result<Vec<RawDelivery>, SandboxControlError>;
+    /// What the workspace's meters received (usage reported to the sandbox), by meter name.
+    async fn meter_events(&self, workspace: &WorkspaceId) -> Result<Vec<SandboxMeterTally>, SandboxControlError>;
     /// Notes that these deliveries were ingested, so they are not delivered again.
     async fn acknowledge(&self, event_ids: &[String]) -> Result<(), SandboxControlError>;
     /// Deliveries made before `before` and never acknowledged (their replica died before ingesting them).

@@ -495,6 +495,32 @@ pub trait UsageRepository: Send + Sync {
     async fn contains(&self, workspace: &WorkspaceId, id: &str) -> Result<bool, StoreError>;
 }
 
+/// A recorded usage event with its place in the order events were recorded (`seq`, increasing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedUsage {
+    pub seq: i64,
+    pub event: UsageEvent,
+}
+
+/// How far usage has been reported to a processor's meters: one cursor per processor, leased to one reporter
+/// (replica) at a time on the wall clock, so a test clock's jump never ends a lease early.
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+#[async_trait]
+pub trait MeterCursors: Send + Sync {
+    /// Takes the cursor of `processor` for `owner` unless another owner's lease is live (then `None`); else the
+    /// last `seq` reported (0 before the first report). MUST be a compare-and-set: two claimers never both win.
+    async fn claim(&self, processor: &ProcessorId, owner: &str, lease: Lease) -> Result<Option<i64>, StoreError>;
+    /// Moves the cursor to `seq` and extends the lease while `owner` holds it; `false` when it no longer does
+    /// (its lease ended and another took the cursor), in which case nothing changed.
+    async fn advance(&self, processor: &ProcessorId, owner: &str, seq: i64, lease: Lease)
+    -> Result<bool, StoreError>;
+    /// Ends `owner`'s lease, keeping the cursor.
+    async fn release(&self, processor: &ProcessorId, owner: &str) -> Result<(), StoreError>;
+    /// Up to `limit` events recorded after `after`, in `seq` order, and only below a horizon under which every
+    /// recording has committed: an event returned is never followed later by one of a lower `seq`.
+    async fn recorded_after(&self, after: i64, limit: u32) -> Result<Vec<RecordedUsage>, StoreError>;
+}
+
 /// Result of [`CouponRepository::redeem`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Redemption {

@@ -6,6 +6,7 @@ mod coupons;
 mod credits;
 mod dunning;
 mod entitlements;
+mod meter_reporting;
 mod outbox;
 mod payments;
 mod reconcile;
@@ -27,6 +28,7 @@ pub use coupons::{CouponCheck, CouponService, CouponServiceError, NewCoupon};
 pub use credits::{Consume, CreditError, CreditService};
 pub use dunning::{CancelForNonPayment, DUNNING_JOB, DunningReport, DunningService};
 pub use entitlements::{EntitlementError, EntitlementService, EntitlementsView, LimitView};
+pub use meter_reporting::{MeterReport, MeterReportPolicy, MeterReportingService, meter_event_identifier};
 pub use outbox::{DeliveryPolicy, DeliveryReport, OutboxError, OutboxPorts, OutboxService};
 pub use payments::{Charge, CreatePayment, PaymentError, PaymentService, RefundPayment, Refunded};
 pub use reconcile::{

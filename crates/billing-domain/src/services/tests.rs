@@ -30,7 +30,7 @@ use crate::subscription::SubscriptionStatus;
 use crate::testing::test_catalog;
 use crate::workspace::{BillingDetails, WorkspaceProfile};
 
-mod processor_mock {
+pub(super) mod processor_mock {
     use async_trait::async_trait;
     use chrono::{DateTime, Utc};
 

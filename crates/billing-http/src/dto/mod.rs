@@ -34,7 +34,10 @@ pub use payments::{
     RefundView, RefundedView,
 };
 pub use plans::PlansResponse;
-pub use sandbox::{SandboxCardBody, SandboxCardView, SandboxDeliveriesView, SandboxDeliveryView, SandboxRenewView};
+pub use sandbox::{
+    SandboxCardBody, SandboxCardView, SandboxDeliveriesView, SandboxDeliveryView, SandboxMeterView, SandboxMetersView,
+    SandboxRenewView,
+};
 pub use subscriptions::{CancelBody, ChangeBody};
 pub use usage::{UsageBatch, UsageBatchView, UsageQuery, UsageReportView};
 pub use webhooks::WebhookReceived;

@@ -1,6 +1,6 @@
-//! The sandbox controls (admin): a workspace's card, paying its open invoice, renewing now.
+//! The sandbox controls (admin): a workspace's card, paying its open invoice, renewing now, what its meters took.
 
-use billing_domain::ports::SandboxCard;
+use billing_domain::ports::{SandboxCard, SandboxMeterTally};
 use serde::{Deserialize, Serialize};
 use validator::Validate;
 
@@ -51,4 +51,37 @@ pub struct SandboxRenewView {
     pub renewal_deliveries: usize,
     pub redelivered: usize,
     pub problems: Vec<String>,
+}
+
+/// `GET …/meter-events`: what the sandbox's meters received for the workspace.
+#[derive(Debug, Serialize)]
+pub struct SandboxMetersView<'a> {
+    pub workspace_id: &'a str,
+    pub meters: Vec<SandboxMeterView<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SandboxMeterView<'a> {
+    pub meter: &'a str,
+    /// Meter events taken, each identifier once.
+    pub events: u64,
+    /// Their values added up, as a decimal string.
+    pub value: String,
+    /// Sends of an identifier already taken (a reporter repeating after a restart), not counted.
+    pub repeats: u64,
+    pub first_at: chrono::DateTime<chrono::Utc>,
+    pub last_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl<'a> From<&'a SandboxMeterTally> for SandboxMeterView<'a> {
+    fn from(tally: &'a SandboxMeterTally) -> Self {
+        Self {
+            meter: &tally.meter,
+            events: tally.events,
+            value: tally.value.normalize().to_string(),
+            repeats: tally.repeats,
+            first_at: tally.first_at,
+            last_at: tally.last_at,
+        }
+    }
 }

@@ -61,6 +61,7 @@ fn endpoints() -> Vec<Endpoint> {
         Endpoint::new("/v1/admin/sandbox/workspaces/{id}/card")
             .on(Method::GET, sandbox_controls::card)
             .on(Method::PUT, sandbox_controls::set_card),
+        Endpoint::new("/v1/admin/sandbox/workspaces/{id}/meter-events").on(Method::GET, sandbox_controls::meter_events),
         Endpoint::new("/v1/admin/sandbox/workspaces/{id}/pay-open-invoice")
             .on(Method::POST, sandbox_controls::pay_open_invoice),
         Endpoint::new("/v1/admin/sandbox/renew").on(Method::POST, sandbox_controls::renew),

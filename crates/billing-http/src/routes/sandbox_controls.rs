@@ -1,6 +1,7 @@
 //! The sandbox's documented controls (admin only; 404 `sandbox_disabled` when the sandbox is off): a workspace's
 //! card, which can be told to decline the next charge; paying its open invoice, as a customer fixing their card
-//! would; and renewing what is due now. What they cause at the sandbox is ingested like any of its deliveries.
+//! would; renewing what is due now; and what its meters received. What they cause at the sandbox is ingested like
+//! any of its deliveries.
 
 use std::sync::Arc;
 
@@ -11,7 +12,10 @@ use billing_domain::ports::SandboxControlError;
 use billing_domain::services::RenewalService;
 
 use crate::access::{Admin, Authorized};
-use crate::dto::{SandboxCardBody, SandboxCardView, SandboxDeliveriesView, SandboxDeliveryView, SandboxRenewView};
+use crate::dto::{
+    SandboxCardBody, SandboxCardView, SandboxDeliveriesView, SandboxDeliveryView, SandboxMeterView, SandboxMetersView,
+    SandboxRenewView,
+};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::Json;
 use crate::routes::sandbox::deliver_all;
@@ -70,6 +74,19 @@ pub async fn set_card(
     let card = sandbox(&state)?.controls().set_decline_next_charge(&id, body.decline_next_charge).await?;
     tracing::info!(decline_next_charge = card.decline_next_charge, "sandbox card set");
     Ok(HttpResponse::Ok().json(SandboxCardView::from(&card)))
+}
+
+/// `GET /v1/admin/sandbox/workspaces/{id}/meter-events`: what the usage reporter sent the sandbox's meters.
+#[tracing::instrument(skip_all, fields(workspace_id = %path))]
+pub async fn meter_events(
+    state: web::Data<AppState>,
+    _: Authorized<Admin>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = workspace(&path)?;
+    let tallies = sandbox(&state)?.controls().meter_events(&id).await?;
+    let meters = tallies.iter().map(SandboxMeterView::from).collect();
+    Ok(HttpResponse::Ok().json(SandboxMetersView { workspace_id: id.as_str(), meters }))
 }
 
 /// `POST /v1/admin/sandbox/workspaces/{id}/pay-open-invoice`: charges the oldest open invoice again.

@@ -32,18 +32,32 @@ fn describes_itself() {
     assert_eq!(sandbox.id().as_str(), "sandbox");
     let caps = sandbox.capabilities();
     assert!(caps.checkout && caps.invoices && caps.subscription_changes && caps.portal);
-    assert!(caps.payments && caps.refunds);
-    assert!(!caps.usage_reporting);
+    assert!(caps.payments && caps.refunds && caps.usage_reporting);
 }
 
 #[tokio::test]
-async fn unsupported_capabilities_say_so() {
+async fn meters_count_each_identifier_once_and_only_for_known_customers() {
     let sandbox = processor();
-    let customer = CustomerId::new("cus_sbx_1");
-    assert!(matches!(
-        sandbox.report_usage(&customer, "alerts", rust_decimal::Decimal::ONE, now(), "k").await,
-        Err(ProcessorError::Unsupported(_))
-    ));
+    let customer = sandbox.ensure_customer(&workspace("ws_m"), None).await.unwrap();
+    let value = |v: &str| v.parse::<rust_decimal::Decimal>().unwrap();
+    let later = now() + Duration::minutes(5);
+    sandbox.report_usage(&customer, "api_calls", value("2.5"), later, "usage:ws_m:e1").await.unwrap();
+    sandbox.report_usage(&customer, "api_calls", value("1"), now(), "usage:ws_m:e2").await.unwrap();
+    // A repeat, as a reporter restarted before saving its cursor sends it: taken, not counted.
+    sandbox.report_usage(&customer, "api_calls", value("2.5"), later, "usage:ws_m:e1").await.unwrap();
+    sandbox.report_usage(&customer, "storage_gb", value("7"), now(), "usage:ws_m:e3").await.unwrap();
+
+    let tallies = sandbox.lock().meter_tallies(&customer);
+    assert_eq!(tallies.len(), 2);
+    let calls = &tallies[0];
+    assert_eq!((calls.meter.as_str(), calls.events, calls.value, calls.repeats), ("api_calls", 2, value("3.5"), 1));
+    assert_eq!((calls.first_at, calls.last_at), (now(), later));
+    assert_eq!((tallies[1].meter.as_str(), tallies[1].value), ("storage_gb", value("7")));
+
+    let stranger = sandbox.report_usage(&CustomerId::new("cus_nobody"), "api_calls", value("1"), now(), "x").await;
+    assert!(matches!(stranger, Err(ProcessorError::Rejected(_))), "{stranger:?}");
+    let negative = sandbox.report_usage(&customer, "api_calls", value("-1"), now(), "usage:ws_m:e4").await;
+    assert!(matches!(negative, Err(ProcessorError::Rejected(_))), "{negative:?}");
 }
 
 #[tokio::test]

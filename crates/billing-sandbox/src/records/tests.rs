@@ -7,7 +7,7 @@ use billing_domain::ids::{PaymentId, ProcessorId};
 use billing_domain::money::{Currency, Money};
 use billing_domain::ports::{
     CheckoutOps, CustomerOps, HostedCheckoutStatus, InvoiceOps, PaymentIntentRequest, PaymentOps, PortalOps,
-    ProcessorRecord, ProcessorRecords, StoredRecords, SubscriptionOps,
+    ProcessorRecord, ProcessorRecords, StoredRecords, SubscriptionOps, UsageReportingOps,
 };
 use chrono::{DateTime, Utc};
 
@@ -95,6 +95,8 @@ async fn a_restarted_sandbox_has_every_record_it_wrote() {
     let portal = before.create_portal(&customer, "http://localhost/back").await.unwrap();
     let subscription = before.list_for_customer(&customer).await.unwrap().remove(0);
     before.cancel(&subscription.subscription_id, true, "cancel-1").await.unwrap();
+    let one = rust_decimal::Decimal::ONE;
+    before.report_usage(&customer, "api_calls", one, now(), "usage:ws_1:e1").await.unwrap();
 
     let after = sandbox(&records, 1_000);
     assert_eq!(after.restore().await.unwrap(), records.rows.lock().unwrap().len());
@@ -117,6 +119,9 @@ async fn a_restarted_sandbox_has_every_record_it_wrote() {
     let portal_id = portal.rsplit('/').next().unwrap();
     assert!(billing_domain::ports::HostedPortalOps::hosted_portal(&after, portal_id).is_some());
     assert!(after.payment_page(PaymentId::new(intent.id.as_str()).as_str()).is_some());
+    after.report_usage(&customer, "api_calls", one, now(), "usage:ws_1:e1").await.unwrap();
+    let meters = after.lock().meter_tallies(&customer);
+    assert_eq!((meters[0].events, meters[0].repeats), (1, 1), "what the meter took is remembered: {meters:?}");
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ pub mod credit_ledger;
 pub mod dunning_case;
 pub mod idempotency_key;
 pub mod inbox_event;
+pub mod meter_cursor;
 pub mod outbox;
 pub mod parked_event;
 pub mod payment;

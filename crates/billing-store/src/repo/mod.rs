@@ -10,6 +10,7 @@ mod dunning;
 mod idempotency;
 mod inbox;
 mod locks;
+mod meter_cursors;
 mod outbox;
 mod payments;
 mod processor_records;
