@@ -34,6 +34,7 @@ mod helpers;
 mod idempotency;
 mod inbox;
 mod locks;
+mod meter_cursors;
 mod outbox;
 mod payments;
 mod processor_records;
