@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use tollgate_e2e::{Server, repo_root, tollgate_binary};
 
 mod dunning;
+mod meters;
 mod outbox;
 mod race;
 mod stripe;

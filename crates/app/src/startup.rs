@@ -14,7 +14,8 @@ use billing_domain::ports::{
 use billing_domain::services::{
     AccountService, CheckoutService, Context, CouponService, CreditService, DunningService, EntitlementService,
     MeterReportPolicy, MeterReportingService, OutboxPorts, OutboxService, PaymentService, ReconcileReport,
-    ReconcileService, RenewalService, SubscriptionService, TrialService, UsageService, WebhookService, WorkspaceService,
+    ReconcileService, RenewalService, SubscriptionService, TrialService, UsageService, WebhookService,
+    WorkspaceService,
 };
 use billing_http::auth::ApiKeys;
 use billing_http::group_commit::{GroupCommit, GroupCommitSettings};
@@ -174,10 +175,15 @@ impl Application {
         };
         let server = billing_http::server::serve(edge, listener, server_settings)?;
         tracing::info!(%address, public_url, backend = store.backend(), "tollgate listening");
-        let reconciler =
-            ReconcileService::new(processor.clone(), store_arc.clone(), store_arc.clone(), webhooks.clone(), clock.clone())
-                .with_refunds(store_arc.clone());
-        let meters = meter_reporting(&processor, &catalog, &store_arc, ids.as_ref());
+        let reconciler = ReconcileService::new(
+            processor.clone(),
+            store_arc.clone(),
+            store_arc.clone(),
+            webhooks.clone(),
+            clock.clone(),
+        )
+        .with_refunds(store_arc.clone());
+        let meters = meter_reporting(&processor, &catalog, &store_arc, ids.as_ref(), settings.usage.report_policy());
         let jobs = Jobs::start(JobSet {
             reconciler,
             reconcile_secs: settings.reconcile.interval_secs,
@@ -248,6 +254,7 @@ fn meter_reporting(
     catalog: &Catalog,
     store: &Arc<Store>,
     ids: &dyn IdGenerator,
+    policy: MeterReportPolicy,
 ) -> Option<Arc<MeterReportingService>> {
     let meters = catalog.meter_events().clone();
     if meters.is_empty() || !processor.capabilities().usage_reporting {
@@ -263,7 +270,7 @@ fn meter_reporting(
         // Leases are about whether a reporter is alive: real time, whatever clock billing runs on.
         Arc::new(SystemClock),
         owner,
-        MeterReportPolicy::default(),
+        policy,
     )))
 }
 

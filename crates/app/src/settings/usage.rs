@@ -1,5 +1,6 @@
 //! Usage metering: how late and how early an event may be, and reporting usage to the processor's meters.
 
+use billing_domain::services::MeterReportPolicy;
 use billing_domain::usage::UsagePolicy;
 use serde::Deserialize;
 
@@ -15,6 +16,9 @@ pub struct UsageSettings {
     pub future_skew_secs: u64,
     /// Seconds between runs of the job reporting usage to the processor's meters (0: off).
     pub report_interval_secs: u64,
+    /// Seconds a replica holds the reporting cursor without saving it: how long reporting waits after a replica
+    /// dies mid-run before another takes over.
+    pub report_lease_secs: u64,
 }
 
 impl UsageSettings {
@@ -29,6 +33,17 @@ impl UsageSettings {
         if self.report_interval_secs > 86_400 {
             p.add("usage.report_interval_secs", "must be at most 86400 (a day), or 0 for off");
         }
+        // The cursor is saved every 50 sends; a lease shorter than those take could pass to another replica
+        // while the first is still sending.
+        if !(5..=3_600).contains(&self.report_lease_secs) {
+            p.add("usage.report_lease_secs", "must be between 5 and 3600");
+        }
+    }
+
+    /// How the meter reporter runs: the lease from here, pages and saves at their defaults.
+    pub fn report_policy(&self) -> MeterReportPolicy {
+        let lease = chrono::Duration::seconds(i64::try_from(self.report_lease_secs).unwrap_or(i64::MAX));
+        MeterReportPolicy { lease, ..MeterReportPolicy::default() }
     }
 
     pub fn policy(&self) -> UsagePolicy {

@@ -512,8 +512,7 @@ pub trait MeterCursors: Send + Sync {
     async fn claim(&self, processor: &ProcessorId, owner: &str, lease: Lease) -> Result<Option<i64>, StoreError>;
     /// Moves the cursor to `seq` and extends the lease while `owner` holds it; `false` when it no longer does
     /// (its lease ended and another took the cursor), in which case nothing changed.
-    async fn advance(&self, processor: &ProcessorId, owner: &str, seq: i64, lease: Lease)
-    -> Result<bool, StoreError>;
+    async fn advance(&self, processor: &ProcessorId, owner: &str, seq: i64, lease: Lease) -> Result<bool, StoreError>;
     /// Ends `owner`'s lease, keeping the cursor.
     async fn release(&self, processor: &ProcessorId, owner: &str) -> Result<(), StoreError>;
     /// Up to `limit` events recorded after `after`, in `seq` order, and only below a horizon under which every

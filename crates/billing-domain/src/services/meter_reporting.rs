@@ -189,8 +189,7 @@ impl MeterReportingService {
         if run.report.cursor == run.saved {
             return Ok(());
         }
-        let kept =
-            self.cursors.advance(&self.processor.id(), &self.owner, run.report.cursor, self.lease()).await?;
+        let kept = self.cursors.advance(&self.processor.id(), &self.owner, run.report.cursor, self.lease()).await?;
         if kept {
             run.saved = run.report.cursor;
         } else {

@@ -99,9 +99,9 @@ fn processor(accepted: Accepted, fail_at: Option<usize>) -> MockProcessor {
 
 fn workspaces() -> MockWorkspaceRepository {
     let mut workspaces = MockWorkspaceRepository::new();
-    workspaces.expect_customer_of_workspace().returning(|_, workspace| {
-        Ok((workspace.as_str() == "acme").then(|| CustomerId::new("cus_acme")))
-    });
+    workspaces
+        .expect_customer_of_workspace()
+        .returning(|_, workspace| Ok((workspace.as_str() == "acme").then(|| CustomerId::new("cus_acme"))));
     workspaces
 }
 
