@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use serde_json::{Value, json};
 use tollgate_e2e::{Server, postgres_database};
+
+use crate::outbox::{subscribe, unique};
+use crate::time_travel::call;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-const KEY: &str = "tg_dev_local_only";
 /// `MeterReportPolicy::save_every`: the most sends a killed reporter leaves unsaved.
 const SAVE_EVERY: usize = 50;
 
@@ -115,20 +117,14 @@ fn reporting_env(database: &str, stripe: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-async fn call(client: &reqwest::Client, method: reqwest::Method, url: String, body: Value) -> (u16, Value) {
-    let response = client.request(method, url).bearer_auth(KEY).json(&body).send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 /// A workspace; with a customer at Stripe (created by starting a checkout) when `customer`.
 async fn workspace(client: &reqwest::Client, base: &str, id: &str, customer: bool) {
     let body = json!({"name": id, "owner_email": format!("owner@{id}.test")});
-    let (status, _) = call(client, reqwest::Method::PUT, format!("{base}/v1/workspaces/{id}"), body).await;
+    let (status, _) = call(client, reqwest::Method::PUT, format!("{base}/v1/workspaces/{id}"), Some(body)).await;
     assert_eq!(status, 201);
     if customer {
         let checkout = format!("{base}/v1/workspaces/{id}/checkout");
-        let (status, body) = call(client, reqwest::Method::POST, checkout, json!({"plan": "pro"})).await;
+        let (status, body) = call(client, reqwest::Method::POST, checkout, Some(json!({"plan": "pro"}))).await;
         assert!((200..300).contains(&status), "checkout of {id}: {status} {body}");
     }
 }
@@ -172,7 +168,7 @@ fn batches() -> Vec<Vec<Sent>> {
 
 async fn send(client: &reqwest::Client, base: &str, batch: &[Sent]) {
     let body = json!({"events": batch.iter().map(|s| s.body.clone()).collect::<Vec<_>>()});
-    let (status, answer) = call(client, reqwest::Method::POST, format!("{base}/v1/usage"), body).await;
+    let (status, answer) = call(client, reqwest::Method::POST, format!("{base}/v1/usage"), Some(body)).await;
     assert_eq!((status, answer["accepted"].as_u64()), (200, Some(batch.len() as u64)), "{answer}");
 }
 
@@ -252,4 +248,65 @@ fn usage_reaches_stripe_meters_once_through_faults_a_kill_and_two_replicas() {
         ledger.resent_after_success
     );
     assert!(ledger.requests > expected.len() as u64, "the faults were met and retried");
+}
+
+/// With the sandbox (`cargo run`'s processor), reported usage shows up in its meter tallies, each event once.
+#[test]
+fn the_sandbox_tallies_the_meter_events_it_received_and_shows_them() {
+    let db = std::env::temp_dir().join(format!("tollgate-e2e-{}.db", uuid::Uuid::new_v4().simple()));
+    let env = vec![
+        ("TOLLGATE__DATABASE__URL", format!("sqlite://{}?mode=rwc", db.display())),
+        ("TOLLGATE__USAGE__REPORT_INTERVAL_SECS", "1".to_owned()),
+    ];
+    let server = Server::start(&env);
+    let base = server.base_url.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let meters = |id: &str| format!("{base}/v1/admin/sandbox/workspaces/{id}/meter-events");
+        let id = unique("meters");
+        subscribe(&client, &base, &id).await;
+        let at = Utc::now().timestamp() - 60;
+        let event = |n: &str, metric: &str, quantity: &str| {
+            json!({"id": n, "workspace_id": id, "metric": metric, "quantity": quantity, "timestamp": at})
+        };
+        let batch = json!({"events": [
+            event("e1", "compute_hours", "1.5"),
+            event("e2", "compute_hours", "2.25"),
+            event("e3", "bandwidth_gb", "3"),
+            event("e4", "alerts", "7"),
+        ]});
+        let (status, answer) = call(&client, reqwest::Method::POST, format!("{base}/v1/usage"), Some(batch.clone())).await;
+        assert_eq!((status, answer["accepted"].as_u64()), (200, Some(4)), "{answer}");
+        // Sent again: duplicates at Tollgate, so nothing more reaches the meters.
+        let (_, again) = call(&client, reqwest::Method::POST, format!("{base}/v1/usage"), Some(batch)).await;
+        assert_eq!(again["duplicates"].as_u64(), Some(4), "{again}");
+
+        let started = Instant::now();
+        let shown = loop {
+            let (status, shown) = call(&client, reqwest::Method::GET, meters(&id), None).await;
+            assert_eq!(status, 200, "{shown}");
+            if shown["meters"].as_array().is_some_and(|m| m.len() == 2) {
+                break shown;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "not reported: {shown}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let by_meter: BTreeMap<&str, (u64, &str, u64)> = shown["meters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let (events, value, repeats) = (m["events"].as_u64().unwrap(), m["value"].as_str().unwrap(), m["repeats"].as_u64().unwrap());
+                (m["meter"].as_str().unwrap(), (events, value, repeats))
+            })
+            .collect();
+        let expected = BTreeMap::from([("tollgate_bandwidth_gb", (1, "3", 0)), ("tollgate_compute_hours", (2, "3.75", 0))]);
+        assert_eq!(by_meter, expected, "{shown}");
+
+        let (status, problem) = call(&client, reqwest::Method::GET, meters("nobody"), None).await;
+        assert_eq!((status, problem["code"].as_str()), (404, Some("sandbox_customer_not_found")), "{problem}");
+    });
+    assert!(server.stop().success());
+    let _ = std::fs::remove_file(&db);
 }
