@@ -156,9 +156,10 @@ fn each_metered_event_is_reported_once_in_order_and_the_cursor_saved() {
         assert_eq!(sent, reported_ids(&stream()));
         assert!(accepted.lock().unwrap().iter().all(|(_, meter, _)| meter == "tollgate_compute_hours"));
         assert_eq!(accepted.lock().unwrap()[0].2, Decimal::new(35, 1), "the event's own quantity");
-        let cursor = cursors.cursor.lock().unwrap();
-        assert_eq!((cursor.seq, cursor.owner.as_deref()), (11, None), "saved and released");
-        drop(cursor);
+        {
+            let cursor = cursors.cursor.lock().unwrap();
+            assert_eq!((cursor.seq, cursor.owner.as_deref()), (11, None), "saved and released");
+        }
 
         let again = reporter.run_until(&never).await.unwrap();
         assert_eq!((again.reported, again.cursor), (0, 11), "nothing is reported twice");
