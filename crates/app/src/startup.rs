@@ -20,6 +20,7 @@ use billing_domain::services::{
 use billing_http::auth::ApiKeys;
 use billing_http::group_commit::{GroupCommit, GroupCommitSettings};
 use billing_http::server::{Server, ServerSettings};
+use billing_http::usage_commit::UsageCommit;
 use billing_http::{AppState, CheckoutDefaults, Edge, Readiness};
 use billing_notify::{EmailTransport, HttpPublisher, LogNotifier, SmtpNotifier};
 use billing_sandbox::SandboxProcessor;
@@ -112,6 +113,8 @@ impl Application {
                 renewals: renewals.clone(),
             })
         });
+        let usage =
+            Arc::new(UsageService::new(ctx.clone(), store_arc.clone(), store_arc.clone(), settings.usage.policy()));
         let state = AppState {
             catalog: catalog.clone(),
             workspaces: WorkspaceService::new(ctx.clone(), store_arc.clone()).with_dunning(store_arc.clone()),
@@ -138,7 +141,8 @@ impl Application {
             account: AccountService::new(ctx.clone(), processor.clone(), webhooks.clone(), store_arc.clone()),
             subscription_commands,
             entitlements: EntitlementService::new(ctx.clone(), store_arc.clone()),
-            usage: UsageService::new(ctx.clone(), store_arc.clone(), store_arc.clone(), settings.usage.policy()),
+            usage: usage.clone(),
+            usage_batches: UsageCommit::start(usage, settings.usage.group_commit_max_events),
             outbox: outbox.clone(),
             webhooks: GroupCommit::start(
                 webhooks.clone(),

@@ -15,6 +15,7 @@ use billing_domain::services::{
 
 use crate::group_commit::GroupCommit;
 use crate::idempotency::IdempotencyPolicy;
+use crate::usage_commit::UsageCommit;
 
 /// Answers whether the service can do its work (the database answers).
 #[async_trait]
@@ -40,7 +41,10 @@ pub struct AppState {
     pub payments: PaymentService,
     pub coupons: CouponService,
     pub entitlements: EntitlementService,
-    pub usage: UsageService,
+    /// Judging batches, reports and check-and-consume; batches are recorded through `usage_batches`.
+    pub usage: Arc<UsageService>,
+    /// Usage batches recorded by group commit.
+    pub usage_batches: UsageCommit,
     pub subscription_commands: Arc<SubscriptionService>,
     /// Operators' view of the outbox; the delivery job holds its own.
     pub outbox: Arc<OutboxService>,

@@ -19,6 +19,9 @@ pub struct UsageSettings {
     /// Seconds a replica holds the reporting cursor without saving it: how long reporting waits after a replica
     /// dies mid-run before another takes over.
     pub report_lease_secs: u64,
+    /// Events one transaction records at most, from the batches queued together (group commit); 1,000 or less
+    /// records each batch alone.
+    pub group_commit_max_events: usize,
 }
 
 impl UsageSettings {
@@ -35,6 +38,9 @@ impl UsageSettings {
         }
         // The cursor is saved every 50 sends; a lease shorter than those take could pass to another replica
         // while the first is still sending.
+        if self.group_commit_max_events > 100_000 {
+            p.add("usage.group_commit_max_events", "must be at most 100000");
+        }
         if !(5..=3_600).contains(&self.report_lease_secs) {
             p.add("usage.report_lease_secs", "must be between 5 and 3600");
         }

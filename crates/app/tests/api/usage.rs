@@ -124,6 +124,41 @@ async fn batches_are_bounded_and_need_their_scope(backend: Backend) {
 }
 on_both_databases!(a_batch_holds_at_most_1000_events_and_needs_usage_write, batches_are_bounded_and_need_their_scope);
 
+/// Eight batches sent at once, each overlapping the next by half its ids: they queue together and share
+/// transactions (group commit), and still every id is accepted by exactly one batch and counted once.
+async fn concurrent_overlapping_batches_count_each_event_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.put_workspace("acme").await;
+    let batch = |b: usize| -> Vec<Value> {
+        (b * 250..b * 250 + 500).map(|i| event(&format!("o{i}"), "acme", "compute_hours", json!("0.5"))).collect()
+    };
+    let answers = futures::future::join_all((0..8).map(|b| send(&app, batch(b)))).await;
+    let mut accepted = std::collections::BTreeMap::<String, usize>::new();
+    for (b, (status, answer)) in answers.iter().enumerate() {
+        assert_eq!(status, &200, "{answer}");
+        let results = answer["results"].as_array().unwrap();
+        assert_eq!(results.len(), 500, "batch {b}: one answer per event");
+        for result in results {
+            match result["status"].as_str() {
+                Some("accepted") => *accepted.entry(result["id"].as_str().unwrap().to_owned()).or_default() += 1,
+                Some("duplicate") => {}
+                other => panic!("batch {b}: {other:?} in {result}"),
+            }
+        }
+    }
+    // Ids o0 … o2249: each accepted by exactly one batch.
+    assert_eq!(accepted.len(), 2250);
+    assert!(accepted.values().all(|n| *n == 1), "an id accepted twice");
+    assert_eq!(app.count("usage_events").await, 2250);
+    let usage = app.json_of("/v1/workspaces/acme/usage").await;
+    let line = usage["metrics"].as_array().unwrap().iter().find(|l| l["metric"] == "compute_hours").unwrap().clone();
+    assert_eq!(line["quantity"], "1125", "{usage}");
+}
+on_both_databases!(
+    concurrent_batches_sharing_ids_are_recorded_together_and_each_event_counts_once,
+    concurrent_overlapping_batches_count_each_event_once
+);
+
 async fn send_raw(app: &TestApp, body: Value) -> (u16, Value) {
     let response = app.post_json("/v1/usage", body).await;
     (response.status().as_u16(), response.json().await.unwrap())

@@ -37,7 +37,9 @@ pub use reconcile::{
 pub use renewals::{Ingested, REDELIVER_AFTER, RenewalReport, RenewalService};
 pub use subscriptions::{COMMAND_EVENT_TYPE, RunCommand, SubscriptionError, SubscriptionService};
 pub use trials::{TrialError, TrialService};
-pub use usage::{CheckAndConsume, ConsumeCheck, EventOutcome, PeriodQuery, UsageError, UsageReport, UsageService};
+pub use usage::{
+    CheckAndConsume, ConsumeCheck, EventOutcome, JudgedBatch, PeriodQuery, UsageError, UsageReport, UsageService,
+};
 pub use webhooks::{
     BatchAnswers, Delivery, IngestError, IngestOutcome, PARKED_SWEEP_BATCH, SweepReport, WebhookService, subject_of,
 };

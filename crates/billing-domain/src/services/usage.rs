@@ -80,6 +80,39 @@ pub struct ConsumeCheck {
     pub replayed: bool,
 }
 
+/// A batch whose events were judged and not yet recorded.
+#[derive(Debug, Clone)]
+pub struct JudgedBatch {
+    /// Per event of the batch, in order: why it was rejected, or `None` when it is among `placed`.
+    rejected: Vec<Option<Rejection>>,
+    /// The valid events, in the batch's order, each in its period.
+    placed: Vec<PlacedEvent>,
+}
+
+impl JudgedBatch {
+    /// Events to record.
+    pub fn len(&self) -> usize {
+        self.placed.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.placed.is_empty()
+    }
+
+    /// Each event's outcome, given which of the valid ones the store recorded (`false`: a duplicate).
+    pub fn outcomes(self, recorded: Vec<bool>) -> Vec<EventOutcome> {
+        let mut recorded = recorded.into_iter();
+        self.rejected
+            .into_iter()
+            .map(|rejected| match rejected {
+                Some(rejection) => EventOutcome::Rejected(rejection),
+                None if recorded.next() == Some(true) => EventOutcome::Accepted,
+                None => EventOutcome::Duplicate,
+            })
+            .collect()
+    }
+}
+
 /// A request to check a usage limit and, if it allows, record the usage at once.
 #[derive(Debug, Clone)]
 pub struct CheckAndConsume {
@@ -106,41 +139,74 @@ impl UsageService {
     /// Judges each event of a batch, then records the valid ones in one transaction. Outcomes are in the batch's
     /// order.
     pub async fn ingest(&self, batch: &[RawUsageEvent]) -> Result<Vec<EventOutcome>, UsageError> {
+        let judged = self.judge(batch).await?;
+        let answer = self.record_together(vec![judged]).await.pop();
+        Ok(answer.unwrap_or_else(|| Ok(Vec::new()))?)
+    }
+
+    /// Judges each event of a batch on its own — valid, of an existing workspace, placed in its period — without
+    /// recording anything: [`UsageService::record_together`] records it, alone or with other batches.
+    pub async fn judge(&self, batch: &[RawUsageEvent]) -> Result<JudgedBatch, UsageError> {
         let now = self.ctx.clock.now();
         let judged: Vec<Result<UsageEvent, Rejection>> =
             batch.iter().map(|raw| validate_event(raw, &self.ctx.catalog, &self.policy, now)).collect();
         let subscriptions = self.subscriptions_of(&judged).await?;
-        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut rejected = Vec::with_capacity(batch.len());
         let mut placed = Vec::with_capacity(batch.len());
         for verdict in judged {
             let event = match verdict {
                 Ok(event) => event,
                 Err(rejection) => {
-                    outcomes.push(Some(EventOutcome::Rejected(rejection)));
+                    rejected.push(Some(rejection));
                     continue;
                 }
             };
             let Some(subscription) = subscriptions.get(&event.workspace_id) else {
                 let message = format!("workspace `{}` does not exist", event.workspace_id);
                 let rejection = Rejection { code: RejectCode::UnknownWorkspace, field: "workspace_id".into(), message };
-                outcomes.push(Some(EventOutcome::Rejected(rejection)));
+                rejected.push(Some(rejection));
                 continue;
             };
             let period = crate::usage::period_at(subscription.as_ref(), event.at);
             placed.push(PlacedEvent { event, period });
-            outcomes.push(None);
+            rejected.push(None);
         }
-        let recorded = self.record(&placed, now).await?;
+        Ok(JudgedBatch { rejected, placed })
+    }
+
+    /// Records the valid events of several judged batches in one transaction (one commit for all), in the order
+    /// given: an event of a later batch whose id an earlier one holds is that batch's duplicate. When the shared
+    /// transaction fails, each batch is recorded in its own, so one batch's failure is never its neighbours'.
+    /// Each batch's outcomes, in the batches' order.
+    pub async fn record_together(&self, batches: Vec<JudgedBatch>) -> Vec<Result<Vec<EventOutcome>, StoreError>> {
+        let now = self.ctx.clock.now();
+        let together = match batches.as_slice() {
+            [] => return Vec::new(),
+            [only] => self.record(&only.placed, now).await,
+            _ => {
+                let all: Vec<PlacedEvent> = batches.iter().flat_map(|b| b.placed.iter().cloned()).collect();
+                self.record(&all, now).await
+            }
+        };
+        let recorded = match together {
+            Ok(recorded) => recorded,
+            Err(error) if batches.len() == 1 => return vec![Err(error)],
+            Err(_) => {
+                let mut answers = Vec::with_capacity(batches.len());
+                for batch in batches {
+                    answers.push(self.record(&batch.placed, now).await.map(|recorded| batch.outcomes(recorded)));
+                }
+                return answers;
+            }
+        };
         let mut recorded = recorded.into_iter();
-        Ok(outcomes
+        batches
             .into_iter()
-            .map(|outcome| {
-                outcome.unwrap_or_else(|| match recorded.next() {
-                    Some(true) => EventOutcome::Accepted,
-                    _ => EventOutcome::Duplicate,
-                })
+            .map(|batch| {
+                let mine: Vec<bool> = recorded.by_ref().take(batch.placed.len()).collect();
+                Ok(batch.outcomes(mine))
             })
-            .collect())
+            .collect()
     }
 
     /// The current subscription of each existing workspace the valid events name; absent workspaces do not exist.

@@ -29,7 +29,7 @@ impl From<UsageError> for ApiError {
 }
 
 /// `POST /v1/usage {events: [...]}`: up to 1,000 events, each accepted, a duplicate or rejected on its own; the
-/// accepted ones are recorded in one transaction before the answer.
+/// accepted ones are recorded in one transaction (shared with the batches queued beside it) before the answer.
 #[tracing::instrument(skip_all)]
 pub async fn ingest(
     state: web::Data<AppState>,
@@ -48,7 +48,8 @@ pub async fn ingest(
         .with_extra(json!({"limit": MAX_BATCH})));
     }
     let events: Vec<_> = batch.events.into_iter().map(|e| e.0).collect();
-    let outcomes = state.usage.ingest(&events).await?;
+    let judged = state.usage.judge(&events).await?;
+    let outcomes = state.usage_batches.record(judged).await?;
     Ok(HttpResponse::Ok().json(UsageBatchView::of(&events, &outcomes)))
 }
 
