@@ -136,14 +136,6 @@ impl UsageService {
         Self { ctx, uow, usage, policy }
     }
 
-    /// Judges each event of a batch, then records the valid ones in one transaction. Outcomes are in the batch's
-    /// order.
-    pub async fn ingest(&self, batch: &[RawUsageEvent]) -> Result<Vec<EventOutcome>, UsageError> {
-        let judged = self.judge(batch).await?;
-        let answer = self.record_together(vec![judged]).await.pop();
-        Ok(answer.unwrap_or_else(|| Ok(Vec::new()))?)
-    }
-
     /// Judges each event of a batch on its own — valid, of an existing workspace, placed in its period — without
     /// recording anything: [`UsageService::record_together`] records it, alone or with other batches.
     pub async fn judge(&self, batch: &[RawUsageEvent]) -> Result<JudgedBatch, UsageError> {
