@@ -124,11 +124,16 @@ pub(crate) async fn notify_usage<C: ConnectionTrait>(
 }
 
 async fn announce<C: ConnectionTrait>(conn: &C, payload: String) -> Result<(), StoreError> {
-    if conn.get_database_backend() == DbBackend::Postgres {
+    announce_all(conn, vec![payload]).await
+}
+
+/// Announces several changes in one statement (one round trip, however many workspaces a usage batch touched).
+pub(crate) async fn announce_all<C: ConnectionTrait>(conn: &C, payloads: Vec<String>) -> Result<(), StoreError> {
+    if conn.get_database_backend() == DbBackend::Postgres && !payloads.is_empty() {
         let statement = Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT pg_notify($1, $2)",
-            [CHANNEL.into(), payload.into()],
+            "SELECT count(pg_notify($1, p)) FROM UNNEST($2::text[]) AS t(p)",
+            [CHANNEL.into(), payloads.into()],
         );
         conn.execute_raw(statement).await.map_err(map_db_err)?;
     }

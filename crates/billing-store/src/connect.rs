@@ -73,7 +73,16 @@ fn prepare_sqlite(url: &str, options: &mut ConnectOptions) -> Result<(), StoreEr
         options.max_connections(SQLITE_POOL_SIZE);
     }
     options.map_sqlx_sqlite_opts(move |opts| {
-        let opts = opts.busy_timeout(SQLITE_BUSY_TIMEOUT).foreign_keys(true).create_if_missing(true);
+        let opts = opts
+            .busy_timeout(SQLITE_BUSY_TIMEOUT)
+            .foreign_keys(true)
+            .create_if_missing(true)
+            // Statement and savepoint journals in memory: on disk, a usage batch's multi-row insert wrote every
+            // page it touched twice, once to a temporary file (a fifth of the writer's time, measured with perf).
+            .pragma("temp_store", "memory")
+            // 32 MiB of page cache per connection (SQLite's default is 2 MiB): a batch's index pages stay cached
+            // instead of being spilled mid-transaction and read back.
+            .pragma("cache_size", "-32768");
         if in_memory { opts } else { opts.journal_mode(SqliteJournalMode::Wal) }
     });
     Ok(())

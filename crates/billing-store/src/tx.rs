@@ -93,13 +93,10 @@ impl Transaction for StoreTx {
             Some(pending) => std::mem::take(&mut *pending.lock().unwrap_or_else(|p| p.into_inner())),
             None => Pending::default(),
         };
-        for id in pending.changed.difference(&pending.notified) {
-            changes::notify(&conn, &changes, id).await?;
-        }
         let usage_only: Vec<&WorkspaceId> = pending.usage.difference(&pending.changed).collect();
-        for id in &usage_only {
-            changes::notify_usage(&conn, &changes, id).await?;
-        }
+        let payloads = pending.changed.difference(&pending.notified).map(|id| changes.payload(id));
+        let payloads = payloads.chain(usage_only.iter().map(|id| changes.usage_payload(id))).collect();
+        changes::announce_all(&conn, payloads).await?;
         let committed = conn.commit().await.map_err(map_db_err);
         // Even when COMMIT reports an error it may have committed; forgetting too much only costs a reload.
         for id in &pending.changed {

@@ -3,8 +3,8 @@
 //! one read whatever the number of events.
 //!
 //! A batch costs a fixed number of statements, not one per event: the workspaces' locks, their open ranges, one
-//! multi-row insert of the events (`RETURNING` the new ones), one read and one multi-row upsert of the totals they
-//! change — plus, once per new range, a scan of the events it already holds. Every writer of a workspace's usage
+//! multi-row insert of the events (which tells the duplicates apart itself), one read and one multi-row upsert of
+//! the totals they change — plus, once per new range, a scan of the events it already holds. Every writer of a workspace's usage
 //! holds its lock, so reading the totals and writing them back cannot lose an update.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -104,8 +104,7 @@ impl<C: Executor> Repo<C> {
         let fresh: Vec<&PlacedEvent> = events.iter().zip(&first).filter(|(_, first)| **first).map(|(p, _)| p).collect();
         let inserted = self.insert_events(&fresh, now).await?;
         let mut deltas = TotalsByKey::new();
-        for placed in fresh.iter().filter(|p| inserted.contains(&(p.event.workspace_id.as_str(), p.event.id.as_str())))
-        {
+        for placed in fresh.iter().zip(&inserted).filter(|(_, new)| **new).map(|(p, _)| p) {
             let event = &placed.event;
             for range in ranges.get(&event.workspace_id).into_iter().flatten().filter(|r| r.contains(event.at)) {
                 let key = (event.workspace_id.clone(), *range, event.metric.clone());
@@ -114,11 +113,9 @@ impl<C: Executor> Repo<C> {
         }
         self.add_totals(deltas, earliest).await?;
 
-        let recorded: Vec<bool> = events
-            .iter()
-            .zip(&first)
-            .map(|(p, first)| *first && inserted.contains(&(p.event.workspace_id.as_str(), p.event.id.as_str())))
-            .collect();
+        // Each first occurrence takes the next verdict of the insert; a repeat within the batch is a duplicate.
+        let mut verdicts = inserted.into_iter();
+        let recorded: Vec<bool> = first.iter().map(|first| *first && verdicts.next().unwrap_or(false)).collect();
         let changed = events.iter().zip(&recorded).filter(|(_, new)| **new).map(|(p, _)| p.event.workspace_id.clone());
         let changed = changed.collect();
         Ok((recorded, changed))
@@ -249,25 +246,44 @@ impl<C: Executor> Repo<C> {
         Ok(())
     }
 
-    /// Inserts the events their workspaces have not recorded; the (workspace, id) of each one inserted. Which ones
-    /// exist is read first (the workspaces' locks keep it true until commit): asking the insert to return its
-    /// rows instead costs a row handed back per event.
-    async fn insert_events<'a>(
-        &self,
-        events: &[&'a PlacedEvent],
-        now: DateTime<Utc>,
-    ) -> Result<HashSet<(&'a str, &'a str)>, StoreError> {
-        use usage_event::Column;
-        let existing = self.existing_events(events).await?;
-        let existing: HashSet<(&str, &str)> = existing.iter().map(|(w, id)| (w.as_str(), id.as_str())).collect();
-        let fresh: Vec<&&PlacedEvent> = events
-            .iter()
-            .filter(|p| !existing.contains(&(p.event.workspace_id.as_str(), p.event.id.as_str())))
-            .collect();
-        if self.conn.get_database_backend() == DbBackend::Postgres {
-            return self.insert_events_postgres(&fresh, now).await;
+    /// Inserts the events their workspaces have not recorded; whether each one was. The insert
+    /// itself tells the duplicates apart (`ON CONFLICT DO NOTHING`), so a batch costs one pass over the unique index,
+    /// not a read of it and then a write.
+    async fn insert_events(&self, events: &[&PlacedEvent], now: DateTime<Utc>) -> Result<Vec<bool>, StoreError> {
+        let skipped = if self.conn.get_database_backend() == DbBackend::Postgres {
+            self.insert_events_postgres(events, now).await?
+        } else {
+            self.insert_events_sqlite(events, now).await?
+        };
+        if skipped.is_empty() {
+            return Ok(vec![true; events.len()]);
         }
-        for chunk in fresh.chunks(ROWS_PER_INSERT) {
+        let key = |p: &&PlacedEvent| (p.event.workspace_id.as_str().to_owned(), p.event.id.clone());
+        Ok(events.iter().map(|p| !skipped.contains(&key(p))).collect())
+    }
+
+    /// SQLite: multi-row inserts; those that were not all written are told apart afterwards by reading back the
+    /// rows above the highest id seen before the insert. That is exact because the transaction holds SQLite's one
+    /// write lock (`BEGIN IMMEDIATE`): no other writer can add rows in between. The (workspace, id) of each event
+    /// already recorded.
+    async fn insert_events_sqlite(
+        &self,
+        events: &[&PlacedEvent],
+        now: DateTime<Utc>,
+    ) -> Result<HashSet<(String, String)>, StoreError> {
+        use usage_event::Column;
+        let highest = |after: &str| {
+            let sql = format!("SELECT workspace_id, event_id FROM usage_events WHERE id > {after}");
+            Statement::from_string(DbBackend::Sqlite, sql)
+        };
+        let watermark =
+            Statement::from_string(DbBackend::Sqlite, "SELECT COALESCE(MAX(id), 0) AS id FROM usage_events");
+        let watermark: i64 = match self.conn.query_one_raw(watermark).await.map_err(map_db_err)? {
+            Some(row) => row.try_get("", "id").map_err(map_db_err)?,
+            None => 0,
+        };
+        let mut written = 0;
+        for chunk in events.chunks(ROWS_PER_INSERT) {
             let mut insert = Query::insert();
             insert.into_table(usage_event::Entity).columns([
                 Column::WorkspaceId,
@@ -289,79 +305,48 @@ impl<C: Executor> Repo<C> {
                 ]);
             }
             insert.on_conflict(OnConflict::columns([Column::WorkspaceId, Column::EventId]).do_nothing().to_owned());
-            let written = self.conn.execute(&insert).await.map_err(map_db_err)?.rows_affected();
-            if written != chunk.len() as u64 {
-                // Someone wrote these workspaces' events without their locks: start over.
-                return Err(StoreError::Conflict("usage events were inserted concurrently".into()));
-            }
+            written += self.conn.execute(&insert).await.map_err(map_db_err)?.rows_affected();
         }
-        Ok(fresh.iter().map(|p| (p.event.workspace_id.as_str(), p.event.id.as_str())).collect())
+        if written == events.len() as u64 {
+            return Ok(HashSet::new());
+        }
+        let ours = self.event_keys(highest(&watermark.to_string())).await?;
+        let key = |p: &&PlacedEvent| (p.event.workspace_id.as_str().to_owned(), p.event.id.clone());
+        Ok(events.iter().map(key).filter(|k| !ours.contains(k)).collect())
     }
 
     /// PostgreSQL: the whole batch as one array per column, unnested by the server — six bound values instead of
-    /// six per event (binding thousands of parameters costs more than inserting the rows).
-    async fn insert_events_postgres<'a>(
+    /// six per event (binding thousands of parameters costs more than inserting the rows) — and only the rows
+    /// the insert skipped handed back: usually none. The (workspace, id) of each event already recorded.
+    async fn insert_events_postgres(
         &self,
-        fresh: &[&&'a PlacedEvent],
+        events: &[&PlacedEvent],
         now: DateTime<Utc>,
-    ) -> Result<HashSet<(&'a str, &'a str)>, StoreError> {
+    ) -> Result<HashSet<(String, String)>, StoreError> {
         let column = |f: &dyn Fn(&UsageEvent) -> String| -> sea_orm::Value {
-            fresh.iter().map(|p| f(&p.event)).collect::<Vec<String>>().into()
+            events.iter().map(|p| f(&p.event)).collect::<Vec<String>>().into()
         };
         let values = vec![
             column(&|e| e.workspace_id.as_str().to_owned()),
             column(&|e| e.id.clone()),
             column(&|e| e.metric.clone()),
             column(&|e| e.quantity.to_string()),
-            fresh.iter().map(|p| p.event.at).collect::<Vec<DateTime<Utc>>>().into(),
+            events.iter().map(|p| p.event.at).collect::<Vec<DateTime<Utc>>>().into(),
             now.into(),
         ];
-        let sql = "INSERT INTO usage_events (workspace_id, event_id, metric, quantity, occurred_at, recorded_at) \
-                   SELECT w, e, m, q, o, $6 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
-                   $5::timestamptz[]) AS t(w, e, m, q, o) ON CONFLICT (workspace_id, event_id) DO NOTHING";
-        let statement = Statement::from_sql_and_values(DbBackend::Postgres, sql, values);
-        let written = self.conn.execute_raw(statement).await.map_err(map_db_err)?.rows_affected();
-        if written != fresh.len() as u64 {
-            return Err(StoreError::Conflict("usage events were inserted concurrently".into()));
-        }
-        Ok(fresh.iter().map(|p| (p.event.workspace_id.as_str(), p.event.id.as_str())).collect())
+        let sql = "WITH input AS (SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
+                   $5::timestamptz[]) AS t(w, e, m, q, o)), \
+                   inserted AS (INSERT INTO usage_events \
+                   (workspace_id, event_id, metric, quantity, occurred_at, recorded_at) \
+                   SELECT w, e, m, q, o, $6 FROM input ON CONFLICT (workspace_id, event_id) DO NOTHING \
+                   RETURNING workspace_id, event_id) \
+                   SELECT w AS workspace_id, e AS event_id FROM input \
+                   EXCEPT SELECT workspace_id, event_id FROM inserted";
+        self.event_keys(Statement::from_sql_and_values(DbBackend::Postgres, sql, values)).await
     }
 
-    /// Which of `events` their workspaces have recorded, by (workspace, id).
-    async fn existing_events(&self, events: &[&PlacedEvent]) -> Result<HashSet<(String, String)>, StoreError> {
-        let backend = self.conn.get_database_backend();
-        if backend == DbBackend::Postgres {
-            let workspaces: Vec<String> = events.iter().map(|p| p.event.workspace_id.as_str().to_owned()).collect();
-            let ids: Vec<String> = events.iter().map(|p| p.event.id.clone()).collect();
-            let sql = "SELECT workspace_id, event_id FROM usage_events \
-                       WHERE (workspace_id, event_id) IN (SELECT * FROM UNNEST($1::text[], $2::text[]))";
-            let statement = Statement::from_sql_and_values(backend, sql, [workspaces.into(), ids.into()]);
-            return self.found_events(statement).await;
-        }
-        let mut found = HashSet::new();
-        for chunk in events.chunks(ROWS_PER_INSERT) {
-            let mut values: Vec<sea_orm::Value> = Vec::with_capacity(2 * chunk.len());
-            let mut rows = Vec::with_capacity(chunk.len());
-            for placed in chunk {
-                values.push(placed.event.workspace_id.as_str().into());
-                values.push(placed.event.id.as_str().into());
-                rows.push(match backend {
-                    DbBackend::Postgres => format!("(${}, ${})", values.len() - 1, values.len()),
-                    _ => "(?, ?)".to_owned(),
-                });
-            }
-            // A row value's IN list must be a subquery on SQLite: VALUES is one on both.
-            let sql = format!(
-                "SELECT workspace_id, event_id FROM usage_events WHERE (workspace_id, event_id) IN (VALUES {})",
-                rows.join(", ")
-            );
-            let statement = Statement::from_sql_and_values(backend, sql, values);
-            found.extend(self.found_events(statement).await?);
-        }
-        Ok(found)
-    }
-
-    async fn found_events(&self, statement: Statement) -> Result<HashSet<(String, String)>, StoreError> {
+    /// The (workspace, event id) pairs `statement` returns.
+    async fn event_keys(&self, statement: Statement) -> Result<HashSet<(String, String)>, StoreError> {
         let mut found = HashSet::new();
         for row in self.conn.query_all_raw(statement).await.map_err(map_db_err)? {
             let workspace: String = row.try_get("", "workspace_id").map_err(map_db_err)?;
