@@ -3,7 +3,7 @@
 //! goes through the same per-subject serialization as webhooks.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use billing_domain::ports::{Clock, IdempotencyKeys};
 use billing_domain::services::{
@@ -95,44 +95,53 @@ impl Jobs {
             }));
         }
         let stopping = stopped.clone();
-        handles.extend(every(reconcile_secs, stopped.clone(), move || {
+        handles.extend(every("reconcile", reconcile_secs, stopped.clone(), move || {
             let (reconciler, stopping) = (reconciler.clone(), stopping.clone());
             async move {
                 match reconciler.run_until(&move || *stopping.borrow()).await {
-                    Ok(report) => tracing::info!(
-                        checked = report.checked,
-                        repaired = report.repaired.len(),
-                        discovered = report.discovered.len(),
-                        parked_applied = report.parked.applied,
-                        failed = report.failed.len(),
-                        "reconciliation run finished"
-                    ),
-                    Err(error) => tracing::error!(%error, "reconciliation run failed"),
+                    Ok(report) => {
+                        tracing::info!(
+                            checked = report.checked,
+                            repaired = report.repaired.len(),
+                            discovered = report.discovered.len(),
+                            parked_applied = report.parked.applied,
+                            failed = report.failed.len(),
+                            "reconciliation run finished"
+                        );
+                        true
+                    }
+                    Err(error) => failed(error, "reconciliation run failed"),
                 }
             }
         }));
-        handles.extend(every(prune_keys_secs, stopped.clone(), move || {
+        handles.extend(every("prune_idempotency_keys", prune_keys_secs, stopped.clone(), move || {
             let (idempotency, clock) = (idempotency.clone(), clock.clone());
             async move {
                 match idempotency.prune(clock.now()).await {
-                    Ok(0) => {}
-                    Ok(pruned) => tracing::info!(pruned, "expired idempotency keys deleted"),
-                    Err(error) => tracing::error!(%error, "pruning idempotency keys failed"),
+                    Ok(0) => true,
+                    Ok(pruned) => {
+                        tracing::info!(pruned, "expired idempotency keys deleted");
+                        true
+                    }
+                    Err(error) => failed(error, "pruning idempotency keys failed"),
                 }
             }
         }));
         handles.extend(deliver_outbox(outbox, outbox_poll, stopped.clone()));
-        handles.extend(every(trial_reminder_secs, stopped.clone(), move || {
+        handles.extend(every("trial_reminders", trial_reminder_secs, stopped.clone(), move || {
             let trials = trials.clone();
             async move {
                 match trials.remind_ending(DUNNING_BATCH).await {
-                    Ok(0) => {}
-                    Ok(reminded) => tracing::info!(reminded, "trial-ending reminders enqueued"),
-                    Err(error) => tracing::error!(%error, "trial reminders failed"),
+                    Ok(0) => true,
+                    Ok(reminded) => {
+                        tracing::info!(reminded, "trial-ending reminders enqueued");
+                        true
+                    }
+                    Err(error) => failed(error, "trial reminders failed"),
                 }
             }
         }));
-        handles.extend(every(dunning_secs, stopped.clone(), move || {
+        handles.extend(every("dunning", dunning_secs, stopped.clone(), move || {
             let dunning = dunning.clone();
             async move {
                 match dunning.run_due(DUNNING_BATCH).await {
@@ -143,44 +152,54 @@ impl Jobs {
                         for (case, error) in &report.failed {
                             tracing::warn!(case_id = case, %error, "dunning step failed; retried next run");
                         }
+                        report.failed.is_empty()
                     }
-                    Err(error) => tracing::error!(%error, "dunning run failed"),
+                    Err(error) => failed(error, "dunning run failed"),
                 }
             }
         }));
         if let Some(renewals) = renewals {
-            handles.extend(every(renewal_secs, stopped.clone(), move || {
+            handles.extend(every("sandbox_renewals", renewal_secs, stopped.clone(), move || {
                 let renewals = renewals.clone();
                 async move {
-                    crate::clock::log_renewals(renewals.run().await);
+                    let run = renewals.run().await;
+                    let succeeded = run.is_ok();
+                    crate::clock::log_renewals(run);
+                    succeeded
                 }
             }));
         }
         if let Some(meters) = meters {
             let stopping = stopped.clone();
-            handles.extend(every(meter_report_secs, stopped.clone(), move || {
+            handles.extend(every("meter_reporting", meter_report_secs, stopped.clone(), move || {
                 let (meters, stopping) = (meters.clone(), stopping.clone());
                 async move {
                     match meters.run_until(&move || *stopping.borrow()).await {
-                        Ok(report) => log_meter_report(&report),
-                        Err(error) => tracing::error!(%error, "usage reporting run failed; retried next run"),
+                        Ok(report) => {
+                            log_meter_report(&report);
+                            true
+                        }
+                        Err(error) => failed(error, "usage reporting run failed; retried next run"),
                     }
                 }
             }));
         }
-        handles.extend(every(sweep_secs, stopped, move || {
+        handles.extend(every("parked_event_sweep", sweep_secs, stopped, move || {
             let webhooks = webhooks.clone();
             async move {
                 match webhooks.sweep_parked(PARKED_SWEEP_BATCH).await {
-                    Ok(report) if report.ready > 0 => tracing::warn!(
-                        ready = report.ready,
-                        applied = report.applied,
-                        failed = report.failed,
-                        still_parked = report.still_parked,
-                        "applied parked events whose link exists"
-                    ),
-                    Ok(_) => {}
-                    Err(error) => tracing::error!(%error, "parked-event sweep failed"),
+                    Ok(report) if report.ready > 0 => {
+                        tracing::warn!(
+                            ready = report.ready,
+                            applied = report.applied,
+                            failed = report.failed,
+                            still_parked = report.still_parked,
+                            "applied parked events whose link exists"
+                        );
+                        true
+                    }
+                    Ok(_) => true,
+                    Err(error) => failed(error, "parked-event sweep failed"),
                 }
             }
         }));
@@ -227,7 +246,10 @@ fn deliver_outbox(
     (!poll.is_zero()).then(|| {
         tokio::spawn(async move {
             loop {
-                let pause = match outbox.deliver_due().await {
+                let started = Instant::now();
+                let round = outbox.deliver_due().await;
+                job_ran("outbox_delivery", round.is_ok(), started);
+                let pause = match round {
                     Ok(report) => {
                         for (id, error) in &report.failures {
                             tracing::warn!(outbox_id = id, %error, "outbox delivery failed");
@@ -267,11 +289,25 @@ fn deliver_outbox(
     })
 }
 
-/// Runs `job` every `secs` seconds until `stopped` changes; `None` when `secs` is 0.
-fn every<F, Fut>(secs: u64, mut stopped: watch::Receiver<bool>, job: F) -> Option<JoinHandle<()>>
+/// Logs a failed run; `false`, the run's outcome.
+fn failed(error: impl std::fmt::Display, what: &str) -> bool {
+    tracing::error!(%error, "{what}");
+    false
+}
+
+/// `tollgate_job_runs_total{job, outcome}` and `tollgate_job_run_duration_seconds{job}`.
+fn job_ran(job: &'static str, succeeded: bool, started: Instant) {
+    let outcome = if succeeded { "ok" } else { "failed" };
+    metrics::counter!("tollgate_job_runs_total", "job" => job, "outcome" => outcome).increment(1);
+    metrics::histogram!("tollgate_job_run_duration_seconds", "job" => job).record(started.elapsed().as_secs_f64());
+}
+
+/// Runs `job` every `secs` seconds until `stopped` changes, counting its runs and failures (`job` answers whether
+/// the run succeeded); `None` when `secs` is 0.
+fn every<F, Fut>(name: &'static str, secs: u64, mut stopped: watch::Receiver<bool>, job: F) -> Option<JoinHandle<()>>
 where
     F: Fn() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
+    Fut: std::future::Future<Output = bool> + Send,
 {
     (secs > 0).then(|| {
         tokio::spawn(async move {
@@ -281,7 +317,8 @@ where
                     _ = tokio::time::sleep(interval) => {}
                     _ = stopped.changed() => break,
                 }
-                job().await;
+                let started = Instant::now();
+                job_ran(name, job().await, started);
             }
         })
     })

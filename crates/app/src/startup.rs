@@ -20,6 +20,7 @@ use billing_domain::services::{
 use billing_http::auth::ApiKeys;
 use billing_http::group_commit::{GroupCommit, GroupCommitSettings};
 use billing_http::server::{Server, ServerSettings};
+use billing_http::telemetry::{CacheCounts, Metrics};
 use billing_http::usage_commit::UsageCommit;
 use billing_http::{AppState, CheckoutDefaults, Edge, Readiness};
 use billing_notify::{EmailTransport, HttpPublisher, LogNotifier, SmtpNotifier};
@@ -167,6 +168,11 @@ impl Application {
             sandbox: renewals.clone(),
             idempotency: store_arc.clone(),
             idempotency_policy: settings.idempotency.to_edge(),
+            metrics: settings.telemetry.metrics.then(|| {
+                let cached = store.clone();
+                let cache: CacheCounts = Arc::new(move || cached.cache_stats().map(|s| (s.hits, s.misses)));
+                Metrics::new(settings.telemetry.metrics_token.clone(), cache)
+            }),
         };
         let keys = ApiKeys::new(
             settings.auth.api_keys.iter().map(|k| (k.name.as_str(), k.hash.as_str(), k.scopes.as_slice())),

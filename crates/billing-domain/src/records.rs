@@ -118,6 +118,16 @@ impl OutboxStatus {
     }
 }
 
+/// What the outbox holds undelivered, for metrics and alerts: a growing `pending` or an old `oldest_pending`
+/// means deliveries are stuck; `dead` messages wait for an operator.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxBacklog {
+    pub pending: u64,
+    pub dead: u64,
+    /// When the oldest pending message was enqueued.
+    pub oldest_pending: Option<DateTime<Utc>>,
+}
+
 /// An outbox message as stored, for operators.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {

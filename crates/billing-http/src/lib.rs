@@ -13,6 +13,7 @@ pub mod request_span;
 mod routes;
 pub mod server;
 pub mod state;
+pub mod telemetry;
 pub mod usage_commit;
 
 use actix_web::http::Method;

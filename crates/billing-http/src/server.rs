@@ -43,6 +43,8 @@ pub fn serve(edge: Edge, listener: TcpListener, settings: ServerSettings) -> std
             })
             .wrap(crate::error::problem_details())
             .wrap(TracingLogger::<RequestSpan>::new())
+            // Outermost: the duration and status as the client sees them, errors of every layer included.
+            .wrap(actix_web::middleware::from_fn(crate::telemetry::record_request))
             .configure(|cfg| edge.configure(cfg))
     })
     .shutdown_timeout(settings.shutdown_timeout_secs);

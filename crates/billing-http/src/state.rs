@@ -68,4 +68,6 @@ pub struct AppState {
     pub hosted_portal: Option<Arc<dyn HostedPortalOps>>,
     /// The sandbox's renewals and controls, when enabled; its deliveries are acknowledged through it.
     pub sandbox: Option<Arc<RenewalService>>,
+    /// `GET /metrics`, when `telemetry.metrics` is on.
+    pub metrics: Option<crate::telemetry::Metrics>,
 }

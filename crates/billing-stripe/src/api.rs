@@ -121,14 +121,17 @@ impl StripeApi {
     /// `idempotency_key`, so Stripe applies it at most once however many attempts reach it.
     pub async fn send(&self, request: &RequestBuilder, idempotency_key: Option<&str>) -> Result<Vec<u8>, CallError> {
         let attempt = || self.attempt(request, idempotency_key);
-        attempt
+        let started = std::time::Instant::now();
+        let result = attempt
             .retry(self.backoff)
             .sleep(tokio::time::sleep)
             .when(CallError::is_retryable)
             .notify(|error: &CallError, delay: Duration| {
                 tracing::warn!(path = %request.path, %error, ?delay, "stripe call failed; retrying");
             })
-            .await
+            .await;
+        record_call(request, &result, started.elapsed());
+        result
     }
 
     async fn attempt(&self, request: &RequestBuilder, idempotency_key: Option<&str>) -> Result<Vec<u8>, CallError> {
@@ -185,6 +188,49 @@ impl StripeApi {
 }
 
 /// What went wrong on the wire, without the URL's query (it may carry customer emails).
+/// `tollgate_processor_call_duration_seconds{processor, operation, outcome}` (retries included: what the caller
+/// waited) and `tollgate_processor_call_errors_total{processor, operation, kind}`.
+fn record_call(request: &RequestBuilder, result: &Result<Vec<u8>, CallError>, took: Duration) {
+    let operation = operation(request.method, &request.path);
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    metrics::histogram!(
+        "tollgate_processor_call_duration_seconds",
+        "processor" => "stripe",
+        "operation" => operation.clone(),
+        "outcome" => outcome,
+    )
+    .record(took.as_secs_f64());
+    if let Err(error) = result {
+        let kind = match error {
+            CallError::Transport(_) => "transport".to_owned(),
+            CallError::Decode(_) => "decode".to_owned(),
+            CallError::Status { status, .. } => status.to_string(),
+        };
+        metrics::counter!(
+            "tollgate_processor_call_errors_total",
+            "processor" => "stripe",
+            "operation" => operation,
+            "kind" => kind,
+        )
+        .increment(1);
+    }
+}
+
+/// A call's operation as a bounded label: the method and the path with its object ids (the segments holding a
+/// digit, as every Stripe id does) replaced, `POST /customers/{id}`.
+fn operation(method: StripeMethod, path: &str) -> String {
+    let method = match method {
+        StripeMethod::Get => "GET",
+        StripeMethod::Post => "POST",
+        StripeMethod::Delete => "DELETE",
+    };
+    let path: Vec<&str> = path
+        .split('/')
+        .map(|segment| if segment.bytes().any(|b| b.is_ascii_digit()) { "{id}" } else { segment })
+        .collect();
+    format!("{method} {}", path.join("/"))
+}
+
 fn transport_reason(error: &reqwest::Error) -> String {
     let kind = if error.is_timeout() {
         "timed out"
@@ -251,6 +297,18 @@ mod tests {
         assert!(status(409, Some(true)).is_retryable());
         assert!(!status(400, None).is_retryable());
         assert!(!CallError::Decode("x".into()).is_retryable());
+    }
+
+    #[test]
+    fn operations_name_paths_without_their_ids() {
+        assert_eq!(operation(StripeMethod::Post, "/customers"), "POST /customers");
+        assert_eq!(operation(StripeMethod::Get, "/subscriptions/sub_1MowQVLkdIwHu7ix"), "GET /subscriptions/{id}");
+        assert_eq!(operation(StripeMethod::Post, "/billing_portal/sessions"), "POST /billing_portal/sessions");
+        assert_eq!(
+            operation(StripeMethod::Delete, "/subscriptions/sub_9/discount"),
+            "DELETE /subscriptions/{id}/discount"
+        );
+        assert_eq!(operation(StripeMethod::Post, "/billing/meter_events"), "POST /billing/meter_events");
     }
 
     #[test]

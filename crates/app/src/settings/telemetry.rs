@@ -1,5 +1,6 @@
 //! Logging.
 
+use secrecy::SecretString;
 use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
 
@@ -12,6 +13,11 @@ pub struct TelemetrySettings {
     /// A level (`info`) or an `EnvFilter` directive; `RUST_LOG` overrides it.
     pub level: String,
     pub format: LogFormat,
+    /// `GET /metrics` (Prometheus text format) is served.
+    pub metrics: bool,
+    /// When set, a scrape must send `Authorization: Bearer <token>`.
+    #[serde(default)]
+    pub metrics_token: Option<SecretString>,
 }
 
 /// How log lines are written.
@@ -27,6 +33,12 @@ pub enum LogFormat {
 impl TelemetrySettings {
     pub(super) fn validate(&self, p: &mut Problems) {
         check_log_level(p, &self.level);
+        if let Some(token) = &self.metrics_token {
+            use secrecy::ExposeSecret;
+            if token.expose_secret().trim().len() < 16 {
+                p.add("telemetry.metrics_token", "must be at least 16 characters (or left unset)");
+            }
+        }
     }
 }
 

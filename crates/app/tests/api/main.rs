@@ -8,6 +8,7 @@ mod coupons;
 mod credits;
 mod idempotency;
 mod lifecycle;
+mod metrics;
 mod payments;
 mod stripe_webhooks;
 mod subscriptions;

@@ -12,7 +12,9 @@ use crate::dunning::{CloseReason, DunningCase, NewCase};
 use crate::error::StoreError;
 use crate::events::ProcessorEvent;
 use crate::ids::{CustomerId, EventId, InvoiceId, PlanId, ProcessorId, SubscriptionId, WorkspaceId};
-use crate::records::{AuditEntry, AuditRecord, OutboxEntry, OutboxMessage, OutboxStatus, PendingMessage};
+use crate::records::{
+    AuditEntry, AuditRecord, OutboxBacklog, OutboxEntry, OutboxMessage, OutboxStatus, PendingMessage,
+};
 use crate::subscription::Subscription;
 use crate::workspace::Workspace;
 
@@ -418,6 +420,8 @@ pub trait Outbox: Send + Sync {
         before: Option<i64>,
     ) -> Result<Vec<OutboxEntry>, StoreError>;
     async fn get(&self, id: i64) -> Result<Option<OutboxEntry>, StoreError>;
+    /// How many messages are pending and dead, and the oldest pending one's enqueue time, in one read.
+    async fn backlog(&self) -> Result<OutboxBacklog, StoreError>;
     /// Makes a dead or pending message due at `now` with its attempts and error cleared; `false` when it was
     /// delivered or does not exist. A retried message is claimed like a new one, so it is still delivered once.
     async fn retry(&self, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError>;

@@ -20,7 +20,9 @@ use crate::ids::{
 };
 use crate::payment::{Payment, PaymentObservation, RefundRecord};
 use crate::ports::*;
-use crate::records::{AuditEntry, AuditRecord, OutboxEntry, OutboxMessage, OutboxStatus, PendingMessage};
+use crate::records::{
+    AuditEntry, AuditRecord, OutboxBacklog, OutboxEntry, OutboxMessage, OutboxStatus, PendingMessage,
+};
 use crate::subscription::Subscription;
 use crate::usage::{UsageRange, UsageTotals};
 use crate::workspace::Workspace;
@@ -407,6 +409,9 @@ impl Outbox for MemoryTx {
     }
     async fn get(&self, _: i64) -> Result<Option<OutboxEntry>, StoreError> {
         unused("outbox get")
+    }
+    async fn backlog(&self) -> Result<OutboxBacklog, StoreError> {
+        unused("outbox backlog")
     }
     async fn retry(&self, _: i64, _: DateTime<Utc>) -> Result<bool, StoreError> {
         unused("outbox retry")

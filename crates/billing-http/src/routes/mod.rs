@@ -32,6 +32,7 @@ fn endpoints() -> Vec<Endpoint> {
     vec![
         Endpoint::new("/healthz").on(Method::GET, health::healthz),
         Endpoint::new("/readyz").on(Method::GET, health::readyz),
+        Endpoint::new("/metrics").on(Method::GET, crate::telemetry::scrape),
         Endpoint::new("/v1/plans").on(Method::GET, plans::list),
         Endpoint::new("/v1/coupons").on(Method::POST, coupons::create).on(Method::GET, coupons::list).idempotent(),
         Endpoint::new("/v1/coupons/{code}").on(Method::GET, coupons::check),

@@ -74,7 +74,10 @@ pub async fn verify_and_ingest(
     headers: &WebhookHeaders,
     body: &[u8],
 ) -> Result<Received, ApiError> {
-    let event = verifier(state, processor)?.verify_and_parse(headers, body, state.clock.now())?;
+    let event = verifier(state, processor)?.verify_and_parse(headers, body, state.clock.now()).inspect_err(|_| {
+        crate::telemetry::webhook_received(processor, "unverified", "rejected");
+    })?;
+    let event_type = event.event_type.clone();
     let span = tracing::Span::current();
     span.record("event_id", event.id.as_str());
     span.record("event_type", event.event_type.as_str());
@@ -93,7 +96,8 @@ pub async fn verify_and_ingest(
             )
         }
         IngestError::Store(store) => ApiError::from(store),
-    })?;
+    });
+    let outcome = outcome.inspect_err(|_| crate::telemetry::webhook_received(processor, &event_type, "error"))?;
     let outcome = match &outcome {
         IngestOutcome::Applied => "applied",
         IngestOutcome::Duplicate => "duplicate",
@@ -105,5 +109,6 @@ pub async fn verify_and_ingest(
         }
     };
     tracing::info!(outcome, "webhook received");
+    crate::telemetry::webhook_received(processor, &event_type, outcome);
     Ok(Received { event_id, outcome })
 }

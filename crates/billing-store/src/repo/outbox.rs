@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use billing_domain::error::StoreError;
 use billing_domain::ports::{Lease, Outbox};
-use billing_domain::records::{OutboxEntry, OutboxMessage, OutboxStatus, PendingMessage};
+use billing_domain::records::{OutboxBacklog, OutboxEntry, OutboxMessage, OutboxStatus, PendingMessage};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
 use sea_orm::{
@@ -151,6 +151,33 @@ impl<C: Executor> Outbox for Repo<C> {
     async fn get(&self, id: i64) -> Result<Option<OutboxEntry>, StoreError> {
         let row = outbox::Entity::find_by_id(id).one(&self.conn).await.map_err(map_db_err)?;
         row.map(entry_from_row).transpose()
+    }
+
+    async fn backlog(&self) -> Result<OutboxBacklog, StoreError> {
+        use outbox::Column;
+        // Status first in the claim index: both groups are read from it, never the delivered rows.
+        let groups: Vec<(String, i64, Option<DateTime<Utc>>)> = outbox::Entity::find()
+            .select_only()
+            .column(Column::Status)
+            .column_as(Column::Id.count(), "messages")
+            .column_as(Column::CreatedAt.min(), "oldest")
+            .filter(Column::Status.is_in([outbox_status::PENDING, outbox_status::DEAD]))
+            .group_by(Column::Status)
+            .into_tuple()
+            .all(&self.conn)
+            .await
+            .map_err(map_db_err)?;
+        let mut backlog = OutboxBacklog::default();
+        for (status, messages, oldest) in groups {
+            let messages = u64::try_from(messages).unwrap_or_default();
+            if status == outbox_status::PENDING {
+                backlog.pending = messages;
+                backlog.oldest_pending = oldest;
+            } else {
+                backlog.dead = messages;
+            }
+        }
+        Ok(backlog)
     }
 
     #[tracing::instrument(skip_all, fields(outbox_id = id))]

@@ -21,7 +21,9 @@ use crate::ports::{
     Clock, Lease, Notification, NotificationFacts, Notifier, OutboundEvent, Outbox, RetrySchedule, UnitOfWork,
     WebhookPublisher, WorkspaceRepository,
 };
-use crate::records::{NotificationKind, OutboxEntry, OutboxMessage, OutboxStatus, OutboxTarget, PendingMessage};
+use crate::records::{
+    NotificationKind, OutboxBacklog, OutboxEntry, OutboxMessage, OutboxStatus, OutboxTarget, PendingMessage,
+};
 
 /// How the worker claims.
 #[derive(Debug, Clone)]
@@ -265,6 +267,11 @@ impl OutboxService {
         before: Option<i64>,
     ) -> Result<Vec<OutboxEntry>, OutboxError> {
         Ok(self.outbox.list_messages(status, limit, before).await?)
+    }
+
+    /// What waits undelivered (for metrics).
+    pub async fn backlog(&self) -> Result<OutboxBacklog, OutboxError> {
+        Ok(self.outbox.backlog().await?)
     }
 
     /// Makes a dead (or waiting) message due now, its attempts starting over.
