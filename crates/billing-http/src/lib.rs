@@ -11,6 +11,7 @@ pub mod idempotency;
 pub mod limits;
 pub mod request_span;
 mod routes;
+pub mod security_headers;
 pub mod server;
 pub mod state;
 pub mod telemetry;

@@ -38,6 +38,7 @@ pub fn serve(edge: Edge, listener: TcpListener, settings: ServerSettings) -> std
                     if let Some(value) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
                         response.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
                     }
+                    crate::security_headers::apply(response.headers_mut());
                     Ok(response)
                 }
             })

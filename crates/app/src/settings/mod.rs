@@ -16,6 +16,7 @@ mod idempotency;
 mod layers;
 mod problems;
 mod processors;
+mod production;
 mod server;
 mod telemetry;
 #[cfg(test)]
@@ -126,6 +127,7 @@ impl Settings {
         delivery::validate_outbound(&self.outbound_webhooks, &mut p);
         self.auth.validate(&mut p);
         self.telemetry.validate(&mut p);
+        production::validate(self, &mut p);
         p.into_lines()
     }
 

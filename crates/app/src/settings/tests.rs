@@ -62,9 +62,34 @@ fn defaults_are_production_safe_and_fail_fast_without_keys() {
     assert_eq!(s.telemetry.format, LogFormat::Auto);
 
     let problems = s.validate();
-    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert_eq!(problems.len(), 3, "{problems:#?}");
     assert!(problems[0].starts_with("sandbox.webhook_secrets: "));
     assert!(problems[1].starts_with("auth.api_keys: "));
+    assert!(problems[2].starts_with("sandbox.enabled: must be false when TOLLGATE_ENV=production"));
+}
+
+#[test]
+fn production_refuses_the_sandbox_the_test_clock_and_published_keys() {
+    let dev_hash = format!("sha256:{}", hex::encode(Sha256::digest(b"tg_dev_local_only")));
+    let own_hash = format!("sha256:{}", hex::encode(Sha256::digest(b"tg_live_a_key_of_our_own_0123456789")));
+    let text = format!(
+        "[sandbox]\nwebhook_secrets = [\"whsec_x\"]\n[clock]\nmode = \"test\"\n\
+         [[auth.api_keys]]\nname = \"ours\"\nhash = \"{own_hash}\"\nscopes = [\"admin\"]\n\
+         [[auth.api_keys]]\nname = \"dev\"\nhash = \"{}\"\nscopes = [\"admin\"]\n",
+        dev_hash.to_uppercase().replace("SHA256:", "sha256:")
+    );
+    let s = read(&dir_with("production", &text), "production", &no_vars()).unwrap();
+    let problems = s.validate();
+    assert!(problems.iter().any(|p| p.starts_with("clock.mode: ")), "{problems:#?}");
+    assert!(problems.iter().any(|p| p.starts_with("sandbox.enabled: ")), "{problems:#?}");
+    let keys: Vec<&String> = problems.iter().filter(|p| p.starts_with("auth.api_keys[")).collect();
+    assert_eq!(keys.len(), 1, "only the published key, whatever its hex case: {problems:#?}");
+    assert!(keys[0].starts_with("auth.api_keys[1].hash: is the hash of a key published"), "{keys:?}");
+
+    // The same file outside production: the development key and the sandbox are fine there.
+    let staging =
+        read(&dir_with("staging", &text.replace("mode = \"test\"", "mode = \"system\"")), "staging", &no_vars());
+    assert_eq!(staging.unwrap().validate(), Vec::<String>::new());
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod account;
 mod auth_and_errors;
 mod coupons;
 mod credits;
+mod hardening;
 mod idempotency;
 mod lifecycle;
 mod metrics;
