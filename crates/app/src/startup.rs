@@ -114,8 +114,10 @@ impl Application {
                 renewals: renewals.clone(),
             })
         });
-        let usage =
-            Arc::new(UsageService::new(ctx.clone(), store_arc.clone(), store_arc.clone(), settings.usage.policy()));
+        // SQLite has one writer: transactions side by side would only queue for it.
+        let partitions = if settings.database.is_sqlite() { 1 } else { settings.usage.write_partitions };
+        let usage = UsageService::new(ctx.clone(), store_arc.clone(), store_arc.clone(), settings.usage.policy());
+        let usage = Arc::new(usage.with_write_partitions(partitions));
         let state = AppState {
             catalog: catalog.clone(),
             workspaces: WorkspaceService::new(ctx.clone(), store_arc.clone()).with_dunning(store_arc.clone()),

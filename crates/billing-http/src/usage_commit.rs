@@ -5,7 +5,9 @@
 //! their own, up to `max_events`. Each answer is sent after the commit that made its batch durable.
 //!
 //! One lane: batches usually span many workspaces, and recording locks every workspace of a batch, so two
-//! transactions side by side would mostly wait on each other.
+//! transactions of whole batches side by side would mostly wait on each other. The parallelism is inside instead:
+//! on PostgreSQL the service splits what the lane hands it by workspace (`usage.write_partitions`), and those
+//! transactions never share a lock.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;

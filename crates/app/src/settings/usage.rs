@@ -22,6 +22,9 @@ pub struct UsageSettings {
     /// Events one transaction records at most, from the batches queued together (group commit); 1,000 or less
     /// records each batch alone.
     pub group_commit_max_events: usize,
+    /// PostgreSQL: the events recorded together are split by workspace into this many transactions run side by
+    /// side. SQLite has one writer, so it always uses one.
+    pub write_partitions: usize,
 }
 
 impl UsageSettings {
@@ -36,11 +39,14 @@ impl UsageSettings {
         if self.report_interval_secs > 86_400 {
             p.add("usage.report_interval_secs", "must be at most 86400 (a day), or 0 for off");
         }
-        // The cursor is saved every 50 sends; a lease shorter than those take could pass to another replica
-        // while the first is still sending.
         if self.group_commit_max_events > 100_000 {
             p.add("usage.group_commit_max_events", "must be at most 100000");
         }
+        if !(1..=16).contains(&self.write_partitions) {
+            p.add("usage.write_partitions", "must be between 1 and 16");
+        }
+        // The cursor is saved every 50 sends; a lease shorter than those take could pass to another replica
+        // while the first is still sending.
         if !(5..=3_600).contains(&self.report_lease_secs) {
             p.add("usage.report_lease_secs", "must be between 5 and 3600");
         }

@@ -113,6 +113,28 @@ impl JudgedBatch {
     }
 }
 
+/// The (batch, position) of every valid event of `batches`, in order, split by workspace into at most `count`
+/// non-empty groups. One workspace's events always share a group, so duplicates across batches meet in order.
+fn partition(batches: &[JudgedBatch], count: usize) -> Vec<Vec<(usize, usize)>> {
+    use std::hash::{Hash, Hasher};
+    let count = count.max(1);
+    let mut groups = vec![Vec::new(); count];
+    for (b, batch) in batches.iter().enumerate() {
+        for (i, placed) in batch.placed.iter().enumerate() {
+            let group = if count == 1 {
+                0
+            } else {
+                let mut hasher = std::hash::DefaultHasher::new();
+                placed.event.workspace_id.hash(&mut hasher);
+                (hasher.finish() % count as u64) as usize
+            };
+            groups[group].push((b, i));
+        }
+    }
+    groups.retain(|group| !group.is_empty());
+    groups
+}
+
 /// A request to check a usage limit and, if it allows, record the usage at once.
 #[derive(Debug, Clone)]
 pub struct CheckAndConsume {
@@ -129,11 +151,19 @@ pub struct UsageService {
     uow: Arc<dyn UnitOfWork>,
     usage: Arc<dyn UsageRepository>,
     policy: UsagePolicy,
+    write_partitions: usize,
 }
 
 impl UsageService {
     pub fn new(ctx: Context, uow: Arc<dyn UnitOfWork>, usage: Arc<dyn UsageRepository>, policy: UsagePolicy) -> Self {
-        Self { ctx, uow, usage, policy }
+        Self { ctx, uow, usage, policy, write_partitions: 1 }
+    }
+
+    /// Batches recorded together are split by workspace into up to `partitions` transactions run side by side
+    /// (1: one transaction; more only pays on a database with concurrent writers).
+    pub fn with_write_partitions(mut self, partitions: usize) -> Self {
+        self.write_partitions = partitions.max(1);
+        self
     }
 
     /// Judges each event of a batch on its own — valid, of an existing workspace, placed in its period — without
@@ -166,37 +196,54 @@ impl UsageService {
         Ok(JudgedBatch { rejected, placed })
     }
 
-    /// Records the valid events of several judged batches in one transaction (one commit for all), in the order
-    /// given: an event of a later batch whose id an earlier one holds is that batch's duplicate. When the shared
-    /// transaction fails, each batch is recorded in its own, so one batch's failure is never its neighbours'.
-    /// Each batch's outcomes, in the batches' order.
+    /// Records the valid events of several judged batches together, in the order given: an event of a later batch
+    /// whose id an earlier one holds is that batch's duplicate. The events are split by workspace into
+    /// `write_partitions` groups, each one transaction (one commit for all its batches), run side by side: their
+    /// workspaces differ, so they never wait on each other's locks. When a group's transaction fails, each batch's
+    /// share of it is recorded on its own, so one batch's failure is never its neighbours'. Each batch's
+    /// outcomes, in the batches' order; a batch that failed answers its error (what another group recorded of it
+    /// stays recorded, and comes back as duplicates when the batch is sent again).
     pub async fn record_together(&self, batches: Vec<JudgedBatch>) -> Vec<Result<Vec<EventOutcome>, StoreError>> {
+        if batches.is_empty() {
+            return Vec::new();
+        }
         let now = self.ctx.clock.now();
-        let together = match batches.as_slice() {
-            [] => return Vec::new(),
-            [only] => self.record(&only.placed, now).await,
-            _ => {
-                let all: Vec<PlacedEvent> = batches.iter().flat_map(|b| b.placed.iter().cloned()).collect();
-                self.record(&all, now).await
-            }
-        };
-        let recorded = match together {
-            Ok(recorded) => recorded,
-            Err(error) if batches.len() == 1 => return vec![Err(error)],
-            Err(_) => {
-                let mut answers = Vec::with_capacity(batches.len());
-                for batch in batches {
-                    answers.push(self.record(&batch.placed, now).await.map(|recorded| batch.outcomes(recorded)));
+        let groups = partition(&batches, self.write_partitions);
+        let runs = groups.iter().map(|group| {
+            let events: Vec<PlacedEvent> = group.iter().map(|&(b, i)| batches[b].placed[i].clone()).collect();
+            async move { self.record(&events, now).await }
+        });
+        let results = futures::future::join_all(runs).await;
+
+        let mut recorded: Vec<Vec<bool>> = batches.iter().map(|b| vec![false; b.placed.len()]).collect();
+        let mut failed: Vec<Option<StoreError>> = batches.iter().map(|_| None).collect();
+        for (group, result) in groups.iter().zip(results) {
+            match result {
+                Ok(flags) => {
+                    for (&(b, i), flag) in group.iter().zip(flags) {
+                        recorded[b][i] = flag;
+                    }
                 }
-                return answers;
+                Err(error) if group.iter().all(|&(b, _)| b == group[0].0) => failed[group[0].0] = Some(error),
+                Err(_) => {
+                    for b in group.iter().map(|&(b, _)| b).collect::<BTreeSet<_>>() {
+                        let mine: Vec<usize> = group.iter().filter(|&&(of, _)| of == b).map(|&(_, i)| i).collect();
+                        let events: Vec<PlacedEvent> = mine.iter().map(|&i| batches[b].placed[i].clone()).collect();
+                        match self.record(&events, now).await {
+                            Ok(flags) => mine.iter().zip(flags).for_each(|(&i, flag)| recorded[b][i] = flag),
+                            Err(error) => failed[b] = Some(error),
+                        }
+                    }
+                }
             }
-        };
-        let mut recorded = recorded.into_iter();
+        }
         batches
             .into_iter()
-            .map(|batch| {
-                let mine: Vec<bool> = recorded.by_ref().take(batch.placed.len()).collect();
-                Ok(batch.outcomes(mine))
+            .zip(recorded)
+            .zip(failed)
+            .map(|((batch, recorded), failed)| match failed {
+                Some(error) => Err(error),
+                None => Ok(batch.outcomes(recorded)),
             })
             .collect()
     }
@@ -310,5 +357,60 @@ impl UsageService {
             }
             _ => Err(UsageError::NotConsumable(key.into())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::usage::{UsageEvent, UsageRange};
+    use chrono::TimeZone;
+
+    fn batch(events: &[(&str, &str)]) -> JudgedBatch {
+        let at = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+        let period = UsageRange { start: at, end: at + chrono::Duration::days(31) };
+        let placed = events
+            .iter()
+            .map(|(workspace, id)| PlacedEvent {
+                event: UsageEvent {
+                    id: (*id).to_owned(),
+                    workspace_id: WorkspaceId::parse((*workspace).to_owned()).unwrap(),
+                    metric: "alerts".into(),
+                    quantity: Decimal::ONE,
+                    at,
+                },
+                period,
+            })
+            .collect::<Vec<_>>();
+        JudgedBatch { rejected: vec![None; placed.len()], placed }
+    }
+
+    #[test]
+    fn partitions_keep_a_workspace_together_in_order_and_none_is_empty() {
+        let workspaces: Vec<String> = (0..40).map(|i| format!("ws-{i}")).collect();
+        let first: Vec<(&str, &str)> = workspaces.iter().map(|w| (w.as_str(), "a")).collect();
+        let second: Vec<(&str, &str)> = workspaces.iter().rev().map(|w| (w.as_str(), "a")).collect();
+        let batches = [batch(&first), batch(&second)];
+        for count in [1, 2, 3, 16] {
+            let groups = partition(&batches, count);
+            assert!(!groups.is_empty() && groups.len() <= count);
+            assert!(groups.iter().all(|g| !g.is_empty()));
+            let placed = groups.iter().flatten().count();
+            assert_eq!(placed, 80, "every event in exactly one group");
+            let workspace_of = |&(b, i): &(usize, usize)| batches[b].placed[i].event.workspace_id.clone();
+            for workspace in &workspaces {
+                let holding: Vec<usize> = (0..groups.len())
+                    .filter(|&g| groups[g].iter().any(|e| workspace_of(e).as_str() == workspace))
+                    .collect();
+                assert_eq!(holding.len(), 1, "{workspace} sits in one group");
+                let order: Vec<usize> = groups[holding[0]]
+                    .iter()
+                    .filter(|e| workspace_of(e).as_str() == workspace)
+                    .map(|&(b, _)| b)
+                    .collect();
+                assert_eq!(order, vec![0, 1], "the earlier batch's event comes first: it is the one accepted");
+            }
+        }
+        assert_eq!(partition(&batches, 2).len(), 2, "40 workspaces fill both groups");
     }
 }
