@@ -184,6 +184,7 @@ impl Application {
         let server_settings = ServerSettings {
             workers: settings.server.workers,
             shutdown_timeout_secs: settings.server.shutdown_timeout_secs,
+            request_timeout: std::time::Duration::from_millis(settings.server.request_timeout_ms),
         };
         let server = billing_http::server::serve(edge, listener, server_settings)?;
         tracing::info!(%address, public_url, backend = store.backend(), "tollgate listening");

@@ -49,6 +49,9 @@ error_codes! {
     /// The request's header fields exceed the edge's limit.
     RequestHeadersTooLarge = "request_headers_too_large",
     RouteNotFound = "route_not_found",
+    /// The request ran longer than the server's deadline (`server.request_timeout_secs`) and was stopped; what
+    /// it had not committed was rolled back. Safe to retry (with the same `Idempotency-Key`).
+    RequestTimeout = "request_timeout",
     /// The path exists but not for this method; the `Allow` header lists the methods it has.
     MethodNotAllowed = "method_not_allowed",
     BadRequest = "bad_request",

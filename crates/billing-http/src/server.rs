@@ -21,13 +21,18 @@ pub struct ServerSettings {
     pub workers: Option<usize>,
     /// How long in-flight requests may finish after SIGINT/SIGTERM.
     pub shutdown_timeout_secs: u64,
+    /// How long one request may run before it is stopped (503 `request_timeout`).
+    pub request_timeout: std::time::Duration,
 }
 
 /// Starts serving `edge` on `listener`; the returned future resolves once the server has stopped.
 pub fn serve(edge: Edge, listener: TcpListener, settings: ServerSettings) -> std::io::Result<Server> {
+    let deadline = crate::limits::RequestDeadline(settings.request_timeout);
     let mut server = HttpServer::new(move || {
         let edge = edge.clone();
         App::new()
+            // Read by each route's deadline (`limits::limit_duration`).
+            .app_data(deadline)
             // Innermost, so an oversized head's 431 still carries the request id and is traced.
             .wrap(actix_web::middleware::from_fn(crate::limits::limit_header_size))
             .wrap_fn(|req, srv| {

@@ -102,6 +102,10 @@ pub(super) fn validate(settings: &Settings, p: &mut Problems) {
             if let Err(problems) = settings.stripe.adapter_config().validate() {
                 p.extend(problems.into_iter().map(|problem| problem.to_string()));
             }
+            // A request would be stopped before its first call to Stripe could answer.
+            if settings.server.request_timeout_ms <= settings.stripe.timeout_ms {
+                p.add("server.request_timeout_ms", "must exceed stripe.timeout_ms");
+            }
         }
         ProcessorChoice::Sandbox => {}
     }

@@ -18,6 +18,8 @@ pub struct ServerSettings {
     #[serde(default)]
     pub workers: Option<usize>,
     pub max_json_bytes: usize,
+    /// Milliseconds one request may run before it is stopped and answered 503 `request_timeout`.
+    pub request_timeout_ms: u64,
 }
 
 impl ServerSettings {
@@ -67,6 +69,9 @@ impl ServerSettings {
         }
         if self.workers == Some(0) {
             p.add("server.workers", "must be at least 1 (leave it unset for one per core)");
+        }
+        if !(100..=600_000).contains(&self.request_timeout_ms) {
+            p.add("server.request_timeout_ms", "must be between 100 and 600000 (10 minutes)");
         }
         if self.max_json_bytes < 1024 {
             p.add("server.max_json_bytes", "must be at least 1024");

@@ -27,3 +27,32 @@ async fn pages_and_api_answers_carry_a_restrictive_policy() {
         assert_eq!(header(&response, "referrer-policy"), "no-referrer");
     }
 }
+
+#[tokio::test]
+async fn a_request_past_its_deadline_is_stopped_with_a_retryable_problem() {
+    // Stripe accepts the connection and never answers; the request's deadline comes before Stripe's retries end.
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let api_base = format!("http://{}", black_hole.local_addr().unwrap());
+    let app = spawn_app_with(Backend::Sqlite, move |settings| {
+        settings.processor = billing_app::settings::ProcessorChoice::Stripe;
+        settings.sandbox.enabled = false;
+        settings.stripe.secret_key = STRIPE_SECRET_KEY.to_owned().into();
+        settings.stripe.webhook_secrets = vec![STRIPE_WEBHOOK_SECRET.to_owned().into()];
+        settings.stripe.api_base = api_base;
+        settings.stripe.timeout_ms = 900;
+        settings.reconcile.interval_secs = 0;
+        settings.server.request_timeout_ms = 1_000;
+    })
+    .await;
+    assert!(app.put_workspace("acme").await.status().is_success());
+    let portal = app.client.post(app.url("/v1/workspaces/acme/portal")).bearer_auth(DEV_KEY).send().await.unwrap();
+    assert_eq!(portal.status(), 503);
+    assert_eq!(header(&portal, "retry-after"), "1");
+    assert!(!header(&portal, "x-request-id").is_empty(), "a stopped request keeps its id");
+    let body: serde_json::Value = portal.json().await.unwrap();
+    assert_eq!(body["code"], "request_timeout", "{body}");
+    assert_eq!(app.count("processor_customers").await, 0, "nothing half-done was kept");
+    // The server is fine afterwards.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    drop(black_hole);
+}

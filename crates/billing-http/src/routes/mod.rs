@@ -131,6 +131,8 @@ impl Endpoint {
             }))
             // Only where marked: the other routes (the entitlement check above all) pay nothing for it.
             .wrap(Condition::new(self.idempotent, from_fn(crate::idempotency::guard)))
+            // On the resource, not the app: the answer to a stopped request needs the routed request's head.
+            .wrap(from_fn(crate::limits::limit_duration))
     }
 }
 
