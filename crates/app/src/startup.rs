@@ -180,6 +180,10 @@ impl Application {
             settings.auth.api_keys.iter().map(|k| (k.name.as_str(), k.hash.as_str(), k.scopes.as_slice())),
         )
         .map_err(anyhow::Error::msg)?;
+        let keys = match settings.auth.rate_limit() {
+            Some(limit) => keys.with_rate_limit(limit),
+            None => keys,
+        };
         let edge = Edge::new(state, keys, settings.server.max_json_bytes);
         let server_settings = ServerSettings {
             workers: settings.server.workers,

@@ -8,6 +8,7 @@ use billing_domain::records::Actor;
 use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, ErrorCode};
+use crate::rate_limit::{Bucket, RateLimit};
 
 /// What a key may do. `admin` implies every other scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -42,11 +43,13 @@ impl Scope {
     }
 }
 
-/// A configured key: its name (for audit) and scopes. The key itself is never held, only its hash.
+/// A configured key: its name (for audit), scopes and rate limit. The key itself is never held, only its hash.
 #[derive(Debug, Clone)]
 struct KeyEntry {
     name: String,
     scopes: BTreeSet<Scope>,
+    /// `None`: not limited.
+    bucket: Option<Bucket>,
 }
 
 /// The configured keys, indexed by the SHA-256 of the key.
@@ -79,9 +82,22 @@ impl ApiKeys {
                 .iter()
                 .map(|s| Scope::parse(s).ok_or_else(|| format!("api key `{name}`: unknown scope `{s}`")))
                 .collect::<Result<BTreeSet<_>, _>>()?;
-            by_hash.insert(digest, Arc::new(KeyEntry { name: name.to_owned(), scopes }));
+            by_hash.insert(digest, Arc::new(KeyEntry { name: name.to_owned(), scopes, bucket: None }));
         }
         Ok(Self { by_hash })
+    }
+
+    /// Gives every key its own bucket of `limit` (a key's requests never spend another's).
+    pub fn with_rate_limit(self, limit: RateLimit) -> Self {
+        let by_hash = self
+            .by_hash
+            .into_iter()
+            .map(|(digest, entry)| {
+                let entry = KeyEntry { bucket: Some(Bucket::new(limit)), ..(*entry).clone() };
+                (digest, Arc::new(entry))
+            })
+            .collect();
+        Self { by_hash }
     }
 
     /// The caller holding `key`, if it is configured. Comparing digests of a hash lookup reveals nothing useful
@@ -137,7 +153,11 @@ pub(crate) fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         .map(str::trim)
         .filter(|token| !token.is_empty())
         .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <api key>`"))?;
-    keys.authenticate(token).ok_or_else(|| ApiError::unauthorized("the API key is not valid"))
+    let caller = keys.authenticate(token).ok_or_else(|| ApiError::unauthorized("the API key is not valid"))?;
+    if let Some(bucket) = &caller.0.bucket {
+        bucket.take()?;
+    }
+    Ok(caller)
 }
 
 #[cfg(test)]

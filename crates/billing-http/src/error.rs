@@ -49,6 +49,8 @@ error_codes! {
     /// The request's header fields exceed the edge's limit.
     RequestHeadersTooLarge = "request_headers_too_large",
     RouteNotFound = "route_not_found",
+    /// The API key is over its rate limit (`auth.rate_limit_per_second`); `Retry-After` says when to try again.
+    RateLimited = "rate_limited",
     /// The request ran longer than the server's deadline (`server.request_timeout_secs`) and was stopped; what
     /// it had not committed was rolled back. Safe to retry (with the same `Idempotency-Key`).
     RequestTimeout = "request_timeout",

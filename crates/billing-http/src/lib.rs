@@ -9,6 +9,7 @@ mod extract;
 pub mod group_commit;
 pub mod idempotency;
 pub mod limits;
+pub mod rate_limit;
 pub mod request_span;
 mod routes;
 pub mod security_headers;

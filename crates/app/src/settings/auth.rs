@@ -2,8 +2,10 @@
 //! (`billing_http::auth`), so a key that validates here is one the edge accepts.
 
 use std::collections::HashSet;
+use std::num::NonZeroU32;
 
 use billing_http::auth::{Scope, parse_key_hash};
+use billing_http::rate_limit::RateLimit;
 use serde::Deserialize;
 
 use super::problems::Problems;
@@ -13,6 +15,10 @@ use super::problems::Problems;
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     pub api_keys: Vec<ApiKeySettings>,
+    /// Requests per second each key may make (0: no limit); over it, 429 `rate_limited` with `Retry-After`.
+    pub rate_limit_per_second: u32,
+    /// Requests a key may make at once above its rate (a burst after a quiet spell).
+    pub rate_limit_burst: u32,
 }
 
 /// One service API key, stored as a hash.
@@ -27,7 +33,17 @@ pub struct ApiKeySettings {
 }
 
 impl AuthSettings {
+    /// Each key's limit; `None` when off.
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        let per_second = NonZeroU32::new(self.rate_limit_per_second)?;
+        let burst = NonZeroU32::new(self.rate_limit_burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        Some(RateLimit { per_second, burst })
+    }
+
     pub(super) fn validate(&self, p: &mut Problems) {
+        if self.rate_limit_per_second > 0 && self.rate_limit_burst == 0 {
+            p.add("auth.rate_limit_burst", "must be at least 1 when auth.rate_limit_per_second is set");
+        }
         let keys = &self.api_keys;
         if keys.is_empty() {
             p.add("auth.api_keys", "at least one API key is required (see config/default.toml)");

@@ -56,3 +56,33 @@ async fn a_request_past_its_deadline_is_stopped_with_a_retryable_problem() {
     assert_eq!(app.get("/healthz").await.status(), 200);
     drop(black_hole);
 }
+
+#[tokio::test]
+async fn each_key_has_its_own_rate_limit_and_webhooks_have_none() {
+    let app = spawn_app_with(Backend::Sqlite, |settings| {
+        settings.auth.rate_limit_per_second = 1;
+        settings.auth.rate_limit_burst = 3;
+    })
+    .await;
+    let plans = |key: &'static str| {
+        let request = app.client.get(app.url("/v1/plans")).bearer_auth(key);
+        async move { request.send().await.unwrap() }
+    };
+    for _ in 0..3 {
+        assert_eq!(plans(DEV_KEY).await.status(), 200);
+    }
+    let limited = plans(DEV_KEY).await;
+    assert_eq!(limited.status(), 429);
+    let retry_after: u64 = header(&limited, "retry-after").parse().unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    assert_eq!(header(&limited, "content-type"), "application/problem+json");
+    let body: serde_json::Value = limited.json().await.unwrap();
+    assert_eq!(body["code"], "rate_limited");
+    assert!(!body.to_string().contains(DEV_KEY), "the key is never echoed");
+
+    assert_eq!(plans(READ_KEY).await.status(), 200, "another key's bucket is untouched");
+    for _ in 0..10 {
+        let delivery = app.post_webhook("{}", Some("t=1,v1=00")).await;
+        assert_eq!(delivery.status(), 400, "a webhook is judged on its signature, never rate-limited");
+    }
+}
