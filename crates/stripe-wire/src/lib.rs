@@ -45,3 +45,6 @@ pub fn verify_and_parse(
     signature::verify(header, body, signing.secrets, now, signing.tolerance_secs)?;
     parse_event(processor, body)
 }
+
+#[cfg(test)]
+mod fuzz_tests;

@@ -141,3 +141,44 @@ proptest! {
         prop_assert_eq!(round_to_minor(quantity * price, 2).map(i128::from), Some(expected));
     }
 }
+
+/// Any value a JSON field can carry, with the strings and numbers that break parsers.
+fn any_raw() -> impl Strategy<Value = Option<RawValue>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(RawValue::Other)),
+        any::<i128>().prop_map(|n| Some(RawValue::Integer(n))),
+        any::<f64>().prop_map(|f| Some(RawValue::Float(f))),
+        prop_oneof![
+            ".{0,40}",
+            "-?[0-9]{0,30}(\\.[0-9]{0,30})?(e-?[0-9]{1,4})?",
+            "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,12})?(Z|[+-][0-9]{2}:[0-9]{2})",
+            Just("compute_hours".to_owned()),
+            Just("acme".to_owned()),
+        ]
+        .prop_map(|s| Some(RawValue::Text(s))),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// A fuzzer's stand-in over the usage batch's per-event validation: any field values give an event or a
+    /// rejection naming a field — never a panic — and an accepted event is non-negative and within the window.
+    #[test]
+    fn any_event_is_accepted_or_rejected_with_a_field(
+        id in any_raw(), workspace in any_raw(), metric in any_raw(), quantity in any_raw(), timestamp in any_raw(),
+        not_an_object in any::<bool>(),
+    ) {
+        let raw = RawUsageEvent {
+            id, workspace_id: workspace, metric, quantity, timestamp, unknown_field: None, not_an_object,
+        };
+        match validate_event(&raw, &test_catalog(), &UsagePolicy::default(), now()) {
+            Ok(event) => {
+                prop_assert!(event.quantity >= Decimal::ZERO);
+                prop_assert!(event.at <= now() + Duration::minutes(5) && event.at >= now() - Duration::days(7));
+            }
+            Err(rejection) => prop_assert!(not_an_object || !rejection.field.is_empty(), "{rejection:?}"),
+        }
+    }
+}
