@@ -138,6 +138,16 @@ impl Caller {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` header value (either case of `Bearer`), if it holds one.
+pub(crate) fn bearer_token(header: &actix_web::http::header::HeaderValue) -> Option<&str> {
+    header
+        .to_str()
+        .ok()
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+}
+
 /// The caller of `req` by its `Authorization: Bearer` key; the access extractors (`access.rs`) call it.
 pub(crate) fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
     let keys =
@@ -146,12 +156,7 @@ pub(crate) fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <api key>` header"))?;
-    let token = header
-        .to_str()
-        .ok()
-        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
-        .map(str::trim)
-        .filter(|token| !token.is_empty())
+    let token = bearer_token(header)
         .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <api key>`"))?;
     let caller = keys.authenticate(token).ok_or_else(|| ApiError::unauthorized("the API key is not valid"))?;
     if let Some(bucket) = &caller.0.bucket {

@@ -51,7 +51,7 @@ error_codes! {
     RouteNotFound = "route_not_found",
     /// The API key is over its rate limit (`auth.rate_limit_per_second`); `Retry-After` says when to try again.
     RateLimited = "rate_limited",
-    /// The request ran longer than the server's deadline (`server.request_timeout_secs`) and was stopped; what
+    /// The request ran longer than the server's deadline (`server.request_timeout_ms`) and was stopped; what
     /// it had not committed was rolled back. Safe to retry (with the same `Idempotency-Key`).
     RequestTimeout = "request_timeout",
     /// The path exists but not for this method; the `Allow` header lists the methods it has.

@@ -91,8 +91,7 @@ pub async fn scrape(state: web::Data<AppState>, req: HttpRequest) -> Result<Http
         return Err(ApiError::route_not_found(req.method(), req.path()));
     };
     if let Some(token) = &metrics.token {
-        let sent = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let sent = sent.and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default();
+        let sent = req.headers().get(header::AUTHORIZATION).and_then(crate::auth::bearer_token).unwrap_or_default();
         if !bool::from(sent.as_bytes().ct_eq(token.expose_secret().as_bytes())) {
             return Err(ApiError::unauthorized("send the metrics token as `Authorization: Bearer <token>`"));
         }

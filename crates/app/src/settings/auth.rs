@@ -36,7 +36,7 @@ impl AuthSettings {
     /// Each key's limit; `None` when off.
     pub fn rate_limit(&self) -> Option<RateLimit> {
         let per_second = NonZeroU32::new(self.rate_limit_per_second)?;
-        let burst = NonZeroU32::new(self.rate_limit_burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(self.rate_limit_burst).unwrap_or(NonZeroU32::MIN);
         Some(RateLimit { per_second, burst })
     }
 

@@ -4,8 +4,8 @@
 //!
 //! A batch costs a fixed number of statements, not one per event: the workspaces' locks, their open ranges, one
 //! multi-row insert of the events (which tells the duplicates apart itself), one read and one multi-row upsert of
-//! the totals they change — plus, once per new range, a scan of the events it already holds. Every writer of a workspace's usage
-//! holds its lock, so reading the totals and writing them back cannot lose an update.
+//! the totals they change — plus, once per new range, a scan of the events it already holds. Every writer of a
+//! workspace's usage holds its lock, so reading the totals and writing them back cannot lose an update.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::str::FromStr;
@@ -258,8 +258,7 @@ impl<C: Executor> Repo<C> {
         if skipped.is_empty() {
             return Ok(vec![true; events.len()]);
         }
-        let key = |p: &&PlacedEvent| (p.event.workspace_id.as_str().to_owned(), p.event.id.clone());
-        Ok(events.iter().map(|p| !skipped.contains(&key(p))).collect())
+        Ok(events.iter().map(|p| !skipped.contains(&event_key(p))).collect())
     }
 
     /// SQLite: multi-row inserts; those that were not all written are told apart afterwards by reading back the
@@ -272,10 +271,6 @@ impl<C: Executor> Repo<C> {
         now: DateTime<Utc>,
     ) -> Result<HashSet<(String, String)>, StoreError> {
         use usage_event::Column;
-        let highest = |after: &str| {
-            let sql = format!("SELECT workspace_id, event_id FROM usage_events WHERE id > {after}");
-            Statement::from_string(DbBackend::Sqlite, sql)
-        };
         let watermark =
             Statement::from_string(DbBackend::Sqlite, "SELECT COALESCE(MAX(id), 0) AS id FROM usage_events");
         let watermark: i64 = match self.conn.query_one_raw(watermark).await.map_err(map_db_err)? {
@@ -310,9 +305,9 @@ impl<C: Executor> Repo<C> {
         if written == events.len() as u64 {
             return Ok(HashSet::new());
         }
-        let ours = self.event_keys(highest(&watermark.to_string())).await?;
-        let key = |p: &&PlacedEvent| (p.event.workspace_id.as_str().to_owned(), p.event.id.clone());
-        Ok(events.iter().map(key).filter(|k| !ours.contains(k)).collect())
+        let sql = format!("SELECT workspace_id, event_id FROM usage_events WHERE id > {watermark}");
+        let ours = self.event_keys(Statement::from_string(DbBackend::Sqlite, sql)).await?;
+        Ok(events.iter().map(|p| event_key(p)).filter(|k| !ours.contains(k)).collect())
     }
 
     /// PostgreSQL: the whole batch as one array per column, unnested by the server — six bound values instead of
@@ -397,6 +392,11 @@ impl<C: Executor> Repo<C> {
         }
         Ok(totals)
     }
+}
+
+/// An event's (workspace, id), as [`Repo::event_keys`] reads them back.
+fn event_key(placed: &PlacedEvent) -> (String, String) {
+    (placed.event.workspace_id.as_str().to_owned(), placed.event.id.clone())
 }
 
 fn total_from_row(row: &usage_total::Model) -> Result<MetricTotal, StoreError> {
