@@ -8,3 +8,4 @@ pub mod settings;
 pub mod startup;
 pub mod system;
 pub mod telemetry;
+pub mod user_tokens;

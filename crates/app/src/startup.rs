@@ -33,6 +33,7 @@ use crate::clock::{TestClock, TimeMachine};
 use crate::jobs::{JobSet, Jobs};
 use crate::settings::{ClockMode, ProcessorChoice, Settings, delivery_policy};
 use crate::system::{SystemClock, UuidIds};
+use crate::user_tokens::UserTokens;
 
 /// A built, bound, not yet running server.
 pub struct Application {
@@ -40,6 +41,8 @@ pub struct Application {
     server: Server,
     store: Store,
     jobs: Jobs,
+    /// Held for the JWKS watch it runs.
+    _user_tokens: Option<UserTokens>,
 }
 
 impl Application {
@@ -184,7 +187,11 @@ impl Application {
             Some(limit) => keys.with_rate_limit(limit),
             None => keys,
         };
-        let edge = Edge::new(state, keys, settings.server.max_json_bytes);
+        let user_tokens = crate::user_tokens::start(&settings.auth.jwt)?;
+        let mut edge = Edge::new(state, keys, settings.server.max_json_bytes);
+        if let Some(tokens) = &user_tokens {
+            edge = edge.with_user_tokens(tokens.verifier.clone());
+        }
         let server_settings = ServerSettings {
             workers: settings.server.workers,
             shutdown_timeout_secs: settings.server.shutdown_timeout_secs,
@@ -221,7 +228,7 @@ impl Application {
             meters,
             meter_report_secs: settings.usage.report_interval_secs,
         });
-        Ok(Self { port, server, store, jobs })
+        Ok(Self { port, server, store, jobs, _user_tokens: user_tokens })
     }
 
     pub fn port(&self) -> u16 {

@@ -15,6 +15,8 @@ pub enum Actor {
     Webhook { processor: ProcessorId, event_id: EventId },
     /// A background job of Tollgate itself.
     System { job: String },
+    /// An end user, by the `sub` of their token.
+    User { id: String },
 }
 
 impl Actor {
@@ -25,6 +27,7 @@ impl Actor {
             Actor::ApiKey { name } => format!("key:{name}"),
             Actor::Webhook { processor, event_id } => format!("webhook:{processor}:{event_id}"),
             Actor::System { job } => format!("system:{job}"),
+            Actor::User { id } => format!("user:{id}"),
         }
     }
 }

@@ -1,6 +1,9 @@
 //! Who may call a route: the one extractor every workspace route takes ([`WorkspaceCall`]), and [`Authorized`] for
-//! routes outside a workspace. Each checks, in this order, the credential (401), the route's scope (403) and the
-//! workspace id of the path (400 naming `id`). End-user tokens plug in here, beside the service keys.
+//! routes outside a workspace. [`Authorized`] checks the credential (401), then the route's scope (403).
+//! [`WorkspaceCall`] checks the credential (401), the workspace id of the path (400 naming `id`), then access to
+//! that workspace: a service key by its scopes (403); an end user's token by its memberships — a workspace it
+//! does not name answers the 404 of a missing one — and its role there (members read, owners and admins also
+//! write; 403).
 
 use std::future::{Ready, ready};
 use std::marker::PhantomData;
@@ -78,6 +81,15 @@ fn authorize<S: RequiredScope>(req: &HttpRequest) -> Result<Authorized<S>, ApiEr
     Ok(Authorized { caller, request_id, _scope: PhantomData })
 }
 
+fn authorize_on<S: RequiredScope>(req: &HttpRequest) -> Result<WorkspaceCall<S>, ApiError> {
+    let caller = authenticate(req)?;
+    let raw = req.match_info().get("id").ok_or_else(|| ApiError::internal("workspace route without {id}"))?;
+    let workspace_id = WorkspaceId::parse(raw).map_err(|e| ApiError::validation(e.into()))?;
+    caller.require_on(&workspace_id, S::SCOPE)?;
+    let request_id = req.extensions().get::<RequestId>().copied();
+    Ok(WorkspaceCall { workspace_id, access: Authorized { caller, request_id, _scope: PhantomData } })
+}
+
 /// A caller holding scope `S`, on the workspace named by the path's `{id}`.
 pub struct WorkspaceCall<S> {
     pub workspace_id: WorkspaceId,
@@ -99,10 +111,6 @@ impl<S: RequiredScope> FromRequest for WorkspaceCall<S> {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authorize::<S>(req).and_then(|access| {
-            let raw = req.match_info().get("id").ok_or_else(|| ApiError::internal("workspace route without {id}"))?;
-            let workspace_id = WorkspaceId::parse(raw).map_err(|e| ApiError::validation(e.into()))?;
-            Ok(WorkspaceCall { workspace_id, access })
-        }))
+        ready(authorize_on::<S>(req))
     }
 }

@@ -1,14 +1,17 @@
-//! Service API keys: configured as SHA-256 hashes with scopes; a request proves itself with `Authorization: Bearer`.
+//! Who is calling: a service API key (configured as a SHA-256 hash with scopes) or an end user's token
+//! (`user_tokens.rs`), either sent as `Authorization: Bearer`. What each may reach is `access.rs`'s.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use actix_web::{HttpRequest, http::StatusCode, web};
+use actix_web::{HttpMessage as _, HttpRequest, http::StatusCode, web};
+use billing_domain::ids::WorkspaceId;
 use billing_domain::records::Actor;
 use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::rate_limit::{Bucket, RateLimit};
+use crate::user_tokens::{EndUser, TokenVerifier, looks_like_jwt};
 
 /// What a key may do. `admin` implies every other scope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -45,7 +48,7 @@ impl Scope {
 
 /// A configured key: its name (for audit), scopes and rate limit. The key itself is never held, only its hash.
 #[derive(Debug, Clone)]
-struct KeyEntry {
+pub struct KeyEntry {
     name: String,
     scopes: BTreeSet<Scope>,
     /// `None`: not limited.
@@ -104,38 +107,63 @@ impl ApiKeys {
     /// about the key through timing.
     fn authenticate(&self, key: &str) -> Option<Caller> {
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        self.by_hash.get(&digest).map(|entry| Caller(entry.clone()))
+        self.by_hash.get(&digest).map(|entry| Caller::Service(entry.clone()))
     }
 }
 
-/// An authenticated service caller: its configured entry, shared (a request copies no name or scope set).
+/// An authenticated caller: a service key's configured entry or a verified end user, shared (a request copies no
+/// name, scope set or membership list).
 #[derive(Debug, Clone)]
-pub struct Caller(Arc<KeyEntry>);
+pub enum Caller {
+    Service(Arc<KeyEntry>),
+    User(Arc<EndUser>),
+}
 
 impl Caller {
-    /// The key's configured name.
-    pub fn name(&self) -> &str {
-        &self.0.name
+    /// Who owns what this caller sends under an `Idempotency-Key`: the key's name, or `user:` and the user id.
+    pub fn owner(&self) -> String {
+        match self {
+            Self::Service(entry) => entry.name.clone(),
+            Self::User(user) => format!("user:{}", user.id),
+        }
     }
 
-    /// 403 unless the key has `scope` (or `admin`).
+    /// 403 unless the caller may use a route of `scope` outside any workspace: a key with `scope` (or `admin`); an
+    /// end user only to read (the plan catalog, a coupon).
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
-        if self.0.scopes.contains(&scope) || self.0.scopes.contains(&Scope::Admin) {
-            Ok(())
-        } else {
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                ErrorCode::InsufficientScope,
-                "Forbidden",
-                format!("this API key lacks the `{}` scope", scope.as_str()),
-            ))
+        match self {
+            Self::Service(entry) if entry.scopes.contains(&scope) || entry.scopes.contains(&Scope::Admin) => Ok(()),
+            Self::Service(_) => Err(forbidden(format!("this API key lacks the `{}` scope", scope.as_str()))),
+            Self::User(_) if scope == Scope::BillingRead => Ok(()),
+            Self::User(_) => Err(forbidden(format!("an end-user token cannot use `{}` routes", scope.as_str()))),
+        }
+    }
+
+    /// [`Self::require`] on `workspace`. A user who is not a member gets the 404 of a missing workspace — a token
+    /// learns nothing of workspaces not its own, not even that they exist; a member reads, owners and admins
+    /// also write.
+    pub fn require_on(&self, workspace: &WorkspaceId, scope: Scope) -> Result<(), ApiError> {
+        let Self::User(user) = self else { return self.require(scope) };
+        let role = user.role_in(workspace).ok_or_else(ApiError::workspace_not_found)?;
+        match scope {
+            Scope::BillingRead => Ok(()),
+            Scope::BillingWrite if role.may_act() => Ok(()),
+            Scope::BillingWrite => Err(forbidden("members read; only an owner or admin may change billing".into())),
+            Scope::UsageWrite | Scope::Admin => self.require(scope),
         }
     }
 
     /// The audit actor for this caller.
     pub fn actor(&self) -> Actor {
-        Actor::ApiKey { name: self.0.name.clone() }
+        match self {
+            Self::Service(entry) => Actor::ApiKey { name: entry.name.clone() },
+            Self::User(user) => Actor::User { id: user.id.clone() },
+        }
     }
+}
+
+fn forbidden(detail: String) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, ErrorCode::InsufficientScope, "Forbidden", detail)
 }
 
 /// The token of an `Authorization: Bearer <token>` header value (either case of `Bearer`), if it holds one.
@@ -148,18 +176,34 @@ pub(crate) fn bearer_token(header: &actix_web::http::header::HeaderValue) -> Opt
         .filter(|token| !token.is_empty())
 }
 
-/// The caller of `req` by its `Authorization: Bearer` key; the access extractors (`access.rs`) call it.
+/// The caller of `req` by its `Authorization: Bearer` key or token; the access extractors (`access.rs`) and the
+/// idempotency guard call it. Known once, a caller is kept on the request: its limit is spent and a token's
+/// signature checked once per request, however many extractors ask.
 pub(crate) fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
-    let keys =
-        req.app_data::<web::Data<ApiKeys>>().ok_or_else(|| ApiError::internal("ApiKeys missing from app data"))?;
+    if let Some(caller) = req.extensions().get::<Caller>() {
+        return Ok(caller.clone());
+    }
     let header = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <api key>` header"))?;
+        .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <api key or token>` header"))?;
     let token = bearer_token(header)
-        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <api key>`"))?;
-    let caller = keys.authenticate(token).ok_or_else(|| ApiError::unauthorized("the API key is not valid"))?;
-    if let Some(bucket) = &caller.0.bucket {
+        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <api key or token>`"))?;
+    let caller = match req.app_data::<web::Data<TokenVerifier>>() {
+        Some(verifier) if looks_like_jwt(token) => Caller::User(Arc::new(verifier.verify(token)?)),
+        _ => authenticate_key(req, token)?,
+    };
+    req.extensions_mut().insert(caller.clone());
+    Ok(caller)
+}
+
+fn authenticate_key(req: &HttpRequest, key: &str) -> Result<Caller, ApiError> {
+    let keys =
+        req.app_data::<web::Data<ApiKeys>>().ok_or_else(|| ApiError::internal("ApiKeys missing from app data"))?;
+    let caller = keys.authenticate(key).ok_or_else(|| ApiError::unauthorized("the API key is not valid"))?;
+    if let Caller::Service(entry) = &caller
+        && let Some(bucket) = &entry.bucket
+    {
         bucket.take()?;
     }
     Ok(caller)
@@ -178,7 +222,7 @@ mod tests {
     #[test]
     fn authenticates_by_hash_and_checks_scopes() {
         let caller = keys().authenticate("secret-key").unwrap();
-        assert_eq!(caller.name(), "backend");
+        assert_eq!(caller.owner(), "backend");
         assert!(caller.require(Scope::BillingRead).is_ok());
         assert_eq!(caller.require(Scope::BillingWrite).unwrap_err().status, StatusCode::FORBIDDEN);
         assert!(keys().authenticate("secret-key ").is_none());

@@ -54,7 +54,7 @@ pub async fn guard(
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let mut req = req;
-    let claim = match prepare(&mut req, caller.name()).await {
+    let claim = match prepare(&mut req, &caller.owner()).await {
         Ok(claim) => claim,
         Err(error) => return Ok(req.error_response(error).map_into_boxed_body()),
     };

@@ -17,6 +17,9 @@ pub mod server;
 pub mod state;
 pub mod telemetry;
 pub mod usage_commit;
+pub mod user_tokens;
+
+use std::sync::Arc;
 
 use actix_web::http::Method;
 use actix_web::web;
@@ -28,12 +31,19 @@ pub use state::{AppState, CheckoutDefaults, Readiness};
 pub struct Edge {
     state: web::Data<AppState>,
     keys: web::Data<auth::ApiKeys>,
+    /// `None`: end-user tokens are off, and a bearer value is only ever an API key.
+    user_tokens: Option<web::Data<user_tokens::TokenVerifier>>,
     max_json_bytes: usize,
 }
 
 impl Edge {
     pub fn new(state: AppState, keys: auth::ApiKeys, max_json_bytes: usize) -> Self {
-        Self { state: web::Data::new(state), keys: web::Data::new(keys), max_json_bytes }
+        Self { state: web::Data::new(state), keys: web::Data::new(keys), user_tokens: None, max_json_bytes }
+    }
+
+    /// Accepts end users' tokens beside the API keys.
+    pub fn with_user_tokens(self, verifier: Arc<user_tokens::TokenVerifier>) -> Self {
+        Self { user_tokens: Some(web::Data::from(verifier)), ..self }
     }
 
     /// Registers app data, the path extractor's error handler and every route.
@@ -42,6 +52,9 @@ impl Edge {
             .app_data(self.keys.clone())
             .app_data(extract::JsonLimit(self.max_json_bytes))
             .app_data(web::PathConfig::default().error_handler(extract::path_error));
+        if let Some(verifier) = &self.user_tokens {
+            cfg.app_data(verifier.clone());
+        }
         routes::routes(cfg);
         cfg.default_service(web::to(routes::not_found));
     }

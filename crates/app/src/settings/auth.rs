@@ -1,5 +1,10 @@
 //! Service API keys as configured: names, hashes and scopes. The rules of a hash and of a scope are the edge's
-//! (`billing_http::auth`), so a key that validates here is one the edge accepts.
+//! (`billing_http::auth`), so a key that validates here is one the edge accepts. End-user tokens (`[auth.jwt]`)
+//! are in `auth/jwt.rs`.
+
+mod jwt;
+
+pub use jwt::{JwtSettings, KeySource};
 
 use std::collections::HashSet;
 use std::num::NonZeroU32;
@@ -19,6 +24,8 @@ pub struct AuthSettings {
     pub rate_limit_per_second: u32,
     /// Requests a key may make at once above its rate (a burst after a quiet spell).
     pub rate_limit_burst: u32,
+    /// End users' tokens, beside the keys.
+    pub jwt: JwtSettings,
 }
 
 /// One service API key, stored as a hash.
@@ -32,15 +39,20 @@ pub struct ApiKeySettings {
     pub scopes: Vec<String>,
 }
 
+/// A limit of `per_second` (0: off) with `burst`.
+fn rate_limit(per_second: u32, burst: u32) -> Option<RateLimit> {
+    let per_second = NonZeroU32::new(per_second)?;
+    Some(RateLimit { per_second, burst: NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN) })
+}
+
 impl AuthSettings {
     /// Each key's limit; `None` when off.
     pub fn rate_limit(&self) -> Option<RateLimit> {
-        let per_second = NonZeroU32::new(self.rate_limit_per_second)?;
-        let burst = NonZeroU32::new(self.rate_limit_burst).unwrap_or(NonZeroU32::MIN);
-        Some(RateLimit { per_second, burst })
+        rate_limit(self.rate_limit_per_second, self.rate_limit_burst)
     }
 
     pub(super) fn validate(&self, p: &mut Problems) {
+        self.jwt.validate(p);
         if self.rate_limit_per_second > 0 && self.rate_limit_burst == 0 {
             p.add("auth.rate_limit_burst", "must be at least 1 when auth.rate_limit_per_second is set");
         }

@@ -31,7 +31,7 @@ use billing_domain::services::BillingPolicy;
 use billing_domain::trial::TrialPolicy;
 use serde::Deserialize;
 
-pub use auth::{ApiKeySettings, AuthSettings};
+pub use auth::{ApiKeySettings, AuthSettings, JwtSettings, KeySource};
 pub use billing::{BillingSettings, CatalogSettings, CheckoutSettings};
 pub use clock::{ClockMode, ClockSettings};
 pub use database::{DatabaseSettings, MAX_BATCH, WebhookSettings};

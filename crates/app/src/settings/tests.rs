@@ -273,3 +273,45 @@ fn lanes_and_the_pool_follow_the_workers_unless_set() {
     s.database.url = SecretString::from("sqlite://data/t.db?mode=rwc");
     assert_eq!(s.webhook_lanes(), 1, "SQLite has one writer");
 }
+
+#[test]
+fn end_user_tokens_are_off_by_default_and_validated_when_on() {
+    let mut s = development();
+    assert!(!s.auth.jwt.enabled);
+    s.auth.jwt.enabled = true;
+    s.auth.jwt.secret = SecretString::from("too-short-hunter2");
+    s.auth.jwt.leeway_secs = 3600;
+    let problems = s.validate();
+    let expected = ["auth.jwt.secret: ", "auth.jwt.issuer: ", "auth.jwt.audience: ", "auth.jwt.leeway_secs: "];
+    assert_eq!(problems.len(), expected.len(), "{problems:#?}");
+    for (line, prefix) in problems.iter().zip(expected) {
+        assert!(line.starts_with(prefix), "{line:?} should start with {prefix:?}");
+    }
+    assert!(problems.iter().all(|line| !line.contains("hunter2")));
+
+    s.auth.jwt.secret = SecretString::from("x".repeat(32));
+    s.auth.jwt.issuer = "https://app.test".into();
+    s.auth.jwt.audience = "tollgate".into();
+    s.auth.jwt.leeway_secs = 30;
+    assert!(s.validate().is_empty(), "{:?}", s.validate());
+    assert_eq!(s.auth.jwt.key_source(), KeySource::Secret);
+
+    s.auth.jwt.algorithm = "ES256".into();
+    assert!(s.validate()[0].starts_with("auth.jwt.public_key_file: RS256/ES256 need"), "{:?}", s.validate());
+    s.auth.jwt.jwks_file = scratch_dir("jwks").join("missing.json");
+    assert!(s.validate()[0].starts_with("auth.jwt.jwks_file: no file at"), "{:?}", s.validate());
+    s.auth.jwt.public_key_file = "key.pem".into();
+    assert!(s.validate()[0].contains("not both"), "{:?}", s.validate());
+    s.auth.jwt.algorithm = "none".into();
+    assert!(s.validate()[0].starts_with("auth.jwt.algorithm: "), "{:?}", s.validate());
+}
+
+#[test]
+fn a_jwks_file_is_the_key_source_when_set() {
+    let mut s = development();
+    let path = scratch_dir("jwks").join("keys.json");
+    std::fs::write(&path, "{}").unwrap();
+    s.auth.jwt.algorithm = "RS256".into();
+    s.auth.jwt.jwks_file = path.clone();
+    assert_eq!(s.auth.jwt.key_source(), KeySource::JwksFile(path));
+}

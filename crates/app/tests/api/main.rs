@@ -13,6 +13,7 @@ mod metrics;
 mod payments;
 mod stripe_webhooks;
 mod subscriptions;
+mod tenant_access;
 mod usage;
 mod webhooks;
 mod workspaces;

@@ -58,14 +58,15 @@ impl<'a> From<&'a AuditEntry> for AuditEntryView<'a> {
     }
 }
 
-/// Who or what made the change: `{type: "api_key", name}`, `{type: "webhook", processor, event_id}` or
-/// `{type: "system", job}`.
+/// Who or what made the change: `{type: "api_key", name}`, `{type: "user", id}` (an end user's token),
+/// `{type: "webhook", processor, event_id}` or `{type: "system", job}`.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ActorView<'a> {
     ApiKey { name: &'a str },
     Webhook { processor: &'a str, event_id: &'a str },
     System { job: &'a str },
+    User { id: &'a str },
 }
 
 impl<'a> From<&'a Actor> for ActorView<'a> {
@@ -76,6 +77,7 @@ impl<'a> From<&'a Actor> for ActorView<'a> {
                 Self::Webhook { processor: processor.as_str(), event_id: event_id.as_str() }
             }
             Actor::System { job } => Self::System { job },
+            Actor::User { id } => Self::User { id },
         }
     }
 }

@@ -50,7 +50,7 @@ async fn consume(
     body: CheckBody,
     amount: u64,
 ) -> Result<HttpResponse, ApiError> {
-    call.access.caller.require(Scope::UsageWrite)?;
+    call.access.caller.require_on(&call.workspace_id, Scope::UsageWrite)?;
     let idempotency_key =
         body.idempotency_key.ok_or_else(|| ApiError::field("idempotency_key", "is required with `consume`"))?;
     let request = CheckAndConsume { workspace_id: call.workspace_id.clone(), key: body.key, amount, idempotency_key };
