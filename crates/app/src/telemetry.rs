@@ -46,7 +46,9 @@ where
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .with_span_list(false)
+            // Every enclosing span too: a line logged in a nested span (a processor call inside a request) still
+            // carries the request's `request_id`.
+            .with_span_list(true)
             .with_writer(sink)
             .boxed()
     } else {
@@ -89,6 +91,8 @@ mod tests {
             let _entered = span.enter();
             tracing::debug!("hidden at info");
             tracing::info!(workspace_id = "ws_1", "checkout started");
+            let _inner = tracing::info_span!("stripe_call", path = "/customers").entered();
+            tracing::info!("inside a nested span");
         });
         let bytes = buffer.0.lock().unwrap().clone();
         String::from_utf8(bytes).unwrap()
@@ -98,12 +102,16 @@ mod tests {
     fn json_lines_carry_fields_and_span() {
         let out = capture(true, "info");
         let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines.len(), 1, "{out}");
+        assert_eq!(lines.len(), 2, "{out}");
         let event: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
         assert_eq!(event["message"], "checkout started");
         assert_eq!(event["workspace_id"], "ws_1");
         assert_eq!(event["level"], "INFO");
         assert_eq!(event["span"]["request_id"], "r-1");
+        // A nested span's line names its own span and still carries the request's id.
+        let nested: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(nested["span"]["name"], "stripe_call");
+        assert_eq!(nested["spans"][0]["request_id"], "r-1", "{nested}");
     }
 
     #[test]

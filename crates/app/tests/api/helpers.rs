@@ -12,6 +12,8 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::transcript::{self, Client};
+
 /// The development key shipped in `config/development.toml` (for local use only).
 pub const DEV_KEY: &str = "tg_dev_local_only";
 /// A key with only `billing:read`, added by `spawn_app`.
@@ -22,6 +24,8 @@ pub const SANDBOX_SECRET: &str = "whsec_sandbox_dev_only";
 pub const STRIPE_SECRET_KEY: &str = "sk_test_51TollgateApiTestsFakeSecretKey00000000000000";
 /// The Stripe webhook signing secret of [`spawn_stripe_app`].
 pub const STRIPE_WEBHOOK_SECRET: &str = "whsec_TollgateApiTestsStripeSigningSecret0000";
+/// The SMTP password every test app is configured with (`scripts/scan-secrets` looks for it).
+pub const SMTP_PASSWORD: &str = "smtp-pass-TollgateApiTests-0000";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -31,7 +35,8 @@ pub enum Backend {
 
 pub struct TestApp {
     pub address: String,
-    pub client: reqwest::Client,
+    /// Records every response for the secret scan (`transcript.rs`).
+    pub client: Client,
     pub db_url: String,
     /// Dropped with the app: the test's database goes with it.
     _database: TestDatabase,
@@ -145,14 +150,17 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
         hash: format!("sha256:{}", hex::encode(Sha256::digest(READ_KEY.as_bytes()))),
         scopes: vec!["billing:read".into()],
     });
+    settings.notifications.email.smtp.username = "tollgate".into();
+    settings.notifications.email.smtp.password = SecretString::from(SMTP_PASSWORD);
     configure(&mut settings);
+    transcript::capture_logs();
     let problems = settings.validate();
     assert!(problems.is_empty(), "test settings are invalid: {problems:?}");
     let catalog = load_catalog(&settings.catalog.path).expect("shipped catalog loads");
     let app = Application::build(settings, catalog).await.expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let client = Client::new(reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap());
     TestApp { address, client, db_url, _database: database }
 }
 

@@ -1,6 +1,7 @@
 //! The tollgate app spawned on a random port with a fresh database per test, exercised over real HTTP.
 
 mod helpers;
+mod transcript;
 
 mod account;
 mod auth_and_errors;
