@@ -17,6 +17,7 @@ mod m20261203_000011_create_dunning_cases;
 mod m20261203_000012_create_test_clock;
 mod m20261205_000013_create_usage_totals;
 mod m20261206_000014_create_meter_cursors;
+mod m20261207_000015_add_outbox_request_id;
 
 /// Every migration in the order it applies; `tollgate migrate` and startup call [`MigratorTrait::up`].
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000012_create_test_clock::Migration),
             Box::new(m20261205_000013_create_usage_totals::Migration),
             Box::new(m20261206_000014_create_meter_cursors::Migration),
+            Box::new(m20261207_000015_add_outbox_request_id::Migration),
         ]
     }
 }

@@ -88,6 +88,8 @@ pub struct OutboxMessage {
     pub workspace_id: WorkspaceId,
     pub target: OutboxTarget,
     pub payload: serde_json::Value,
+    /// The request that caused it (`X-Request-Id`: an API call or a webhook delivery); `None` for a job's.
+    pub request_id: Option<String>,
 }
 
 /// An outbox message claimed for delivery.

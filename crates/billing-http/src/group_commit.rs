@@ -63,13 +63,14 @@ impl GroupCommit {
     }
 
     /// Ingests one delivery with whatever else its lane batches it with; answers after its commit.
-    pub async fn ingest(&self, event: ProcessorEvent, raw: String) -> Answer {
+    /// `request_id` is the delivering request's, carried into what the event causes.
+    pub async fn ingest(&self, event: ProcessorEvent, raw: String, request_id: Option<String>) -> Answer {
         if self.lanes.is_empty() {
-            return self.service.ingest(&event, &raw).await;
+            return self.service.ingest_delivered(&event, &raw, request_id.as_deref()).await;
         }
         let lane = &self.lanes[self.lane_of(&event)];
         let (reply, answer) = oneshot::channel();
-        lane.send(Job { delivery: Delivery { event, raw }, reply }).await.map_err(|_| stopped())?;
+        lane.send(Job { delivery: Delivery { event, raw, request_id }, reply }).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 
@@ -119,7 +120,13 @@ async fn run_lane(service: Arc<WebhookService>, mut queue: mpsc::Receiver<Job>, 
                 tracing::error!(events = deliveries.len(), "webhook batch panicked; ingesting one by one");
                 let mut answers = Vec::with_capacity(deliveries.len());
                 for delivery in &deliveries {
-                    let alone = AssertUnwindSafe(service.ingest(&delivery.event, &delivery.raw)).catch_unwind().await;
+                    let alone = AssertUnwindSafe(service.ingest_delivered(
+                        &delivery.event,
+                        &delivery.raw,
+                        delivery.request_id.as_deref(),
+                    ))
+                    .catch_unwind()
+                    .await;
                     answers.push(alone.unwrap_or_else(|_| {
                         tracing::error!(event_id = %delivery.event.id, "webhook ingestion panicked; the processor will retry");
                         Err(IngestError::Store(StoreError::Other("ingestion failed".into())))

@@ -180,6 +180,7 @@ pub(crate) fn outbox_row(message: &OutboxMessage, now: DateTime<Utc>) -> Result<
         leased_until: Set(None),
         created_at: Set(now),
         delivered_at: Set(None),
+        request_id: Set(message.request_id.clone()),
     })
 }
 
@@ -209,6 +210,7 @@ pub(crate) fn entry_from_row(m: outbox::Model) -> Result<OutboxEntry, StoreError
             workspace_id: WorkspaceId::parse(m.workspace_id).map_err(|e| corrupt("outbox.workspace_id", e))?,
             target: serde_json::from_str(&m.target).map_err(|e| corrupt("outbox.target", e))?,
             payload: serde_json::from_str(&m.payload).map_err(|e| corrupt("outbox.payload", e))?,
+            request_id: m.request_id,
         },
     })
 }

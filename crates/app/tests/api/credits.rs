@@ -76,3 +76,18 @@ async fn race_for_the_last_five(backend: Backend) {
     assert_eq!(ledger_sum(&app).await, 0, "the balance is the sum of the ledger");
 }
 on_both_databases!(twenty_concurrent_consumers_of_the_last_five_credits_get_exactly_five, race_for_the_last_five);
+
+#[tokio::test]
+async fn a_consumption_announces_itself_with_the_request_that_made_it() {
+    let app = with_ten_credits(Backend::Sqlite).await;
+    let body = json!({"amount": 2, "idempotency_key": "order-rid"});
+    let response = app.post_json("/v1/workspaces/acme/credits/consume", body).await;
+    assert_eq!(response.status(), 200);
+    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let announced = app
+        .texts("SELECT COALESCE(request_id, '') FROM outbox WHERE dedup_key = 'webhook:credits:consume:order-rid'")
+        .await;
+    assert_eq!(announced, vec![request_id.clone()]);
+    let audited = app.texts("SELECT COALESCE(request_id, '') FROM audit_log WHERE action = 'credits.consumed'").await;
+    assert_eq!(audited, vec![request_id]);
+}

@@ -101,3 +101,40 @@ async fn concurrent_different_events(backend: Backend) {
     assert_eq!(subscription["id"], "sub_race");
 }
 on_both_databases!(concurrent_events_for_one_subscription_converge, concurrent_different_events);
+
+/// Concurrent deliveries, each with its own request id (group commit batches them on PostgreSQL): what each event
+/// causes — its audit entry and its outbox message — carries the id of the request that delivered it.
+async fn request_ids_follow_their_events(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut deliveries = Vec::new();
+    for i in 0..6 {
+        let workspace = format!("rid-{i}");
+        app.put_workspace(&workspace).await;
+        app.checkout(&workspace, "pro").await;
+        let customer = app.customer_of(&workspace).await;
+        deliveries.push((
+            format!("evt_rid_{i}"),
+            subscription_event(&format!("evt_rid_{i}"), &customer, &format!("sub_rid_{i}"), now()),
+        ));
+    }
+    let signatures: Vec<String> = deliveries.iter().map(|(_, body)| sign(body, now())).collect();
+    let sent = deliveries.iter().zip(&signatures).map(|((_, body), signature)| app.post_webhook(body, Some(signature)));
+    let responses = futures::future::join_all(sent).await;
+    for ((event_id, _), response) in deliveries.iter().zip(responses) {
+        assert_eq!(response.status(), 200);
+        let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let outbox = app
+            .texts(&format!("SELECT COALESCE(request_id, '') FROM outbox WHERE dedup_key LIKE '%:{event_id}'"))
+            .await;
+        assert!(!outbox.is_empty(), "{event_id} caused no outbox message");
+        assert!(outbox.iter().all(|id| *id == request_id), "{event_id}: {outbox:?} vs {request_id}");
+        let audit = app
+            .texts(&format!(
+                "SELECT COALESCE(request_id, '') FROM audit_log WHERE action = 'subscription.created' \
+                 AND actor LIKE '%{event_id}%'"
+            ))
+            .await;
+        assert_eq!(audit, vec![request_id.clone()], "{event_id}");
+    }
+}
+on_both_databases!(the_delivering_request_id_reaches_audit_and_outbox, request_ids_follow_their_events);

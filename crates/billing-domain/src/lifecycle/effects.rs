@@ -153,7 +153,13 @@ pub(crate) fn email(
     kind: NotificationKind,
     payload: serde_json::Value,
 ) -> OutboxMessage {
-    OutboxMessage { dedup_key: key, workspace_id: workspace.clone(), target: OutboxTarget::Email { kind }, payload }
+    OutboxMessage {
+        dedup_key: key,
+        workspace_id: workspace.clone(),
+        target: OutboxTarget::Email { kind },
+        payload,
+        request_id: None,
+    }
 }
 
 pub(crate) fn webhook(workspace: &WorkspaceId, key: String, topic: &str, payload: serde_json::Value) -> OutboxMessage {
@@ -162,6 +168,7 @@ pub(crate) fn webhook(workspace: &WorkspaceId, key: String, topic: &str, payload
         workspace_id: workspace.clone(),
         target: OutboxTarget::Webhook { topic: topic.into() },
         payload,
+        request_id: None,
     }
 }
 

@@ -66,8 +66,8 @@ pub trait Notifier: Send + Sync {
     async fn send(&self, notification: &Notification) -> Result<(), NotifyError>;
 }
 
-/// An outbound webhook as the product backend receives it (`{id, type, created, data}`); `id` is the same on
-/// every delivery of one event, for the receiver's dedupe.
+/// An outbound webhook as the product backend receives it (`{id, type, created, data, request_id?}`); `id` is the
+/// same on every delivery of one event, for the receiver's dedupe.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboundEvent {
     pub id: String,
@@ -76,6 +76,9 @@ pub struct OutboundEvent {
     /// Unix seconds, when the change that caused it committed.
     pub created: i64,
     pub data: serde_json::Value,
+    /// The Tollgate request that caused it (its `X-Request-Id`), absent for a background job's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// Publishing to one endpoint failed; the outbox worker retries with backoff.

@@ -63,10 +63,11 @@ impl CreditService {
                 actor: request.actor,
                 before: Some(json!({"balance": balance + request.amount})),
                 after: Some(json!({"balance": balance, "amount": request.amount, "ledger_key": key})),
-                request_id: request.request_id,
+                request_id: request.request_id.clone(),
             };
             tx.audit().append(&record, now).await?;
-            let announced = credits_changed(workspace, &key, -request.amount, balance, CreditChange::Consumed);
+            let mut announced = credits_changed(workspace, &key, -request.amount, balance, CreditChange::Consumed);
+            announced.request_id = request.request_id;
             tx.outbox().enqueue(&announced, now).await?;
         }
         tx.commit().await?;

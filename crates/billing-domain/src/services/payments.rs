@@ -295,7 +295,9 @@ impl PaymentService {
         refund.status = settlement.status;
         refund.processor_refund_id = settlement.processor_refund_id;
         let credits_revoked = match refund.status {
-            RefundStatus::Succeeded => self.revoke_credits(&payment, &refund, now).await?,
+            RefundStatus::Succeeded => {
+                self.revoke_credits(&payment, &refund, request.request_id.as_deref(), now).await?
+            }
             _ => 0,
         };
         let record = AuditRecord {
@@ -321,6 +323,7 @@ impl PaymentService {
         &self,
         payment: &Payment,
         refund: &RefundRecord,
+        request_id: Option<&str>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<i64, PaymentError> {
         let Some(PlanKind::Credits { credits }) =
@@ -346,7 +349,9 @@ impl PaymentService {
                     // Keyed by the ledger entry, so it is announced once. Not in the ledger's transaction (the
                     // refund spans a processor call): a process dying right after the ledger write loses the
                     // announcement, never the revocation.
-                    let announced = credits_changed(&payment.workspace_id, &key, -take, balance, CreditChange::Revoked);
+                    let mut announced =
+                        credits_changed(&payment.workspace_id, &key, -take, balance, CreditChange::Revoked);
+                    announced.request_id = request_id.map(str::to_owned);
                     self.outbox.enqueue(&announced, now).await?;
                     return Ok(take);
                 }

@@ -23,7 +23,7 @@ fn service(store: &MemoryStore) -> WebhookService {
 }
 
 fn deliveries(events: &[ProcessorEvent]) -> Vec<Delivery> {
-    events.iter().map(|e| Delivery { event: e.clone(), raw: "{}".into() }).collect()
+    events.iter().map(|e| Delivery { event: e.clone(), raw: "{}".into(), request_id: None }).collect()
 }
 
 /// Delivers `events` in batches of the given sizes (the rest, if any, in one last batch); returns every answer and

@@ -118,7 +118,9 @@ async fn deliver(state: &AppState, processor: &str, delivery: &RawDelivery) -> R
         event_id = tracing::field::Empty,
         event_type = tracing::field::Empty
     );
-    match verify_and_ingest(state, processor, &delivery.headers, delivery.body.as_bytes()).instrument(span).await {
+    // Deliveries the sandbox makes on its own behalf: no webhook request carries them.
+    let ingested = verify_and_ingest(state, processor, &delivery.headers, delivery.body.as_bytes(), None);
+    match ingested.instrument(span).await {
         Ok(received) => Ok(received.outcome.to_owned()),
         Err(error) => {
             tracing::error!(%error, event_id = %delivery.event_id, "sandbox delivery not accepted");

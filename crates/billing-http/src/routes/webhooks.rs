@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
-use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, http::StatusCode, web};
 use billing_domain::error::StoreError;
 use billing_domain::ports::{WebhookError, WebhookHeaders, WebhookOps};
 use billing_domain::services::{IngestError, IngestOutcome};
+use tracing_actix_web::RequestId;
 
 use crate::dto::WebhookReceived;
 use crate::error::{ApiError, ErrorCode};
@@ -45,7 +46,8 @@ pub async fn receive(
         .iter()
         .filter_map(|(name, value)| value.to_str().ok().map(|v| (name.as_str().to_ascii_lowercase(), v.to_owned())))
         .collect();
-    let received = verify_and_ingest(&state, &path, &headers, &body).await?;
+    let request_id = req.extensions().get::<RequestId>().map(ToString::to_string);
+    let received = verify_and_ingest(&state, &path, &headers, &body, request_id).await?;
     Ok(HttpResponse::Ok().json(WebhookReceived {
         received: true,
         event_id: &received.event_id,
@@ -68,11 +70,13 @@ fn verifier<'a>(state: &'a AppState, processor: &str) -> Result<&'a Arc<dyn Webh
 
 /// Verifies one delivery with `processor`'s verifier and ingests it; the step every delivery takes, whether it came
 /// over HTTP or from a page Tollgate hosts for the processor. Answers after the commit that made it durable.
+/// `request_id` is the delivering request's, carried into the audit entries and outbox messages the event causes.
 pub async fn verify_and_ingest(
     state: &AppState,
     processor: &str,
     headers: &WebhookHeaders,
     body: &[u8],
+    request_id: Option<String>,
 ) -> Result<Received, ApiError> {
     let event = verifier(state, processor)?.verify_and_parse(headers, body, state.clock.now()).inspect_err(|_| {
         crate::telemetry::webhook_received(processor, "unverified", "rejected");
@@ -84,7 +88,7 @@ pub async fn verify_and_ingest(
     // The signature covered these exact bytes, which the parser already accepted as JSON text.
     let raw = String::from_utf8_lossy(body).into_owned();
     let event_id = event.id.as_str().to_owned();
-    let outcome = state.webhooks.ingest(event, raw).await.map_err(|e| match e {
+    let outcome = state.webhooks.ingest(event, raw, request_id).await.map_err(|e| match e {
         // Still conflicting after the retries: the processor must deliver again, so a 5xx, never a 409.
         IngestError::Store(StoreError::Conflict(cause)) => {
             tracing::warn!(error = %cause, "webhook still conflicting; asking the processor to retry");

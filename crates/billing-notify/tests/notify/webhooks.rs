@@ -63,6 +63,7 @@ fn event() -> OutboundEvent {
         topic: "billing.payment.failed".into(),
         created: 1_767_225_600,
         data: serde_json::json!({"invoice_id": "in_1", "attempt": 1}),
+        request_id: Some("01938f2e-0000-7000-8000-000000000042".into()),
     }
 }
 

@@ -21,6 +21,8 @@ pub struct Model {
     pub leased_until: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub delivered_at: Option<DateTimeUtc>,
+    /// The request that caused it (`X-Request-Id`); none for a background job's.
+    pub request_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

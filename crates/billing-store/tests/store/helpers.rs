@@ -208,6 +208,7 @@ pub fn outbox_message(dedup_key: &str) -> OutboxMessage {
         workspace_id: ws_id("team_1"),
         target: OutboxTarget::Email { kind: NotificationKind::PaymentSucceeded },
         payload: serde_json::json!({"invoice": "in_1", "amount": 1200}),
+        request_id: Some("req-1".into()),
     }
 }
 

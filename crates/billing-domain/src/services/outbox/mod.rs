@@ -227,6 +227,7 @@ impl OutboxService {
             topic: topic.to_owned(),
             created: pending.created_at.timestamp(),
             data,
+            request_id: message.request_id.clone(),
         };
         let body = match serde_json::to_value(&event) {
             Ok(body) => body,
@@ -243,6 +244,7 @@ impl OutboxService {
                     workspace_id: message.workspace_id.clone(),
                     target: OutboxTarget::Endpoint { endpoint, topic: topic.to_owned() },
                     payload: body.clone(),
+                    request_id: message.request_id.clone(),
                 };
                 (message, now)
             })

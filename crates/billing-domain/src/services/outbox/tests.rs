@@ -34,6 +34,7 @@ fn pending(id: i64, attempts: u32, target: OutboxTarget, payload: serde_json::Va
             workspace_id: WorkspaceId::parse("acme").unwrap(),
             target,
             payload,
+            request_id: None,
         },
     }
 }

@@ -23,11 +23,13 @@ use crate::ports::{BillingSubject, InboxEvent, InboxStatus, Seen, Transaction};
 use super::scope::Scope;
 use super::{ApplyError, Attempt, IngestError, IngestOutcome, WebhookService, named_workspace, subject_customer};
 
-/// One verified delivery: the parsed event and its raw body.
+/// One verified delivery: the parsed event, its raw body, and the request that delivered it (`X-Request-Id`,
+/// stamped on the audit entries and outbox messages it causes).
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub event: ProcessorEvent,
     pub raw: String,
+    pub request_id: Option<String>,
 }
 
 /// What [`WebhookService::ingest_batch`] answers.
@@ -62,7 +64,9 @@ impl WebhookService {
         for (delivery, settled) in deliveries.iter().zip(settled) {
             answers.push(match settled {
                 Settled::Done(outcome) => Ok(outcome),
-                Settled::Alone => self.ingest(&delivery.event, &delivery.raw).await,
+                Settled::Alone => {
+                    self.ingest_delivered(&delivery.event, &delivery.raw, delivery.request_id.as_deref()).await
+                }
             });
         }
         BatchAnswers { answers, fell_back }
@@ -133,6 +137,7 @@ impl WebhookService {
             let (event, attempt) = (&deliveries[i].event, attempts[i].unwrap_or(Attempt::First));
             tx.savepoint().await?;
             let mark = scope.mark();
+            scope.set_cause(deliveries[i].request_id.as_deref());
             match self.apply_in(tx, &mut scope, event, attempt).await {
                 Ok(outcome) => {
                     if outcome != IngestOutcome::Duplicate {

@@ -95,6 +95,17 @@ impl WebhookService {
     /// Records `event` (its raw body `raw`) in the inbox and applies it exactly once. Returns only after commit.
     /// A redelivery of a parked event tries again: its link may exist by now.
     pub async fn ingest(&self, event: &ProcessorEvent, raw: &str) -> Result<IngestOutcome, IngestError> {
+        self.ingest_delivered(event, raw, None).await
+    }
+
+    /// [`Self::ingest`] of a delivery made by request `request_id`: the audit entries and outbox messages it
+    /// causes carry that id.
+    pub async fn ingest_delivered(
+        &self,
+        event: &ProcessorEvent,
+        raw: &str,
+        request_id: Option<&str>,
+    ) -> Result<IngestOutcome, IngestError> {
         let delivery = InboxEvent {
             processor: event.processor.clone(),
             event_id: event.id.clone(),
@@ -102,7 +113,7 @@ impl WebhookService {
             payload: raw.to_owned(),
             received_at: self.clock.now(),
         };
-        Ok(self.settle(event, Some(&delivery)).await?)
+        Ok(self.settle(event, Some(&delivery), request_id).await?)
     }
 
     /// Applies up to `limit` parked events whose link exists by now (parked by a transaction that raced the one
@@ -117,7 +128,7 @@ impl WebhookService {
         let mut report =
             SweepReport { ready: u32::try_from(ready.len()).unwrap_or(u32::MAX), ..SweepReport::default() };
         for event in &ready {
-            match self.settle(event, None).await {
+            match self.settle(event, None, None).await {
                 Ok(IngestOutcome::Applied | IngestOutcome::Ignored) => report.applied += 1,
                 Ok(IngestOutcome::Failed { .. }) => report.failed += 1,
                 Ok(IngestOutcome::Parked) => report.still_parked += 1,
@@ -133,7 +144,12 @@ impl WebhookService {
 
     /// One event to a final inbox status, retrying conflicts: a delivery (recorded first), or a parked event being
     /// retried (`delivery` = None, by the sweep).
-    async fn settle(&self, event: &ProcessorEvent, delivery: Option<&InboxEvent>) -> Result<IngestOutcome, StoreError> {
+    async fn settle(
+        &self,
+        event: &ProcessorEvent,
+        delivery: Option<&InboxEvent>,
+        cause: Option<&str>,
+    ) -> Result<IngestOutcome, StoreError> {
         let mut last_conflict = None;
         let mut attempt = Attempt::Parked;
         for _ in 0..CONFLICT_RETRIES {
@@ -141,6 +157,7 @@ impl WebhookService {
             // The subject's lock comes before the inbox row: a group commit reads the inbox under the same lock and
             // writes its new rows at the end, so recording first could leave each waiting for the other.
             let mut scope = Scope::single();
+            scope.set_cause(cause);
             lock_subject(tx.as_ref(), &mut scope, event).await?;
             if let Some(delivery) = delivery {
                 attempt = match tx.inbox().record(delivery).await? {

@@ -24,6 +24,9 @@ pub(super) struct Scope {
     subscriptions: BTreeMap<(ProcessorId, SubscriptionId), Option<Subscription>>,
     /// `Some` in a group commit: rows written by `flush`, in one statement per table.
     deferred: Option<Deferred>,
+    /// The request delivering the event being applied (`X-Request-Id`): stamped on the audit entries and outbox
+    /// messages it causes, so a delivered webhook or email traces back to the delivery behind it.
+    cause: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -189,15 +192,22 @@ impl Scope {
         Ok(taken)
     }
 
+    /// The request whose event is applied next (`None`: a sweep, not a delivery).
+    pub fn set_cause(&mut self, request_id: Option<&str>) {
+        self.cause = request_id.map(str::to_owned);
+    }
+
     pub async fn audit(
         &mut self,
         tx: &dyn Transaction,
         record: &AuditRecord,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let mut record = record.clone();
+        record.request_id = record.request_id.or_else(|| self.cause.clone());
         match &mut self.deferred {
-            Some(deferred) => deferred.audit.push((record.clone(), at)),
-            None => tx.audit().append(record, at).await?,
+            Some(deferred) => deferred.audit.push((record, at)),
+            None => tx.audit().append(&record, at).await?,
         }
         Ok(())
     }
@@ -208,10 +218,12 @@ impl Scope {
         message: &OutboxMessage,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let mut message = message.clone();
+        message.request_id = message.request_id.or_else(|| self.cause.clone());
         match &mut self.deferred {
-            Some(deferred) => deferred.outbox.push((message.clone(), now)),
+            Some(deferred) => deferred.outbox.push((message, now)),
             None => {
-                tx.outbox().enqueue(message, now).await?;
+                tx.outbox().enqueue(&message, now).await?;
             }
         }
         Ok(())
