@@ -66,6 +66,9 @@ impl AuthSettings {
             let at = format!("auth.api_keys[{i}]");
             if key.name.trim().is_empty() || key.name.len() > 100 {
                 p.add(&format!("{at}.name"), "must be 1-100 characters");
+            } else if key.name.starts_with("user:") {
+                // `user:<id>` owns an end user's idempotency keys; a key so named would share them.
+                p.add(&format!("{at}.name"), "must not start with `user:` (reserved for end users)");
             } else if !names.insert(key.name.as_str()) {
                 p.add(&format!("{at}.name"), &format!("duplicate key name `{}`", key.name));
             }

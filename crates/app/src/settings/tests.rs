@@ -315,3 +315,13 @@ fn a_jwks_file_is_the_key_source_when_set() {
     s.auth.jwt.jwks_file = path.clone();
     assert_eq!(s.auth.jwt.key_source(), KeySource::JwksFile(path));
 }
+
+#[test]
+fn a_key_name_cannot_pose_as_an_end_user() {
+    let mut s = development();
+    let hash = format!("sha256:{}", hex::encode(Sha256::digest(b"another-key")));
+    s.auth.api_keys.push(ApiKeySettings { name: "user:alice".into(), hash, scopes: vec!["billing:read".into()] });
+    let problems = s.validate();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].starts_with("auth.api_keys[1].name: must not start with `user:`"), "{problems:?}");
+}

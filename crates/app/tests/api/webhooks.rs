@@ -138,3 +138,17 @@ async fn request_ids_follow_their_events(backend: Backend) {
     }
 }
 on_both_databases!(the_delivering_request_id_reaches_audit_and_outbox, request_ids_follow_their_events);
+
+/// The sandbox's hosted page delivers its events itself: what they cause carries the page request's id.
+#[tokio::test]
+async fn a_hosted_payment_stamps_its_request_id_on_what_it_causes() {
+    let app = spawn_app(Backend::Sqlite).await;
+    app.put_workspace("acme").await;
+    let session = app.checkout("acme", "pro").await;
+    let paid = app.press(session["session_id"].as_str().unwrap(), "pay").await;
+    assert_eq!(paid.status(), 200);
+    let request_id = paid.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let caused = app.texts("SELECT COALESCE(request_id, '') FROM outbox WHERE dedup_key LIKE 'webhook:%'").await;
+    assert!(!caused.is_empty());
+    assert!(caused.iter().all(|id| *id == request_id), "{caused:?} vs {request_id}");
+}

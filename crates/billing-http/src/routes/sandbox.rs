@@ -14,6 +14,7 @@ use tracing::Instrument as _;
 use crate::error::{ApiError, ErrorCode};
 use crate::routes::webhooks::verify_and_ingest;
 use crate::state::AppState;
+use tracing_actix_web::RequestId;
 
 fn hosted(state: &AppState) -> Result<&Arc<dyn HostedCheckoutOps>, ApiError> {
     state
@@ -35,13 +36,21 @@ pub async fn page(state: web::Data<AppState>, path: web::Path<String>) -> Result
 }
 
 /// `POST /sandbox/checkout/{id}/pay`.
-pub async fn pay(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    answer(&state, &path, CheckoutAnswer::Pay, "Payment succeeded").await
+pub async fn pay(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    request_id: RequestId,
+) -> Result<HttpResponse, ApiError> {
+    answer(&state, &path, CheckoutAnswer::Pay, "Payment succeeded", request_id).await
 }
 
 /// `POST /sandbox/checkout/{id}/decline`.
-pub async fn decline(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    answer(&state, &path, CheckoutAnswer::Decline, "Payment declined").await
+pub async fn decline(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    request_id: RequestId,
+) -> Result<HttpResponse, ApiError> {
+    answer(&state, &path, CheckoutAnswer::Decline, "Payment declined", request_id).await
 }
 
 async fn answer(
@@ -49,6 +58,7 @@ async fn answer(
     session_id: &str,
     answer: CheckoutAnswer,
     headline: &str,
+    request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     let hosted = hosted(state)?;
     let id = CheckoutSessionId::new(session_id);
@@ -56,7 +66,9 @@ async fn answer(
     let processor = hosted.processor_id();
     let mut rows = String::new();
     let mut all_ok = true;
-    for (delivery, outcome) in deliveries.iter().zip(deliver_all(state, processor.as_str(), &deliveries).await) {
+    for (delivery, outcome) in
+        deliveries.iter().zip(deliver_all(state, processor.as_str(), &deliveries, request_id).await)
+    {
         all_ok &= outcome.is_ok();
         let answer = outcome.unwrap_or_else(|code| code);
         rows.push_str(&format!(
@@ -88,15 +100,17 @@ async fn answer(
 /// Ingests each delivery like `POST /webhooks/{processor}` would, in order: its outcome, or the error code it was
 /// refused with. Those now durable in the inbox are acknowledged to the sandbox in one write, so it does not
 /// deliver them again; should that write fail, the renewal job delivers them again and the inbox drops them.
+/// `request_id` is the page's or control's request, which caused the deliveries.
 pub(super) async fn deliver_all(
     state: &AppState,
     processor: &str,
     deliveries: &[RawDelivery],
+    request_id: RequestId,
 ) -> Vec<Result<String, String>> {
     let mut outcomes = Vec::with_capacity(deliveries.len());
     let mut ingested = Vec::new();
     for delivery in deliveries {
-        let outcome = deliver(state, processor, delivery).await;
+        let outcome = deliver(state, processor, delivery, request_id).await;
         if outcome.is_ok() {
             ingested.push(delivery.event_id.clone());
         }
@@ -111,15 +125,20 @@ pub(super) async fn deliver_all(
     outcomes
 }
 
-async fn deliver(state: &AppState, processor: &str, delivery: &RawDelivery) -> Result<String, String> {
+async fn deliver(
+    state: &AppState,
+    processor: &str,
+    delivery: &RawDelivery,
+    request_id: RequestId,
+) -> Result<String, String> {
     let span = tracing::info_span!(
         "hosted_delivery",
         processor,
         event_id = tracing::field::Empty,
         event_type = tracing::field::Empty
     );
-    // Deliveries the sandbox makes on its own behalf: no webhook request carries them.
-    let ingested = verify_and_ingest(state, processor, &delivery.headers, delivery.body.as_bytes(), None);
+    let body = delivery.body.as_bytes();
+    let ingested = verify_and_ingest(state, processor, &delivery.headers, body, Some(request_id.to_string()));
     match ingested.instrument(span).await {
         Ok(received) => Ok(received.outcome.to_owned()),
         Err(error) => {

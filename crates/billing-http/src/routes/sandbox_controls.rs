@@ -20,6 +20,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::extract::Json;
 use crate::routes::sandbox::deliver_all;
 use crate::state::AppState;
+use tracing_actix_web::RequestId;
 
 impl From<SandboxControlError> for ApiError {
     fn from(error: SandboxControlError) -> Self {
@@ -95,11 +96,12 @@ pub async fn pay_open_invoice(
     state: web::Data<AppState>,
     _: Authorized<Admin>,
     path: web::Path<String>,
+    request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     let renewals = sandbox(&state)?;
     let deliveries = renewals.controls().pay_open_invoice(&workspace(&path)?).await?;
     let processor = renewals.controls().processor_id();
-    let outcomes = deliver_all(&state, processor.as_str(), &deliveries).await;
+    let outcomes = deliver_all(&state, processor.as_str(), &deliveries, request_id).await;
     let views = deliveries
         .iter()
         .zip(outcomes)

@@ -13,6 +13,7 @@ use billing_domain::ports::{HostedCheckoutError, HostedPortal, HostedPortalOps, 
 use super::sandbox::{deliver_all, escape, html, page_shell};
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
+use tracing_actix_web::RequestId;
 
 fn hosted(state: &AppState) -> Result<&Arc<dyn HostedPortalOps>, ApiError> {
     state
@@ -56,6 +57,7 @@ fn portal_plans(catalog: &Catalog, processor: &ProcessorId) -> Vec<PortalPlan> {
 pub async fn change_plan(
     state: web::Data<AppState>,
     path: web::Path<(String, String, String)>,
+    request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     let (id, subscription, plan) = path.into_inner();
     let processor = hosted(&state)?.processor_id();
@@ -63,13 +65,14 @@ pub async fn change_plan(
         .into_iter()
         .find(|p| p.id.as_str() == plan)
         .ok_or_else(|| ApiError::field("plan", "must be a subscription plan of the catalog with a sandbox price"))?;
-    carry_out(&state, &id, subscription, PortalAction::ChangePlan(plan)).await
+    carry_out(&state, &id, subscription, PortalAction::ChangePlan(plan), request_id).await
 }
 
 /// `POST /sandbox/portal/{id}/subscriptions/{subscription}/{action}` with `action` one of `cancel`, `resume`, `end`.
 pub async fn act(
     state: web::Data<AppState>,
     path: web::Path<(String, String, String)>,
+    request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     let (id, subscription, action) = path.into_inner();
     let action = match action.as_str() {
@@ -78,7 +81,7 @@ pub async fn act(
         "end" => PortalAction::CancelNow,
         _ => return Err(ApiError::route_not_found(&actix_web::http::Method::POST, &format!("/sandbox/portal/{id}"))),
     };
-    carry_out(&state, &id, subscription, action).await
+    carry_out(&state, &id, subscription, action, request_id).await
 }
 
 /// Has the processor carry out `action`, ingests what it sends, and shows the portal as it now stands.
@@ -87,6 +90,7 @@ async fn carry_out(
     id: &str,
     subscription: String,
     action: PortalAction,
+    request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     let hosted = hosted(state)?;
     let deliveries =
@@ -100,7 +104,9 @@ async fn carry_out(
     let processor = hosted.processor_id();
     let mut all_ok = true;
     let mut outcomes = Vec::new();
-    for (delivery, outcome) in deliveries.iter().zip(deliver_all(state, processor.as_str(), &deliveries).await) {
+    for (delivery, outcome) in
+        deliveries.iter().zip(deliver_all(state, processor.as_str(), &deliveries, request_id).await)
+    {
         all_ok &= outcome.is_ok();
         outcomes.push(format!("{}: {}", delivery.event_type, outcome.unwrap_or_else(|code| code)));
     }

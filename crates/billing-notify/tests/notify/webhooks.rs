@@ -88,7 +88,7 @@ async fn an_event_arrives_signed_with_every_active_secret() {
         sent,
         serde_json::json!({
             "id": "evt_42", "type": "billing.payment.failed", "created": 1_767_225_600,
-            "data": {"invoice_id": "in_1", "attempt": 1},
+            "data": {"invoice_id": "in_1", "attempt": 1}, "request_id": "01938f2e-0000-7000-8000-000000000042",
         })
     );
     assert_eq!(signature.matches("v1=").count(), 2, "one tag per secret: {signature}");
