@@ -62,11 +62,13 @@ fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("auth.jwt: cannot read {}", path.display()))
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+/// What tells a changed file: its modification time and length (a rewrite within one timestamp tick that keeps the
+/// length is the case this misses, and the next write catches it).
+fn modified(path: &Path) -> Option<(SystemTime, u64)> {
+    std::fs::metadata(path).and_then(|m| Ok((m.modified()?, m.len()))).ok()
 }
 
-/// Re-reads `path` whenever its modification time changes. A file that does not parse (caught mid-write, or
+/// Re-reads `path` whenever its modification time or length changes. A file that does not parse (caught mid-write, or
 /// broken) leaves the keys in use and is looked at again on its next change.
 async fn watch_jwks(path: PathBuf, verifier: Arc<TokenVerifier>) {
     let mut seen = modified(&path);

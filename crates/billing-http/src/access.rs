@@ -19,6 +19,16 @@ use crate::error::ApiError;
 /// The scope a route requires, as a type parameter of its extractor.
 pub trait RequiredScope {
     const SCOPE: Scope;
+    /// Outside a workspace, whether any end user may call it too (what it answers is the same for everyone).
+    const END_USERS: bool = false;
+}
+
+/// `billing:read`, and any end user: the public plan catalog.
+pub struct Catalog;
+
+impl RequiredScope for Catalog {
+    const SCOPE: Scope = Scope::BillingRead;
+    const END_USERS: bool = true;
 }
 
 /// `billing:read`.
@@ -76,7 +86,9 @@ impl<S: RequiredScope> FromRequest for Authorized<S> {
 
 fn authorize<S: RequiredScope>(req: &HttpRequest) -> Result<Authorized<S>, ApiError> {
     let caller = authenticate(req)?;
-    caller.require(S::SCOPE)?;
+    if !(S::END_USERS && caller.is_end_user()) {
+        caller.require(S::SCOPE)?;
+    }
     let request_id = req.extensions().get::<RequestId>().copied();
     Ok(Authorized { caller, request_id, _scope: PhantomData })
 }

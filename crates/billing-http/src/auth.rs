@@ -128,15 +128,18 @@ impl Caller {
         }
     }
 
-    /// 403 unless the caller may use a route of `scope` outside any workspace: a key with `scope` (or `admin`); an
-    /// end user only to read (the plan catalog, a coupon).
+    /// 403 unless the caller is a key with `scope` (or `admin`). An end user passes only where a route lets them
+    /// in: on their own workspaces ([`Self::require_on`]) and on the catalog (`access::Catalog`).
     pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
         match self {
             Self::Service(entry) if entry.scopes.contains(&scope) || entry.scopes.contains(&Scope::Admin) => Ok(()),
             Self::Service(_) => Err(forbidden(format!("this API key lacks the `{}` scope", scope.as_str()))),
-            Self::User(_) if scope == Scope::BillingRead => Ok(()),
             Self::User(_) => Err(forbidden(format!("an end-user token cannot use `{}` routes", scope.as_str()))),
         }
+    }
+
+    pub fn is_end_user(&self) -> bool {
+        matches!(self, Self::User(_))
     }
 
     /// [`Self::require`] on `workspace`. A user who is not a member gets the 404 of a missing workspace — a token

@@ -14,11 +14,12 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
 use billing_domain::error::ValidationError;
+use billing_domain::ids::WorkspaceId;
 use billing_domain::ports::{Claimed, KeyClaim, StoredResponse};
 use sha2::{Digest, Sha256};
 use tracing_actix_web::RequestId;
 
-use crate::auth::authenticate;
+use crate::auth::{Caller, Scope, authenticate};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{declared_length, json_limit, read_limited};
 use crate::state::AppState;
@@ -49,9 +50,11 @@ pub async fn guard(
     if req.method() != Method::POST || !req.headers().contains_key(HEADER) {
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
-    // Unauthenticated: the handler's extractor answers 401, and nothing is kept.
-    let Ok(caller) = authenticate(req.request()) else {
-        return Ok(next.call(req).await?.map_into_boxed_body());
+    // Refused here as the extractor would refuse it (401, or 429 over the limit): nothing is kept, and the handler
+    // never runs outside the guard.
+    let caller = match authenticate(req.request()).and_then(|caller| may_replay(&req, caller)) {
+        Ok(caller) => caller,
+        Err(error) => return Ok(req.error_response(error).map_into_boxed_body()),
     };
     let mut req = req;
     let claim = match prepare(&mut req, &caller.owner()).await {
@@ -65,6 +68,20 @@ pub async fn guard(
     }
     let response = next.call(req).await?;
     keep(response, &claim).await
+}
+
+/// An end user's access to the path's workspace, checked before anything is replayed: a user removed from a
+/// workspace, or made a member, since the first request gets no stored answer back. (Every idempotent workspace
+/// route writes; a service key's scopes do not change while it is in use.)
+fn may_replay(req: &ServiceRequest, caller: Caller) -> Result<Caller, ApiError> {
+    if let Caller::User(_) = &caller
+        && req.path().starts_with("/v1/workspaces/")
+        && let Some(id) = req.match_info().get("id")
+    {
+        let workspace = WorkspaceId::parse(id).map_err(|e| ApiError::validation(e.into()))?;
+        caller.require_on(&workspace, Scope::BillingWrite)?;
+    }
+    Ok(caller)
 }
 
 /// Reads the key and the body (put back for the handler), and fingerprints the request.

@@ -27,7 +27,9 @@ const TENANT_B: &str = "tenant-b";
 enum Access {
     /// No credential needed (health, metrics without a token, webhooks, the sandbox's hosted pages).
     Public,
-    /// `billing:read`; end users too (catalog, coupon check).
+    /// `billing:read`; end users too (the plan catalog).
+    Catalog,
+    /// `billing:read` keys only (the coupon check).
     Read,
     /// `admin` keys only.
     Admin,
@@ -46,7 +48,7 @@ fn expected_access() -> BTreeMap<(&'static str, &'static str), Access> {
         (("GET", "/healthz"), Public),
         (("GET", "/readyz"), Public),
         (("GET", "/metrics"), Public),
-        (("GET", "/v1/plans"), Read),
+        (("GET", "/v1/plans"), Catalog),
         (("POST", "/v1/coupons"), Admin),
         (("GET", "/v1/coupons"), Admin),
         (("GET", "/v1/coupons/{code}"), Read),
@@ -101,10 +103,11 @@ enum Credential {
     ExpiredToken,
     OtherTenantToken,
     MemberToken,
+    AdminRoleToken,
     OwnerToken,
 }
 
-const CREDENTIALS: [Credential; 10] = [
+const CREDENTIALS: [Credential; 11] = [
     Credential::None,
     Credential::WrongKey,
     Credential::ReadKey,
@@ -114,6 +117,7 @@ const CREDENTIALS: [Credential; 10] = [
     Credential::ExpiredToken,
     Credential::OtherTenantToken,
     Credential::MemberToken,
+    Credential::AdminRoleToken,
     Credential::OwnerToken,
 ];
 
@@ -136,16 +140,18 @@ fn expected(access: Access, credential: Credential) -> Answer {
         (A::Public, _) => Passes,
         (_, C::None | C::WrongKey | C::ExpiredToken) => Unauthorized,
         (_, C::AdminKey) => Passes,
-        (A::Read, C::ReadKey | C::OtherTenantToken | C::MemberToken | C::OwnerToken) => Passes,
-        (A::Read, C::WriteKey | C::UsageKey) => Forbidden,
+        (A::Catalog, C::ReadKey | C::OtherTenantToken | C::MemberToken | C::AdminRoleToken | C::OwnerToken) => Passes,
+        (A::Catalog | A::Read, C::WriteKey | C::UsageKey) => Forbidden,
+        (A::Read, C::ReadKey) => Passes,
+        (A::Read, _) => Forbidden,
         (A::Admin, _) => Forbidden,
         (A::UsageWrite, C::UsageKey) => Passes,
         (A::UsageWrite, _) => Forbidden,
         // Another tenant's token learns nothing, not even that the workspace exists.
         (A::WorkspaceRead | A::WorkspaceWrite, C::OtherTenantToken) => NoSuchWorkspace,
-        (A::WorkspaceRead, C::ReadKey | C::MemberToken | C::OwnerToken) => Passes,
+        (A::WorkspaceRead, C::ReadKey | C::MemberToken | C::AdminRoleToken | C::OwnerToken) => Passes,
         (A::WorkspaceRead, C::WriteKey | C::UsageKey) => Forbidden,
-        (A::WorkspaceWrite, C::WriteKey | C::OwnerToken) => Passes,
+        (A::WorkspaceWrite, C::WriteKey | C::AdminRoleToken | C::OwnerToken) => Passes,
         (A::WorkspaceWrite, C::ReadKey | C::UsageKey | C::MemberToken) => Forbidden,
     }
 }
@@ -190,6 +196,7 @@ fn bearer(credential: Credential) -> Option<String> {
         Credential::ExpiredToken => token("owner-a", tenant("owner"), get_current_timestamp() - 3600),
         Credential::OtherTenantToken => token("owner-b", json!([{"id": TENANT_B, "role": "owner"}]), later),
         Credential::MemberToken => token("member-a", tenant("member"), later),
+        Credential::AdminRoleToken => token("admin-a", tenant("admin"), later),
         Credential::OwnerToken => token("owner-a", tenant("owner"), later),
     })
 }
@@ -251,7 +258,8 @@ async fn every_route_answers_every_credential_as_the_table_says() {
             let context = format!("{method} {pattern} with {credential:?} ({access:?}): {status}");
             match expected(*access, credential) {
                 Answer::Passes => {
-                    assert!(![401, 403].contains(&status), "{context}");
+                    // Past authorization: the route's own answer, a client error at most (the body is `{}`).
+                    assert!(![401, 403, 429].contains(&status) && status < 500, "{context}");
                     if status == 404 {
                         let body: Value = response.json().await.unwrap_or_default();
                         assert_ne!(body["code"], "workspace_not_found", "{context}");
@@ -267,7 +275,9 @@ async fn every_route_answers_every_credential_as_the_table_says() {
                 }
                 Answer::NoSuchWorkspace => {
                     assert_eq!(status, 404, "{context}");
-                    assert_eq!(refusal(response, &context).await["code"], "workspace_not_found", "{context}");
+                    let body = refusal(response, &context).await;
+                    assert_eq!(body["code"], "workspace_not_found", "{context}");
+                    assert_eq!(body["detail"], "no workspace with this id", "{context}: as for a missing one");
                 }
             }
             walked += 1;
@@ -326,6 +336,32 @@ async fn an_owners_change_is_audited_as_that_user_and_a_member_changes_nothing()
     let by_user: Vec<&Value> = entries.iter().filter(|e| e["actor"]["type"] == "user").collect();
     assert_eq!(by_user.len(), 1, "{audit}");
     assert_eq!(by_user[0]["actor"]["id"], "owner-a");
+
+    // Consuming usage is the product backend's (usage:write), even for an owner.
+    let consume = json!({"key": "seats", "consume": 1, "idempotency_key": "c-1"});
+    let check = app.client.post(app.url(&format!("/v1/workspaces/{TENANT_A}/entitlements/check"))).bearer_auth(&owner);
+    assert_eq!(check.json(&consume).send().await.unwrap().status(), 403);
+}
+
+#[tokio::test]
+async fn a_demoted_user_gets_no_stored_answer_back() {
+    let app = spawn_app_with(Backend::Sqlite, with_tokens).await;
+    app.put_workspace(TENANT_A).await;
+    let url = app.url(&format!("/v1/workspaces/{TENANT_A}/trial"));
+    let owner = bearer(Credential::OwnerToken).unwrap();
+    let first = app.client.post(&url).bearer_auth(&owner).header("idempotency-key", "trial-1").send().await.unwrap();
+    assert!(first.status().is_success());
+    let again = app.client.post(&url).bearer_auth(&owner).header("idempotency-key", "trial-1").send().await.unwrap();
+    assert_eq!(again.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"));
+    // The same user, now a member: the key's stored answer is not replayed to them.
+    let demoted = token("owner-a", json!([{"id": TENANT_A, "role": "member"}]), get_current_timestamp() + 600);
+    let refused =
+        app.client.post(&url).bearer_auth(&demoted).header("idempotency-key", "trial-1").send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let removed = token("owner-a", json!([]), get_current_timestamp() + 600);
+    let refused =
+        app.client.post(&url).bearer_auth(&removed).header("idempotency-key", "trial-1").send().await.unwrap();
+    assert_eq!(refused.status(), 404);
 }
 
 #[tokio::test]

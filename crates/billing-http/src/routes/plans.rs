@@ -2,12 +2,12 @@
 
 use actix_web::{HttpResponse, web};
 
-use crate::access::{Authorized, Read};
+use crate::access::{Authorized, Catalog};
 use crate::dto::PlansResponse;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// `GET /v1/plans`: every plan with prices, limits and features.
-pub async fn list(state: web::Data<AppState>, _: Authorized<Read>) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: web::Data<AppState>, _: Authorized<Catalog>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(PlansResponse::from(state.catalog.as_ref())))
 }
