@@ -113,11 +113,14 @@ impl Keys {
             KeyMaterial::Jwks(json) => {
                 let set: JwkSet = serde_json::from_slice(json).map_err(|e| format!("the JWKS is not valid: {e}"))?;
                 let signing = set.keys.iter().filter(|jwk| jwk.common.public_key_use != Some(PublicKeyUse::Encryption));
+                // Only keys of the configured algorithm's family: a rotation to keys of another type is refused
+                // here (the keys in use stay) instead of refusing every token afterwards.
                 let keys = signing
                     .filter_map(|jwk| DecodingKey::from_jwk(jwk).ok().map(|key| (jwk.common.key_id.clone(), key)))
+                    .filter(|(_, key)| key.family() == algorithm.family())
                     .collect::<Vec<_>>();
                 if keys.is_empty() {
-                    return Err("the JWKS holds no usable signing key".into());
+                    return Err(format!("the JWKS holds no usable {algorithm:?} signing key"));
                 }
                 Ok(Self::ById(keys))
             }

@@ -178,8 +178,11 @@ fn a_jwks_picks_the_key_by_kid_and_can_be_swapped_while_serving() {
     verifier.reload(&KeyMaterial::Jwks(jwks(&[("k2", ES256_PRIVATE)]))).unwrap();
     assert!(verifier.verify(&es256_with_kid(Some("k2"))).is_ok());
     assert!(verifier.verify(&es256_with_kid(Some("k1"))).is_err());
-    // A broken file keeps the keys in use.
+    // A broken file, or one holding only keys of another type, keeps the keys in use.
     assert!(verifier.reload(&KeyMaterial::Jwks(b"{".to_vec())).is_err());
+    let rsa = Jwk::from_encoding_key(&EncodingKey::from_rsa_pem(RS256_PRIVATE).unwrap(), Algorithm::RS256).unwrap();
+    let rsa_only = serde_json::to_vec(&JwkSet { keys: vec![rsa] }).unwrap();
+    assert!(verifier.reload(&KeyMaterial::Jwks(rsa_only)).unwrap_err().contains("ES256"));
     assert!(verifier.verify(&es256_with_kid(Some("k2"))).is_ok());
 }
 
