@@ -84,22 +84,33 @@ impl<S: RequiredScope> FromRequest for Authorized<S> {
     }
 }
 
+impl<S> Authorized<S> {
+    /// `caller`, admitted to a route of scope `S` by `req`.
+    fn admitted(caller: Caller, req: &HttpRequest) -> Self {
+        let request_id = req.extensions().get::<RequestId>().copied();
+        Self { caller, request_id, _scope: PhantomData }
+    }
+}
+
 fn authorize<S: RequiredScope>(req: &HttpRequest) -> Result<Authorized<S>, ApiError> {
     let caller = authenticate(req)?;
     if !(S::END_USERS && caller.is_end_user()) {
         caller.require(S::SCOPE)?;
     }
-    let request_id = req.extensions().get::<RequestId>().copied();
-    Ok(Authorized { caller, request_id, _scope: PhantomData })
+    Ok(Authorized::admitted(caller, req))
 }
 
 fn authorize_on<S: RequiredScope>(req: &HttpRequest) -> Result<WorkspaceCall<S>, ApiError> {
     let caller = authenticate(req)?;
-    let raw = req.match_info().get("id").ok_or_else(|| ApiError::internal("workspace route without {id}"))?;
-    let workspace_id = WorkspaceId::parse(raw).map_err(|e| ApiError::validation(e.into()))?;
+    let workspace_id = path_workspace(req)?;
     caller.require_on(&workspace_id, S::SCOPE)?;
-    let request_id = req.extensions().get::<RequestId>().copied();
-    Ok(WorkspaceCall { workspace_id, access: Authorized { caller, request_id, _scope: PhantomData } })
+    Ok(WorkspaceCall { workspace_id, access: Authorized::admitted(caller, req) })
+}
+
+/// The workspace a workspace route's path names (`{id}`); 400 naming `id` when it is not a workspace id.
+pub(crate) fn path_workspace(req: &HttpRequest) -> Result<WorkspaceId, ApiError> {
+    let raw = req.match_info().get("id").ok_or_else(|| ApiError::internal("workspace route without {id}"))?;
+    WorkspaceId::parse(raw).map_err(|e| ApiError::validation(e.into()))
 }
 
 /// A caller holding scope `S`, on the workspace named by the path's `{id}`.

@@ -14,11 +14,11 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
 use billing_domain::error::ValidationError;
-use billing_domain::ids::WorkspaceId;
 use billing_domain::ports::{Claimed, KeyClaim, StoredResponse};
 use sha2::{Digest, Sha256};
 use tracing_actix_web::RequestId;
 
+use crate::access::path_workspace;
 use crate::auth::{Caller, Scope, authenticate};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{declared_length, json_limit, read_limited};
@@ -74,12 +74,8 @@ pub async fn guard(
 /// workspace, or made a member, since the first request gets no stored answer back. (Every idempotent workspace
 /// route writes; a service key's scopes do not change while it is in use.)
 fn may_replay(req: &ServiceRequest, caller: Caller) -> Result<Caller, ApiError> {
-    if let Caller::User(_) = &caller
-        && req.path().starts_with("/v1/workspaces/")
-        && let Some(id) = req.match_info().get("id")
-    {
-        let workspace = WorkspaceId::parse(id).map_err(|e| ApiError::validation(e.into()))?;
-        caller.require_on(&workspace, Scope::BillingWrite)?;
+    if caller.is_end_user() && req.path().starts_with("/v1/workspaces/") {
+        caller.require_on(&path_workspace(req.request())?, Scope::BillingWrite)?;
     }
     Ok(caller)
 }

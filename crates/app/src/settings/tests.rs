@@ -319,7 +319,7 @@ fn a_jwks_file_is_the_key_source_when_set() {
 #[test]
 fn a_key_name_cannot_pose_as_an_end_user() {
     let mut s = development();
-    let hash = format!("sha256:{}", hex::encode(Sha256::digest(b"another-key")));
+    let hash = format!("sha256:{}", billing_http::auth::hash_key("another-key"));
     s.auth.api_keys.push(ApiKeySettings { name: "user:alice".into(), hash, scopes: vec!["billing:read".into()] });
     let problems = s.validate();
     assert_eq!(problems.len(), 1, "{problems:?}");

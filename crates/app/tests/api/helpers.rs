@@ -10,7 +10,7 @@ use hmac::{Hmac, Mac};
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use crate::transcript::{self, Client};
 
@@ -135,6 +135,15 @@ pub async fn spawn_stripe_app(backend: Backend) -> TestApp {
     .await
 }
 
+/// The settings entry of API key `key` named `name`, with one `scope`.
+pub fn api_key(name: &str, key: &str, scope: &str) -> ApiKeySettings {
+    ApiKeySettings {
+        name: name.into(),
+        hash: format!("sha256:{}", billing_http::auth::hash_key(key)),
+        scopes: vec![scope.into()],
+    }
+}
+
 /// The app with the development settings changed by `configure` (validated again afterwards).
 pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let root = repo_root();
@@ -145,11 +154,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut Settin
     let (db_url, database) = fresh_database(backend).await;
     settings.database.url = SecretString::from(db_url.clone());
     settings.database.migrate_on_start = true;
-    settings.auth.api_keys.push(ApiKeySettings {
-        name: "reader".into(),
-        hash: format!("sha256:{}", hex::encode(Sha256::digest(READ_KEY.as_bytes()))),
-        scopes: vec!["billing:read".into()],
-    });
+    settings.auth.api_keys.push(api_key("reader", READ_KEY, "billing:read"));
     settings.notifications.email.smtp.username = "tollgate".into();
     settings.notifications.email.smtp.password = SecretString::from(SMTP_PASSWORD);
     configure(&mut settings);

@@ -5,14 +5,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use billing_app::settings::{ApiKeySettings, Settings};
+use billing_app::settings::Settings;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode, get_current_timestamp};
 use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
-use crate::helpers::{Backend, DEV_KEY, READ_KEY, TestApp, spawn_app_with};
+use crate::helpers::{Backend, DEV_KEY, READ_KEY, TestApp, api_key, spawn_app_with};
 
 const JWT_SECRET: &str = "tenant-access-test-secret-0123456789abcdef";
 const ISSUER: &str = "https://app.test";
@@ -156,18 +155,10 @@ fn expected(access: Access, credential: Credential) -> Answer {
     }
 }
 
-fn key_settings(name: &str, key: &str, scope: &str) -> ApiKeySettings {
-    ApiKeySettings {
-        name: name.into(),
-        hash: format!("sha256:{}", hex::encode(Sha256::digest(key.as_bytes()))),
-        scopes: vec![scope.into()],
-    }
-}
-
 /// End-user tokens on (HS256), a write-only and a usage-only key beside the read and admin ones.
 fn with_tokens(settings: &mut Settings) {
-    settings.auth.api_keys.push(key_settings("writer", WRITE_KEY, "billing:write"));
-    settings.auth.api_keys.push(key_settings("usage", USAGE_KEY, "usage:write"));
+    settings.auth.api_keys.push(api_key("writer", WRITE_KEY, "billing:write"));
+    settings.auth.api_keys.push(api_key("usage", USAGE_KEY, "usage:write"));
     let jwt = &mut settings.auth.jwt;
     jwt.enabled = true;
     jwt.algorithm = "HS256".into();
@@ -178,7 +169,7 @@ fn with_tokens(settings: &mut Settings) {
     jwt.rate_limit_per_second = 0;
 }
 
-pub fn token(sub: &str, memberships: Value, exp: u64) -> String {
+fn token(sub: &str, memberships: Value, exp: u64) -> String {
     let claims = json!({"sub": sub, "iss": ISSUER, "aud": AUDIENCE, "exp": exp, "workspaces": memberships});
     encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(JWT_SECRET.as_bytes()).unwrap()).unwrap()
 }

@@ -10,11 +10,11 @@ use billing_domain::ports::{
     CheckoutAnswer, HostedCheckout, HostedCheckoutError, HostedCheckoutOps, HostedCheckoutStatus, RawDelivery,
 };
 use tracing::Instrument as _;
+use tracing_actix_web::RequestId;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::routes::webhooks::verify_and_ingest;
 use crate::state::AppState;
-use tracing_actix_web::RequestId;
 
 fn hosted(state: &AppState) -> Result<&Arc<dyn HostedCheckoutOps>, ApiError> {
     state

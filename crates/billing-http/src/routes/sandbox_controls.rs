@@ -10,6 +10,7 @@ use actix_web::{HttpResponse, web};
 use billing_domain::ids::WorkspaceId;
 use billing_domain::ports::SandboxControlError;
 use billing_domain::services::RenewalService;
+use tracing_actix_web::RequestId;
 
 use crate::access::{Admin, Authorized};
 use crate::dto::{
@@ -20,7 +21,6 @@ use crate::error::{ApiError, ErrorCode};
 use crate::extract::Json;
 use crate::routes::sandbox::deliver_all;
 use crate::state::AppState;
-use tracing_actix_web::RequestId;
 
 impl From<SandboxControlError> for ApiError {
     fn from(error: SandboxControlError) -> Self {

@@ -9,11 +9,11 @@ use actix_web::{HttpResponse, http::StatusCode, web};
 use billing_domain::catalog::{Catalog, PlanKind};
 use billing_domain::ids::{ProcessorId, SubscriptionId};
 use billing_domain::ports::{HostedCheckoutError, HostedPortal, HostedPortalOps, PortalAction, PortalPlan};
+use tracing_actix_web::RequestId;
 
 use super::sandbox::{deliver_all, escape, html, page_shell};
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
-use tracing_actix_web::RequestId;
 
 fn hosted(state: &AppState) -> Result<&Arc<dyn HostedPortalOps>, ApiError> {
     state

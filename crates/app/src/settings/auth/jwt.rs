@@ -59,10 +59,9 @@ impl JwtSettings {
 
     /// Where the key comes from: the secret for HS256, else the one key file set.
     pub fn key_source(&self) -> KeySource {
-        let set = |path: &PathBuf| !path.as_os_str().is_empty();
         match self.algorithm() {
             Some(Algorithm::HS256) | None => KeySource::Secret,
-            _ if set(&self.jwks_file) => KeySource::JwksFile(self.jwks_file.clone()),
+            _ if is_set(&self.jwks_file) => KeySource::JwksFile(self.jwks_file.clone()),
             _ => KeySource::PublicKeyFile(self.public_key_file.clone()),
         }
     }
@@ -75,18 +74,17 @@ impl JwtSettings {
         if !self.enabled {
             return;
         }
-        let set = |path: &PathBuf| !path.as_os_str().is_empty();
         match self.algorithm() {
             None => p.add("auth.jwt.algorithm", "must be HS256, RS256 or ES256"),
             Some(Algorithm::HS256) => {
                 if self.secret.expose_secret().len() < MIN_SECRET_BYTES {
                     p.add("auth.jwt.secret", "must be at least 32 bytes for HS256 (set TOLLGATE__AUTH__JWT__SECRET)");
                 }
-                if set(&self.public_key_file) || set(&self.jwks_file) {
+                if is_set(&self.public_key_file) || is_set(&self.jwks_file) {
                     p.add("auth.jwt.algorithm", "HS256 verifies with auth.jwt.secret; unset the key files");
                 }
             }
-            Some(_) => match (set(&self.public_key_file), set(&self.jwks_file)) {
+            Some(_) => match (is_set(&self.public_key_file), is_set(&self.jwks_file)) {
                 (true, true) => p.add("auth.jwt.jwks_file", "set either public_key_file or jwks_file, not both"),
                 (false, false) => p.add("auth.jwt.public_key_file", "RS256/ES256 need public_key_file or jwks_file"),
                 (true, false) => require_file(p, "auth.jwt.public_key_file", &self.public_key_file),
@@ -106,6 +104,11 @@ impl JwtSettings {
             p.add("auth.jwt.rate_limit_burst", "must be at least 1 when auth.jwt.rate_limit_per_second is set");
         }
     }
+}
+
+/// A path setting left empty means "not used".
+fn is_set(path: &Path) -> bool {
+    !path.as_os_str().is_empty()
 }
 
 fn require_file(p: &mut Problems, field: &str, path: &Path) {
