@@ -32,6 +32,8 @@ pub enum Command {
     CheckConfig,
     /// Print the plan catalog: ids, names, kinds, prices, limits and features.
     Plans,
+    /// Print the OpenAPI document of the API (what `GET /openapi.json` serves) for the configured catalog.
+    Openapi,
     /// Re-fetch live subscriptions from the active processor, repair drift from missed webhooks, print what
     /// changed (JSON), then exit; exit 1 when some subscription could not be checked.
     Reconcile,

@@ -71,6 +71,9 @@ async fn run(command: Command, settings: Settings, catalog: Catalog) -> anyhow::
     match command {
         Command::CheckConfig => print(&format!("configuration OK\n{}\n", cli::summary(&settings, &catalog))),
         Command::Plans => print(&cli::render_plans(&catalog)),
+        Command::Openapi => {
+            print(&format!("{}\n", serde_json::to_string_pretty(&billing_http::openapi::document(&catalog))?))
+        }
         Command::Migrate => {
             telemetry::init(&settings.telemetry);
             startup::migrate(&settings).await

@@ -65,8 +65,11 @@ impl Coupon {
         match discount {
             Discount::Percent { percent } if (1..=100).contains(percent) => Ok(()),
             Discount::Percent { .. } => Err(ValidationError::new("percent_off", "must be between 1 and 100")),
-            Discount::Amount { amount } if amount.minor > 0 => Ok(()),
-            Discount::Amount { .. } => Err(ValidationError::new("amount_off", "must be greater than 0")),
+            Discount::Amount { amount } if (1..=crate::payment::MAX_PAYMENT_MINOR).contains(&amount.minor) => Ok(()),
+            Discount::Amount { .. } => Err(ValidationError::new(
+                "amount_off.minor",
+                format!("must be between 1 and {}", crate::payment::MAX_PAYMENT_MINOR),
+            )),
         }
     }
 

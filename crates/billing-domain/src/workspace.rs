@@ -148,7 +148,7 @@ impl BillingDetails {
                     "must be a tax id type such as eu_vat or br_cnpj",
                 ));
             }
-            if tax_id.value.trim().is_empty() || tax_id.value.len() > 64 {
+            if tax_id.value.trim().is_empty() || tax_id.value.chars().count() > 64 {
                 problems.push(ValidationError::new(format!("tax_ids[{i}].value"), "must be 1-64 characters"));
             }
         }

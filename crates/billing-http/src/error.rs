@@ -79,11 +79,11 @@ error_codes! {
     /// Fewer credits than asked; `balance` says how many there are.
     InsufficientCredits = "insufficient_credits",
     PaymentNotFound = "payment_not_found",
-    /// Only a paid payment can be refunded; `status` says what it is.
+    /// Only a paid payment can be refunded; `payment_status` says what it is.
     PaymentNotRefundable = "payment_not_refundable",
     /// More than is left to refund; `refundable` says what is (minor units).
     RefundExceedsPayment = "refund_exceeds_payment",
-    /// The subscription's state does not allow this command; `status` says what it is.
+    /// The subscription's state does not allow this command; `subscription_status` says what it is.
     SubscriptionStateConflict = "subscription_state_conflict",
     /// The subscription belongs to a processor that is not the active one.
     SubscriptionManagedElsewhere = "subscription_managed_elsewhere",

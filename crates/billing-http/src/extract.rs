@@ -22,6 +22,7 @@ use validator::{Validate, ValidationErrorsKind};
 use billing_domain::error::{ValidationError, ValidationErrors};
 
 use crate::error::{ApiError, ErrorCode, FieldProblem};
+use crate::objects_only::ObjectsOnly;
 
 /// The largest JSON body accepted when the app registers no [`JsonLimit`].
 const DEFAULT_JSON_LIMIT: usize = 64 * 1024;
@@ -158,9 +159,45 @@ where
 /// Deserializes a JSON body, naming the field of any failure; text after the value is malformed JSON.
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(json_problem)?;
-    deserializer.end().map_err(malformed_json)?;
-    Ok(value)
+    let error = match serde_path_to_error::deserialize(ObjectsOnly(&mut deserializer)) {
+        Ok(value) => {
+            deserializer.end().map_err(malformed_json)?;
+            return Ok(value);
+        }
+        Err(error) => error,
+    };
+    // JSON (and JSON Schema) count `2.0` as the integer 2, which serde refuses for an integer field: a body
+    // that fails is read once more with its whole floats written as integers. Only a failed read pays for it.
+    if !error.inner().is_syntax()
+        && let Some(value) = whole_floats_as_integers(bytes)
+        && let Ok(read) = serde_path_to_error::deserialize(ObjectsOnly(value))
+    {
+        return Ok(read);
+    }
+    Err(json_problem(error))
+}
+
+/// The body as a value with every whole float (`2.0`, `1e3`) within f64's exact integers made an integer;
+/// `None` when it is not JSON or has no such float.
+fn whole_floats_as_integers(bytes: &[u8]) -> Option<serde_json::Value> {
+    use serde_json::Value;
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    fn walk(value: &mut Value) -> bool {
+        match value {
+            Value::Number(n) if n.is_f64() => match n.as_f64() {
+                Some(f) if f.fract() == 0.0 && f.abs() <= EXACT => {
+                    *value = Value::from(f as i64);
+                    true
+                }
+                _ => false,
+            },
+            Value::Array(items) => items.iter_mut().fold(false, |any, item| walk(item) | any),
+            Value::Object(map) => map.values_mut().fold(false, |any, item| walk(item) | any),
+            _ => false,
+        }
+    }
+    let mut value: Value = serde_json::from_slice(bytes).ok()?;
+    walk(&mut value).then_some(value)
 }
 
 fn malformed_json(error: serde_json::Error) -> ApiError {
@@ -306,6 +343,23 @@ mod tests {
     #[allow(dead_code)]
     struct Body {
         plan: String,
+    }
+
+    #[test]
+    fn an_integer_spelled_as_a_whole_float_is_that_integer() {
+        #[derive(Debug, serde::Deserialize, PartialEq)]
+        #[serde(deny_unknown_fields)]
+        struct Counts {
+            days: u32,
+            nested: Vec<i64>,
+        }
+        let read: Counts = parse_json(br#"{"days": 87.0, "nested": [1e3, -2.0]}"#).unwrap();
+        assert_eq!(read, Counts { days: 87, nested: vec![1000, -2] });
+        // A fraction stays a type error naming its field; so does a float past f64's exact integers.
+        assert_eq!(field_of(&parse_json::<Counts>(br#"{"days": 87.5, "nested": []}"#).unwrap_err()), "days");
+        assert_eq!(field_of(&parse_json::<Counts>(br#"{"days": 1, "nested": [1e300]}"#).unwrap_err()), "nested[0]");
+        // Text after the value is still refused, however the value spells its numbers.
+        assert!(parse_json::<Counts>(br#"{"days": 1.0, "nested": []} x"#).is_err());
     }
 
     #[test]

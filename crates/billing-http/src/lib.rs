@@ -9,6 +9,8 @@ mod extract;
 pub mod group_commit;
 pub mod idempotency;
 pub mod limits;
+mod objects_only;
+pub mod openapi;
 pub mod rate_limit;
 pub mod request_span;
 mod routes;
@@ -33,12 +35,14 @@ pub struct Edge {
     keys: web::Data<auth::ApiKeys>,
     /// `None`: end-user tokens are off, and a bearer value is only ever an API key.
     user_tokens: Option<web::Data<user_tokens::TokenVerifier>>,
+    openapi: web::Data<openapi::Served>,
     max_json_bytes: usize,
 }
 
 impl Edge {
     pub fn new(state: AppState, keys: auth::ApiKeys, max_json_bytes: usize) -> Self {
-        Self { state: web::Data::new(state), keys: web::Data::new(keys), user_tokens: None, max_json_bytes }
+        let openapi = web::Data::new(openapi::Served::new(&state.catalog));
+        Self { state: web::Data::new(state), keys: web::Data::new(keys), user_tokens: None, openapi, max_json_bytes }
     }
 
     /// Accepts end users' tokens beside the API keys.
@@ -50,6 +54,7 @@ impl Edge {
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
         cfg.app_data(self.state.clone())
             .app_data(self.keys.clone())
+            .app_data(self.openapi.clone())
             .app_data(extract::JsonLimit(self.max_json_bytes))
             .app_data(web::PathConfig::default().error_handler(extract::path_error));
         if let Some(verifier) = &self.user_tokens {

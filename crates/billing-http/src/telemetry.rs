@@ -86,6 +86,18 @@ pub async fn record_request(
 }
 
 /// `GET /metrics`: the Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "scrapeMetrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The Prometheus text format.", body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"),
+        (status = 401, description = "`unauthorized`: `telemetry.metrics_token` is set and was not sent.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`route_not_found`: `telemetry.metrics` is off.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security((), ("metrics_token" = []))
+)]
 pub async fn scrape(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let Some(metrics) = &state.metrics else {
         return Err(ApiError::route_not_found(req.method(), req.path()));

@@ -28,7 +28,7 @@ async fn manage_and_check(backend: Backend) {
         (json!({"code": "X", "percent_off": 101}), "percent_off"),
         (json!({"code": "X"}), "percent_off"),
         (json!({"code": "X", "percent_off": 5, "amount_off": {"minor": 1, "currency": "USD"}}), "percent_off"),
-        (json!({"code": "X", "amount_off": {"minor": 0, "currency": "USD"}}), "amount_off"),
+        (json!({"code": "X", "amount_off": {"minor": 0, "currency": "USD"}}), "amount_off.minor"),
         (json!({"code": "X", "amount_off": {"minor": 100, "currency": "dollars"}}), "amount_off.currency"),
         (json!({"code": "no spaces", "percent_off": 5}), "code"),
         (json!({"code": "X", "percent_off": 5, "plans": ["platinum"]}), "plans[0]"),

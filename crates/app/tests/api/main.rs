@@ -11,6 +11,7 @@ mod hardening;
 mod idempotency;
 mod lifecycle;
 mod metrics;
+mod openapi;
 mod payments;
 mod stripe_webhooks;
 mod subscriptions;

@@ -46,7 +46,7 @@ async fn intents_and_refunds(backend: Backend) {
     assert_eq!(intent["payment"]["plan"], "credits10");
     let (status, problem) = refund(&app, &id, json!({})).await;
     assert_eq!(
-        (status, problem["code"].as_str(), problem["status"].as_str()),
+        (status, problem["code"].as_str(), problem["payment_status"].as_str()),
         (409, Some("payment_not_refundable"), Some("pending"))
     );
 

@@ -40,7 +40,7 @@ async fn cancel_resume_change(backend: Backend) {
 
     let (status, again) = command(&app, "cancel", json!({"at_period_end": true})).await;
     assert_eq!(
-        (status, again["code"].as_str(), again["status"].as_str()),
+        (status, again["code"].as_str(), again["subscription_status"].as_str()),
         (409, Some("subscription_state_conflict"), Some("active"))
     );
 
@@ -58,7 +58,7 @@ async fn cancel_resume_change(backend: Backend) {
     assert_eq!((status, ended["status"].as_str()), (200, Some("canceled")));
     assert_eq!(app.json_of("/v1/workspaces/acme").await["plan"], "free");
     let (status, after_end) = command(&app, "resume", json!({})).await;
-    assert_eq!((status, after_end["status"].as_str()), (409, Some("canceled")));
+    assert_eq!((status, after_end["subscription_status"].as_str()), (409, Some("canceled")));
 
     let actions = app.audit_actions("acme").await;
     for action in [

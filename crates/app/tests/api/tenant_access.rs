@@ -47,6 +47,7 @@ fn expected_access() -> BTreeMap<(&'static str, &'static str), Access> {
         (("GET", "/healthz"), Public),
         (("GET", "/readyz"), Public),
         (("GET", "/metrics"), Public),
+        (("GET", "/openapi.json"), Public),
         (("GET", "/v1/plans"), Catalog),
         (("POST", "/v1/coupons"), Admin),
         (("GET", "/v1/coupons"), Admin),

@@ -3,19 +3,24 @@
 use billing_domain::records::{Actor, AuditEntry};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
 /// `?limit=&before=`.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
+    /// Default 50.
     #[validate(range(min = 1, max = 200, message = "must be between 1 and 200"))]
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+    /// The `next_before` of the previous page.
     pub before: Option<i64>,
 }
 
 /// One page, newest first; `next_before` continues it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AuditPage<'a> {
     pub entries: Vec<AuditEntryView<'a>>,
     pub next_before: Option<i64>,
@@ -30,7 +35,7 @@ impl<'a> AuditPage<'a> {
 }
 
 /// An audit entry.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEntryView<'a> {
     pub id: i64,
     pub at: DateTime<Utc>,
@@ -60,7 +65,7 @@ impl<'a> From<&'a AuditEntry> for AuditEntryView<'a> {
 
 /// Who or what made the change: `{type: "api_key", name}`, `{type: "user", id}` (an end user's token),
 /// `{type: "webhook", processor, event_id}` or `{type: "system", job}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ActorView<'a> {
     ApiKey { name: &'a str },

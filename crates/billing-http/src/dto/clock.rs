@@ -4,10 +4,11 @@ use billing_domain::error::{ValidationError, ValidationErrors};
 use billing_domain::ports::AdvanceReport;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use validator::Validate;
 
 /// The clock billing runs on.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ClockView {
     /// `system` or `test`.
     pub mode: &'static str,
@@ -17,12 +18,14 @@ pub struct ClockView {
 }
 
 /// Exactly one of `days`, `hours` (forward from now) or `to` (a later time).
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdvanceBody {
     #[validate(range(min = 1, max = 3650, message = "must be between 1 and 3650"))]
+    #[schema(minimum = 1, maximum = 3650)]
     pub days: Option<u32>,
     #[validate(range(min = 1, max = 87600, message = "must be between 1 and 87600"))]
+    #[schema(minimum = 1, maximum = 87600)]
     pub hours: Option<u32>,
     pub to: Option<DateTime<Utc>>,
 }
@@ -46,7 +49,7 @@ impl AdvanceBody {
 }
 
 /// What advancing did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AdvanceView {
     pub from: DateTime<Utc>,
     pub now: DateTime<Utc>,

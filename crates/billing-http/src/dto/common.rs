@@ -3,9 +3,12 @@
 use billing_domain::catalog::Limit;
 use billing_domain::money::Money;
 use serde::{Serialize, Serializer};
+use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type};
 
 /// An amount: `{minor, currency}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MoneyView<'a> {
     pub minor: i64,
     pub currency: &'a str,
@@ -25,16 +28,33 @@ pub fn next_before(ids: impl ExactSizeIterator<Item = i64>, limit: u32) -> Optio
 }
 
 /// An amount in a request: `{minor, currency}`.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AmountBody {
+    /// Minor units (cents), at most 99,999,999.
+    #[schema(minimum = 1, maximum = 99_999_999)]
     pub minor: i64,
+    /// An ISO 4217 code, any case.
+    #[schema(pattern = "^[A-Za-z]{3}$", example = "EUR")]
     pub currency: String,
 }
 
 /// A limit: a number, or `"unlimited"`.
 #[derive(Debug, Clone, Copy)]
 pub struct LimitValue(pub Limit);
+
+impl utoipa::ToSchema for LimitValue {}
+
+impl utoipa::PartialSchema for LimitValue {
+    fn schema() -> RefOr<Schema> {
+        let count = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(0));
+        let unlimited = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["unlimited"]));
+        OneOfBuilder::new().item(count).item(unlimited).description(Some("A count, or `\"unlimited\"`.")).into()
+    }
+}
 
 impl Serialize for LimitValue {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -48,10 +68,27 @@ impl Serialize for LimitValue {
 /// An absolute http(s) URL a browser is sent back to.
 pub fn http_url(value: &str) -> Result<(), validator::ValidationError> {
     let ok = (value.starts_with("https://") || value.starts_with("http://"))
-        && value.len() <= 2048
+        && value.chars().count() <= 2048
         && !value.chars().any(|c| c.is_whitespace() || c.is_control());
     if ok { Ok(()) } else { Err(message("must be an absolute http(s) URL")) }
 }
+
+/// What [`http_url`] takes, for the document; `null` is taken as absent.
+pub fn http_url_schema() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .max_length(Some(2048))
+        .pattern(Some(format!("^https?://[^{NO_WHITESPACE_OR_CONTROL}]*$")))
+        .description(Some("An absolute http(s) URL, at most 2,048 characters, no whitespace."))
+        .into()
+}
+
+/// Rust's `char::is_whitespace` as a regex class body, for patterns that must accept exactly what `trim` and
+/// `is_whitespace` do (JSON Schema's `\s` differs between regex dialects).
+pub const WHITESPACE: &str = r"\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+
+/// Whitespace and control characters (`is_whitespace || is_control`) as a regex class body.
+const NO_WHITESPACE_OR_CONTROL: &str = r"\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
 
 fn message(text: &'static str) -> validator::ValidationError {
     validator::ValidationError::new("invalid").with_message(text.into())

@@ -9,20 +9,27 @@ use serde::{Deserialize, Serialize};
 use validator::Validate;
 
 use super::common::{AmountBody, MoneyView};
+use utoipa::{IntoParams, ToSchema};
 
 /// A coupon to create: exactly one of `percent_off` (1-100) and `amount_off` (`{minor, currency}`).
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCouponBody {
+    /// Letters, digits, `-` and `_`; stored upper case, compared case-insensitively.
     #[validate(length(min = 1, max = 64, message = "must be 1-64 characters of A-Z, 0-9, '-' or '_'"))]
+    #[schema(schema_with = coupon_code_schema)]
     pub code: String,
+    #[schema(minimum = 1, maximum = 100)]
     pub percent_off: Option<u8>,
     pub amount_off: Option<AmountBody>,
+    /// In the future.
     pub valid_until: Option<DateTime<Utc>>,
+    #[schema(minimum = 1)]
     pub max_uses: Option<u32>,
     /// The plans it applies to; every plan when empty.
     #[serde(default)]
     #[validate(length(max = 50, message = "must list at most 50 plans"))]
+    #[schema(max_items = 50)]
     pub plans: Vec<String>,
 }
 
@@ -52,23 +59,39 @@ impl CreateCouponBody {
 }
 
 /// `?limit=`.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CouponListQuery {
+    /// Default 100.
     #[validate(range(min = 1, max = 500, message = "must be between 1 and 500"))]
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
 /// `?plan=`: check the coupon against this plan.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CouponCheckQuery {
     #[validate(length(min = 1, max = 64, message = "must name a plan of the catalog"))]
+    #[param(min_length = 1, max_length = 64)]
     pub plan: Option<String>,
 }
 
+/// A coupon code as `Coupon::normalize_code` takes it: up to 64 characters, surrounding whitespace trimmed.
+pub fn coupon_code_schema() -> utoipa::openapi::schema::Schema {
+    let pattern = format!("^[{ws}]*[A-Za-z0-9_-]+[{ws}]*$", ws = super::common::WHITESPACE);
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .max_length(Some(64))
+        .pattern(Some(pattern))
+        .examples(["LAUNCH20"])
+        .into()
+}
+
 /// A coupon.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CouponView<'a> {
     pub code: &'a str,
     pub percent_off: Option<u8>,
@@ -100,13 +123,13 @@ impl<'a> From<&'a Coupon> for CouponView<'a> {
 }
 
 /// `{coupons: [...]}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CouponList<'a> {
     pub coupons: Vec<CouponView<'a>>,
 }
 
 /// A coupon and whether it applies now (to the plan asked about): `valid`, else `reason`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CouponCheckView<'a> {
     #[serde(flatten)]
     pub coupon: CouponView<'a>,

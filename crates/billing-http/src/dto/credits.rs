@@ -2,21 +2,24 @@
 
 use billing_domain::ports::ConsumeOutcome;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use validator::Validate;
 
 /// `{amount, idempotency_key}`.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsumeBody {
     #[validate(range(min = 1, max = 1_000_000_000, message = "must be a positive integer"))]
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub amount: i64,
     /// The same key consumes once, however often it is sent.
     #[validate(length(min = 1, max = 128, message = "must be 1-128 characters"))]
+    #[schema(min_length = 1, max_length = 128)]
     pub idempotency_key: String,
 }
 
 /// `consumed` or `already_consumed` (this key was consumed before: nothing taken again), with the balance.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ConsumeView {
     pub outcome: &'static str,
     pub balance: i64,

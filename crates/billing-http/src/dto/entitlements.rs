@@ -10,25 +10,37 @@ use validator::Validate;
 
 use super::common::LimitValue;
 use super::workspaces::plan_source;
+use utoipa::openapi::schema::{AnyOfBuilder, Schema};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
 
 /// `POST /v1/workspaces/{id}/entitlements/check`.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckBody {
+    /// A limit or feature of the catalog (the document lists this server's).
     #[validate(custom(function = "entitlement_key"))]
     pub key: String,
     /// How many more the caller wants to use (default 1).
+    #[validate(range(max = MAX_COUNT, message = "must be at most 9223372036854775807"))]
     pub requested: Option<u64>,
     /// For count limits: how many the workspace has now.
+    #[validate(range(max = MAX_COUNT, message = "must be at most 9223372036854775807"))]
     pub current: Option<u64>,
     /// Record this much usage of the limit's metric if it fits, in the same step as the check (usage limits
     /// whose metric sums; needs `usage:write`).
-    #[validate(range(min = 1, message = "must be at least 1"))]
+    #[validate(range(min = 1, max = MAX_COUNT, message = "must be between 1 and 9223372036854775807"))]
+    #[schema(minimum = 1)]
     pub consume: Option<u64>,
-    /// With `consume`: the consumption's key (it becomes the usage event's id), so a retry consumes once.
+    /// With `consume` (and then required): the consumption's key (it becomes the usage event's id), so a retry
+    /// consumes once.
     #[validate(length(min = 1, max = 255, message = "must be 1-255 characters"))]
+    #[schema(min_length = 1, max_length = 255)]
     pub idempotency_key: Option<String>,
 }
+
+/// The largest count a request may send: the signed 64-bit range its schema (`int64`) promises.
+const MAX_COUNT: u64 = i64::MAX as u64;
 
 fn entitlement_key(key: &str) -> Result<(), validator::ValidationError> {
     if key.trim().is_empty() || key.len() > 200 {
@@ -43,20 +55,55 @@ fn entitlement_key(key: &str) -> Result<(), validator::ValidationError> {
 #[serde(untagged)]
 pub enum CheckView<'a> {
     Limit(LimitCheckView<'a>),
-    Feature { allowed: bool, reason: Option<&'a str> },
+    Feature(FeatureCheckView<'a>),
+}
+
+/// A feature's answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureCheckView<'a> {
+    pub allowed: bool,
+    pub reason: Option<&'a str>,
+}
+
+/// What `POST …/entitlements/check` answers: a limit's answer (with `consumed` and `replayed` after a `consume`)
+/// or a feature's. A documentation type: the handler sends `CheckView` or `ConsumeCheckView`.
+pub struct CheckAnswer;
+
+impl ToSchema for CheckAnswer {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((ConsumeCheckView::name().into(), ConsumeCheckView::schema()));
+        <ConsumeCheckView as ToSchema>::schemas(schemas);
+        schemas.push((LimitCheckView::name().into(), LimitCheckView::schema()));
+        <LimitCheckView as ToSchema>::schemas(schemas);
+        schemas.push((FeatureCheckView::name().into(), FeatureCheckView::schema()));
+    }
+}
+
+impl PartialSchema for CheckAnswer {
+    fn schema() -> RefOr<Schema> {
+        // anyOf, not oneOf: a consuming check's answer is also a limit's answer.
+        AnyOfBuilder::new()
+            .item(Ref::from_schema_name(ConsumeCheckView::name()))
+            .item(Ref::from_schema_name(LimitCheckView::name()))
+            .item(Ref::from_schema_name(FeatureCheckView::name()))
+            .into()
+    }
 }
 
 impl<'a> From<&'a CheckResult> for CheckView<'a> {
     fn from(result: &'a CheckResult) -> Self {
         match result {
             CheckResult::Limit(check) => Self::Limit(LimitCheckView::from(check)),
-            CheckResult::Feature { allowed, reason } => Self::Feature { allowed: *allowed, reason: reason.as_deref() },
+            CheckResult::Feature { allowed, reason } => {
+                Self::Feature(FeatureCheckView { allowed: *allowed, reason: reason.as_deref() })
+            }
         }
     }
 }
 
 /// One limit's answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LimitCheckView<'a> {
     pub allowed: bool,
     pub limit: LimitValue,
@@ -81,7 +128,7 @@ impl<'a> From<&'a LimitCheck> for LimitCheckView<'a> {
 }
 
 /// The answer of a check that consumes: the limit after it, and whether this call took the usage.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ConsumeCheckView<'a> {
     #[serde(flatten)]
     pub check: LimitCheckView<'a>,
@@ -97,7 +144,7 @@ impl<'a> From<&'a ConsumeCheck> for ConsumeCheckView<'a> {
 }
 
 /// `GET /v1/workspaces/{id}/entitlements`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EntitlementsResponse<'a> {
     pub plan: &'a str,
     pub plan_source: &'static str,
@@ -108,7 +155,7 @@ pub struct EntitlementsResponse<'a> {
 }
 
 /// A limit with its description and current answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LimitEntry<'a> {
     pub description: &'a str,
     #[serde(flatten)]

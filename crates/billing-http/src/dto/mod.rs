@@ -2,7 +2,7 @@
 //! extractors run it and name each failing field); responses are built from domain values here, so no domain type
 //! is serialized directly and the wire shape changes only when a DTO does.
 
-mod account;
+pub(crate) mod account;
 mod audit;
 mod checkout;
 mod clock;
@@ -24,9 +24,11 @@ pub use account::{InvoicePageView, InvoicesQuery, PortalBody, PortalView};
 pub use audit::{AuditPage, AuditQuery};
 pub use checkout::{CheckoutBody, CheckoutSessionView};
 pub use clock::{AdvanceBody, AdvanceView, ClockView};
-pub use coupons::{CouponCheckQuery, CouponCheckView, CouponList, CouponListQuery, CouponView, CreateCouponBody};
+pub use coupons::{
+    CouponCheckQuery, CouponCheckView, CouponList, CouponListQuery, CouponView, CreateCouponBody, coupon_code_schema,
+};
 pub use credits::{ConsumeBody, ConsumeView};
-pub use entitlements::{CheckBody, CheckView, ConsumeCheckView, EntitlementsResponse};
+pub use entitlements::{CheckAnswer, CheckBody, CheckView, ConsumeCheckView, EntitlementsResponse};
 pub use health::HealthView;
 pub use outbox::{OutboxMessageView, OutboxPage, OutboxQuery};
 pub use payments::{

@@ -3,20 +3,37 @@
 use billing_domain::records::{OutboxEntry, OutboxStatus, OutboxTarget};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
 /// `?status=pending|dead|delivered&limit=&before=`.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OutboxQuery {
+    #[param(value_type = OutboxStatusName)]
     pub status: OutboxStatus,
+    /// Default 50.
     #[validate(range(min = 1, max = 200, message = "must be between 1 and 200"))]
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
+    /// The `next_before` of the previous page.
     pub before: Option<i64>,
 }
 
+/// `OutboxStatus` on the wire (the domain type stays free of documentation derives).
+#[derive(ToSchema)]
+#[schema(as = OutboxStatus)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum OutboxStatusName {
+    Pending,
+    Delivered,
+    Dead,
+}
+
 /// One page, newest first; `next_before` continues it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OutboxPage<'a> {
     pub messages: Vec<OutboxMessageView<'a>>,
     pub next_before: Option<i64>,
@@ -31,7 +48,7 @@ impl<'a> OutboxPage<'a> {
 }
 
 /// A message and where its delivery stands. The payload is shown: it holds billing facts, never a secret.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OutboxMessageView<'a> {
     pub id: i64,
     pub workspace_id: &'a str,
@@ -41,6 +58,7 @@ pub struct OutboxMessageView<'a> {
     pub topic: String,
     /// The endpoint, for an `endpoint` message.
     pub endpoint: Option<&'a str>,
+    #[schema(value_type = OutboxStatusName)]
     pub status: OutboxStatus,
     pub attempts: u32,
     pub last_error: Option<&'a str>,

@@ -10,19 +10,24 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use validator::Validate;
 
-use super::common::{AmountBody, MoneyView, http_url};
+use super::common::{AmountBody, MoneyView, http_url, http_url_schema};
+use utoipa::{IntoParams, ToSchema};
 
 /// A one-time payment: exactly one of `amount` (`{minor, currency}`) and `plan` (a credits plan, at its price).
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentIntentBody {
     pub amount: Option<AmountBody>,
+    /// A credits plan of the catalog (the document lists this server's).
     #[validate(length(min = 1, max = 64, message = "must be a plan id"))]
+    #[schema(min_length = 1, max_length = 64)]
     pub plan: Option<String>,
     #[validate(length(min = 1, max = 500, message = "must be 1-500 characters"))]
+    #[schema(min_length = 1, max_length = 500)]
     pub description: Option<String>,
     /// Where the sandbox's payment page returns to; the configured checkout success URL when absent.
     #[validate(custom(function = "http_url"))]
+    #[schema(schema_with = http_url_schema)]
     pub return_url: Option<String>,
 }
 
@@ -42,7 +47,7 @@ impl PaymentIntentBody {
 }
 
 /// The created payment: hand `client_secret` to the processor's JavaScript (or open `confirm_url` on the sandbox).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PaymentIntentView<'a> {
     pub payment_id: &'a str,
     pub client_secret: &'a str,
@@ -64,7 +69,7 @@ impl<'a> PaymentIntentView<'a> {
 }
 
 /// A payment: what was charged, its status, and what of it was refunded.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PaymentView<'a> {
     pub id: &'a str,
     pub workspace_id: &'a str,
@@ -99,30 +104,48 @@ impl<'a> From<&'a Payment> for PaymentView<'a> {
 }
 
 /// `?limit=&starting_after=`.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentsQuery {
+    /// Default 20.
     #[validate(range(min = 1, max = 100, message = "must be between 1 and 100"))]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The id of the last payment of the previous page.
     #[validate(length(min = 1, max = 255, message = "must be a payment id"))]
+    #[param(min_length = 1, max_length = 255)]
     pub starting_after: Option<String>,
 }
 
 /// One page of payments, newest first; `has_more` when another page follows.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PaymentPage<'a> {
     pub payments: Vec<PaymentView<'a>>,
     pub has_more: bool,
 }
 
 /// `{amount?, reason?}`: minor units, all that is left when absent.
-#[derive(Debug, Default, Deserialize, Validate)]
+#[derive(Debug, Default, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundBody {
+    /// Minor units; all that is left when absent.
+    #[schema(minimum = 1, maximum = 99_999_999)]
     pub amount: Option<i64>,
     #[validate(custom(function = "refund_reason"))]
+    #[schema(value_type = Option<RefundReasonName>)]
     pub reason: Option<String>,
+}
+
+/// Why a refund is made, as the processors name it.
+#[derive(ToSchema)]
+#[schema(as = RefundReason)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum RefundReasonName {
+    Duplicate,
+    Fraudulent,
+    RequestedByCustomer,
 }
 
 fn refund_reason(value: &str) -> Result<(), validator::ValidationError> {
@@ -134,7 +157,7 @@ fn refund_reason(value: &str) -> Result<(), validator::ValidationError> {
 }
 
 /// A refund and the payment as it now stands.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RefundView<'a> {
     pub id: &'a str,
     pub payment_id: &'a str,
@@ -160,7 +183,7 @@ impl<'a> From<&'a RefundRecord> for RefundView<'a> {
 }
 
 /// `POST /v1/payments/{id}/refund`'s answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RefundedView<'a> {
     pub refund: RefundView<'a>,
     pub payment: PaymentView<'a>,
@@ -169,7 +192,7 @@ pub struct RefundedView<'a> {
 }
 
 /// `GET /v1/payments/{id}`: the payment and the refunds Tollgate asked for.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PaymentDetail<'a> {
     pub payment: PaymentView<'a>,
     pub refunds: Vec<RefundView<'a>>,

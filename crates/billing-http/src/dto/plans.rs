@@ -6,9 +6,10 @@ use billing_domain::catalog::{Catalog, Interval, LimitDeclaration, LimitSourceKi
 use serde::Serialize;
 
 use super::common::{LimitValue, MoneyView};
+use utoipa::ToSchema;
 
 /// Every plan, and the declarations of the limits and features plans refer to.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PlansResponse<'a> {
     pub plans: Vec<PlanView<'a>>,
     pub limits: BTreeMap<&'a str, LimitDeclarationView<'a>>,
@@ -26,7 +27,7 @@ impl<'a> From<&'a Catalog> for PlansResponse<'a> {
 }
 
 /// A plan with its price, limits and features.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PlanView<'a> {
     pub id: &'a str,
     pub name: &'a str,
@@ -57,7 +58,7 @@ impl<'a> From<&'a Plan> for PlanView<'a> {
 }
 
 /// `kind: "subscription"` with its `interval`, or `kind: "credits"` with how many.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum PlanKindView {
     Subscription { interval: &'static str },
@@ -75,7 +76,7 @@ impl From<&PlanKind> for PlanKindView {
 }
 
 /// A metered price component; decimals as strings, exact.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MeteredView<'a> {
     pub metric: &'a str,
     pub unit_price: String,
@@ -89,7 +90,7 @@ impl<'a> From<&'a MeteredComponent> for MeteredView<'a> {
 }
 
 /// A declared limit: `source` is `count` (the caller counts) or `usage` (metered, with its `metric`).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LimitDeclarationView<'a> {
     pub description: &'a str,
     pub source: &'static str,

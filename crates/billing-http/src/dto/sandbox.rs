@@ -5,9 +5,10 @@ use serde::{Deserialize, Serialize};
 use validator::Validate;
 
 use super::account::InvoiceView;
+use utoipa::ToSchema;
 
 /// A workspace's card at the sandbox.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SandboxCardView<'a> {
     pub workspace_id: &'a str,
     pub decline_next_charge: bool,
@@ -25,19 +26,19 @@ impl<'a> From<&'a SandboxCard> for SandboxCardView<'a> {
 }
 
 /// `PUT …/card`: whether the next charge declines.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxCardBody {
     pub decline_next_charge: bool,
 }
 
 /// The deliveries a control caused, each as Tollgate took it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SandboxDeliveriesView {
     pub deliveries: Vec<SandboxDeliveryView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SandboxDeliveryView {
     pub event_id: String,
     pub event_type: String,
@@ -46,7 +47,7 @@ pub struct SandboxDeliveryView {
 }
 
 /// `POST /v1/admin/sandbox/renew`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SandboxRenewView {
     pub renewal_deliveries: usize,
     pub redelivered: usize,
@@ -54,13 +55,13 @@ pub struct SandboxRenewView {
 }
 
 /// `GET …/meter-events`: what the sandbox's meters received for the workspace.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SandboxMetersView<'a> {
     pub workspace_id: &'a str,
     pub meters: Vec<SandboxMeterView<'a>>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SandboxMeterView<'a> {
     pub meter: &'a str,
     /// Meter events taken, each identifier once.

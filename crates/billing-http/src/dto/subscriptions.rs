@@ -3,20 +3,23 @@
 
 use billing_domain::ports::Proration;
 use serde::Deserialize;
+use utoipa::ToSchema;
 use validator::Validate;
 
 /// `{at_period_end}`: at the end of the paid period (the customer keeps the plan until then), or now.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
     pub at_period_end: bool,
 }
 
 /// `{plan, proration?}`.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeBody {
+    /// A subscription plan of the catalog (the document lists this server's).
     #[validate(length(min = 1, max = 64, message = "must name a subscription plan of the catalog"))]
+    #[schema(min_length = 1, max_length = 64)]
     pub plan: String,
     /// How the processor bills the change; the configured default when absent.
     pub proration: Option<ProrationDto>,
@@ -24,7 +27,7 @@ pub struct ChangeBody {
 
 /// `create_prorations` (credit and charge the difference on the next invoice), `always_invoice` (invoice the
 /// difference now) or `none`.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProrationDto {
     CreateProrations,

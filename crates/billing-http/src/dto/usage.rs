@@ -10,18 +10,44 @@ use billing_domain::usage::{RawUsageEvent, RawValue, UsageRange};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
 /// `POST /v1/usage`.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UsageBatch {
+    /// Up to 1,000 events.
     pub events: Vec<WireEvent>,
 }
 
 /// One event of a batch as sent: any JSON value, typed field by field.
 #[derive(Debug)]
 pub struct WireEvent(pub RawUsageEvent);
+
+impl ToSchema for WireEvent {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "UsageEvent".into()
+    }
+}
+
+/// Any JSON value: a malformed event is rejected in its own result (`results[]`), never the batch.
+impl utoipa::PartialSchema for WireEvent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let description = "`{id, workspace_id, metric, quantity, timestamp?}`: `id` (1-255 characters) is the \
+            event's idempotency key within its workspace; `quantity` a non-negative decimal (number or string); \
+            `timestamp` RFC 3339, default now. Any value is taken: an event that is not valid is rejected in its \
+            own result, never the batch.";
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::SchemaType::AnyValue)
+            .description(Some(description))
+            .examples([serde_json::json!({
+                "id": "evt_42", "workspace_id": "acme", "metric": "api_calls", "quantity": 3,
+                "timestamp": "2026-12-01T10:00:00Z"
+            })])
+            .into()
+    }
+}
 
 /// The event's `id` when it sent one as a string, echoed in its result.
 fn sent_id(event: &RawUsageEvent) -> Option<&str> {
@@ -175,7 +201,7 @@ impl<'de> Deserialize<'de> for WireValue {
 }
 
 /// The answer to a batch: counts, then one result per event in the batch's order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UsageBatchView<'a> {
     pub accepted: usize,
     pub duplicates: usize,
@@ -184,7 +210,7 @@ pub struct UsageBatchView<'a> {
 }
 
 /// One event's result.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EventResultView<'a> {
     pub index: usize,
     pub id: Option<&'a str>,
@@ -230,11 +256,16 @@ impl<'a> UsageBatchView<'a> {
 }
 
 /// `GET /v1/workspaces/{id}/usage?period=current|YYYY-MM` or `?from=…&to=…` (RFC 3339, `to` excluded).
-#[derive(Debug, Default, Deserialize, Validate)]
+#[derive(Debug, Default, Deserialize, Validate, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UsageQuery {
+    /// `current` (the default) or a calendar month, `YYYY-MM`; not with `from`/`to`.
+    #[param(pattern = "^(current|[0-9]{4}-(0[1-9]|1[0-2]))$")]
     pub period: Option<String>,
+    /// With `to`: the start of a range (RFC 3339).
     pub from: Option<DateTime<Utc>>,
+    /// With `from`: the end of the range, excluded; after `from`.
     pub to: Option<DateTime<Utc>>,
 }
 
@@ -257,16 +288,18 @@ fn parse_period(raw: &str) -> Result<PeriodQuery, ValidationError> {
     if raw == "current" {
         return Ok(PeriodQuery::Current);
     }
+    let shaped =
+        raw.len() == 7 && raw.bytes().enumerate().all(|(i, b)| if i == 4 { b == b'-' } else { b.is_ascii_digit() });
     let month = NaiveDate::parse_from_str(&format!("{raw}-01"), "%Y-%m-%d")
         .ok()
-        .filter(|_| raw.len() == 7)
+        .filter(|_| shaped)
         .ok_or_else(|| ValidationError::new("period", "must be `current` or a month as YYYY-MM"))?;
     use chrono::Datelike;
     Ok(PeriodQuery::Month { year: month.year(), month: month.month() })
 }
 
 /// A period's usage and cost.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UsageReportView<'a> {
     pub workspace_id: &'a str,
     pub plan: &'a str,
@@ -279,7 +312,7 @@ pub struct UsageReportView<'a> {
 }
 
 /// One metric's line. Decimals are strings, so no digit is lost.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MetricUsageView<'a> {
     pub metric: &'a str,
     pub aggregation: &'static str,

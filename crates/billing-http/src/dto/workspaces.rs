@@ -7,14 +7,26 @@ use billing_domain::subscription::Subscription;
 use billing_domain::workspace::{BillingDetails, TaxId, WorkspaceProfile};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use validator::Validate;
 
 /// `PUT /v1/workspaces/{id}`. The profile's own rules (name, email, address, tax ids) are the domain's
 /// (`WorkspaceProfile::parse`, every problem at once); the DTO bounds what the domain would otherwise take whole.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceBody {
+    /// Up to 200 characters, not all whitespace (trimmed).
+    #[validate(length(max = 200, message = "must be 1-200 characters"))]
+    #[schema(schema_with = name_schema)]
     pub name: String,
+    /// Where receipts and dunning emails go: `local@domain.tld`, ASCII (an internationalized domain in its
+    /// `xn--` form), at most 254 characters.
+    #[validate(custom(function = "ascii_email"))]
+    #[schema(
+        max_length = 254,
+        pattern = r"^[\x21-\x3f\x41-\x7e]{1,64}@[\x21-\x2d\x2f-\x3f\x41-\x7e]+(\.[\x21-\x2d\x2f-\x3f\x41-\x7e]+)+$",
+        example = "owner@example.com"
+    )]
     pub owner_email: String,
     #[serde(default)]
     #[validate(nested)]
@@ -27,37 +39,78 @@ impl WorkspaceBody {
     }
 }
 
+/// Not all whitespace, as `trim` counts it.
+fn name_schema() -> utoipa::openapi::schema::Schema {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .max_length(Some(200))
+        .pattern(Some(format!("[^{}]", super::common::WHITESPACE)))
+        .examples(["Acme Inc."])
+        .into()
+}
+
+/// The owner's address, before the domain's own check: printable ASCII only and no surrounding whitespace, so
+/// what the document's pattern accepts is exactly what the API does.
+fn ascii_email(value: &str) -> Result<(), validator::ValidationError> {
+    if value.len() <= 254 && value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Ok(());
+    }
+    Err(validator::ValidationError::new("invalid")
+        .with_message("must be an email address like name@example.com, in ASCII".into()))
+}
+
 /// Invoice details, as sent and as shown: legal name, address and tax ids, each optional.
-#[derive(Debug, Default, Deserialize, Serialize, Validate)]
+#[derive(Debug, Default, Deserialize, Serialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BillingDetailsDto {
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub legal_name: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub address_line1: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub address_line2: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub city: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub state: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub postal_code: Option<String>,
     /// ISO 3166-1 alpha-2, upper case.
     #[serde(default)]
+    #[schema(pattern = "^[A-Z]{2}$", example = "DE")]
     pub country: Option<String>,
     #[serde(default)]
     #[validate(length(max = 16, message = "must list at most 16 tax ids"))]
+    #[schema(max_items = 16)]
     pub tax_ids: Vec<TaxIdDto>,
 }
 
 /// `{type: "eu_vat", value: "DE123456789"}`.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaxIdDto {
+    /// Lower case and `_`, such as `eu_vat` or `br_cnpj`.
     #[serde(rename = "type")]
+    #[schema(pattern = "^[a-z_]{1,32}$", example = "eu_vat")]
     pub kind: String,
+    /// Up to 64 characters, not all whitespace.
+    #[schema(schema_with = tax_id_value_schema)]
     pub value: String,
+}
+
+fn tax_id_value_schema() -> utoipa::openapi::schema::Schema {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .max_length(Some(64))
+        .pattern(Some(format!("[^{}]", super::common::WHITESPACE)))
+        .examples(["DE123456789"])
+        .into()
 }
 
 impl From<BillingDetailsDto> for BillingDetails {
@@ -102,7 +155,7 @@ pub fn plan_source(source: PlanSource) -> &'static str {
 }
 
 /// A workspace with its billing state.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WorkspaceView {
     pub id: String,
     pub name: String,
@@ -125,7 +178,7 @@ pub struct WorkspaceView {
 }
 
 /// A workspace's open dunning case.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DunningView {
     pub case_id: i64,
     /// The invoice whose failed payment opened it (others that failed since are part of the case too).
@@ -174,7 +227,7 @@ impl From<WorkspaceOverview> for WorkspaceView {
 }
 
 /// `GET /v1/workspaces/{id}/subscription`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SubscriptionView {
     pub id: String,
     pub processor: String,

@@ -21,6 +21,21 @@ impl From<AccountError> for ApiError {
 }
 
 /// `POST /v1/workspaces/{id}/portal {return_url?}` → `{url}`.
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{id}/portal",
+    operation_id = "openPortal",
+    tag = "account",
+    params(crate::openapi::params::WorkspacePath),
+    request_body(content = Option<crate::dto::PortalBody>, description = "Optional: an empty body takes the defaults.", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Send the customer to `url`.", body = crate::dto::PortalView),
+        (status = 404, description = "`workspace_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 501, description = "`not_supported_by_processor`: the configured processor cannot do this.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`processor_rejected`: the payment processor refused the request.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["billing:write"]), ("user_token" = ["owner", "admin"]))
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %call.workspace_id))]
 pub async fn portal(
     state: web::Data<AppState>,
@@ -34,6 +49,20 @@ pub async fn portal(
 }
 
 /// `GET /v1/workspaces/{id}/invoices?limit=&starting_after=`: newest first; empty while there is no customer.
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{id}/invoices",
+    operation_id = "listInvoices",
+    tag = "account",
+    params(crate::openapi::params::WorkspacePath, crate::dto::InvoicesQuery),
+    responses(
+        (status = 200, description = "Newest first.", body = crate::dto::InvoicePageView),
+        (status = 404, description = "`workspace_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 501, description = "`not_supported_by_processor`: the configured processor cannot do this.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`processor_rejected`: the payment processor refused the request.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["billing:read"]), ("user_token" = []))
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %call.workspace_id))]
 pub async fn invoices(
     state: web::Data<AppState>,

@@ -46,6 +46,22 @@ impl From<CheckoutError> for ApiError {
 
 /// `POST /v1/workspaces/{id}/checkout` → `{session_id, url}`. An `Idempotency-Key` header makes retries return the
 /// same session.
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{id}/checkout",
+    operation_id = "startCheckout",
+    tag = "checkout",
+    params(crate::openapi::params::WorkspacePath),
+    request_body = crate::dto::CheckoutBody,
+    responses(
+        (status = 201, description = "Send the buyer to `url`.", body = crate::dto::CheckoutSessionView),
+        (status = 404, description = "`workspace_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`already_subscribed`, `coupon_exhausted`, `coupon_already_redeemed`, or an `Idempotency-Key` in use.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 501, description = "`not_supported_by_processor`: the configured processor cannot do this.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`processor_rejected`: the payment processor refused the request.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["billing:write"]), ("user_token" = ["owner", "admin"]))
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %call.workspace_id))]
 pub async fn start(
     state: web::Data<AppState>,

@@ -25,6 +25,16 @@ impl From<TimeTravelError> for ApiError {
 }
 
 /// `GET /v1/admin/clock`.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/clock",
+    operation_id = "getClock",
+    tag = "admin",
+    responses(
+        (status = 200, description = "Where the clock stands.", body = crate::dto::ClockView)
+    ),
+    security(("api_key" = ["admin"]))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn get(state: web::Data<AppState>, _: Authorized<Admin>) -> Result<HttpResponse, ApiError> {
     let view = match &state.time_travel {
@@ -35,6 +45,18 @@ pub async fn get(state: web::Data<AppState>, _: Authorized<Admin>) -> Result<Htt
 }
 
 /// `POST /v1/admin/clock/advance`: 409 `test_clock_off` unless `clock.mode = "test"`.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/clock/advance",
+    operation_id = "advanceClock",
+    tag = "admin",
+    request_body = crate::dto::AdvanceBody,
+    responses(
+        (status = 200, description = "What moving the clock did.", body = crate::dto::AdvanceView),
+        (status = 409, description = "`test_clock_off` or `clock_not_forward`.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["admin"]))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn advance(
     state: web::Data<AppState>,

@@ -29,6 +29,18 @@ impl From<CouponServiceError> for ApiError {
 }
 
 /// `POST /v1/coupons` (admin).
+#[utoipa::path(
+    post,
+    path = "/v1/coupons",
+    operation_id = "createCoupon",
+    tag = "coupons",
+    request_body = crate::dto::CreateCouponBody,
+    responses(
+        (status = 201, description = "Created.", body = crate::dto::CouponView),
+        (status = 409, description = "`coupon_exists`: codes compare case-insensitively.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["admin"]))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn create(
     state: web::Data<AppState>,
@@ -41,6 +53,17 @@ pub async fn create(
 }
 
 /// `GET /v1/coupons?limit=` (admin), by code.
+#[utoipa::path(
+    get,
+    path = "/v1/coupons",
+    operation_id = "listCoupons",
+    tag = "coupons",
+    params(crate::dto::CouponListQuery),
+    responses(
+        (status = 200, description = "By code.", body = crate::dto::CouponList)
+    ),
+    security(("api_key" = ["admin"]))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn list(
     state: web::Data<AppState>,
@@ -52,6 +75,18 @@ pub async fn list(
 }
 
 /// `GET /v1/coupons/{code}?plan=`: the coupon and whether it applies now.
+#[utoipa::path(
+    get,
+    path = "/v1/coupons/{code}",
+    operation_id = "checkCoupon",
+    tag = "coupons",
+    params(crate::openapi::params::CouponPath, crate::dto::CouponCheckQuery),
+    responses(
+        (status = 200, description = "The coupon; `valid` says whether it applies now.", body = crate::dto::CouponCheckView),
+        (status = 404, description = "`coupon_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["billing:read"]))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn check(
     state: web::Data<AppState>,

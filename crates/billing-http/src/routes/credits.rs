@@ -22,6 +22,20 @@ impl From<CreditError> for ApiError {
 }
 
 /// `POST /v1/workspaces/{id}/credits/consume {amount, idempotency_key}`: never below zero (409 with the balance).
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{id}/credits/consume",
+    operation_id = "consumeCredits",
+    tag = "credits",
+    params(crate::openapi::params::WorkspacePath),
+    request_body = crate::dto::ConsumeBody,
+    responses(
+        (status = 200, description = "Consumed, or consumed before under this key.", body = crate::dto::ConsumeView),
+        (status = 404, description = "`workspace_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`insufficient_credits` (`balance` says how many there are; nothing was consumed), or an `Idempotency-Key` in use.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["billing:write"]), ("user_token" = ["owner", "admin"]))
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %call.workspace_id))]
 pub async fn consume(
     state: web::Data<AppState>,

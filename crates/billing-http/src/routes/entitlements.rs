@@ -21,6 +21,18 @@ impl From<EntitlementError> for ApiError {
 }
 
 /// `GET /v1/workspaces/{id}/entitlements`.
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{id}/entitlements",
+    operation_id = "listEntitlements",
+    tag = "entitlements",
+    params(crate::openapi::params::WorkspacePath),
+    responses(
+        (status = 200, description = "Every limit and feature of the effective plan.", body = crate::dto::EntitlementsResponse),
+        (status = 404, description = "`workspace_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["billing:read"]), ("user_token" = []))
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %call.workspace_id))]
 pub async fn all(state: web::Data<AppState>, call: WorkspaceCall<Read>) -> Result<HttpResponse, ApiError> {
     let view = state.entitlements.all(&call.workspace_id).await?;
@@ -29,6 +41,19 @@ pub async fn all(state: web::Data<AppState>, call: WorkspaceCall<Read>) -> Resul
 
 /// `POST /v1/workspaces/{id}/entitlements/check`. The hot path: its span is at debug level, so at the default
 /// level a check costs no span beyond the request's own (a quarter of the throughput, measured).
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{id}/entitlements/check",
+    operation_id = "checkEntitlement",
+    tag = "entitlements",
+    params(crate::openapi::params::WorkspacePath),
+    request_body = crate::dto::CheckBody,
+    responses(
+        (status = 200, description = "A limit's or a feature's answer; with `consume`, whether it was taken.", body = crate::dto::CheckAnswer),
+        (status = 404, description = "`workspace_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["billing:read"]), ("user_token" = []))
+)]
 #[tracing::instrument(level = "debug", skip_all, fields(workspace_id = %call.workspace_id))]
 pub async fn check(
     state: web::Data<AppState>,

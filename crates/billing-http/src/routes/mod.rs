@@ -1,23 +1,23 @@
 //! Route table. Handlers are thin: their extractors authorize (`access.rs`) and validate (`extract.rs`); the
 //! handler calls one service and renders a DTO.
 
-mod account;
-mod checkout;
-mod clock;
-mod coupons;
-mod credits;
-mod entitlements;
-mod health;
-mod outbox;
-mod payments;
-mod plans;
-mod sandbox;
-mod sandbox_controls;
-mod sandbox_portal;
-mod subscriptions;
-mod usage;
-mod webhooks;
-mod workspaces;
+pub(crate) mod account;
+pub(crate) mod checkout;
+pub(crate) mod clock;
+pub(crate) mod coupons;
+pub(crate) mod credits;
+pub(crate) mod entitlements;
+pub(crate) mod health;
+pub(crate) mod outbox;
+pub(crate) mod payments;
+pub(crate) mod plans;
+pub(crate) mod sandbox;
+pub(crate) mod sandbox_controls;
+pub(crate) mod sandbox_portal;
+pub(crate) mod subscriptions;
+pub(crate) mod usage;
+pub(crate) mod webhooks;
+pub(crate) mod workspaces;
 
 use actix_web::dev::HttpServiceFactory;
 use actix_web::http::Method;
@@ -33,6 +33,7 @@ fn endpoints() -> Vec<Endpoint> {
         Endpoint::new("/healthz").on(Method::GET, health::healthz),
         Endpoint::new("/readyz").on(Method::GET, health::readyz),
         Endpoint::new("/metrics").on(Method::GET, crate::telemetry::scrape),
+        Endpoint::new("/openapi.json").on(Method::GET, crate::openapi::serve),
         Endpoint::new("/v1/plans").on(Method::GET, plans::list),
         Endpoint::new("/v1/coupons").on(Method::POST, coupons::create).on(Method::GET, coupons::list).idempotent(),
         Endpoint::new("/v1/coupons/{code}").on(Method::GET, coupons::check),
@@ -88,6 +89,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// Every path pattern with the methods it answers, as registered.
 pub fn table() -> Vec<(&'static str, Vec<Method>)> {
     endpoints().into_iter().map(|e| (e.path, e.methods)).collect()
+}
+
+/// The paths whose POST honours `Idempotency-Key`.
+pub fn idempotent_paths() -> Vec<&'static str> {
+    endpoints().into_iter().filter(|e| e.idempotent).map(|e| e.path).collect()
 }
 
 /// One path and its methods. Registering a path through here is what makes any other method answer 405 with an

@@ -28,6 +28,17 @@ impl From<OutboxError> for ApiError {
 }
 
 /// `GET /v1/admin/outbox?status=pending|dead|delivered&limit=&before=`: newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/outbox",
+    operation_id = "listOutbox",
+    tag = "admin",
+    params(crate::dto::OutboxQuery),
+    responses(
+        (status = 200, description = "Newest first.", body = crate::dto::OutboxPage)
+    ),
+    security(("api_key" = ["admin"]))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn list(
     state: web::Data<AppState>,
@@ -40,6 +51,19 @@ pub async fn list(
 }
 
 /// `POST /v1/admin/outbox/{id}/retry`: a dead (or waiting) message is due now, its attempts starting over.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/outbox/{id}/retry",
+    operation_id = "retryOutboxMessage",
+    tag = "admin",
+    params(crate::openapi::params::OutboxPath),
+    responses(
+        (status = 200, description = "Due now, its attempts starting over.", body = crate::dto::OutboxMessageView),
+        (status = 404, description = "`outbox_message_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`outbox_message_delivered`.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["admin"]))
+)]
 #[tracing::instrument(skip_all, fields(outbox_id = *path))]
 pub async fn retry(
     state: web::Data<AppState>,

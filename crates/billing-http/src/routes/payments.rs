@@ -30,7 +30,7 @@ impl From<PaymentError> for ApiError {
                 "Payment not refundable",
                 format!("the payment is {}; only a succeeded payment can be refunded", status.as_str()),
             )
-            .with_extra(json!({"status": status.as_str()})),
+            .with_extra(json!({"payment_status": status.as_str()})),
             PaymentError::RefundExceedsPayment { refundable } => ApiError::new(
                 StatusCode::CONFLICT,
                 ErrorCode::RefundExceedsPayment,
@@ -61,6 +61,21 @@ impl From<PaymentError> for ApiError {
 }
 
 /// `POST /v1/workspaces/{id}/payment-intents {amount | plan, description?, return_url?}` → client secret.
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{id}/payment-intents",
+    operation_id = "createPaymentIntent",
+    tag = "payments",
+    params(crate::openapi::params::WorkspacePath),
+    request_body = crate::dto::PaymentIntentBody,
+    responses(
+        (status = 201, description = "Hand `client_secret` to the processor's JavaScript.", body = crate::dto::PaymentIntentView),
+        (status = 404, description = "`workspace_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 501, description = "`not_supported_by_processor`: the configured processor cannot do this.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`processor_rejected`: the payment processor refused the request.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["billing:write"]), ("user_token" = ["owner", "admin"]))
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %call.workspace_id))]
 pub async fn create(
     state: web::Data<AppState>,
@@ -87,6 +102,18 @@ pub async fn create(
 }
 
 /// `GET /v1/workspaces/{id}/payments?limit=&starting_after=`: newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{id}/payments",
+    operation_id = "listPayments",
+    tag = "payments",
+    params(crate::openapi::params::WorkspacePath, crate::dto::PaymentsQuery),
+    responses(
+        (status = 200, description = "Newest first.", body = crate::dto::PaymentPage),
+        (status = 404, description = "`workspace_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["billing:read"]), ("user_token" = []))
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %call.workspace_id))]
 pub async fn list(
     state: web::Data<AppState>,
@@ -103,6 +130,18 @@ pub async fn list(
 }
 
 /// `GET /v1/payments/{id}` (admin): the payment and its refunds.
+#[utoipa::path(
+    get,
+    path = "/v1/payments/{id}",
+    operation_id = "getPayment",
+    tag = "payments",
+    params(crate::openapi::params::PaymentPath),
+    responses(
+        (status = 200, description = "The payment and its refunds.", body = crate::dto::PaymentDetail),
+        (status = 404, description = "`payment_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["admin"]))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn get(
     state: web::Data<AppState>,
@@ -117,6 +156,22 @@ pub async fn get(
 }
 
 /// `POST /v1/payments/{id}/refund {amount?, reason?}` (admin): full or partial; more than is left → 409.
+#[utoipa::path(
+    post,
+    path = "/v1/payments/{id}/refund",
+    operation_id = "refundPayment",
+    tag = "payments",
+    params(crate::openapi::params::PaymentPath),
+    request_body(content = Option<crate::dto::RefundBody>, description = "Optional: an empty body takes the defaults.", content_type = "application/json"),
+    responses(
+        (status = 201, description = "Refunded.", body = crate::dto::RefundedView),
+        (status = 404, description = "`payment_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`payment_not_refundable`, `refund_exceeds_payment` (`refundable` says what is left), `refund_refused`, `payment_managed_elsewhere`, or an `Idempotency-Key` in use.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 501, description = "`not_supported_by_processor`: the configured processor cannot do this.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`processor_rejected`: the payment processor refused the request.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["admin"]))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn refund(
     state: web::Data<AppState>,

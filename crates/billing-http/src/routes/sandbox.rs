@@ -28,6 +28,17 @@ fn session_not_found() -> ApiError {
 }
 
 /// `GET /sandbox/checkout/{id}`: the hosted page.
+#[utoipa::path(
+    get,
+    path = "/sandbox/checkout/{id}",
+    operation_id = "sandboxCheckoutPage",
+    tag = "sandbox",
+    params(crate::openapi::params::SessionPath),
+    responses(
+        (status = 200, description = "The page.", body = String, content_type = "text/html"),
+        (status = 404, description = "`sandbox_disabled` or `checkout_session_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+)]
 pub async fn page(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let hosted = hosted(&state)?;
     hosted.refresh().await;
@@ -36,6 +47,18 @@ pub async fn page(state: web::Data<AppState>, path: web::Path<String>) -> Result
 }
 
 /// `POST /sandbox/checkout/{id}/pay`.
+#[utoipa::path(
+    post,
+    path = "/sandbox/checkout/{id}/pay",
+    operation_id = "sandboxCheckoutPay",
+    tag = "sandbox",
+    params(crate::openapi::params::SessionPath),
+    responses(
+        (status = 200, description = "The page.", body = String, content_type = "text/html"),
+        (status = 404, description = "`sandbox_disabled` or `checkout_session_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`checkout_session_closed`.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+)]
 pub async fn pay(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -45,6 +68,18 @@ pub async fn pay(
 }
 
 /// `POST /sandbox/checkout/{id}/decline`.
+#[utoipa::path(
+    post,
+    path = "/sandbox/checkout/{id}/decline",
+    operation_id = "sandboxCheckoutDecline",
+    tag = "sandbox",
+    params(crate::openapi::params::SessionPath),
+    responses(
+        (status = 200, description = "The page.", body = String, content_type = "text/html"),
+        (status = 404, description = "`sandbox_disabled` or `checkout_session_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`checkout_session_closed`.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+)]
 pub async fn decline(
     state: web::Data<AppState>,
     path: web::Path<String>,

@@ -52,6 +52,18 @@ fn workspace(path: &str) -> Result<WorkspaceId, ApiError> {
 }
 
 /// `GET /v1/admin/sandbox/workspaces/{id}/card`.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/sandbox/workspaces/{id}/card",
+    operation_id = "getSandboxCard",
+    tag = "sandbox",
+    params(crate::openapi::params::WorkspacePath),
+    responses(
+        (status = 200, description = "The card.", body = crate::dto::SandboxCardView),
+        (status = 404, description = "`sandbox_disabled` or `sandbox_customer_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["admin"]))
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %path))]
 pub async fn card(
     state: web::Data<AppState>,
@@ -64,6 +76,19 @@ pub async fn card(
 
 /// `PUT /v1/admin/sandbox/workspaces/{id}/card {"decline_next_charge": true}`: the next charge (the renewal, or
 /// paying the open invoice) declines, once.
+#[utoipa::path(
+    put,
+    path = "/v1/admin/sandbox/workspaces/{id}/card",
+    operation_id = "setSandboxCard",
+    tag = "sandbox",
+    params(crate::openapi::params::WorkspacePath),
+    request_body = crate::dto::SandboxCardBody,
+    responses(
+        (status = 200, description = "The card.", body = crate::dto::SandboxCardView),
+        (status = 404, description = "`sandbox_disabled` or `sandbox_customer_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["admin"]))
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %path))]
 pub async fn set_card(
     state: web::Data<AppState>,
@@ -78,6 +103,18 @@ pub async fn set_card(
 }
 
 /// `GET /v1/admin/sandbox/workspaces/{id}/meter-events`: what the usage reporter sent the sandbox's meters.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/sandbox/workspaces/{id}/meter-events",
+    operation_id = "getSandboxMeterEvents",
+    tag = "sandbox",
+    params(crate::openapi::params::WorkspacePath),
+    responses(
+        (status = 200, description = "Per meter.", body = crate::dto::SandboxMetersView),
+        (status = 404, description = "`sandbox_disabled`.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["admin"]))
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %path))]
 pub async fn meter_events(
     state: web::Data<AppState>,
@@ -91,6 +128,19 @@ pub async fn meter_events(
 }
 
 /// `POST /v1/admin/sandbox/workspaces/{id}/pay-open-invoice`: charges the oldest open invoice again.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/sandbox/workspaces/{id}/pay-open-invoice",
+    operation_id = "paySandboxOpenInvoice",
+    tag = "sandbox",
+    params(crate::openapi::params::WorkspacePath),
+    responses(
+        (status = 200, description = "The deliveries it caused, as Tollgate took them.", body = crate::dto::SandboxDeliveriesView),
+        (status = 404, description = "`sandbox_disabled` or `sandbox_customer_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`no_open_invoice`.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["admin"]))
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %path))]
 pub async fn pay_open_invoice(
     state: web::Data<AppState>,
@@ -116,6 +166,17 @@ pub async fn pay_open_invoice(
 
 /// `POST /v1/admin/sandbox/renew`: renews every subscription whose period has ended, now (the job does it every
 /// `sandbox.renewal_interval_secs`; the test clock at every stop of an advance).
+#[utoipa::path(
+    post,
+    path = "/v1/admin/sandbox/renew",
+    operation_id = "renewSandbox",
+    tag = "sandbox",
+    responses(
+        (status = 200, description = "What renewing did.", body = crate::dto::SandboxRenewView),
+        (status = 404, description = "`sandbox_disabled`.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["admin"]))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn renew(state: web::Data<AppState>, _: Authorized<Admin>) -> Result<HttpResponse, ApiError> {
     let report = sandbox(&state)?.run().await?;

@@ -27,6 +27,17 @@ fn portal_not_found() -> ApiError {
 }
 
 /// `GET /sandbox/portal/{id}`.
+#[utoipa::path(
+    get,
+    path = "/sandbox/portal/{id}",
+    operation_id = "sandboxPortalPage",
+    tag = "sandbox",
+    params(crate::openapi::params::SessionPath),
+    responses(
+        (status = 200, description = "The page.", body = String, content_type = "text/html"),
+        (status = 404, description = "`sandbox_disabled` or `portal_session_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+)]
 pub async fn page(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let hosted = hosted(&state)?;
     hosted.refresh().await;
@@ -54,6 +65,18 @@ fn portal_plans(catalog: &Catalog, processor: &ProcessorId) -> Vec<PortalPlan> {
 }
 
 /// `POST /sandbox/portal/{id}/subscriptions/{subscription}/change/{plan}`: switch to another subscription plan.
+#[utoipa::path(
+    post,
+    path = "/sandbox/portal/{id}/subscriptions/{subscription}/change/{plan}",
+    operation_id = "sandboxPortalChangePlan",
+    tag = "sandbox",
+    params(crate::openapi::params::PortalChangePath),
+    responses(
+        (status = 200, description = "The page.", body = String, content_type = "text/html"),
+        (status = 404, description = "`sandbox_disabled` or `portal_session_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`subscription_state_conflict`.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+)]
 pub async fn change_plan(
     state: web::Data<AppState>,
     path: web::Path<(String, String, String)>,
@@ -69,6 +92,18 @@ pub async fn change_plan(
 }
 
 /// `POST /sandbox/portal/{id}/subscriptions/{subscription}/{action}` with `action` one of `cancel`, `resume`, `end`.
+#[utoipa::path(
+    post,
+    path = "/sandbox/portal/{id}/subscriptions/{subscription}/{action}",
+    operation_id = "sandboxPortalAct",
+    tag = "sandbox",
+    params(crate::openapi::params::PortalActionPath),
+    responses(
+        (status = 200, description = "The page.", body = String, content_type = "text/html"),
+        (status = 404, description = "`sandbox_disabled` or `portal_session_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`subscription_state_conflict`.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+)]
 pub async fn act(
     state: web::Data<AppState>,
     path: web::Path<(String, String, String)>,

@@ -28,7 +28,7 @@ impl From<SubscriptionError> for ApiError {
                 "Not allowed in this state",
                 reason.to_string(),
             )
-            .with_extra(json!({"status": status.as_str()})),
+            .with_extra(json!({"subscription_status": status.as_str()})),
             SubscriptionError::OtherProcessor(_) => ApiError::new(
                 StatusCode::CONFLICT,
                 ErrorCode::SubscriptionManagedElsewhere,
@@ -76,6 +76,22 @@ async fn run(
 }
 
 /// `POST /v1/workspaces/{id}/subscription/cancel {at_period_end}`.
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{id}/subscription/cancel",
+    operation_id = "cancelSubscription",
+    tag = "subscriptions",
+    params(crate::openapi::params::WorkspacePath),
+    request_body = crate::dto::CancelBody,
+    responses(
+        (status = 200, description = "The subscription as it now stands.", body = crate::dto::SubscriptionView),
+        (status = 404, description = "`workspace_not_found` or `subscription_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`subscription_state_conflict` (`subscription_status` says what it is), `subscription_managed_elsewhere`, `concurrent_update`, or an `Idempotency-Key` in use.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 501, description = "`not_supported_by_processor`: the configured processor cannot do this.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`processor_rejected`: the payment processor refused the request.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["billing:write"]), ("user_token" = ["owner", "admin"]))
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %call.workspace_id))]
 pub async fn cancel(
     state: web::Data<AppState>,
@@ -87,6 +103,21 @@ pub async fn cancel(
 }
 
 /// `POST /v1/workspaces/{id}/subscription/resume`: undoes a scheduled cancellation.
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{id}/subscription/resume",
+    operation_id = "resumeSubscription",
+    tag = "subscriptions",
+    params(crate::openapi::params::WorkspacePath),
+    responses(
+        (status = 200, description = "The subscription as it now stands.", body = crate::dto::SubscriptionView),
+        (status = 404, description = "`workspace_not_found` or `subscription_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`subscription_state_conflict`, `subscription_managed_elsewhere`, `concurrent_update`, or an `Idempotency-Key` in use.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 501, description = "`not_supported_by_processor`: the configured processor cannot do this.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`processor_rejected`: the payment processor refused the request.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["billing:write"]), ("user_token" = ["owner", "admin"]))
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %call.workspace_id))]
 pub async fn resume(
     state: web::Data<AppState>,
@@ -97,6 +128,22 @@ pub async fn resume(
 }
 
 /// `POST /v1/workspaces/{id}/subscription/change {plan, proration?}`: upgrade or downgrade.
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{id}/subscription/change",
+    operation_id = "changeSubscription",
+    tag = "subscriptions",
+    params(crate::openapi::params::WorkspacePath),
+    request_body = crate::dto::ChangeBody,
+    responses(
+        (status = 200, description = "The subscription as it now stands.", body = crate::dto::SubscriptionView),
+        (status = 404, description = "`workspace_not_found` or `subscription_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`subscription_state_conflict`, `subscription_managed_elsewhere`, `concurrent_update`, or an `Idempotency-Key` in use.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 501, description = "`not_supported_by_processor`: the configured processor cannot do this.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 502, description = "`processor_rejected`: the payment processor refused the request.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["billing:write"]), ("user_token" = ["owner", "admin"]))
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %call.workspace_id))]
 pub async fn change(
     state: web::Data<AppState>,

@@ -30,6 +30,18 @@ impl From<UsageError> for ApiError {
 
 /// `POST /v1/usage {events: [...]}`: up to 1,000 events, each accepted, a duplicate or rejected on its own; the
 /// accepted ones are recorded in one transaction (shared with the batches queued beside it) before the answer.
+#[utoipa::path(
+    post,
+    path = "/v1/usage",
+    operation_id = "ingestUsage",
+    tag = "usage",
+    request_body = crate::dto::UsageBatch,
+    responses(
+        (status = 200, description = "One result per event, in the batch's order.", body = crate::dto::UsageBatchView),
+        (status = 413, description = "`batch_too_large` (more than 1,000 events; `limit` says how many) or `payload_too_large`.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["usage:write"]))
+)]
 #[tracing::instrument(skip_all)]
 pub async fn ingest(
     state: web::Data<AppState>,
@@ -54,6 +66,18 @@ pub async fn ingest(
 }
 
 /// `GET /v1/workspaces/{id}/usage`: per metric the quantity, included, billable, unit price and amount.
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{id}/usage",
+    operation_id = "getUsage",
+    tag = "usage",
+    params(crate::openapi::params::WorkspacePath, crate::dto::UsageQuery),
+    responses(
+        (status = 200, description = "Per metric: quantity, included, billable, unit price and amount.", body = crate::dto::UsageReportView),
+        (status = 404, description = "`workspace_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["billing:read"]), ("user_token" = []))
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %call.workspace_id))]
 pub async fn report(
     state: web::Data<AppState>,

@@ -30,6 +30,20 @@ impl From<WebhookError> for ApiError {
 }
 
 /// Receives one delivery of a processor's webhook.
+#[utoipa::path(
+    post,
+    path = "/webhooks/{processor}",
+    operation_id = "receiveWebhook",
+    tag = "webhooks",
+    params(crate::openapi::params::ProcessorPath),
+    request_body(content = serde_json::Value, description = "The processor's event, verbatim: the signature covers these bytes.", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Durable: answered after the commit.", body = crate::dto::WebhookReceived),
+        (status = 400, description = "`webhook_signature_missing`, `webhook_signature_malformed`, `webhook_signature_invalid`, `webhook_timestamp_stale` or `webhook_payload_invalid`: nothing was stored.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`processor_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large` (over 1 MiB).", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+)]
 #[tracing::instrument(skip_all, fields(processor = %path, event_id, event_type))]
 pub async fn receive(
     state: web::Data<AppState>,

@@ -20,6 +20,20 @@ impl From<WorkspaceError> for ApiError {
 }
 
 /// `PUT /v1/workspaces/{id}`: 201 when created, 200 when updated.
+#[utoipa::path(
+    put,
+    path = "/v1/workspaces/{id}",
+    operation_id = "putWorkspace",
+    tag = "workspaces",
+    params(crate::openapi::params::WorkspacePath),
+    request_body = crate::dto::WorkspaceBody,
+    responses(
+        (status = 200, description = "Updated.", body = crate::dto::WorkspaceView),
+        (status = 201, description = "Created.", body = crate::dto::WorkspaceView),
+        (status = 404, description = "`workspace_not_found` (an end user's token names no such workspace).", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["billing:write"]), ("user_token" = ["owner", "admin"]))
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %call.workspace_id))]
 pub async fn put(
     state: web::Data<AppState>,
@@ -34,12 +48,36 @@ pub async fn put(
 }
 
 /// `GET /v1/workspaces/{id}`.
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{id}",
+    operation_id = "getWorkspace",
+    tag = "workspaces",
+    params(crate::openapi::params::WorkspacePath),
+    responses(
+        (status = 200, description = "The workspace.", body = crate::dto::WorkspaceView),
+        (status = 404, description = "`workspace_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["billing:read"]), ("user_token" = []))
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %call.workspace_id))]
 pub async fn get(state: web::Data<AppState>, call: WorkspaceCall<Read>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(WorkspaceView::from(state.workspaces.overview(&call.workspace_id).await?)))
 }
 
 /// `GET /v1/workspaces/{id}/subscription`: the current subscription, or 404.
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{id}/subscription",
+    operation_id = "getSubscription",
+    tag = "subscriptions",
+    params(crate::openapi::params::WorkspacePath),
+    responses(
+        (status = 200, description = "The current subscription.", body = crate::dto::SubscriptionView),
+        (status = 404, description = "`workspace_not_found` or `subscription_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["billing:read"]), ("user_token" = []))
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %call.workspace_id))]
 pub async fn subscription(state: web::Data<AppState>, call: WorkspaceCall<Read>) -> Result<HttpResponse, ApiError> {
     let overview = state.workspaces.overview(&call.workspace_id).await?;
@@ -67,6 +105,19 @@ impl From<TrialError> for ApiError {
 }
 
 /// `POST /v1/workspaces/{id}/trial`: starts the one trial; 409 the second time.
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{id}/trial",
+    operation_id = "startTrial",
+    tag = "workspaces",
+    params(crate::openapi::params::WorkspacePath),
+    responses(
+        (status = 201, description = "The workspace, trialing.", body = crate::dto::WorkspaceView),
+        (status = 404, description = "`workspace_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`trial_already_used`, or an `Idempotency-Key` in use.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["billing:write"]), ("user_token" = ["owner", "admin"]))
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %call.workspace_id))]
 pub async fn start_trial(state: web::Data<AppState>, call: WorkspaceCall<Write>) -> Result<HttpResponse, ApiError> {
     let id = &call.workspace_id;
@@ -75,6 +126,18 @@ pub async fn start_trial(state: web::Data<AppState>, call: WorkspaceCall<Write>)
 }
 
 /// `GET /v1/workspaces/{id}/audit?limit=&before=`: newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{id}/audit",
+    operation_id = "listAudit",
+    tag = "workspaces",
+    params(crate::openapi::params::WorkspacePath, crate::dto::AuditQuery),
+    responses(
+        (status = 200, description = "Newest first.", body = crate::dto::AuditPage),
+        (status = 404, description = "`workspace_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json")
+    ),
+    security(("api_key" = ["billing:read"]), ("user_token" = []))
+)]
 #[tracing::instrument(skip_all, fields(workspace_id = %call.workspace_id))]
 pub async fn audit(
     state: web::Data<AppState>,

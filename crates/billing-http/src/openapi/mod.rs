@@ -1,0 +1,220 @@
+//! The OpenAPI 3.1 document, served at `GET /openapi.json`: generated from the handlers' `#[utoipa::path]` and
+//! the DTOs' `ToSchema`, then completed here with what whole kinds of routes share (`problems.rs`) and with what
+//! the loaded plan catalog allows (`catalog.rs`), so a schema-valid request names a plan or limit that exists.
+//! A unit test holds it to the route table: a route the document lacks, or one it invents, fails the build.
+
+mod catalog;
+pub mod params;
+mod problems;
+mod rules;
+
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use actix_web::{HttpResponse, web};
+use billing_domain::catalog::Catalog;
+use utoipa::openapi::path::{HttpMethod, Operation, ParameterIn};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{OpenApi as Document, RefOr};
+use utoipa::{Modify, OpenApi};
+
+pub use problems::ProblemDoc as Problem;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tollgate",
+        description = "Billing for SaaS products: plans, checkouts, subscriptions, invoices, entitlement checks, \
+            usage metering and credits, over one payment processor port. Every error is `application/problem+json` \
+            with a stable `code`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(
+        crate::routes::health::healthz,
+        crate::routes::health::readyz,
+        crate::telemetry::scrape,
+        serve,
+        crate::routes::plans::list,
+        crate::routes::coupons::create,
+        crate::routes::coupons::list,
+        crate::routes::coupons::check,
+        crate::routes::workspaces::put,
+        crate::routes::workspaces::get,
+        crate::routes::workspaces::subscription,
+        crate::routes::subscriptions::cancel,
+        crate::routes::subscriptions::resume,
+        crate::routes::subscriptions::change,
+        crate::routes::workspaces::start_trial,
+        crate::routes::workspaces::audit,
+        crate::routes::checkout::start,
+        crate::routes::account::portal,
+        crate::routes::account::invoices,
+        crate::routes::credits::consume,
+        crate::routes::payments::create,
+        crate::routes::payments::list,
+        crate::routes::payments::get,
+        crate::routes::payments::refund,
+        crate::routes::entitlements::all,
+        crate::routes::entitlements::check,
+        crate::routes::usage::ingest,
+        crate::routes::usage::report,
+        crate::routes::clock::get,
+        crate::routes::clock::advance,
+        crate::routes::outbox::list,
+        crate::routes::outbox::retry,
+        crate::routes::sandbox_controls::card,
+        crate::routes::sandbox_controls::set_card,
+        crate::routes::sandbox_controls::meter_events,
+        crate::routes::sandbox_controls::pay_open_invoice,
+        crate::routes::sandbox_controls::renew,
+        crate::routes::webhooks::receive,
+        crate::routes::sandbox::page,
+        crate::routes::sandbox::pay,
+        crate::routes::sandbox::decline,
+        crate::routes::sandbox_portal::page,
+        crate::routes::sandbox_portal::act,
+        crate::routes::sandbox_portal::change_plan,
+    ),
+    components(schemas(Problem)),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "plans", description = "The plan catalog."),
+        (name = "workspaces", description = "A product's tenants and their billing state."),
+        (name = "subscriptions", description = "Cancel, resume, change plan."),
+        (name = "checkout", description = "Buying a plan at the processor's hosted checkout."),
+        (name = "account", description = "The processor's billing portal and the invoices."),
+        (name = "entitlements", description = "What a workspace may do: the product's hot path."),
+        (name = "usage", description = "Metering."),
+        (name = "credits", description = "Prepaid credits."),
+        (name = "payments", description = "One-time payments and refunds."),
+        (name = "coupons", description = "Discounts redeemed at checkout."),
+        (name = "admin", description = "Operators: the test clock and the outbox."),
+        (name = "sandbox", description = "The built-in sandbox processor's pages and controls."),
+        (name = "webhooks", description = "Processors' signed deliveries."),
+        (name = "operations", description = "Health, metrics and this document."),
+    )
+)]
+struct ApiDoc;
+
+/// The two credentials of `Authorization: Bearer`, and the optional one of `/metrics`.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, doc: &mut Document) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        let bearer = |description: &str, format: Option<&str>| {
+            let mut scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(description));
+            if let Some(format) = format {
+                scheme = scheme.bearer_format(format);
+            }
+            SecurityScheme::Http(scheme.build())
+        };
+        components.add_security_scheme(
+            "api_key",
+            bearer(
+                "A service API key (`auth.api_keys`), for the product's backend. Its scopes, named on each \
+                 operation, are `billing:read`, `billing:write`, `usage:write` and `admin`.",
+                None,
+            ),
+        );
+        components.add_security_scheme(
+            "user_token",
+            bearer(
+                "An end user's token (`auth.jwt`): it reaches only the workspaces its `workspaces` claim names, \
+                 any other answering 404 like a missing one. Members read; the roles named on an operation may \
+                 also write.",
+                Some("JWT"),
+            ),
+        );
+        components.add_security_scheme(
+            "metrics_token",
+            bearer("`telemetry.metrics_token`, when set: the scraper's bearer token.", None),
+        );
+    }
+}
+
+/// The document for a server running `catalog`.
+pub fn document(catalog: &Catalog) -> serde_json::Value {
+    let mut doc = ApiDoc::openapi();
+    let idempotent = crate::routes::idempotent_paths();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.responses.extend(problems::components());
+    for (path, item) in doc.paths.paths.iter_mut() {
+        for method in [HttpMethod::Get, HttpMethod::Put, HttpMethod::Post] {
+            let Some(operation) = operation_mut(item, &method) else { continue };
+            let shared = problems::Shared {
+                keyed: needs_credential(operation),
+                path_params: path.contains('{'),
+                workspace: path.contains("/workspaces/{id}"),
+                // A webhook is read as raw bytes, never as JSON: no 415.
+                json_body: has_json_body(operation) && !path.starts_with("/webhooks/"),
+                query: has_query(operation),
+                idempotent: matches!(method, HttpMethod::Post) && idempotent.contains(&path.as_str()),
+            };
+            problems::add(operation, &shared);
+        }
+    }
+    let mut doc = serde_json::to_value(&doc).expect("the document serializes");
+    rules::apply(&mut doc);
+    catalog::constrain(&mut doc, catalog);
+    doc
+}
+
+fn operation_mut<'a>(item: &'a mut utoipa::openapi::PathItem, method: &HttpMethod) -> Option<&'a mut Operation> {
+    match method {
+        HttpMethod::Get => item.get.as_mut(),
+        HttpMethod::Put => item.put.as_mut(),
+        HttpMethod::Post => item.post.as_mut(),
+        _ => None,
+    }
+}
+
+/// Whether the operation refuses an anonymous caller with 401 (and so also limits and scopes its callers).
+fn needs_credential(operation: &Operation) -> bool {
+    let Some(security) = &operation.security else { return false };
+    let json = serde_json::to_value(security).unwrap_or_default();
+    let names: Vec<String> = json
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|requirement| requirement.as_object())
+        .flat_map(|requirement| requirement.keys().cloned())
+        .collect();
+    names.iter().any(|name| name == "api_key" || name == "user_token")
+}
+
+fn has_json_body(operation: &Operation) -> bool {
+    match &operation.request_body {
+        Some(RefOr::T(body)) => body.content.contains_key("application/json"),
+        _ => false,
+    }
+}
+
+fn has_query(operation: &Operation) -> bool {
+    operation.parameters.iter().flatten().any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Query))
+}
+
+/// The document as served, rendered once when the server starts.
+pub struct Served(String);
+
+impl Served {
+    pub fn new(catalog: &Catalog) -> Self {
+        Self(document(catalog).to_string())
+    }
+}
+
+/// The OpenAPI document of this server.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapiDocument",
+    tag = "operations",
+    responses((status = 200, description = "This document.", body = Object, content_type = "application/json"))
+)]
+pub async fn serve(document: web::Data<Served>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, "application/json"))
+        .insert_header((CACHE_CONTROL, "public, max-age=300"))
+        .body(document.0.clone())
+}
+
+#[cfg(test)]
+mod tests;
