@@ -21,7 +21,8 @@ pub struct OutboxQuery {
     pub before: Option<i64>,
 }
 
-/// `OutboxStatus` on the wire (the domain type stays free of documentation derives).
+/// Where a message is: `pending` (waiting for an attempt, or being delivered), `delivered` or `dead` (every
+/// attempt failed; an operator may retry it). Documents the domain's `OutboxStatus`, which has no schema derive.
 #[derive(ToSchema)]
 #[schema(as = OutboxStatus)]
 #[serde(rename_all = "snake_case")]

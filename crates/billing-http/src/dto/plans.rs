@@ -32,8 +32,17 @@ pub struct PlanView<'a> {
     pub id: &'a str,
     pub name: &'a str,
     pub description: &'a str,
-    #[serde(flatten)]
-    pub kind: PlanKindView,
+    /// `subscription` (billed every `interval`) or `credits` (a pack of `credits`, bought once).
+    #[schema(value_type = PlanKindName)]
+    pub kind: &'static str,
+    /// A subscription's: `month` or `year`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<IntervalName>, nullable = false)]
+    pub interval: Option<&'static str>,
+    /// A credit pack's: how many credits it grants.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub credits: Option<u32>,
     pub price: MoneyView<'a>,
     pub limits: BTreeMap<&'a str, LimitValue>,
     pub features: &'a BTreeSet<String>,
@@ -43,11 +52,18 @@ pub struct PlanView<'a> {
 
 impl<'a> From<&'a Plan> for PlanView<'a> {
     fn from(p: &'a Plan) -> Self {
+        let (kind, interval, credits) = match p.kind {
+            PlanKind::Subscription { interval: Interval::Month } => ("subscription", Some("month"), None),
+            PlanKind::Subscription { interval: Interval::Year } => ("subscription", Some("year"), None),
+            PlanKind::Credits { credits } => ("credits", None, Some(credits)),
+        };
         Self {
             id: p.id.as_str(),
             name: &p.name,
             description: &p.description,
-            kind: PlanKindView::from(&p.kind),
+            kind,
+            interval,
+            credits,
             price: MoneyView::from(&p.price),
             limits: p.limits.iter().map(|(name, limit)| (name.as_str(), LimitValue(*limit))).collect(),
             features: &p.features,
@@ -57,22 +73,24 @@ impl<'a> From<&'a Plan> for PlanView<'a> {
     }
 }
 
-/// `kind: "subscription"` with its `interval`, or `kind: "credits"` with how many.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum PlanKindView {
-    Subscription { interval: &'static str },
-    Credits { credits: u32 },
+/// What a plan sells: a `subscription`, or a pack of `credits`.
+#[derive(ToSchema)]
+#[schema(as = PlanKind)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum PlanKindName {
+    Subscription,
+    Credits,
 }
 
-impl From<&PlanKind> for PlanKindView {
-    fn from(kind: &PlanKind) -> Self {
-        match kind {
-            PlanKind::Subscription { interval: Interval::Month } => Self::Subscription { interval: "month" },
-            PlanKind::Subscription { interval: Interval::Year } => Self::Subscription { interval: "year" },
-            PlanKind::Credits { credits } => Self::Credits { credits: *credits },
-        }
-    }
+/// How often a subscription bills.
+#[derive(ToSchema)]
+#[schema(as = Interval)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum IntervalName {
+    Month,
+    Year,
 }
 
 /// A metered price component; decimals as strings, exact.

@@ -29,6 +29,7 @@ pub struct ChangeBody {
 /// difference now) or `none`.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = Proration)]
 pub enum ProrationDto {
     CreateProrations,
     AlwaysInvoice,

@@ -14,6 +14,7 @@ use validator::Validate;
 /// (`WorkspaceProfile::parse`, every problem at once); the DTO bounds what the domain would otherwise take whole.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(description = "The workspace's profile, as the product knows it; every invalid field is named at once.")]
 pub struct WorkspaceBody {
     /// Up to 200 characters, not all whitespace (trimmed).
     #[validate(length(max = 200, message = "must be 1-200 characters"))]
@@ -62,6 +63,7 @@ fn ascii_email(value: &str) -> Result<(), validator::ValidationError> {
 /// Invoice details, as sent and as shown: legal name, address and tax ids, each optional.
 #[derive(Debug, Default, Deserialize, Serialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = BillingDetails)]
 pub struct BillingDetailsDto {
     #[serde(default)]
     #[schema(max_length = 200)]
@@ -94,6 +96,7 @@ pub struct BillingDetailsDto {
 /// `{type: "eu_vat", value: "DE123456789"}`.
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = TaxId)]
 pub struct TaxIdDto {
     /// Lower case and `_`, such as `eu_vat` or `br_cnpj`.
     #[serde(rename = "type")]

@@ -16,7 +16,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi};
 
-pub use problems::ProblemDoc as Problem;
+pub use problems::{ProblemDoc as Problem, ProcessorProblems, SubscriptionCommandProblems};
 
 #[derive(OpenApi)]
 #[openapi(

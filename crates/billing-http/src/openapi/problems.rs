@@ -57,6 +57,31 @@ pub struct ProblemDoc {
     processor: Option<String>,
 }
 
+/// What an operation that calls the payment processor may also answer.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum ProcessorProblems {
+    /// `not_supported_by_processor`: the configured processor cannot do this.
+    #[response(status = 501, content_type = "application/problem+json")]
+    NotSupported(ProblemDoc),
+    /// `processor_rejected`: the payment processor refused the request.
+    #[response(status = 502, content_type = "application/problem+json")]
+    Rejected(ProblemDoc),
+}
+
+/// What cancelling, resuming and changing a subscription may also answer.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum SubscriptionCommandProblems {
+    /// `workspace_not_found` or `subscription_not_found`.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(ProblemDoc),
+    /// `subscription_state_conflict` (`subscription_status` says what it is), `subscription_managed_elsewhere`,
+    /// `concurrent_update`, or an `Idempotency-Key` in use.
+    #[response(status = 409, content_type = "application/problem+json")]
+    Conflict(ProblemDoc),
+}
+
 /// One invalid field of a problem.
 #[derive(ToSchema)]
 #[schema(as = FieldProblem)]

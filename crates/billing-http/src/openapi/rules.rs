@@ -1,5 +1,5 @@
 //! The request rules a field-by-field schema cannot state, added as JSON Schema keywords: the bodies that take
-//! exactly one of some fields, and the bodies that may be left out altogether.
+//! exactly one of some fields, the bodies that may be left out altogether, and path parameters as required.
 
 use serde_json::{Value, json};
 
@@ -23,6 +23,15 @@ pub fn apply(doc: &mut Value) {
     let paths = doc["paths"].as_object_mut().into_iter().flat_map(|paths| paths.values_mut());
     for operation in paths.flat_map(|item| item.as_object_mut().into_iter().flat_map(|ops| ops.values_mut())) {
         not_nullable_when_optional(operation);
+        path_parameters_required(operation);
+    }
+}
+
+/// OpenAPI requires every path parameter; utoipa leaves `required` false on one whose schema is `schema_with`.
+fn path_parameters_required(operation: &mut Value) {
+    let Some(parameters) = operation.get_mut("parameters").and_then(Value::as_array_mut) else { return };
+    for parameter in parameters.iter_mut().filter(|p| p["in"] == "path") {
+        parameter["required"] = Value::Bool(true);
     }
 }
 

@@ -31,8 +31,7 @@ impl From<AccountError> for ApiError {
     responses(
         (status = 200, description = "Send the customer to `url`.", body = crate::dto::PortalView),
         (status = 404, description = "`workspace_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 501, description = "`not_supported_by_processor`: the configured processor cannot do this.", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 502, description = "`processor_rejected`: the payment processor refused the request.", body = crate::openapi::Problem, content_type = "application/problem+json")
+        crate::openapi::ProcessorProblems
     ),
     security(("api_key" = ["billing:write"]), ("user_token" = ["owner", "admin"]))
 )]
@@ -58,8 +57,7 @@ pub async fn portal(
     responses(
         (status = 200, description = "Newest first.", body = crate::dto::InvoicePageView),
         (status = 404, description = "`workspace_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 501, description = "`not_supported_by_processor`: the configured processor cannot do this.", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 502, description = "`processor_rejected`: the payment processor refused the request.", body = crate::openapi::Problem, content_type = "application/problem+json")
+        crate::openapi::ProcessorProblems
     ),
     security(("api_key" = ["billing:read"]), ("user_token" = []))
 )]

@@ -57,8 +57,7 @@ impl From<CheckoutError> for ApiError {
         (status = 201, description = "Send the buyer to `url`.", body = crate::dto::CheckoutSessionView),
         (status = 404, description = "`workspace_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 409, description = "`already_subscribed`, `coupon_exhausted`, `coupon_already_redeemed`, or an `Idempotency-Key` in use.", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 501, description = "`not_supported_by_processor`: the configured processor cannot do this.", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 502, description = "`processor_rejected`: the payment processor refused the request.", body = crate::openapi::Problem, content_type = "application/problem+json")
+        crate::openapi::ProcessorProblems
     ),
     security(("api_key" = ["billing:write"]), ("user_token" = ["owner", "admin"]))
 )]

@@ -71,8 +71,7 @@ impl From<PaymentError> for ApiError {
     responses(
         (status = 201, description = "Hand `client_secret` to the processor's JavaScript.", body = crate::dto::PaymentIntentView),
         (status = 404, description = "`workspace_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 501, description = "`not_supported_by_processor`: the configured processor cannot do this.", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 502, description = "`processor_rejected`: the payment processor refused the request.", body = crate::openapi::Problem, content_type = "application/problem+json")
+        crate::openapi::ProcessorProblems
     ),
     security(("api_key" = ["billing:write"]), ("user_token" = ["owner", "admin"]))
 )]
@@ -167,8 +166,7 @@ pub async fn get(
         (status = 201, description = "Refunded.", body = crate::dto::RefundedView),
         (status = 404, description = "`payment_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
         (status = 409, description = "`payment_not_refundable`, `refund_exceeds_payment` (`refundable` says what is left), `refund_refused`, `payment_managed_elsewhere`, or an `Idempotency-Key` in use.", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 501, description = "`not_supported_by_processor`: the configured processor cannot do this.", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 502, description = "`processor_rejected`: the payment processor refused the request.", body = crate::openapi::Problem, content_type = "application/problem+json")
+        crate::openapi::ProcessorProblems
     ),
     security(("api_key" = ["admin"]))
 )]

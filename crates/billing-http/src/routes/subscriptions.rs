@@ -85,10 +85,8 @@ async fn run(
     request_body = crate::dto::CancelBody,
     responses(
         (status = 200, description = "The subscription as it now stands.", body = crate::dto::SubscriptionView),
-        (status = 404, description = "`workspace_not_found` or `subscription_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`subscription_state_conflict` (`subscription_status` says what it is), `subscription_managed_elsewhere`, `concurrent_update`, or an `Idempotency-Key` in use.", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 501, description = "`not_supported_by_processor`: the configured processor cannot do this.", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 502, description = "`processor_rejected`: the payment processor refused the request.", body = crate::openapi::Problem, content_type = "application/problem+json")
+        crate::openapi::SubscriptionCommandProblems,
+        crate::openapi::ProcessorProblems
     ),
     security(("api_key" = ["billing:write"]), ("user_token" = ["owner", "admin"]))
 )]
@@ -111,10 +109,8 @@ pub async fn cancel(
     params(crate::openapi::params::WorkspacePath),
     responses(
         (status = 200, description = "The subscription as it now stands.", body = crate::dto::SubscriptionView),
-        (status = 404, description = "`workspace_not_found` or `subscription_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`subscription_state_conflict`, `subscription_managed_elsewhere`, `concurrent_update`, or an `Idempotency-Key` in use.", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 501, description = "`not_supported_by_processor`: the configured processor cannot do this.", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 502, description = "`processor_rejected`: the payment processor refused the request.", body = crate::openapi::Problem, content_type = "application/problem+json")
+        crate::openapi::SubscriptionCommandProblems,
+        crate::openapi::ProcessorProblems
     ),
     security(("api_key" = ["billing:write"]), ("user_token" = ["owner", "admin"]))
 )]
@@ -137,10 +133,8 @@ pub async fn resume(
     request_body = crate::dto::ChangeBody,
     responses(
         (status = 200, description = "The subscription as it now stands.", body = crate::dto::SubscriptionView),
-        (status = 404, description = "`workspace_not_found` or `subscription_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`subscription_state_conflict`, `subscription_managed_elsewhere`, `concurrent_update`, or an `Idempotency-Key` in use.", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 501, description = "`not_supported_by_processor`: the configured processor cannot do this.", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 502, description = "`processor_rejected`: the payment processor refused the request.", body = crate::openapi::Problem, content_type = "application/problem+json")
+        crate::openapi::SubscriptionCommandProblems,
+        crate::openapi::ProcessorProblems
     ),
     security(("api_key" = ["billing:write"]), ("user_token" = ["owner", "admin"]))
 )]
