@@ -144,15 +144,15 @@ async fn a_failing_or_unreachable_or_removed_endpoint_is_an_error_to_retry() {
 #[test]
 fn the_readmes_python_verifier_accepts_a_real_signature_and_refuses_a_forged_one() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
-    let start = readme.find("```python\n").expect("a Python block in the README") + "```python\n".len();
-    let snippet: String = readme[start..]
-        .split("```")
-        .next()
-        .unwrap()
-        .lines()
-        .map(|line| line.strip_prefix("  ").unwrap_or(line))
-        .collect::<Vec<_>>()
-        .join("\n");
+    // The Python block that verifies (the README has others, such as the generated client's).
+    let block = readme
+        .split("```python\n")
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap_or_default())
+        .find(|block| block.contains("hmac"))
+        .expect("a Python verifier in the README");
+    let snippet: String =
+        block.lines().map(|line| line.strip_prefix("  ").unwrap_or(line)).collect::<Vec<_>>().join("\n");
     let python = std::env::var("TOLLGATE_PYTHON").expect("TOLLGATE_PYTHON is unset: run scripts/test");
     let body = br#"{"id":"evt_1","type":"billing.payment.failed","created":1,"data":{}}"#;
     let now = Utc::now().timestamp();
