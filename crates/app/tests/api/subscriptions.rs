@@ -48,6 +48,9 @@ async fn cancel_resume_change(backend: Backend) {
     assert_eq!((status, resumed["cancel_at_period_end"].as_bool()), (200, Some(false)));
     let (status, again) = command(&app, "resume", json!({})).await;
     assert_eq!((status, again["code"].as_str()), (409, Some("subscription_state_conflict")));
+    // Already on the plan is the subscription's state, like any command its state refuses.
+    let (status, same) = command(&app, "change", json!({"plan": "pro"})).await;
+    assert_eq!((status, same["code"].as_str()), (409, Some("subscription_state_conflict")), "{same}");
 
     let (status, changed) = command(&app, "change", json!({"plan": "hobby", "proration": "none"})).await;
     assert_eq!((status, changed["plan"].as_str()), (200, Some("hobby")), "{changed}");

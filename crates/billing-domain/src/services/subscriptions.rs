@@ -100,9 +100,9 @@ impl SubscriptionService {
             self.ctx.catalog.require(plan.as_str())?;
         }
         check_command(&self.ctx.catalog, &current, &request.command).map_err(|reason| match reason {
-            IllegalTransition::SamePlan(_) | IllegalTransition::NotASubscriptionPlan(_) => {
-                SubscriptionError::BadPlan(reason)
-            }
+            // Not a plan one can change to, whatever the subscription: the request's mistake (400). Already on
+            // it is the subscription's state (409), as for any command its state refuses.
+            IllegalTransition::NotASubscriptionPlan(_) => SubscriptionError::BadPlan(reason),
             reason => SubscriptionError::Conflict { status: current.status, reason },
         })?;
 

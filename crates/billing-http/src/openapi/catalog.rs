@@ -16,7 +16,8 @@ pub fn constrain(doc: &mut Value, catalog: &Catalog) {
         &mut schemas["CheckoutBody"]["properties"]["plan"],
         plans(|p| !p.is_default && !p.processor_prices.is_empty()),
     );
-    set_enum(&mut schemas["ChangeBody"]["properties"]["plan"], plans(Plan::is_subscription));
+    let switchable = plans(|p| p.is_subscription() && !p.is_default && !p.processor_prices.is_empty());
+    set_enum(&mut schemas["ChangeBody"]["properties"]["plan"], switchable);
     set_enum(&mut schemas["PaymentIntentBody"]["properties"]["plan"], plans(|p| !p.is_subscription()));
     set_enum(&mut schemas["CreateCouponBody"]["properties"]["plans"]["items"], plans(|p| !p.is_default));
     set_enum(&mut schemas["CheckBody"]["properties"]["key"], keys);

@@ -1,9 +1,11 @@
 //! The OpenAPI 3.1 document, served at `GET /openapi.json`: generated from the handlers' `#[utoipa::path]` and
-//! the DTOs' `ToSchema`, then completed here with what whole kinds of routes share (`problems.rs`) and with what
-//! the loaded plan catalog allows (`catalog.rs`), so a schema-valid request names a plan or limit that exists.
+//! the DTOs' `ToSchema`, then completed here with what whole kinds of routes share (`problems.rs`), the rules
+//! across fields (`rules.rs`), the links from one answer to the next requests (`links.rs`) and what the loaded
+//! plan catalog allows (`catalog.rs`), so a schema-valid request names a plan or limit that exists.
 //! A unit test holds it to the route table: a route the document lacks, or one it invents, fails the build.
 
 mod catalog;
+mod links;
 pub mod params;
 mod problems;
 mod rules;
@@ -154,6 +156,7 @@ pub fn document(catalog: &Catalog) -> serde_json::Value {
     }
     let mut doc = serde_json::to_value(&doc).expect("the document serializes");
     rules::apply(&mut doc);
+    links::add(&mut doc);
     catalog::constrain(&mut doc, catalog);
     doc
 }
