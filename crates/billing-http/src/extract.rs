@@ -63,6 +63,7 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for Json<T> {
         let declared = declared_length(req);
         Box::pin(async move {
             let bytes = read_limited(stream, declared, limit).await?;
+            refuse_nul(&bytes)?;
             let value: T = parse_json(&bytes)?;
             validate(&value)?;
             Ok(Json(value))
@@ -154,6 +155,37 @@ where
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
+}
+
+const NUL_MESSAGE: &str = "must not contain the NUL character (U+0000)";
+
+/// No field of the API means U+0000, and PostgreSQL's text cannot hold it: a body that spells one (`\u0000` is
+/// the only way JSON can) is refused naming the field, before any of it reaches a query. Only a body holding
+/// that escape is looked at twice.
+fn refuse_nul(bytes: &[u8]) -> Result<(), ApiError> {
+    use serde_json::Value;
+    fn nul_at(value: &Value, path: &str) -> Option<String> {
+        match value {
+            Value::String(text) => text.contains('\0').then(|| path.to_owned()),
+            Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| nul_at(item, &format!("{path}[{i}]"))),
+            Value::Object(map) => map.iter().find_map(|(key, item)| {
+                let field =
+                    if path.is_empty() { key.replace('\0', "") } else { format!("{path}.{}", key.replace('\0', "")) };
+                if key.contains('\0') { Some(field) } else { nul_at(item, &field) }
+            }),
+            _ => None,
+        }
+    }
+    if !bytes.windows(6).any(|window| window == b"\\u0000") {
+        return Ok(());
+    }
+    // Not JSON: the read that follows says so.
+    let Ok(value) = serde_json::from_slice::<Value>(bytes) else { return Ok(()) };
+    match nul_at(&value, "") {
+        Some(field) if field.is_empty() => Err(ApiError::field("body", NUL_MESSAGE)),
+        Some(field) => Err(ApiError::field(&field, NUL_MESSAGE)),
+        None => Ok(()),
+    }
 }
 
 /// Deserializes a JSON body, naming the field of any failure; text after the value is malformed JSON.
@@ -287,6 +319,20 @@ impl<T: DeserializeOwned + Validate> FromRequest for Query<T> {
 }
 
 fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    if query.contains("%00") {
+        let pairs = form_urlencoded::parse(query.as_bytes());
+        if let Some((key, _)) = pairs.into_iter().find(|(key, value)| key.contains('\0') || value.contains('\0')) {
+            let field = FieldProblem { field: key.replace('\0', ""), message: NUL_MESSAGE.to_owned() };
+            let detail = format!("query parameter `{}`: {NUL_MESSAGE}", field.field);
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidQuery,
+                "Invalid query string",
+                detail,
+            )
+            .with_errors(vec![field]));
+        }
+    }
     let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
     serde_path_to_error::deserialize(deserializer).map_err(query_problem)
 }
@@ -343,6 +389,19 @@ mod tests {
     #[allow(dead_code)]
     struct Body {
         plan: String,
+    }
+
+    #[test]
+    fn a_nul_character_is_refused_naming_its_field_and_an_escaped_backslash_is_not_one() {
+        let nested =
+            br#"{"name":"A","owner_email":"a@b.c","billing_details":{"tax_ids":[{"type":"a","value":"1\u0000"}]}}"#;
+        let error = refuse_nul(nested).unwrap_err();
+        assert_eq!(field_of(&error), "billing_details.tax_ids[0].value");
+        assert_eq!(field_of(&refuse_nul(br#"{"na\u0000me": 1}"#).unwrap_err()), "name");
+        assert!(refuse_nul(br#"{"name":"a\\u0000b"}"#).is_ok(), "a backslash, then u0000");
+        assert!(refuse_nul(br#"{"name":"plain"}"#).is_ok());
+        let query = parse_query::<AuditQuery>("limit=5&before=%00").unwrap_err();
+        assert_eq!((query.code, field_of(&query)), (ErrorCode::InvalidQuery, "before"));
     }
 
     #[test]

@@ -65,3 +65,26 @@ async fn a_struct_is_read_only_from_an_object_and_a_whole_float_is_an_integer() 
     let fraction: Value = check(json!({"key": "workspace_members", "requested": 1.5})).await.json().await.unwrap();
     assert_eq!(fraction["errors"][0]["field"], "requested", "{fraction}");
 }
+
+/// PostgreSQL's text cannot hold U+0000, where SQLite stores it: a body or query naming one is the caller's
+/// mistake (400 naming the field), never a failed query (500), and nothing is stored.
+#[tokio::test]
+async fn a_nul_character_is_refused_naming_its_field_before_it_reaches_postgres() {
+    let app = spawn_app(Backend::Postgres).await;
+    let body = json!({"name": "Ac\u{0}me", "owner_email": "a@acme.test", "billing_details": {"city": "Köln"}});
+    let refused = app.client.put(app.url("/v1/workspaces/acme")).bearer_auth(DEV_KEY).json(&body).send().await;
+    let refused = refused.unwrap();
+    assert_eq!(refused.status(), 400);
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(refused["errors"][0]["field"], "name", "{refused}");
+    assert_eq!(app.get("/v1/workspaces/acme").await.status(), 404);
+
+    assert_eq!(app.put_workspace("acme").await.status(), 201);
+    let query = app.get("/v1/workspaces/acme/payments?starting_after=pi_%00").await;
+    assert_eq!(query.status(), 400);
+    let query: Value = query.json().await.unwrap();
+    assert_eq!(
+        (query["code"].as_str(), query["errors"][0]["field"].as_str()),
+        (Some("invalid_query"), Some("starting_after"))
+    );
+}

@@ -87,6 +87,11 @@ pub fn http_url_schema() -> Schema {
 /// `is_whitespace` do (JSON Schema's `\s` differs between regex dialects).
 pub const WHITESPACE: &str = r"\t-\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
 
+/// A string holding something other than whitespace (as `trim` counts it), and no U+0000.
+pub fn not_blank_pattern() -> String {
+    format!(r"^[^\x00]*[^{WHITESPACE}\x00][^\x00]*$")
+}
+
 /// Whitespace and control characters (`is_whitespace || is_control`) as a regex class body.
 const NO_WHITESPACE_OR_CONTROL: &str = r"\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
 

@@ -45,7 +45,7 @@ fn name_schema() -> utoipa::openapi::schema::Schema {
     utoipa::openapi::schema::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::String)
         .max_length(Some(200))
-        .pattern(Some(format!("[^{}]", super::common::WHITESPACE)))
+        .pattern(Some(super::common::not_blank_pattern()))
         .examples(["Acme Inc."])
         .into()
 }
@@ -111,7 +111,7 @@ fn tax_id_value_schema() -> utoipa::openapi::schema::Schema {
     utoipa::openapi::schema::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::String)
         .max_length(Some(64))
-        .pattern(Some(format!("[^{}]", super::common::WHITESPACE)))
+        .pattern(Some(super::common::not_blank_pattern()))
         .examples(["DE123456789"])
         .into()
 }
