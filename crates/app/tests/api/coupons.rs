@@ -34,6 +34,8 @@ async fn manage_and_check(backend: Backend) {
         (json!({"code": "X", "percent_off": 5, "plans": ["platinum"]}), "plans[0]"),
         (json!({"code": "X", "percent_off": 5, "plans": ["free"]}), "plans[0]"),
         (json!({"code": "X", "percent_off": 5, "max_uses": 0}), "max_uses"),
+        (json!({"code": "X", "percent_off": 5, "max_uses": 2_147_483_648_u64}), "max_uses"),
+        (json!({"code": "X", "amount_off": {"minor": 100_000_000, "currency": "USD"}}), "amount_off.minor"),
         (json!({"code": "X", "percent_off": 5, "valid_until": "2001-01-01T00:00:00Z"}), "valid_until"),
         (json!({"code": "X", "percent_off": 5, "stackable": true}), "stackable"),
     ] {

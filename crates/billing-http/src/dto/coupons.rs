@@ -24,7 +24,9 @@ pub struct CreateCouponBody {
     pub amount_off: Option<AmountBody>,
     /// In the future.
     pub valid_until: Option<DateTime<Utc>>,
-    #[schema(minimum = 1)]
+    /// At most 2,147,483,647 (what the database column holds).
+    #[validate(range(max = 2_147_483_647, message = "must be at most 2147483647"))]
+    #[schema(minimum = 1, maximum = 2_147_483_647)]
     pub max_uses: Option<u32>,
     /// The plans it applies to; every plan when empty.
     #[serde(default)]
