@@ -86,7 +86,6 @@ async fn refusals(backend: Backend) {
     let before = app.json_of("/v1/workspaces/acme/subscription").await;
     for (body, field) in [
         (json!({"plan": "credits10"}), "plan"),
-        (json!({"plan": "pro"}), "plan"),
         (json!({"plan": "free"}), "plan"),
         (json!({"plan": "platinum"}), "plan"),
         (json!({"plan": ""}), "plan"),
@@ -98,6 +97,9 @@ async fn refusals(backend: Backend) {
         assert_eq!(status, 400, "{body} → {problem}");
         assert_eq!(problem["errors"][0]["field"], field, "{body} → {problem}");
     }
+    // The plan it is on: the subscription's state refuses it, not the request's shape.
+    let (status, problem) = command(&app, "change", json!({"plan": "pro"})).await;
+    assert_eq!((status, problem["code"].as_str()), (409, Some("subscription_state_conflict")), "{problem}");
     let (status, problem) = command(&app, "cancel", json!({"at_period_end": "yes"})).await;
     assert_eq!((status, problem["errors"][0]["field"].as_str()), (400, Some("at_period_end")));
     assert_eq!(app.json_of("/v1/workspaces/acme/subscription").await, before, "nothing changed");

@@ -203,7 +203,7 @@ pub fn add(operation: &mut Operation, shared: &Shared) {
             .required(Required::False)
             .description(Some(
                 "1-255 visible ASCII characters. A retry with the same key and the same request gets the first \
-                 answer again, and nothing happens twice; for 24 hours.",
+                 answer again, and nothing happens twice, for `idempotency.ttl_secs` (24 hours by default).",
             ))
             .schema(Some(idempotency_key()))
             .build();
