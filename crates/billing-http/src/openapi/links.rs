@@ -26,9 +26,9 @@ const LINKS: &[(&str, &str, &[&str], &str, &str)] = &[
 
 pub fn add(doc: &mut Value) {
     // A workspace, once put, is the `{id}` of every route of that workspace.
-    let workspace_routes: Vec<String> = operations(doc)
-        .filter(|(path, _)| path.contains("/workspaces/{id}"))
-        .map(|(_, operation)| operation["operationId"].as_str().unwrap_or_default().to_owned())
+    let workspace_routes: Vec<String> = super::operations(doc)
+        .filter(|(path, _, _)| path.contains("/workspaces/{id}"))
+        .map(|(_, _, operation)| operation["operationId"].as_str().unwrap_or_default().to_owned())
         .filter(|id| id != "putWorkspace")
         .collect();
     for status in ["200", "201"] {
@@ -40,22 +40,11 @@ pub fn add(doc: &mut Value) {
     }
 }
 
-fn operations(doc: &Value) -> impl Iterator<Item = (&String, &Value)> {
-    doc["paths"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .flat_map(|(path, item)| item.as_object().into_iter().flatten().map(move |(_, operation)| (path, operation)))
-}
-
 fn link(doc: &mut Value, source: &str, status: &str, targets: &[&str], parameter: &str, expression: &str) {
     let known: Vec<String> =
-        operations(doc).filter_map(|(_, op)| op["operationId"].as_str().map(str::to_owned)).collect();
-    let paths = doc["paths"].as_object_mut().expect("paths");
-    let operation = paths
-        .values_mut()
-        .flat_map(|item| item.as_object_mut().into_iter().flat_map(|ops| ops.values_mut()))
-        .find(|op| op["operationId"] == source)
+        super::operations(doc).filter_map(|(_, _, op)| op["operationId"].as_str().map(str::to_owned)).collect();
+    let (_, _, operation) = super::operations_mut(doc)
+        .find(|(_, _, op)| op["operationId"] == source)
         .unwrap_or_else(|| panic!("no operation {source}"));
     let response = &mut operation["responses"][status];
     assert!(response.is_object(), "{source} has no {status} answer to link from");

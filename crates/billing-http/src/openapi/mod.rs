@@ -13,12 +13,14 @@ mod rules;
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{HttpResponse, web};
 use billing_domain::catalog::Catalog;
-use utoipa::openapi::path::{HttpMethod, Operation, ParameterIn};
+use serde_json::Value;
+use utoipa::openapi::OpenApi as Document;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi};
 
-pub use problems::{ProblemDoc as Problem, ProcessorProblems, SubscriptionCommandProblems};
+pub use problems::{
+    CheckoutAnswerPages, PortalActionPages, ProblemDoc as Problem, ProcessorProblems, SubscriptionCommandProblems,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -134,65 +136,33 @@ impl Modify for SecuritySchemes {
 }
 
 /// The document for a server running `catalog`.
-pub fn document(catalog: &Catalog) -> serde_json::Value {
-    let mut doc = ApiDoc::openapi();
-    let idempotent = crate::routes::idempotent_paths();
-    let components = doc.components.get_or_insert_with(Default::default);
-    components.responses.extend(problems::components());
-    for (path, item) in doc.paths.paths.iter_mut() {
-        for method in [HttpMethod::Get, HttpMethod::Put, HttpMethod::Post] {
-            let Some(operation) = operation_mut(item, &method) else { continue };
-            let shared = problems::Shared {
-                keyed: needs_credential(operation),
-                path_params: path.contains('{'),
-                workspace: path.contains("/workspaces/{id}"),
-                // A webhook is read as raw bytes, never as JSON: no 415.
-                json_body: has_json_body(operation) && !path.starts_with("/webhooks/"),
-                query: has_query(operation),
-                idempotent: matches!(method, HttpMethod::Post) && idempotent.contains(&path.as_str()),
-            };
-            problems::add(operation, &shared);
-        }
-    }
-    let mut doc = serde_json::to_value(&doc).expect("the document serializes");
+pub fn document(catalog: &Catalog) -> Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
+    problems::add(&mut doc, &crate::routes::idempotent_paths());
     rules::apply(&mut doc);
     links::add(&mut doc);
     catalog::constrain(&mut doc, catalog);
     doc
 }
 
-fn operation_mut<'a>(item: &'a mut utoipa::openapi::PathItem, method: &HttpMethod) -> Option<&'a mut Operation> {
-    match method {
-        HttpMethod::Get => item.get.as_mut(),
-        HttpMethod::Put => item.put.as_mut(),
-        HttpMethod::Post => item.post.as_mut(),
-        _ => None,
-    }
+const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
+
+/// Every operation of `doc`: its path, its method and the operation.
+fn operations(doc: &Value) -> impl Iterator<Item = (&str, &str, &Value)> {
+    doc["paths"].as_object().into_iter().flatten().flat_map(|(path, item)| {
+        let methods = item.as_object().into_iter().flatten().filter(|(method, _)| METHODS.contains(&method.as_str()));
+        methods.map(move |(method, operation)| (path.as_str(), method.as_str(), operation))
+    })
 }
 
-/// Whether the operation refuses an anonymous caller with 401 (and so also limits and scopes its callers).
-fn needs_credential(operation: &Operation) -> bool {
-    let Some(security) = &operation.security else { return false };
-    let json = serde_json::to_value(security).unwrap_or_default();
-    let names: Vec<String> = json
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|requirement| requirement.as_object())
-        .flat_map(|requirement| requirement.keys().cloned())
-        .collect();
-    names.iter().any(|name| name == "api_key" || name == "user_token")
-}
-
-fn has_json_body(operation: &Operation) -> bool {
-    match &operation.request_body {
-        Some(RefOr::T(body)) => body.content.contains_key("application/json"),
-        _ => false,
-    }
-}
-
-fn has_query(operation: &Operation) -> bool {
-    operation.parameters.iter().flatten().any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Query))
+/// [`operations`], to change.
+fn operations_mut(doc: &mut Value) -> impl Iterator<Item = (&str, &str, &mut Value)> {
+    let paths = doc.get_mut("paths").and_then(Value::as_object_mut);
+    paths.into_iter().flatten().flat_map(|(path, item)| {
+        let methods =
+            item.as_object_mut().into_iter().flatten().filter(|(method, _)| METHODS.contains(&method.as_str()));
+        methods.map(move |(method, operation)| (path.as_str(), method.as_str(), operation))
+    })
 }
 
 /// The document as served, rendered once when the server starts.

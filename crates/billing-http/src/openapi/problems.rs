@@ -1,13 +1,14 @@
-//! The error side of the document: the problem+json schema with every stable `code`, and the answers whole kinds
+//! The answers of the document: the problem+json schema with every stable `code`, the answer sets several operations
+//! name (processor failures, subscription commands, the sandbox pages), and the answers whole kinds
 //! of routes share (401 on a keyed route, 413/415 on a JSON body, …), added to each operation of that kind so the
 //! handlers declare only their own.
 
 use std::collections::BTreeMap;
 
+use serde_json::{Value, json};
 use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
-use utoipa::openapi::{Content, Ref, RefOr, Required, Response, ResponseBuilder};
+use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::ErrorCode;
@@ -82,6 +83,36 @@ pub enum SubscriptionCommandProblems {
     Conflict(ProblemDoc),
 }
 
+/// What pressing Pay or Decline on the sandbox's checkout page answers.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum CheckoutAnswerPages {
+    /// The page.
+    #[response(status = 200, content_type = "text/html")]
+    Page(String),
+    /// `sandbox_disabled` or `checkout_session_not_found`.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(ProblemDoc),
+    /// `checkout_session_closed`.
+    #[response(status = 409, content_type = "application/problem+json")]
+    Closed(ProblemDoc),
+}
+
+/// What a button of the sandbox's portal answers.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum PortalActionPages {
+    /// The page.
+    #[response(status = 200, content_type = "text/html")]
+    Page(String),
+    /// `sandbox_disabled` or `portal_session_not_found`.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(ProblemDoc),
+    /// `subscription_state_conflict`.
+    #[response(status = 409, content_type = "application/problem+json")]
+    Conflict(ProblemDoc),
+}
+
 /// One invalid field of a problem.
 #[derive(ToSchema)]
 #[schema(as = FieldProblem)]
@@ -103,17 +134,52 @@ fn error_code() -> Schema {
 }
 
 /// What a kind of route may answer besides its own answers.
-pub struct Shared {
-    pub keyed: bool,
-    pub path_params: bool,
-    pub workspace: bool,
-    pub json_body: bool,
-    pub query: bool,
-    pub idempotent: bool,
+struct Shared {
+    keyed: bool,
+    path_params: bool,
+    workspace: bool,
+    json_body: bool,
+    query: bool,
+    idempotent: bool,
+}
+
+impl Shared {
+    /// What the operation at `path` is, read from its own description.
+    fn of(path: &str, method: &str, operation: &Value, idempotent: &[&str]) -> Self {
+        let requirements = operation.get("security").and_then(Value::as_array).into_iter().flatten();
+        let mut schemes = requirements.filter_map(Value::as_object).flat_map(|requirement| requirement.keys());
+        let parameters = operation.get("parameters").and_then(Value::as_array).into_iter().flatten();
+        Self {
+            // Refused without a credential (and so also limited and scoped).
+            keyed: schemes.any(|name| name == "api_key" || name == "user_token"),
+            path_params: path.contains('{'),
+            workspace: path.contains("/workspaces/{id}"),
+            // A webhook is read as raw bytes, never as JSON: no 415.
+            json_body: operation.pointer("/requestBody/content/application~1json").is_some()
+                && !path.starts_with("/webhooks/"),
+            query: parameters.clone().any(|p| p["in"] == "query"),
+            idempotent: method == "post" && idempotent.contains(&path),
+        }
+    }
+}
+
+/// Adds the shared answers to the components, and to every operation the answers and headers its kind implies,
+/// keeping any it declares itself.
+pub fn add(doc: &mut Value, idempotent: &[&str]) {
+    let shared = serde_json::to_value(components()).expect("the shared answers serialize");
+    let responses = &mut doc["components"]["responses"];
+    match (responses.as_object_mut(), shared) {
+        (Some(declared), Value::Object(shared)) => declared.extend(shared),
+        (_, shared) => *responses = shared,
+    }
+    for (path, method, operation) in super::operations_mut(doc) {
+        let shared = Shared::of(path, method, operation, idempotent);
+        add_to(operation, &shared);
+    }
 }
 
 /// The shared answers as named responses, referenced from the operations that have them.
-pub fn components() -> BTreeMap<String, RefOr<Response>> {
+fn components() -> BTreeMap<String, RefOr<Response>> {
     let problem = |description: &str| -> RefOr<Response> {
         ResponseBuilder::new()
             .description(description)
@@ -165,14 +231,10 @@ pub fn components() -> BTreeMap<String, RefOr<Response>> {
     ])
 }
 
-/// Adds the answers and headers `shared` implies to `operation`, keeping any it declares itself.
-pub fn add(operation: &mut Operation, shared: &Shared) {
+fn add_to(operation: &mut Value, shared: &Shared) {
+    let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else { return };
     let mut add = |status: &str, name: &str| {
-        operation
-            .responses
-            .responses
-            .entry(status.to_owned())
-            .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+        responses.entry(status).or_insert_with(|| json!({"$ref": format!("#/components/responses/{name}")}));
     };
     if shared.keyed {
         add("401", "Unauthorized");
@@ -197,25 +259,17 @@ pub fn add(operation: &mut Operation, shared: &Shared) {
     add("500", "InternalError");
     add("503", "Unavailable");
     if shared.idempotent {
-        let key = ParameterBuilder::new()
-            .name("Idempotency-Key")
-            .parameter_in(ParameterIn::Header)
-            .required(Required::False)
-            .description(Some(
-                "1-255 visible ASCII characters. A retry with the same key and the same request gets the first \
-                 answer again, and nothing happens twice, for `idempotency.ttl_secs` (24 hours by default).",
-            ))
-            .schema(Some(idempotency_key()))
-            .build();
-        operation.parameters.get_or_insert_with(Vec::new).push(RefOr::T(key));
+        let key = json!({
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": false,
+            "description": "1-255 visible ASCII characters. A retry with the same key and the same request gets the \
+                first answer again, and nothing happens twice, for `idempotency.ttl_secs` (24 hours by default).",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+        });
+        match operation.get_mut("parameters").and_then(Value::as_array_mut) {
+            Some(parameters) => parameters.push(key),
+            None => operation["parameters"] = json!([key]),
+        }
     }
-}
-
-fn idempotency_key() -> Schema {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .min_length(Some(1))
-        .max_length(Some(255))
-        .pattern(Some("^[!-~]+$"))
-        .into()
 }

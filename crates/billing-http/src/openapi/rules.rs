@@ -22,8 +22,7 @@ pub fn apply(doc: &mut Value) {
         schema["oneOf"] = Value::Array(branches);
     }
     let mut requested = Vec::new();
-    let paths = doc["paths"].as_object_mut().into_iter().flat_map(|paths| paths.values_mut());
-    for operation in paths.flat_map(|item| item.as_object_mut().into_iter().flat_map(|ops| ops.values_mut())) {
+    for (_, _, operation) in super::operations_mut(doc) {
         not_nullable_when_optional(operation);
         path_parameters_required(operation);
         for parameter in operation.get_mut("parameters").and_then(Value::as_array_mut).into_iter().flatten() {

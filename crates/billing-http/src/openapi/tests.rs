@@ -6,16 +6,7 @@ use super::document;
 
 /// (METHOD, path) of every operation the document describes.
 fn operations(doc: &serde_json::Value) -> BTreeSet<(String, String)> {
-    let paths = doc["paths"].as_object().expect("paths");
-    paths
-        .iter()
-        .flat_map(|(path, item)| {
-            let methods = item.as_object().into_iter().flatten().map(|(method, _)| method);
-            methods
-                .filter(|method| ["get", "put", "post", "delete", "patch"].contains(&method.as_str()))
-                .map(move |method| (method.to_uppercase(), path.clone()))
-        })
-        .collect()
+    super::operations(doc).map(|(path, method, _)| (method.to_uppercase(), path.to_owned())).collect()
 }
 
 #[test]
@@ -34,8 +25,7 @@ fn the_document_describes_every_route_and_no_other() {
 #[test]
 fn every_link_leads_to_an_operation_and_fills_one_of_its_parameters() {
     let doc = document(&catalog());
-    let all: Vec<&serde_json::Value> =
-        doc["paths"].as_object().unwrap().values().flat_map(|item| item.as_object().unwrap().values()).collect();
+    let all: Vec<&serde_json::Value> = super::operations(&doc).map(|(_, _, operation)| operation).collect();
     let mut links = 0;
     for operation in &all {
         for response in operation["responses"].as_object().unwrap().values() {

@@ -53,11 +53,7 @@ pub async fn page(state: web::Data<AppState>, path: web::Path<String>) -> Result
     operation_id = "sandboxCheckoutPay",
     tag = "sandbox",
     params(crate::openapi::params::SessionPath),
-    responses(
-        (status = 200, description = "The page.", body = String, content_type = "text/html"),
-        (status = 404, description = "`sandbox_disabled` or `checkout_session_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`checkout_session_closed`.", body = crate::openapi::Problem, content_type = "application/problem+json")
-    ),
+    responses(crate::openapi::CheckoutAnswerPages)
 )]
 pub async fn pay(
     state: web::Data<AppState>,
@@ -74,11 +70,7 @@ pub async fn pay(
     operation_id = "sandboxCheckoutDecline",
     tag = "sandbox",
     params(crate::openapi::params::SessionPath),
-    responses(
-        (status = 200, description = "The page.", body = String, content_type = "text/html"),
-        (status = 404, description = "`sandbox_disabled` or `checkout_session_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`checkout_session_closed`.", body = crate::openapi::Problem, content_type = "application/problem+json")
-    ),
+    responses(crate::openapi::CheckoutAnswerPages)
 )]
 pub async fn decline(
     state: web::Data<AppState>,

@@ -71,11 +71,7 @@ fn portal_plans(catalog: &Catalog, processor: &ProcessorId) -> Vec<PortalPlan> {
     operation_id = "sandboxPortalChangePlan",
     tag = "sandbox",
     params(crate::openapi::params::PortalChangePath),
-    responses(
-        (status = 200, description = "The page.", body = String, content_type = "text/html"),
-        (status = 404, description = "`sandbox_disabled` or `portal_session_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`subscription_state_conflict`.", body = crate::openapi::Problem, content_type = "application/problem+json")
-    ),
+    responses(crate::openapi::PortalActionPages)
 )]
 pub async fn change_plan(
     state: web::Data<AppState>,
@@ -98,11 +94,7 @@ pub async fn change_plan(
     operation_id = "sandboxPortalAct",
     tag = "sandbox",
     params(crate::openapi::params::PortalActionPath),
-    responses(
-        (status = 200, description = "The page.", body = String, content_type = "text/html"),
-        (status = 404, description = "`sandbox_disabled` or `portal_session_not_found`.", body = crate::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`subscription_state_conflict`.", body = crate::openapi::Problem, content_type = "application/problem+json")
-    ),
+    responses(crate::openapi::PortalActionPages)
 )]
 pub async fn act(
     state: web::Data<AppState>,
