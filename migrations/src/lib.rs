@@ -18,6 +18,7 @@ mod m20261203_000012_create_test_clock;
 mod m20261205_000013_create_usage_totals;
 mod m20261206_000014_create_meter_cursors;
 mod m20261207_000015_add_outbox_request_id;
+mod m20261208_000016_create_billing_page_links;
 
 /// Every migration in the order it applies; `tollgate migrate` and startup call [`MigratorTrait::up`].
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000013_create_usage_totals::Migration),
             Box::new(m20261206_000014_create_meter_cursors::Migration),
             Box::new(m20261207_000015_add_outbox_request_id::Migration),
+            Box::new(m20261208_000016_create_billing_page_links::Migration),
         ]
     }
 }

@@ -2,6 +2,7 @@
 //! (de)serializes with the domain types' serde representations.
 
 pub mod audit_log;
+pub mod billing_page_link;
 pub mod coupon;
 pub mod coupon_redemption;
 pub mod credit_ledger;

@@ -2,6 +2,7 @@
 //! transaction (`StoreTx`) share one implementation. One file per port.
 
 mod audit;
+mod billing_page;
 mod billing_state;
 mod clock;
 mod coupons;

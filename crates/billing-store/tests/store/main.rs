@@ -25,6 +25,7 @@ macro_rules! both {
 
 mod audit;
 mod batches;
+mod billing_page;
 mod cache;
 mod clock;
 mod connect;
