@@ -1,11 +1,14 @@
 //! What the hosted billing page needs stored beyond the API's reads: which of its single-use links were opened,
-//! and a workspace's recent credit ledger.
+//! a workspace's recent credit ledger, and its usage day by day.
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::error::StoreError;
 use crate::ids::WorkspaceId;
+use crate::usage::{UsageRange, UsageTotals};
 
 /// The billing page's links already opened, by the nonce each link carries.
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
@@ -41,4 +44,17 @@ pub struct LedgerEntry {
 pub trait CreditHistory: Send + Sync {
     /// The workspace's `limit` latest ledger entries, newest first.
     async fn recent_ledger(&self, workspace: &WorkspaceId, limit: u32) -> Result<Vec<LedgerEntry>, StoreError>;
+}
+
+/// Reading a workspace's usage day by day (the page's charts).
+#[cfg_attr(any(test, feature = "testing"), mockall::automock)]
+#[async_trait]
+pub trait UsageHistory: Send + Sync {
+    /// The totals of each UTC day of `range` that holds events, by metric. It reads every event of the range: a
+    /// page view's query, never a hot path's.
+    async fn daily_totals(
+        &self,
+        workspace: &WorkspaceId,
+        range: UsageRange,
+    ) -> Result<BTreeMap<NaiveDate, UsageTotals>, StoreError>;
 }

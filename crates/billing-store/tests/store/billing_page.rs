@@ -47,3 +47,57 @@ both!(the_credit_ledger_reads_newest_first, |store: Store| async move {
     assert_eq!(recent[0].at, at(3));
     assert_eq!(history.recent_ledger(&ws.id, 10).await.unwrap().len(), 3);
 });
+
+both!(usage_is_summed_per_utc_day_within_the_range, |store: Store| async move {
+    use std::str::FromStr;
+
+    use billing_domain::ports::{PlacedEvent, UnitOfWork, UsageEvent, UsageHistory};
+    use billing_domain::usage::UsageRange;
+    use rust_decimal::Decimal;
+
+    let ws = workspace("team_days");
+    WorkspaceRepository::insert(&store, &ws).await.unwrap();
+    let day = 24 * 3600;
+    // Seconds from at(0) to the next UTC midnight: the days below start there.
+    let m = day - at(0).timestamp().rem_euclid(day);
+    let month = UsageRange { start: at(m), end: at(m + 30 * day) };
+    let next = UsageRange { start: at(m + 30 * day), end: at(m + 60 * day) };
+    let event = |id: &str, metric: &str, quantity: &str, secs: i64| PlacedEvent {
+        event: UsageEvent {
+            id: id.into(),
+            workspace_id: ws.id.clone(),
+            metric: metric.into(),
+            quantity: Decimal::from_str(quantity).unwrap(),
+            at: at(m + secs),
+        },
+        period: if secs < 30 * day { month } else { next },
+    };
+    let events = [
+        event("a", "alerts", "2", 10),
+        event("b", "alerts", "3.5", day - 1),
+        event("c", "alerts", "1", day),
+        event("d", "storage_gb", "7", day + 5),
+        event("e", "alerts", "100", 30 * day + 1),
+    ];
+    let tx = store.begin().await.unwrap();
+    tx.usage().record(&events, at(m)).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let days = store.daily_totals(&ws.id, month).await.unwrap();
+    let seen: Vec<_> = days
+        .iter()
+        .flat_map(|(date, totals)| totals.iter().map(move |(m, t)| (date.to_string(), m.clone(), t.sum, t.max)))
+        .collect();
+    let d = |raw: &str| Decimal::from_str(raw).unwrap();
+    let first = at(m).date_naive().to_string();
+    let second = at(m + day).date_naive().to_string();
+    assert_eq!(
+        seen,
+        [
+            (first, "alerts".to_string(), d("5.5"), d("3.5")),
+            (second.clone(), "alerts".to_string(), d("1"), d("1")),
+            (second, "storage_gb".to_string(), d("7"), d("7")),
+        ],
+        "the event after the range's end is not counted"
+    );
+});
