@@ -121,6 +121,7 @@ impl Application {
         let partitions = if settings.database.is_sqlite() { 1 } else { settings.usage.write_partitions };
         let usage = UsageService::new(ctx.clone(), store_arc.clone(), store_arc.clone(), settings.usage.policy());
         let usage = Arc::new(usage.with_write_partitions(partitions));
+        let billing_page = crate::billing_page::start(&settings, &public_url, store_arc.clone())?;
         let state = AppState {
             catalog: catalog.clone(),
             workspaces: WorkspaceService::new(ctx.clone(), store_arc.clone()).with_dunning(store_arc.clone()),
@@ -173,6 +174,7 @@ impl Application {
             sandbox: renewals.clone(),
             idempotency: store_arc.clone(),
             idempotency_policy: settings.idempotency.to_edge(),
+            billing_page,
             metrics: settings.telemetry.metrics.then(|| {
                 let cached = store.clone();
                 let cache: CacheCounts = Arc::new(move || cached.cache_stats().map(|s| (s.hits, s.misses)));

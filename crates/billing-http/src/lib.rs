@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod billing_page;
 mod dto;
 pub mod error;
 mod extract;

@@ -68,6 +68,8 @@ pub struct AppState {
     pub hosted_portal: Option<Arc<dyn HostedPortalOps>>,
     /// The sandbox's renewals and controls, when enabled; its deliveries are acknowledged through it.
     pub sandbox: Option<Arc<RenewalService>>,
+    /// The hosted billing page, when `billing_page.enabled`.
+    pub billing_page: Option<Arc<crate::billing_page::BillingPage>>,
     /// `GET /metrics`, when `telemetry.metrics` is on.
     pub metrics: Option<crate::telemetry::Metrics>,
 }

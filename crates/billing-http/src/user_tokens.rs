@@ -22,7 +22,7 @@ use crate::error::ApiError;
 use crate::rate_limit::{KeyedBuckets, RateLimit};
 
 /// A user's role in one workspace: owners and admins act, members read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Owner,

@@ -2,12 +2,13 @@
 //! environment variables. Loaded once in `main` and passed down; there are no globals.
 //!
 //! One file per seam: `server` (HTTP and the read cache), `database` (database and group commit), `idempotency`,
-//! `billing` (catalog, trial policy, checkout defaults), `processors` (which one, sandbox, Stripe, reconciliation),
+//! `billing` (catalog, trial policy, checkout defaults), `billing_page` (the hosted page's links and branding), `processors` (which one, sandbox, Stripe, reconciliation),
 //! `delivery` (the outbox worker, owner emails, outbound webhooks), `dunning` (its schedule and job), `usage`,
 //! `auth`, `telemetry`; `layers` reads the files and variables, `problems` collects validation lines.
 
 mod auth;
 mod billing;
+mod billing_page;
 mod clock;
 mod database;
 mod delivery;
@@ -33,6 +34,7 @@ use serde::Deserialize;
 
 pub use auth::{ApiKeySettings, AuthSettings, JwtSettings, KeySource};
 pub use billing::{BillingSettings, CatalogSettings, CheckoutSettings};
+pub use billing_page::BillingPageSettings;
 pub use clock::{ClockMode, ClockSettings};
 pub use database::{DatabaseSettings, MAX_BATCH, WebhookSettings};
 pub use delivery::{NotificationSettings, OutboxSettings, delivery_policy};
@@ -71,6 +73,7 @@ pub struct Settings {
     pub catalog: CatalogSettings,
     pub billing: BillingSettings,
     pub checkout: CheckoutSettings,
+    pub billing_page: BillingPageSettings,
     pub sandbox: SandboxSettings,
     pub stripe: StripeSettings,
     pub reconcile: ReconcileSettings,
@@ -117,6 +120,7 @@ impl Settings {
         self.catalog.validate(&mut p);
         self.billing.validate(&mut p);
         self.checkout.validate(&mut p);
+        self.billing_page.validate(&mut p, self.env == "production");
         processors::validate(self, &mut p);
         let longest_delivery_ms = self.notifications.email.smtp.timeout_ms.max(self.outbound_webhooks.timeout_ms);
         self.outbox.validate(&mut p, longest_delivery_ms);

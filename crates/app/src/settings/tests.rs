@@ -62,10 +62,11 @@ fn defaults_are_production_safe_and_fail_fast_without_keys() {
     assert_eq!(s.telemetry.format, LogFormat::Auto);
 
     let problems = s.validate();
-    assert_eq!(problems.len(), 3, "{problems:#?}");
-    assert!(problems[0].starts_with("sandbox.webhook_secrets: "));
-    assert!(problems[1].starts_with("auth.api_keys: "));
-    assert!(problems[2].starts_with("sandbox.enabled: must be false when TOLLGATE_ENV=production"));
+    assert_eq!(problems.len(), 4, "{problems:#?}");
+    assert!(problems[0].starts_with("billing_page.secret: must be set when TOLLGATE_ENV=production"));
+    assert!(problems[1].starts_with("sandbox.webhook_secrets: "));
+    assert!(problems[2].starts_with("auth.api_keys: "));
+    assert!(problems[3].starts_with("sandbox.enabled: must be false when TOLLGATE_ENV=production"));
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod transcript;
 
 mod account;
 mod auth_and_errors;
+mod billing_page;
 mod coupons;
 mod credits;
 mod hardening;

@@ -38,6 +38,8 @@ enum Access {
     WorkspaceRead,
     /// `billing:write` on the workspace; its owners and admins.
     WorkspaceWrite,
+    /// The billing page's own session cookie: no API credential opens it (an HTML 401 to all of them).
+    PageSession,
 }
 
 /// The expected access of every route, by method and pattern.
@@ -81,6 +83,11 @@ fn expected_access() -> BTreeMap<(&'static str, &'static str), Access> {
         (("GET", "/v1/admin/sandbox/workspaces/{id}/meter-events"), Admin),
         (("POST", "/v1/admin/sandbox/workspaces/{id}/pay-open-invoice"), Admin),
         (("POST", "/v1/admin/sandbox/renew"), Admin),
+        (("POST", "/v1/workspaces/{id}/billing-page-sessions"), WorkspaceRead),
+        (("GET", "/billing/open/{token}"), Public),
+        (("GET", "/billing/{id}"), PageSession),
+        (("POST", "/billing/{id}/actions/{action}"), PageSession),
+        (("GET", "/assets/billing-page.css"), Public),
         (("POST", "/webhooks/{processor}"), Public),
         (("GET", "/sandbox/checkout/{id}"), Public),
         (("POST", "/sandbox/checkout/{id}/pay"), Public),
@@ -130,6 +137,8 @@ enum Answer {
     Forbidden,
     /// The 404 of a workspace that does not exist.
     NoSuchWorkspace,
+    /// The billing page's HTML 401: open a link first.
+    NoPageSession,
 }
 
 fn expected(access: Access, credential: Credential) -> Answer {
@@ -138,6 +147,7 @@ fn expected(access: Access, credential: Credential) -> Answer {
     use Credential as C;
     match (access, credential) {
         (A::Public, _) => Passes,
+        (A::PageSession, _) => NoPageSession,
         (_, C::None | C::WrongKey | C::ExpiredToken) => Unauthorized,
         (_, C::AdminKey) => Passes,
         (A::Catalog, C::ReadKey | C::OtherTenantToken | C::MemberToken | C::AdminRoleToken | C::OwnerToken) => Passes,
@@ -196,7 +206,7 @@ fn bearer(credential: Credential) -> Option<String> {
 /// A concrete path for `pattern`: tenant A's workspace for `{id}` of workspace routes, a placeholder elsewhere.
 fn concrete(pattern: &str) -> String {
     let segment = |s: &str| match s {
-        "{id}" if pattern.contains("/workspaces/") => TENANT_A.to_owned(),
+        "{id}" if pattern.contains("/workspaces/") || pattern.starts_with("/billing/") => TENANT_A.to_owned(),
         "{processor}" => "sandbox".into(),
         "{code}" => "NOSUCHCODE".into(),
         "{id}" if pattern.contains("/outbox/") => "1".into(),
@@ -264,6 +274,11 @@ async fn every_route_answers_every_credential_as_the_table_says() {
                 Answer::Forbidden => {
                     assert_eq!(status, 403, "{context}");
                     assert_eq!(refusal(response, &context).await["code"], "insufficient_scope", "{context}");
+                }
+                Answer::NoPageSession => {
+                    assert_eq!(status, 401, "{context}");
+                    let content_type = response.headers().get("content-type").unwrap().to_str().unwrap();
+                    assert!(content_type.starts_with("text/html"), "{context}: {content_type}");
                 }
                 Answer::NoSuchWorkspace => {
                     assert_eq!(status, 404, "{context}");

@@ -95,6 +95,6 @@ pub fn not_blank_pattern() -> String {
 /// Whitespace and control characters (`is_whitespace || is_control`) as a regex class body.
 const NO_WHITESPACE_OR_CONTROL: &str = r"\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
 
-fn message(text: &'static str) -> validator::ValidationError {
+pub(crate) fn message(text: &'static str) -> validator::ValidationError {
     validator::ValidationError::new("invalid").with_message(text.into())
 }

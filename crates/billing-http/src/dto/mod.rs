@@ -4,6 +4,7 @@
 
 pub(crate) mod account;
 mod audit;
+mod billing_page;
 mod checkout;
 mod clock;
 mod common;
@@ -22,6 +23,7 @@ mod workspaces;
 
 pub use account::{InvoicePageView, InvoicesQuery, PortalBody, PortalView};
 pub use audit::{AuditPage, AuditQuery};
+pub use billing_page::{BillingPageSessionBody, BillingPageSessionView, PageUser};
 pub use checkout::{CheckoutBody, CheckoutSessionView};
 pub use clock::{AdvanceBody, AdvanceView, ClockView};
 pub use coupons::{

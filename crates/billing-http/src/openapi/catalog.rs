@@ -39,6 +39,16 @@ pub fn constrain(doc: &mut Value, catalog: &Catalog) {
         "properties": {"key": {"enum": consumable}, "idempotency_key": {"type": "string"}},
         "required": ["idempotency_key"],
     });
+    // The billing page shows the counts a product passes, of count limits only.
+    let counts: Vec<Value> = catalog
+        .limit_declarations()
+        .iter()
+        .filter(|(_, d)| d.source_kind == LimitSourceKind::Count)
+        .map(|(name, _)| json!(name))
+        .collect();
+    let page_counts = &mut schemas["BillingPageSessionBody"]["properties"]["counts"];
+    assert!(page_counts.is_object(), "no counts to constrain");
+    page_counts["propertyNames"] = json!({"enum": counts});
     let coupon = operation_parameter(doc, "/v1/coupons/{code}", "get", "plan");
     set_enum(coupon, plans(|_| true));
     let portal_plans = plans(|p| p.is_subscription() && !p.processor_prices.is_empty());

@@ -2,6 +2,8 @@
 //! handler calls one service and renders a DTO.
 
 pub(crate) mod account;
+pub(crate) mod billing_page;
+pub(crate) mod billing_page_actions;
 pub(crate) mod checkout;
 pub(crate) mod clock;
 pub(crate) mod coupons;
@@ -47,6 +49,9 @@ fn endpoints() -> Vec<Endpoint> {
         Endpoint::new("/v1/workspaces/{id}/checkout").on(Method::POST, checkout::start).idempotent(),
         Endpoint::new("/v1/workspaces/{id}/portal").on(Method::POST, account::portal).idempotent(),
         Endpoint::new("/v1/workspaces/{id}/invoices").on(Method::GET, account::invoices),
+        Endpoint::new("/v1/workspaces/{id}/billing-page-sessions")
+            .on(Method::POST, billing_page::create_session)
+            .idempotent(),
         Endpoint::new("/v1/workspaces/{id}/credits/consume").on(Method::POST, credits::consume).idempotent(),
         Endpoint::new("/v1/workspaces/{id}/payment-intents").on(Method::POST, payments::create).idempotent(),
         Endpoint::new("/v1/workspaces/{id}/payments").on(Method::GET, payments::list),
@@ -68,6 +73,10 @@ fn endpoints() -> Vec<Endpoint> {
             .on(Method::POST, sandbox_controls::pay_open_invoice),
         Endpoint::new("/v1/admin/sandbox/renew").on(Method::POST, sandbox_controls::renew),
         Endpoint::new("/webhooks/{processor}").on(Method::POST, webhooks::receive),
+        Endpoint::new("/billing/open/{token}").on(Method::GET, billing_page::open),
+        Endpoint::new("/billing/{id}").on(Method::GET, billing_page::page),
+        Endpoint::new("/billing/{id}/actions/{action}").on(Method::POST, billing_page_actions::act),
+        Endpoint::new("/assets/billing-page.css").on(Method::GET, billing_page::stylesheet),
         Endpoint::new("/sandbox/checkout/{id}").on(Method::GET, sandbox::page),
         Endpoint::new("/sandbox/checkout/{id}/pay").on(Method::POST, sandbox::pay),
         Endpoint::new("/sandbox/checkout/{id}/decline").on(Method::POST, sandbox::decline),
