@@ -6,6 +6,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 use tollgate_e2e::{Server, repo_root, tollgate_binary};
 
+mod browser;
 mod dunning;
 mod meters;
 mod outbox;
