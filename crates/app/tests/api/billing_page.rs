@@ -45,6 +45,13 @@ impl Browser {
         response.text().await.unwrap()
     }
 
+    /// The page a redirect led to (its flash message in the query), checked to be a 200.
+    async fn follow(&self, app: &TestApp, location: &str) -> String {
+        let response = self.get(app, location).await;
+        assert_eq!(response.status(), 200, "{location}");
+        response.text().await.unwrap()
+    }
+
     /// Posts a form of the page (its fields as `name=value` pairs) and returns where it redirects.
     async fn post(&self, app: &TestApp, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
         let body: Vec<String> = fields.iter().map(|(name, value)| format!("{name}={}", encode(value))).collect();
@@ -352,4 +359,105 @@ async fn a_link_opened_at_once_by_ten_browsers_opens_one_session() {
     let mut statuses = futures::future::join_all(opens).await;
     statuses.sort_unstable();
     assert_eq!(statuses, [303, 410, 410, 410, 410, 410, 410, 410, 410, 410]);
+}
+
+/// An owner's session on `workspace`, opened.
+async fn owner_session(app: &TestApp, workspace: &str) -> Browser {
+    let mut browser = Browser::new();
+    assert_eq!(browser.open(&owner_link(app, workspace).await).await.status(), 303);
+    browser
+}
+
+async fn pay_for(app: &TestApp, workspace: &str, plan: &str) {
+    let session = app.checkout(workspace, plan).await;
+    assert_eq!(app.press(session["session_id"].as_str().unwrap(), "pay").await.status(), 200);
+}
+
+async fn each_state_is_told_in_the_customers_words(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.clock.mode = billing_app::settings::ClockMode::Test).await;
+    for id in ["trying", "paying", "late"] {
+        app.put_workspace(id).await;
+    }
+    // Free: the trial is offered once, and starting it says how long it lasts.
+    let browser = owner_session(&app, "trying").await;
+    assert_eq!(testid(&browser.page(&app, "trying").await, "plan-status"), "Free plan");
+    let started = browser.submit(&app, "trying", "start-trial", &[]).await;
+    assert_eq!(started, "/billing/trying?notice=trial_started");
+    let html = browser.follow(&app, &started).await;
+    assert_eq!(testid(&html, "plan-status"), "Trial: 14 days left");
+    assert!(html.contains("Your trial has started."));
+    assert!(!html.contains("/actions/start-trial"), "the trial is offered once");
+
+    // Pro: unlimited limits say so, and the paid invoice is listed with its amount.
+    pay_for(&app, "paying", "pro").await;
+    let html = owner_session(&app, "paying").await.page(&app, "paying").await;
+    assert!(testid(&html, "plan-status").starts_with("Active"));
+    assert!(html.contains("<span class=\"value\">Unlimited</span>"), "pro's unlimited limits");
+    assert!(html.contains("49.00 USD"), "the paid invoice");
+
+    // Past due: the next charge declines at renewal; the page says what is owed and what happens next.
+    pay_for(&app, "late", "pro").await;
+    let card = json!({"decline_next_charge": true});
+    let declined = app.client.put(app.url("/v1/admin/sandbox/workspaces/late/card")).bearer_auth(DEV_KEY).json(&card);
+    assert_eq!(declined.send().await.unwrap().status(), 200);
+    let period_end = app.json_of("/v1/workspaces/late/subscription").await["current_period_end"].clone();
+    let advanced = app.post_json("/v1/admin/clock/advance", json!({"to": period_end})).await;
+    assert_eq!(advanced.status(), 200, "{}", advanced.text().await.unwrap());
+    assert_eq!(app.json_of("/v1/workspaces/late").await["subscription_status"], "past_due");
+    let html = owner_session(&app, "late").await.page(&app, "late").await;
+    assert_eq!(testid(&html, "plan-status"), "Payment failed: past due");
+    assert!(html.contains("Amount due: 49.00 USD"), "what is owed");
+    assert!(html.contains(": we send"), "what happens next, and when");
+}
+on_both_databases!(each_state_is_told_in_the_customers_words, each_state_is_told_in_the_customers_words);
+
+async fn credits_and_coupons_go_through_the_page(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.put_workspace("acme").await;
+    let coupon = json!({"code": "LAUNCH", "percent_off": 20, "max_uses": 100});
+    assert_eq!(app.post_json("/v1/coupons", coupon).await.status(), 201);
+    let browser = owner_session(&app, "acme").await;
+
+    // A coupon that does not exist is told as such, and no checkout starts.
+    let refused = browser.submit(&app, "acme", "checkout", &[("plan", "hobby"), ("coupon", "NOPE")]).await;
+    assert_eq!(refused, "/billing/acme?problem=coupon_invalid");
+    assert!(browser.follow(&app, &refused).await.contains("That coupon code is not valid for this plan."));
+    assert!(!app.audit_actions("acme").await.iter().any(|a| a == "checkout.started"));
+    // A real one discounts the checkout.
+    let checkout = browser.submit(&app, "acme", "checkout", &[("plan", "hobby"), ("coupon", "launch")]).await;
+    let sandbox = app.client.get(&checkout).send().await.unwrap().text().await.unwrap();
+    assert!(sandbox.contains("7.20"), "20% off 9.00: {sandbox}");
+
+    // A credit pack bought on the page shows in the balance and the ledger.
+    let pack = browser.submit(&app, "acme", "buy-credits", &[("plan", "credits10")]).await;
+    let session_id = pack.rsplit('/').next().unwrap();
+    assert_eq!(app.press(session_id, "pay").await.status(), 200);
+    let html = browser.page(&app, "acme").await;
+    assert_eq!(testid(&html, "credit-balance"), "10 credits");
+    assert!(html.contains("<td class=\"num\">+10</td>"), "the grant in the ledger");
+}
+on_both_databases!(credits_and_coupons_go_through_the_page, credits_and_coupons_go_through_the_page);
+
+/// Stripe unreachable: the page still shows what Tollgate knows, and an action says, in words, that nothing changed.
+#[tokio::test]
+async fn a_processor_outage_is_told_in_words_and_changes_nothing() {
+    let app = crate::helpers::spawn_stripe_app(Backend::Sqlite).await;
+    app.put_workspace("acme").await;
+    let browser = owner_session(&app, "acme").await;
+    let refused = browser.submit(&app, "acme", "checkout", &[("plan", "pro"), ("coupon", "")]).await;
+    assert_eq!(refused, "/billing/acme?problem=processor");
+    let html = browser.follow(&app, &refused).await;
+    assert!(html.contains("The payment provider could not be reached, so nothing was changed."));
+    assert!(!html.contains("panicked") && !html.contains("Error("), "no internals on the page");
+    assert_eq!(testid(&html, "plan-name"), "Free");
+}
+
+#[tokio::test]
+async fn a_disabled_page_is_not_there() {
+    let app = spawn_app_with(Backend::Sqlite, |s| s.billing_page.enabled = false).await;
+    app.put_workspace("acme").await;
+    let (status, problem) = mint(&app, DEV_KEY, "acme", json!({})).await;
+    assert_eq!((status, problem["code"].as_str()), (404, Some("route_not_found")), "{problem}");
+    assert_eq!(Browser::new().get(&app, "/billing/acme").await.status(), 404);
+    assert_eq!(Browser::new().get(&app, "/assets/billing-page.css").await.status(), 404);
 }
