@@ -250,6 +250,12 @@ fn the_billing_page_in_chromium() {
         let invoice = tab.text("section[aria-labelledby=invoices-heading] tbody tr").await;
         assert!(invoice.contains("paid") && invoice.contains("49.00 USD"), "the paid invoice, its amount: {invoice}");
         tab.check("02-pro-desktop").await;
+        // Its link opens the processor's invoice page (the sandbox's), and Back returns to the page.
+        tab.click("section[aria-labelledby=invoices-heading] tbody a").await;
+        tab.arrive("/sandbox/invoices/").await;
+        assert!(tab.text("h1").await.starts_with("Invoice SBX-"), "{}", tab.text("h1").await);
+        tab.client.back().await.unwrap();
+        tab.arrive("/billing/acme?notice=checkout_success").await;
 
         // Downgrade through a plan change, on the page itself.
         tab.click("form[action$='/actions/change-plan']:has(input[name=plan][value=hobby]) button").await;

@@ -68,6 +68,7 @@ error_codes! {
     CheckoutSessionNotFound = "checkout_session_not_found",
     CheckoutSessionClosed = "checkout_session_closed",
     PortalSessionNotFound = "portal_session_not_found",
+    InvoiceNotFound = "invoice_not_found",
     AlreadySubscribed = "already_subscribed",
     TrialAlreadyUsed = "trial_already_used",
     CouponExists = "coupon_exists",

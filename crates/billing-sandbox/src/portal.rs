@@ -2,9 +2,9 @@
 //! at period end, resumes, switches plan or ends a subscription, each emitting the signed `customer.subscription.updated` or
 //! `.deleted` Stripe would send, which the edge ingests like any delivery.
 
-use billing_domain::ids::{CustomerId, ProcessorId, SubscriptionId};
+use billing_domain::ids::{CustomerId, InvoiceId, ProcessorId, SubscriptionId};
 use billing_domain::ports::{
-    HostedCheckoutError, HostedPortal, HostedPortalOps, PortalAction, PortalSubscription, RawDelivery,
+    HostedCheckoutError, HostedInvoice, HostedPortal, HostedPortalOps, PortalAction, PortalSubscription, RawDelivery,
 };
 use billing_domain::subscription::SubscriptionStatus;
 
@@ -53,6 +53,17 @@ impl HostedPortalOps for SandboxProcessor {
             customer_id: portal.customer_id.clone(),
             return_url: portal.return_url.clone(),
             subscriptions,
+        })
+    }
+
+    fn hosted_invoice(&self, id: &InvoiceId) -> Option<HostedInvoice> {
+        let state = self.lock();
+        let record = state.invoices.iter().find(|invoice| &invoice.id == id)?;
+        Some(HostedInvoice {
+            invoice: record.to_domain(self.config.base_url()),
+            description: record.description.clone(),
+            period_start: record.period_start,
+            period_end: record.period_end,
         })
     }
 

@@ -229,7 +229,7 @@ impl InvoiceOps for SandboxProcessor {
         limit: u32,
         starting_after: Option<InvoiceId>,
     ) -> Result<InvoicePage, ProcessorError> {
-        self.fresh().await?.invoice_page(customer, limit, starting_after.as_ref())
+        self.fresh().await?.invoice_page(customer, limit, starting_after.as_ref(), self.config.base_url())
     }
 }
 

@@ -143,7 +143,7 @@ impl SandboxProcessor {
         Ok(self.sign_all(state, self.signing_secret().map_err(SandboxControlError::Unavailable)?, now, events))
     }
 
-    fn card_in(state: &State, workspace: &WorkspaceId) -> Result<SandboxCard, SandboxControlError> {
+    fn card_in(&self, state: &State, workspace: &WorkspaceId) -> Result<SandboxCard, SandboxControlError> {
         let customer = state.customers.get(workspace).ok_or(SandboxControlError::UnknownCustomer)?;
         Ok(SandboxCard {
             workspace_id: workspace.clone(),
@@ -152,7 +152,7 @@ impl SandboxProcessor {
                 .invoices
                 .iter()
                 .filter(|i| &i.customer_id == customer && !i.is_paid())
-                .map(InvoiceRecord::to_domain)
+                .map(|invoice| invoice.to_domain(self.config.base_url()))
                 .collect(),
         })
     }
@@ -189,7 +189,7 @@ impl SandboxControls for SandboxProcessor {
 
     async fn card(&self, workspace: &WorkspaceId) -> Result<SandboxCard, SandboxControlError> {
         self.refresh().await.map_err(SandboxControlError::Unavailable)?;
-        Self::card_in(&self.lock(), workspace)
+        self.card_in(&self.lock(), workspace)
     }
 
     async fn set_decline_next_charge(
@@ -208,7 +208,7 @@ impl SandboxControls for SandboxProcessor {
             if changed {
                 state.touch(Kind::CardDecline, workspace.as_str());
             }
-            Self::card_in(state, workspace)
+            self.card_in(state, workspace)
         };
         self.transact(set, SandboxControlError::Unavailable).await
     }

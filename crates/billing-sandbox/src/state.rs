@@ -129,8 +129,8 @@ impl InvoiceRecord {
         }
     }
 
-    /// The invoice as listed to the product.
-    pub fn to_domain(&self) -> Invoice {
+    /// The invoice as listed to the product, its page under the sandbox's `base_url`.
+    pub fn to_domain(&self, base_url: &str) -> Invoice {
         Invoice {
             id: self.id.clone(),
             number: Some(self.number.clone()),
@@ -138,8 +138,9 @@ impl InvoiceRecord {
             amount_due: self.amount.clone(),
             amount_paid: self.amount_paid(),
             created_at: self.created,
-            // Tollgate serves no invoice page for the sandbox; an honest `None` beats a dead link.
-            hosted_url: None,
+            // Tollgate serves the sandbox's invoice page (`GET /sandbox/invoices/{id}`); it renders no PDF, and an
+            // honest `None` beats a dead link.
+            hosted_url: Some(format!("{base_url}/sandbox/invoices/{}", self.id)),
             pdf_url: None,
         }
     }
@@ -294,6 +295,7 @@ impl State {
         customer: &CustomerId,
         limit: u32,
         starting_after: Option<&InvoiceId>,
+        base_url: &str,
     ) -> Result<InvoicePage, ProcessorError> {
         let newest_first: Vec<&InvoiceRecord> =
             self.invoices.iter().rev().filter(|invoice| &invoice.customer_id == customer).collect();
@@ -311,7 +313,7 @@ impl State {
         let limit = usize::try_from(limit).unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
         let rest = newest_first.get(start..).unwrap_or_default();
         Ok(InvoicePage {
-            invoices: rest.iter().take(limit).map(|invoice| invoice.to_domain()).collect(),
+            invoices: rest.iter().take(limit).map(|invoice| invoice.to_domain(base_url)).collect(),
             has_more: rest.len() > limit,
         })
     }

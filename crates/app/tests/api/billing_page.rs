@@ -461,3 +461,26 @@ async fn a_disabled_page_is_not_there() {
     assert_eq!(Browser::new().get(&app, "/billing/acme").await.status(), 404);
     assert_eq!(Browser::new().get(&app, "/assets/billing-page.css").await.status(), 404);
 }
+
+/// The product's name, logo and accent colour come from `[billing_page]`, and the page's language from the link.
+#[tokio::test]
+async fn the_product_brands_the_page_and_the_link_picks_its_language() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.billing_page.product_name = "Acme Cloud".into();
+        s.billing_page.logo_url = Some("https://cdn.acme.test/logo.svg".into());
+        s.billing_page.accent_color = "#0F766E".into();
+    })
+    .await;
+    app.put_workspace("acme").await;
+    let (_, minted) =
+        mint(&app, DEV_KEY, "acme", json!({"locale": "es", "return_url": "https://app.acme.test/"})).await;
+    let mut browser = Browser::new();
+    browser.open(minted["url"].as_str().unwrap()).await;
+    let html = browser.page(&app, "acme").await;
+    assert!(html.contains("<html lang=\"es\""), "the link's language");
+    assert!(html.contains("<img src=\"https://cdn.acme.test/logo.svg\" alt=\"Acme Cloud\""), "the logo");
+    assert!(html.contains("<title>Facturación · Acme Cloud</title>"), "{}", &html[..html.find("</title>").unwrap()]);
+    assert!(html.contains("href=\"https://app.acme.test/\">Volver a Acme Cloud</a>"), "the way back");
+    let css = browser.get(&app, "/assets/billing-page.css").await.text().await.unwrap();
+    assert!(css.contains("--accent: #0f766e;"), "the accent colour");
+}

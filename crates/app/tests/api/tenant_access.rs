@@ -93,6 +93,7 @@ fn expected_access() -> BTreeMap<(&'static str, &'static str), Access> {
         (("POST", "/sandbox/checkout/{id}/pay"), Public),
         (("POST", "/sandbox/checkout/{id}/decline"), Public),
         (("GET", "/sandbox/portal/{id}"), Public),
+        (("GET", "/sandbox/invoices/{id}"), Public),
         (("POST", "/sandbox/portal/{id}/subscriptions/{subscription}/{action}"), Public),
         (("POST", "/sandbox/portal/{id}/subscriptions/{subscription}/change/{plan}"), Public),
     ])

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::Interval;
 use crate::error::StoreError;
-use crate::ids::{CheckoutSessionId, CustomerId, PlanId, PriceId, ProcessorId, SubscriptionId, WorkspaceId};
+use crate::ids::{CheckoutSessionId, CustomerId, InvoiceId, PlanId, PriceId, ProcessorId, SubscriptionId, WorkspaceId};
 use crate::money::Money;
 use crate::ports::WebhookHeaders;
 use crate::subscription::SubscriptionStatus;
@@ -149,6 +149,16 @@ pub enum PortalAction {
     ChangePlan(PortalPlan),
 }
 
+/// An invoice as the processor's hosted invoice page shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostedInvoice {
+    pub invoice: crate::ports::Invoice,
+    /// What it is for (`Subscription to Pro`, a renewal, a credit pack).
+    pub description: String,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+}
+
 /// Portals whose page Tollgate hosts (the sandbox's).
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
 #[async_trait]
@@ -159,6 +169,8 @@ pub trait HostedPortalOps: Send + Sync {
     async fn refresh(&self) {}
     /// The portal session `id` as its page shows it, if it exists.
     fn hosted_portal(&self, id: &str) -> Option<HostedPortal>;
+    /// Invoice `id` as its hosted page shows it (the invoice's `hosted_url`), if it exists.
+    fn hosted_invoice(&self, id: &InvoiceId) -> Option<HostedInvoice>;
     /// Carries out `action` on the portal customer's `subscription` and returns the deliveries it causes. MUST
     /// change nothing when it returns an error.
     async fn portal_action(

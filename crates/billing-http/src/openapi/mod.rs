@@ -79,6 +79,7 @@ pub use problems::{
         crate::routes::sandbox::pay,
         crate::routes::sandbox::decline,
         crate::routes::sandbox_portal::page,
+        crate::routes::sandbox_invoice::page,
         crate::routes::sandbox_portal::act,
         crate::routes::sandbox_portal::change_plan,
     ),

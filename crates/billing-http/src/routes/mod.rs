@@ -15,6 +15,7 @@ pub(crate) mod payments;
 pub(crate) mod plans;
 pub(crate) mod sandbox;
 pub(crate) mod sandbox_controls;
+pub(crate) mod sandbox_invoice;
 pub(crate) mod sandbox_portal;
 pub(crate) mod subscriptions;
 pub(crate) mod usage;
@@ -81,6 +82,7 @@ fn endpoints() -> Vec<Endpoint> {
         Endpoint::new("/sandbox/checkout/{id}/pay").on(Method::POST, sandbox::pay),
         Endpoint::new("/sandbox/checkout/{id}/decline").on(Method::POST, sandbox::decline),
         Endpoint::new("/sandbox/portal/{id}").on(Method::GET, sandbox_portal::page),
+        Endpoint::new("/sandbox/invoices/{id}").on(Method::GET, sandbox_invoice::page),
         Endpoint::new("/sandbox/portal/{id}/subscriptions/{subscription}/{action}")
             .on(Method::POST, sandbox_portal::act),
         Endpoint::new("/sandbox/portal/{id}/subscriptions/{subscription}/change/{plan}")

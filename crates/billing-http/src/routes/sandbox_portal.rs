@@ -15,7 +15,7 @@ use super::sandbox::{deliver_all, escape, html, page_shell};
 use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 
-fn hosted(state: &AppState) -> Result<&Arc<dyn HostedPortalOps>, ApiError> {
+pub(super) fn hosted(state: &AppState) -> Result<&Arc<dyn HostedPortalOps>, ApiError> {
     state
         .hosted_portal
         .as_ref()
