@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use billing_domain::ports::{Clock, IdempotencyKeys};
+use billing_domain::ports::{Clock, IdempotencyKeys, PageLinks};
 use billing_domain::services::{
     DunningService, MeterReport, MeterReportingService, OutboxService, PARKED_SWEEP_BATCH, ReconcileService,
     RenewalService, TrialService, WebhookService,
@@ -30,6 +30,8 @@ pub struct JobSet {
     pub idempotency: Arc<dyn IdempotencyKeys>,
     pub clock: Arc<dyn Clock>,
     pub prune_keys_secs: u64,
+    /// The billing page's redeemed links, forgotten once expired (on the same interval as the keys).
+    pub page_links: Arc<dyn PageLinks>,
     pub outbox: Arc<OutboxService>,
     /// Pause between outbox rounds that found nothing due (zero: no delivery).
     pub outbox_poll: Duration,
@@ -65,6 +67,7 @@ impl Jobs {
             idempotency,
             clock,
             prune_keys_secs,
+            page_links,
             outbox,
             outbox_poll,
             dunning,
@@ -114,6 +117,7 @@ impl Jobs {
                 }
             }
         }));
+        let links_clock = clock.clone();
         handles.extend(every("prune_idempotency_keys", prune_keys_secs, stopped.clone(), move || {
             let (idempotency, clock) = (idempotency.clone(), clock.clone());
             async move {
@@ -124,6 +128,19 @@ impl Jobs {
                         true
                     }
                     Err(error) => failed(error, "pruning idempotency keys failed"),
+                }
+            }
+        }));
+        handles.extend(every("prune_billing_page_links", prune_keys_secs, stopped.clone(), move || {
+            let (page_links, clock) = (page_links.clone(), links_clock.clone());
+            async move {
+                match page_links.prune(clock.now()).await {
+                    Ok(0) => true,
+                    Ok(pruned) => {
+                        tracing::info!(pruned, "expired billing-page links deleted");
+                        true
+                    }
+                    Err(error) => failed(error, "pruning billing-page links failed"),
                 }
             }
         }));

@@ -72,10 +72,13 @@ pub async fn guard(
 
 /// An end user's access to the path's workspace, checked before anything is replayed: a user removed from a
 /// workspace, or made a member, since the first request gets no stored answer back. (Every idempotent workspace
-/// route writes; a service key's scopes do not change while it is in use.)
+/// route writes but minting a billing-page link, which members may do; a service key's scopes do not change while
+/// it is in use.)
 fn may_replay(req: &ServiceRequest, caller: Caller) -> Result<Caller, ApiError> {
     if caller.is_end_user() && req.path().starts_with("/v1/workspaces/") {
-        caller.require_on(&path_workspace(req.request())?, Scope::BillingWrite)?;
+        let scope =
+            if req.path().ends_with("/billing-page-sessions") { Scope::BillingRead } else { Scope::BillingWrite };
+        caller.require_on(&path_workspace(req.request())?, scope)?;
     }
     Ok(caller)
 }
@@ -194,6 +197,8 @@ fn replay(stored: StoredResponse) -> HttpResponse {
         response.insert_header((CONTENT_TYPE, value));
     }
     response.insert_header((HeaderName::from_static(REPLAYED_HEADER), HeaderValue::from_static("true")));
+    // A stored answer is one request's (a billing-page link among them): no cache keeps a copy.
+    response.insert_header((actix_web::http::header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
     response.body(stored.body)
 }
 

@@ -49,7 +49,12 @@ impl BillingPageSettings {
         if self.product_name.trim().is_empty() || self.product_name.chars().count() > 80 {
             p.add("billing_page.product_name", "must be 1 to 80 characters");
         }
-        if let Some(url) = &self.logo_url {
+        // The page's CSP loads images from itself and over https only.
+        if let Some(url) = &self.logo_url
+            && !url.starts_with("https://")
+        {
+            p.add("billing_page.logo_url", &format!("must be an absolute https:// URL, got {url:?}"));
+        } else if let Some(url) = &self.logo_url {
             check_http_url(p, "billing_page.logo_url", url);
         }
         if billing_http::billing_page::Accent::parse(&self.accent_color).is_none() {

@@ -484,3 +484,34 @@ async fn the_product_brands_the_page_and_the_link_picks_its_language() {
     let css = browser.get(&app, "/assets/billing-page.css").await.text().await.unwrap();
     assert!(css.contains("--accent: #0f766e;"), "the accent colour");
 }
+
+/// A form posted twice — at once, and again later — does its work once; every post is answered with where the
+/// first went. Concurrent posts race on PostgreSQL.
+async fn a_form_posted_twice_does_its_work_once(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.put_workspace("acme").await;
+    pay_for(&app, "acme", "pro").await;
+    let browser = owner_session(&app, "acme").await;
+    let html = browser.page(&app, "acme").await;
+    let (csrf, attempt) = (hidden(&html, "csrf"), hidden(&html, "attempt"));
+    let fields = [("csrf", csrf.as_str()), ("attempt", attempt.as_str())];
+    let posts = (0..4).map(|_| browser.post(&app, "/billing/acme/actions/cancel", &fields));
+    let answers = futures::future::join_all(posts).await;
+    let mut locations: Vec<String> = answers.iter().map(location).collect();
+    locations.push(location(&browser.post(&app, "/billing/acme/actions/cancel", &fields).await));
+    for answer in &answers {
+        assert_eq!(answer.status(), 303);
+    }
+    // One post ran; the others, at once or after, either replayed it or (while it ran) were told it is under way.
+    let done = locations.iter().filter(|l| *l == "/billing/acme?notice=canceled").count();
+    let waiting = locations.iter().filter(|l| *l == "/billing/acme?problem=in_progress").count();
+    assert_eq!(done + waiting, locations.len(), "{locations:?}");
+    assert_eq!(locations.last().unwrap(), "/billing/acme?notice=canceled", "the first answer, replayed");
+    let cancels = app.audit_actions("acme").await.iter().filter(|a| *a == "subscription.cancel_scheduled").count();
+    assert_eq!(cancels, 1, "canceled once");
+    // The same attempt with a changed form is not taken for the first.
+    let changed = [("csrf", csrf.as_str()), ("attempt", attempt.as_str()), ("coupon", "OTHER")];
+    let refused = browser.post(&app, "/billing/acme/actions/cancel", &changed).await;
+    assert_eq!(location(&refused), "/billing/acme?problem=form_expired");
+}
+on_both_databases!(a_form_posted_twice_does_its_work_once, a_form_posted_twice_does_its_work_once);

@@ -448,3 +448,26 @@ async fn a_rotated_jwks_file_is_picked_up_without_a_restart() {
     assert_eq!(status(es256_token("k1")).await, 401, "the retired key no longer verifies");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Minting a billing-page link is the one idempotent workspace route a member may call: with an
+/// `Idempotency-Key` too, and the retry gets the same link back.
+#[tokio::test]
+async fn a_member_mints_a_billing_page_link_with_an_idempotency_key() {
+    let app = spawn_app_with(Backend::Sqlite, with_tokens).await;
+    app.put_workspace(TENANT_A).await;
+    let member = bearer(Credential::MemberToken).unwrap();
+    let mut links = Vec::new();
+    for _ in 0..2 {
+        let mint = app
+            .client
+            .post(app.url(&format!("/v1/workspaces/{TENANT_A}/billing-page-sessions")))
+            .bearer_auth(&member)
+            .header("Idempotency-Key", "page-1")
+            .json(&json!({}));
+        let minted = mint.send().await.unwrap();
+        assert_eq!(minted.status(), 201);
+        assert_eq!(minted.headers().get("cache-control").unwrap(), "no-store");
+        links.push(minted.json::<Value>().await.unwrap()["url"].clone());
+    }
+    assert_eq!(links[0], links[1], "the retry replays the first link");
+}

@@ -68,6 +68,8 @@ pub(crate) enum Flash {
     Processor,
     NotAllowed,
     ReadOnly,
+    InProgress,
+    FormExpired,
     NoSubscription,
     AlreadySubscribed,
     TrialUsed,
@@ -85,11 +87,13 @@ impl Flash {
         (Flash::CheckoutSuccess, "checkout_success"),
         (Flash::CheckoutCanceled, "checkout_canceled"),
     ];
-    const PROBLEMS: [(Flash, &'static str); 10] = [
+    const PROBLEMS: [(Flash, &'static str); 12] = [
         (Flash::Ours, "ours"),
         (Flash::Processor, "processor"),
         (Flash::NotAllowed, "not_allowed"),
         (Flash::ReadOnly, "read_only"),
+        (Flash::InProgress, "in_progress"),
+        (Flash::FormExpired, "form_expired"),
         (Flash::NoSubscription, "no_subscription"),
         (Flash::AlreadySubscribed, "already_subscribed"),
         (Flash::TrialUsed, "trial_used"),
@@ -135,6 +139,8 @@ impl Flash {
             Self::Processor => t.error_processor,
             Self::NotAllowed => t.error_not_allowed,
             Self::ReadOnly => t.error_read_only,
+            Self::InProgress => t.error_in_progress,
+            Self::FormExpired => t.error_form_expired,
             Self::NoSubscription => t.error_no_subscription,
             Self::AlreadySubscribed => t.error_already_subscribed,
             Self::TrialUsed => t.error_trial_used,

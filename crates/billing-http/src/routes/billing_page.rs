@@ -81,7 +81,10 @@ pub async fn create_session(
     let expires_at = state.clock.now() + page.settings.link_ttl;
     let token = page.signer.link(&uuid::Uuid::new_v4().simple().to_string(), expires_at, &viewer);
     let url = format!("{}/billing/open/{token}", page.settings.public_url);
-    Ok(HttpResponse::Created().json(BillingPageSessionView { url, expires_at }))
+    // The link is a credential until it is opened: no cache keeps it.
+    Ok(HttpResponse::Created()
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .json(BillingPageSessionView { url, expires_at }))
 }
 
 /// Who the page opens for. A key names the user (or opens it as itself: admin with `billing:write`, else

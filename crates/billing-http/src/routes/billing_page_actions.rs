@@ -3,7 +3,7 @@
 //! back to the page with a notice or a problem in words (`view::Flash`), or on to the processor's pages.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::LOCATION;
+use actix_web::http::header::{CACHE_CONTROL, LOCATION};
 use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
 use billing_domain::commands::SubscriptionCommand;
 use billing_domain::ids::{PlanId, WorkspaceId};
@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq as _;
 use tracing_actix_web::RequestId;
 
 use super::billing_page::{closed, enabled, session_of};
+use super::billing_page_once::{self as once, Once};
 use crate::billing_page::Locale;
 use crate::billing_page::tokens::Session;
 use crate::billing_page::view::Flash;
@@ -28,6 +29,9 @@ struct Form {
     coupon: Option<String>,
 }
 
+/// The longest plan id or coupon code the API takes; a longer one is no plan or coupon of ours.
+const MAX_FIELD_CHARS: usize = 64;
+
 impl Form {
     fn parse(body: &[u8]) -> Self {
         let mut form = Self::default();
@@ -35,13 +39,18 @@ impl Form {
             let value = value.trim().to_owned();
             match name.as_ref() {
                 "csrf" => form.csrf = value,
-                "attempt" => form.attempt = value,
+                // The attempt is part of keys: its letters and digits only, bounded.
+                "attempt" => form.attempt = value.chars().filter(char::is_ascii_alphanumeric).take(64).collect(),
                 "plan" if !value.is_empty() => form.plan = Some(value),
                 "coupon" if !value.is_empty() => form.coupon = Some(value),
                 _ => {}
             }
         }
         form
+    }
+
+    fn oversized(&self) -> bool {
+        [&self.plan, &self.coupon].into_iter().flatten().any(|v| v.chars().count() > MAX_FIELD_CHARS)
     }
 }
 
@@ -78,27 +87,39 @@ pub async fn act(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes)
         return closed(page, StatusCode::FORBIDDEN, locale, t.error_form_expired, Some(&page_url));
     }
     let action = req.match_info().get("action").unwrap_or_default();
-    let call = Call { state: &state, ws, session: &session, form, request_id: request_id(&req) };
-    let outcome = match action {
-        "change-plan" | "checkout" | "buy-credits" | "cancel" | "resume" | "start-trial" | "portal"
-            if !session.viewer.role.may_act() =>
-        {
-            Err(Flash::ReadOnly)
+    if !ACTIONS.contains(&action) {
+        return closed(page, StatusCode::NOT_FOUND, locale, t.closed_not_found, Some(&page_url));
+    }
+    let back = |flash: Flash| format!("{page_url}?{}", flash.query());
+    if !session.viewer.role.may_act() {
+        return Ok(see_other(back(Flash::ReadOnly)));
+    }
+    if form.oversized() {
+        return Ok(see_other(back(Flash::NotAllowed)));
+    }
+    let request = (action, form.plan.as_deref(), form.attempt.as_str());
+    let location = match once::claim(&state, &session, request, &[form.coupon.as_deref()]).await? {
+        Once::Again(location) => location,
+        Once::Refused(flash) => back(flash),
+        Once::First(claim) => {
+            let call = Call { state: &state, ws, session: &session, action, form, request_id: request_id(&req) };
+            let outcome = call.run().await;
+            let retryable = matches!(outcome, Err(Flash::Ours | Flash::Processor));
+            let location = match outcome {
+                Ok(Next::Page(flash)) | Err(flash) => back(flash),
+                Ok(Next::Away(url)) => url,
+            };
+            once::finish(&state, &claim, &location, retryable).await?;
+            location
         }
-        "change-plan" => call.change_plan().await,
-        "cancel" => call.command(SubscriptionCommand::Cancel { at_period_end: true }, Flash::Canceled).await,
-        "resume" => call.command(SubscriptionCommand::Resume, Flash::Resumed).await,
-        "start-trial" => call.start_trial().await,
-        "checkout" => call.checkout(true).await,
-        "buy-credits" => call.checkout(false).await,
-        "portal" => call.portal().await,
-        _ => return closed(page, StatusCode::NOT_FOUND, locale, t.closed_not_found, Some(&page_url)),
     };
-    let location = match outcome {
-        Ok(Next::Page(flash)) | Err(flash) => format!("{page_url}?{}", flash.query()),
-        Ok(Next::Away(url)) => url,
-    };
-    Ok(HttpResponse::SeeOther().insert_header((LOCATION, location)).finish())
+    Ok(see_other(location))
+}
+
+const ACTIONS: [&str; 7] = ["change-plan", "checkout", "buy-credits", "cancel", "resume", "start-trial", "portal"];
+
+fn see_other(location: String) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((LOCATION, location)).insert_header((CACHE_CONTROL, "no-store")).finish()
 }
 
 /// Where the browser goes after an action that worked.
@@ -111,11 +132,25 @@ struct Call<'a> {
     state: &'a AppState,
     ws: WorkspaceId,
     session: &'a Session,
+    action: &'a str,
     form: Form,
     request_id: Option<String>,
 }
 
 impl Call<'_> {
+    async fn run(&self) -> Result<Next, Flash> {
+        match self.action {
+            "change-plan" => self.change_plan().await,
+            "cancel" => self.command(SubscriptionCommand::Cancel { at_period_end: true }, Flash::Canceled).await,
+            "resume" => self.command(SubscriptionCommand::Resume, Flash::Resumed).await,
+            "start-trial" => self.start_trial().await,
+            "checkout" => self.checkout(true).await,
+            "buy-credits" => self.checkout(false).await,
+            "portal" => self.portal().await,
+            _ => Err(Flash::NotAllowed),
+        }
+    }
+
     /// The page's user, or the key that opened the page for nobody named.
     fn actor(&self) -> Actor {
         match (&self.session.viewer.user, &self.session.viewer.key) {
@@ -125,10 +160,10 @@ impl Call<'_> {
         }
     }
 
-    /// One key per rendered form: a double click changes nothing twice.
+    /// The processor's key for this form's post: the session, the action, its plan and the rendered attempt.
     fn idempotency_key(&self) -> Option<String> {
-        let attempt: String = self.form.attempt.chars().filter(char::is_ascii_alphanumeric).take(64).collect();
-        Some(format!("billing-page:{}:{attempt}", self.session.id))
+        let plan = self.form.plan.as_deref().unwrap_or_default();
+        Some(format!("billing-page:{}:{}:{plan}:{}", self.session.id, self.action, self.form.attempt))
     }
 
     fn page_url(&self, query: &str) -> String {

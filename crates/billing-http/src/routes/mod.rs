@@ -4,6 +4,7 @@
 pub(crate) mod account;
 pub(crate) mod billing_page;
 pub(crate) mod billing_page_actions;
+mod billing_page_once;
 pub(crate) mod checkout;
 pub(crate) mod clock;
 pub(crate) mod coupons;
