@@ -249,6 +249,7 @@ fn the_billing_page_in_chromium() {
         assert!(tab.text("[data-testid=plan-status]").await.starts_with("Active"));
         let invoice = tab.text("section[aria-labelledby=invoices-heading] tbody tr").await;
         assert!(invoice.contains("paid") && invoice.contains("49.00 USD"), "the paid invoice, its amount: {invoice}");
+        assert!(tab.text("[data-testid=preview-hobby]").await.contains("costs nothing extra"), "the sandbox's preview");
         tab.check("02-pro-desktop").await;
         // Its link opens the processor's invoice page (the sandbox's), and Back returns to the page.
         tab.click("section[aria-labelledby=invoices-heading] tbody a").await;

@@ -5,10 +5,11 @@ use billing_domain::catalog::PlanKind;
 use billing_domain::error::ProcessorError;
 use billing_domain::events::{ProcessorEvent, SubscriptionSnapshot};
 use billing_domain::ids::{CheckoutSessionId, CustomerId, InvoiceId, PriceId, ProcessorId, SubscriptionId};
+use billing_domain::money::Money;
 use billing_domain::ports::{
-    Capabilities, CheckoutOps, CheckoutRequest, CheckoutSession, CustomerOps, HostedCheckoutStatus, InvoiceOps,
-    InvoicePage, PortalOps, ProcessorInfo, Proration, SubscriptionOps, UsageReportingOps, WebhookError, WebhookHeaders,
-    WebhookOps,
+    Capabilities, ChangePreview, CheckoutOps, CheckoutRequest, CheckoutSession, CustomerOps, HostedCheckoutStatus,
+    InvoiceOps, InvoicePage, PortalOps, ProcessorInfo, Proration, SubscriptionOps, UsageReportingOps, WebhookError,
+    WebhookHeaders, WebhookOps,
 };
 use billing_domain::workspace::Workspace;
 use chrono::{DateTime, Utc};
@@ -183,6 +184,23 @@ impl SubscriptionOps for SandboxProcessor {
             Ok(snapshot)
         };
         self.transact(apply, ProcessorError::Unavailable).await
+    }
+
+    /// The sandbox prorates nothing: a change bills the new price from the next period on, so the preview is zero
+    /// now, in the subscription's currency.
+    #[tracing::instrument(skip_all, fields(subscription_id = %id))]
+    async fn preview_price_change(
+        &self,
+        id: &SubscriptionId,
+        price: &PriceId,
+        _proration: Proration,
+    ) -> Result<ChangePreview, ProcessorError> {
+        if price.as_str().is_empty() {
+            return Err(ProcessorError::Rejected("empty price id".to_owned()));
+        }
+        let mut state = self.fresh().await?;
+        let currency = state.subscription_mut(id)?.amount.currency.clone();
+        Ok(ChangePreview { prorated: Money { minor: 0, currency } })
     }
 
     #[tracing::instrument(skip_all, fields(subscription_id = %id))]

@@ -10,15 +10,18 @@ use billing_domain::events::{ProcessorEvent, SubscriptionSnapshot};
 use billing_domain::ids::{CheckoutSessionId, CustomerId, InvoiceId, PaymentId, PriceId, ProcessorId, SubscriptionId};
 use billing_domain::money::Money;
 use billing_domain::ports::{
-    Capabilities, CheckoutOps, CheckoutRequest, CheckoutSession, CustomerOps, InvoiceOps, InvoicePage, PaymentIntent,
-    PaymentIntentRequest, PaymentOps, PortalOps, ProcessorInfo, Proration, Refund, SubscriptionOps, UsageReportingOps,
-    WebhookError, WebhookHeaders, WebhookOps,
+    Capabilities, ChangePreview, CheckoutOps, CheckoutRequest, CheckoutSession, CustomerOps, InvoiceOps, InvoicePage,
+    PaymentIntent, PaymentIntentRequest, PaymentOps, PortalOps, ProcessorInfo, Proration, Refund, SubscriptionOps,
+    UsageReportingOps, WebhookError, WebhookHeaders, WebhookOps,
 };
 use billing_domain::workspace::Workspace;
 use chrono::{DateTime, Utc};
 use stripe_billing::billing_meter_event::CreateBillingMeterEvent;
 use stripe_billing::billing_portal_session::CreateBillingPortalSession;
-use stripe_billing::invoice::ListInvoice;
+use stripe_billing::invoice::{
+    CreatePreviewInvoice, CreatePreviewInvoiceSubscriptionDetails, CreatePreviewInvoiceSubscriptionDetailsItems,
+    CreatePreviewInvoiceSubscriptionDetailsProrationBehavior, ListInvoice,
+};
 use stripe_billing::subscription::{
     CancelSubscription, ListSubscription, ListSubscriptionStatus, RetrieveSubscription, UpdateSubscription,
     UpdateSubscriptionItems, UpdateSubscriptionProrationBehavior,
@@ -169,6 +172,21 @@ impl PortalOps for StripeProcessor {
     }
 }
 
+impl StripeProcessor {
+    /// The customer of subscription `id` and its (single) item, read fresh: a price change swaps that item.
+    async fn customer_and_item(&self, id: &SubscriptionId) -> Result<(String, String), ProcessorError> {
+        let what = "GET /v1/subscriptions/{id}";
+        let current: SubscriptionView = read(&self.call(&RetrieveSubscription::new(id.as_str()), None).await?, what)?;
+        let customer = current.customer.ok_or_else(|| rejected(what, "subscription has no customer"))?.into_id();
+        let item = current
+            .items
+            .and_then(|items| items.data.into_iter().next())
+            .and_then(|item| item.id)
+            .ok_or_else(|| rejected(what, "subscription has no item to change"))?;
+        Ok((customer, item))
+    }
+}
+
 fn proration_behavior(proration: Proration) -> UpdateSubscriptionProrationBehavior {
     match proration {
         Proration::CreateProrations => UpdateSubscriptionProrationBehavior::CreateProrations,
@@ -211,13 +229,7 @@ impl SubscriptionOps for StripeProcessor {
         proration: Proration,
         key: &str,
     ) -> Result<SubscriptionSnapshot, ProcessorError> {
-        let what = "GET /v1/subscriptions/{id}";
-        let current: SubscriptionView = read(&self.call(&RetrieveSubscription::new(id.as_str()), None).await?, what)?;
-        let item_id = current
-            .items
-            .and_then(|items| items.data.into_iter().next())
-            .and_then(|item| item.id)
-            .ok_or_else(|| rejected(what, "subscription has no item to change"))?;
+        let (_, item_id) = self.customer_and_item(id).await?;
         let mut item = UpdateSubscriptionItems::new();
         item.id = Some(item_id);
         item.price = Some(price.to_string());
@@ -225,6 +237,34 @@ impl SubscriptionOps for StripeProcessor {
             UpdateSubscription::new(id.as_str()).items(vec![item]).proration_behavior(proration_behavior(proration));
         let key = idempotency_key(&[key]);
         Self::snapshot(&self.call(&update, Some(&key)).await?, "change subscription price")
+    }
+
+    /// `POST /v1/invoices/create_preview` for the subscription with its item on `price`, prorated as of now (the
+    /// preview's default proration date):
+    /// the preview's proration lines are what the change would bill.
+    #[tracing::instrument(skip_all, fields(subscription_id = %id))]
+    async fn preview_price_change(
+        &self,
+        id: &SubscriptionId,
+        price: &PriceId,
+        proration: Proration,
+    ) -> Result<ChangePreview, ProcessorError> {
+        let (customer, item_id) = self.customer_and_item(id).await?;
+        let mut item = CreatePreviewInvoiceSubscriptionDetailsItems::new();
+        item.id = Some(item_id);
+        item.price = Some(price.to_string());
+        let mut details = CreatePreviewInvoiceSubscriptionDetails::new();
+        details.items = Some(vec![item]);
+        details.proration_behavior = Some(match proration {
+            Proration::CreateProrations => CreatePreviewInvoiceSubscriptionDetailsProrationBehavior::CreateProrations,
+            Proration::AlwaysInvoice => CreatePreviewInvoiceSubscriptionDetailsProrationBehavior::AlwaysInvoice,
+            Proration::None => CreatePreviewInvoiceSubscriptionDetailsProrationBehavior::None,
+        });
+        let preview =
+            CreatePreviewInvoice::new().customer(customer).subscription(id.as_str()).subscription_details(details);
+        let what = "POST /v1/invoices/create_preview";
+        let body = self.call(&preview, None).await?;
+        Ok(ChangePreview { prorated: responses::proration(read(&body, what)?, what)? })
     }
 
     #[tracing::instrument(skip_all, fields(subscription_id = %id))]

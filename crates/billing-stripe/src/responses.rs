@@ -98,3 +98,47 @@ impl ClassifyName for serde_json::Error {
         }
     }
 }
+
+/// An invoice preview (`POST /v1/invoices/create_preview`): its currency and lines, each marked a proration in
+/// the line itself (API versions before 2025-03-31) or in its parent's subscription item details (after).
+#[derive(Debug, Deserialize)]
+pub struct PreviewView {
+    pub currency: Option<String>,
+    pub lines: Option<PreviewLines>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PreviewLines {
+    #[serde(default)]
+    pub data: Vec<PreviewLine>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PreviewLine {
+    pub amount: Option<i64>,
+    #[serde(default)]
+    pub proration: bool,
+    pub parent: Option<serde_json::Value>,
+}
+
+impl PreviewLine {
+    fn is_proration(&self) -> bool {
+        self.proration
+            || self.parent.as_ref().is_some_and(|parent| {
+                parent["subscription_item_details"]["proration"] == true
+                    || parent["invoice_item_details"]["proration"] == true
+            })
+    }
+}
+
+/// The prorated total of a preview: the sum of its proration lines.
+pub fn proration(view: PreviewView, what: &str) -> Result<Money, ProcessorError> {
+    let currency = currency(view.currency, what)?;
+    let lines = view.lines.map(|lines| lines.data).unwrap_or_default();
+    let mut minor: i64 = 0;
+    for line in lines.iter().filter(|line| line.is_proration()) {
+        let amount = field(line.amount, what, "lines.data.amount")?;
+        minor = minor.checked_add(amount).ok_or_else(|| rejected(what, "proration total overflows"))?;
+    }
+    Ok(Money::new(minor, currency))
+}

@@ -394,6 +394,9 @@ async fn each_state_is_told_in_the_customers_words(backend: Backend) {
     assert!(testid(&html, "plan-status").starts_with("Active"));
     assert!(html.contains("<span class=\"value\">Unlimited</span>"), "pro's unlimited limits");
     assert!(html.contains("49.00 USD"), "the paid invoice");
+    // What switching would bill, as the processor previews it: the sandbox prorates nothing.
+    let preview = testid(&html, "preview-hobby");
+    assert_eq!(preview, "Switching now costs nothing extra; the new price applies from your next invoice.");
 
     // Past due: the next charge declines at renewal; the page says what is owed and what happens next.
     pay_for(&app, "late", "pro").await;

@@ -98,6 +98,15 @@ pub enum Proration {
     None,
 }
 
+/// What a plan change would bill for the rest of the current period, as the processor computes it before anything
+/// changes (Stripe's invoice preview).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangePreview {
+    /// The prorated difference: positive is charged, negative credited (zero where the processor prorates nothing).
+    /// Billed at once under `Proration::AlwaysInvoice`, else on the next invoice.
+    pub prorated: Money,
+}
+
 /// Changes to live subscriptions. Each MUST be idempotent on `idempotency_key` and MUST return the processor's
 /// snapshot after the change, which the caller applies like a webhook.
 #[cfg_attr(any(test, feature = "testing"), mockall::automock)]
@@ -117,6 +126,14 @@ pub trait SubscriptionOps: Send + Sync {
         proration: Proration,
         idempotency_key: &str,
     ) -> Result<SubscriptionSnapshot, ProcessorError>;
+    /// What `change_price` with these arguments would bill now, as `change_price` would bill it. MUST change
+    /// nothing, and MUST return `Rejected` for an unknown id.
+    async fn preview_price_change(
+        &self,
+        id: &SubscriptionId,
+        price: &PriceId,
+        proration: Proration,
+    ) -> Result<ChangePreview, ProcessorError>;
     /// The processor's current view, for reconciliation and same-second tie-breaks. MUST return `Rejected` for an
     /// unknown id.
     async fn fetch(&self, id: &SubscriptionId) -> Result<SubscriptionSnapshot, ProcessorError>;

@@ -13,7 +13,7 @@ use crate::commands::{IllegalTransition, SubscriptionCommand, check_command};
 use crate::error::{ProcessorError, StoreError};
 use crate::events::{EventPayload, ProcessorEvent};
 use crate::ids::{EventId, PlanId, WorkspaceId};
-use crate::ports::{AuditLog, IdGenerator, PaymentProcessor, Proration};
+use crate::ports::{AuditLog, ChangePreview, IdGenerator, PaymentProcessor, Proration};
 use crate::records::{Actor, AuditRecord};
 use crate::subscription::{Subscription, SubscriptionStatus};
 
@@ -138,6 +138,34 @@ impl SubscriptionService {
         };
         self.audit.append(&record, self.ctx.clock.now()).await?;
         Ok(after)
+    }
+
+    /// What changing the workspace's subscription to `plan` would bill now, as the processor says, under the
+    /// default proration; the same checks as the change itself, and nothing changes.
+    pub async fn preview_change(
+        &self,
+        workspace: &WorkspaceId,
+        plan: &PlanId,
+    ) -> Result<ChangePreview, SubscriptionError> {
+        self.ctx.workspaces.get(workspace).await?.ok_or(SubscriptionError::WorkspaceNotFound)?;
+        let current =
+            self.ctx.subscriptions.current_for_workspace(workspace).await?.ok_or(SubscriptionError::NoSubscription)?;
+        if current.processor != self.processor.id() {
+            return Err(SubscriptionError::OtherProcessor(current.processor.to_string()));
+        }
+        self.ctx.catalog.require(plan.as_str())?;
+        let command = SubscriptionCommand::ChangePlan { plan: plan.clone() };
+        check_command(&self.ctx.catalog, &current, &command).map_err(|reason| match reason {
+            IllegalTransition::NotASubscriptionPlan(_) => SubscriptionError::BadPlan(reason),
+            reason => SubscriptionError::Conflict { status: current.status, reason },
+        })?;
+        let price = self.price_of(plan)?;
+        Ok(self.processor.preview_price_change(&current.id, &price, self.default_proration).await?)
+    }
+
+    /// The proration plan changes use when the caller names none.
+    pub fn default_proration(&self) -> Proration {
+        self.default_proration
     }
 
     /// Ingests the processor's answer to a command sent at `sent_at` under `key` as an observation.

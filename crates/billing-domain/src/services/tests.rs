@@ -64,6 +64,7 @@ pub(super) mod processor_mock {
             async fn cancel(&self, id: &SubscriptionId, at_period_end: bool, idempotency_key: &str) -> Result<SubscriptionSnapshot, ProcessorError>;
             async fn resume(&self, id: &SubscriptionId, idempotency_key: &str) -> Result<SubscriptionSnapshot, ProcessorError>;
             async fn change_price(&self, id: &SubscriptionId, price: &PriceId, proration: Proration, idempotency_key: &str) -> Result<SubscriptionSnapshot, ProcessorError>;
+            async fn preview_price_change(&self, id: &SubscriptionId, price: &PriceId, proration: Proration) -> Result<ChangePreview, ProcessorError>;
             async fn fetch(&self, id: &SubscriptionId) -> Result<SubscriptionSnapshot, ProcessorError>;
             async fn list_for_customer(&self, customer: &CustomerId) -> Result<Vec<SubscriptionSnapshot>, ProcessorError>;
         }

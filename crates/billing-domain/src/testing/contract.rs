@@ -88,6 +88,11 @@ async fn unknown_objects_are_rejected_or_empty(peer: &dyn ProcessorPeer) {
     assert!(matches!(unknown, Err(ProcessorError::Rejected(_))), "{}: {unknown:?}", processor.id());
     let none = processor.list_for_customer(&CustomerId::new("cus_contract_unknown")).await.unwrap();
     assert!(none.is_empty(), "{}: an unknown customer has no subscriptions", processor.id());
+    if processor.capabilities().subscription_changes {
+        let unknown = SubscriptionId::new("sub_contract_unknown");
+        let preview = processor.preview_price_change(&unknown, &PriceId::new("price_x"), Proration::None).await;
+        assert!(matches!(preview, Err(ProcessorError::Rejected(_))), "{}: {preview:?}", processor.id());
+    }
     if processor.capabilities().invoices {
         let none = processor.list_invoices(&CustomerId::new("cus_contract_unknown"), 10, None).await.unwrap();
         assert!(none.invoices.is_empty() && !none.has_more);
@@ -212,5 +217,6 @@ async fn capabilities_tell_the_truth(peer: &dyn ProcessorPeer) {
     if !capabilities.subscription_changes {
         let id = SubscriptionId::new("sub_x");
         assert!(unsupported(processor.change_price(&id, &PriceId::new("p"), Proration::None, "k").await.map(drop)));
+        assert!(unsupported(processor.preview_price_change(&id, &PriceId::new("p"), Proration::None).await.map(drop)));
     }
 }

@@ -110,6 +110,10 @@ pub struct Strings {
     pub proration_create: &'static str,
     pub proration_invoice: &'static str,
     pub proration_none: &'static str,
+    pub preview_charge_next: &'static str,
+    pub preview_charge_now: &'static str,
+    pub preview_credit: &'static str,
+    pub preview_nothing: &'static str,
     pub now_is: &'static str,
     pub notice_plan_changed: &'static str,
     pub notice_canceled: &'static str,
@@ -135,6 +139,7 @@ pub struct Strings {
     pub closed_link_used: &'static str,
     pub closed_link_expired: &'static str,
     pub closed_not_found: &'static str,
+    pub closed_unavailable: &'static str,
 }
 
 pub const EN: Strings = Strings {
@@ -204,6 +209,10 @@ pub const EN: Strings = Strings {
     proration_create: "A plan change takes effect now; the difference is prorated on your next invoice.",
     proration_invoice: "A plan change takes effect now and is invoiced at once, prorated to the day.",
     proration_none: "A plan change takes effect now; the new price applies from the next period.",
+    preview_charge_next: "Switching now adds {amount} to your next invoice (prorated).",
+    preview_charge_now: "Switching now charges {amount} at once (prorated).",
+    preview_credit: "Switching now credits {amount} to your next invoice (prorated).",
+    preview_nothing: "Switching now costs nothing extra; the new price applies from your next invoice.",
     now_is: "now {value}",
     notice_plan_changed: "Your plan has changed.",
     notice_canceled: "Your subscription will end at the end of this period.",
@@ -229,6 +238,7 @@ pub const EN: Strings = Strings {
     closed_link_used: "This link has already been used. Open billing again from your product to get a new one.",
     closed_link_expired: "This link has expired. Open billing again from your product to get a new one.",
     closed_not_found: "There is no billing page here.",
+    closed_unavailable: "The billing page cannot be shown right now. Please try again in a moment.",
 };
 
 pub const PT_BR: Strings = Strings {
@@ -298,6 +308,10 @@ pub const PT_BR: Strings = Strings {
     proration_create: "A mudança de plano vale agora; a diferença proporcional vem na próxima fatura.",
     proration_invoice: "A mudança de plano vale agora e é faturada na hora, proporcional aos dias.",
     proration_none: "A mudança de plano vale agora; o novo preço vale a partir do próximo período.",
+    preview_charge_next: "Mudar agora acrescenta {amount} à sua próxima fatura (proporcional).",
+    preview_charge_now: "Mudar agora cobra {amount} imediatamente (proporcional).",
+    preview_credit: "Mudar agora credita {amount} na sua próxima fatura (proporcional).",
+    preview_nothing: "Mudar agora não custa nada a mais; o novo preço vale a partir da próxima fatura.",
     now_is: "hoje {value}",
     notice_plan_changed: "Seu plano foi alterado.",
     notice_canceled: "Sua assinatura termina no fim deste período.",
@@ -323,6 +337,7 @@ pub const PT_BR: Strings = Strings {
     closed_link_used: "Este link já foi usado. Abra a cobrança de novo pelo seu produto para receber outro.",
     closed_link_expired: "Este link expirou. Abra a cobrança de novo pelo seu produto para receber outro.",
     closed_not_found: "Não há página de cobrança aqui.",
+    closed_unavailable: "A página de cobrança não pode ser exibida agora. Tente novamente em instantes.",
 };
 
 pub const ES: Strings = Strings {
@@ -392,6 +407,10 @@ pub const ES: Strings = Strings {
     proration_create: "El cambio de plan se aplica ahora; la diferencia prorrateada aparece en tu próxima factura.",
     proration_invoice: "El cambio de plan se aplica ahora y se factura en el momento, prorrateado por días.",
     proration_none: "El cambio de plan se aplica ahora; el nuevo precio rige desde el próximo periodo.",
+    preview_charge_next: "Cambiar ahora añade {amount} a tu próxima factura (prorrateado).",
+    preview_charge_now: "Cambiar ahora cobra {amount} de inmediato (prorrateado).",
+    preview_credit: "Cambiar ahora abona {amount} en tu próxima factura (prorrateado).",
+    preview_nothing: "Cambiar ahora no cuesta nada más; el nuevo precio se aplica desde tu próxima factura.",
     now_is: "ahora {value}",
     notice_plan_changed: "Tu plan ha cambiado.",
     notice_canceled: "Tu suscripción terminará al final de este periodo.",
@@ -417,6 +436,7 @@ pub const ES: Strings = Strings {
     closed_link_used: "Este enlace ya se ha usado. Vuelve a abrir la facturación desde tu producto para obtener otro.",
     closed_link_expired: "Este enlace ha caducado. Vuelve a abrir la facturación desde tu producto para obtener otro.",
     closed_not_found: "Aquí no hay ninguna página de facturación.",
+    closed_unavailable: "La página de facturación no se puede mostrar ahora. Inténtalo de nuevo en un momento.",
 };
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use billing_domain::catalog::{Catalog, Interval, Limit, LimitSource, Plan, PlanKind};
 use billing_domain::dunning::DunningAction;
 use billing_domain::entitlements::{PlanSource, check_limit};
-use billing_domain::ids::WorkspaceId;
+use billing_domain::ids::{PlanId, WorkspaceId};
 use billing_domain::money::Money;
 use billing_domain::ports::{Invoice, LedgerEntry, Proration};
 use billing_domain::services::{EntitlementsView, WorkspaceOverview};
@@ -34,6 +34,9 @@ pub(crate) struct Gathered {
     pub ledger: Vec<LedgerEntry>,
     pub days: BTreeMap<NaiveDate, UsageTotals>,
     pub previous: UsageRange,
+    /// What switching the live subscription to each other plan would bill now, as the processor previews it
+    /// (plans it could not preview are missing).
+    pub previews: BTreeMap<PlanId, Money>,
     pub now: DateTime<Utc>,
 }
 
@@ -52,7 +55,37 @@ pub(crate) async fn gather(state: &AppState, page: &BillingPage, ws: &WorkspaceI
     let previous = UsageRange { start: entitlements.period_start - length, end: entitlements.period_start };
     let range = UsageRange { start: previous.start, end: entitlements.period_end };
     let days = page.usage_days.daily_totals(ws, range).await.map_err(ApiError::from)?;
-    Ok(Gathered { overview, entitlements, invoices, ledger, days, previous, now: state.clock.now() })
+    let previews = previews(state, ws, &overview, &entitlements).await;
+    Ok(Gathered { overview, entitlements, invoices, ledger, days, previous, previews, now: state.clock.now() })
+}
+
+/// The processor's preview of a switch to each plan a live subscription may switch to, asked at once.
+async fn previews(
+    state: &AppState,
+    ws: &WorkspaceId,
+    overview: &WorkspaceOverview,
+    entitlements: &EntitlementsView,
+) -> BTreeMap<PlanId, Money> {
+    if overview.subscription.is_none()
+        || !matches!(entitlements.plan_source, PlanSource::Subscription | PlanSource::GracePeriod)
+    {
+        return BTreeMap::new();
+    }
+    let switchable = state
+        .catalog
+        .plans()
+        .iter()
+        .filter(|p| p.is_subscription() && !p.is_default && p.id.as_str() != entitlements.plan.as_str());
+    let asked = switchable.map(|plan| async move {
+        match state.subscription_commands.preview_change(ws, &plan.id).await {
+            Ok(preview) => Some((plan.id.clone(), preview.prorated)),
+            Err(error) => {
+                tracing::debug!(%error, plan = %plan.id, "no proration preview for this plan");
+                None
+            }
+        }
+    });
+    futures::future::join_all(asked).await.into_iter().flatten().collect()
 }
 
 /// A message at the top of the page, from the `notice` or `problem` of the URL a form redirected to.
@@ -238,6 +271,19 @@ pub(crate) struct PlanCard {
     /// `change-plan` (a live subscription switches), `checkout` (none yet), or `None` (no button).
     pub action: Option<&'static str>,
     pub button: String,
+    /// What switching now bills, as the processor previews it.
+    pub preview: Option<String>,
+}
+
+/// The processor's preview of a switch, in the customer's words.
+fn preview_text(t: &Strings, prorated: &Money, proration: Proration) -> String {
+    let amount = money(&Money { minor: prorated.minor.abs(), currency: prorated.currency.clone() });
+    match (prorated.minor.signum(), proration) {
+        (0, _) => t.preview_nothing.to_owned(),
+        (-1, _) => fill(t.preview_credit, &[("amount", &amount)]),
+        (_, Proration::AlwaysInvoice) => fill(t.preview_charge_now, &[("amount", &amount)]),
+        _ => fill(t.preview_charge_next, &[("amount", &amount)]),
+    }
 }
 
 pub(crate) struct PlanLine {
@@ -370,7 +416,7 @@ pub(crate) fn build(
                 })
                 .collect()
         }),
-        plans: plans(catalog, t, current, subscription, g.entitlements.plan_source),
+        plans: plans(catalog, t, current, subscription, g, page.settings.proration),
         proration: match page.settings.proration {
             Proration::CreateProrations => t.proration_create,
             Proration::AlwaysInvoice => t.proration_invoice,
@@ -520,8 +566,10 @@ fn plans(
     t: &Strings,
     current: &Plan,
     subscription: Option<&Subscription>,
-    source: PlanSource,
+    g: &Gathered,
+    proration: Proration,
 ) -> Vec<PlanCard> {
+    let source = g.entitlements.plan_source;
     let subscribed = subscription.is_some() && matches!(source, PlanSource::Subscription | PlanSource::GracePeriod);
     catalog
         .plans()
@@ -572,6 +620,7 @@ fn plans(
                 lines,
                 action,
                 button: fill(label, &[("plan", &plan.name)]),
+                preview: g.previews.get(&plan.id).filter(|_| action.is_some()).map(|m| preview_text(t, m, proration)),
             })
         })
         .collect()

@@ -182,7 +182,19 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         Ok(found) => found,
         Err(refused) => return Ok(refused),
     };
-    let gathered = view::gather(&state, billing_page, &ws).await?;
+    let gathered = match view::gather(&state, billing_page, &ws).await {
+        Ok(gathered) => gathered,
+        // A browser gets a page in words, never problem+json; the log has the cause.
+        Err(error) => {
+            let locale = Locale::parse(&session.viewer.locale);
+            let t = locale.unwrap_or(billing_page.settings.default_locale).strings();
+            if error.status == StatusCode::NOT_FOUND {
+                return closed(billing_page, StatusCode::NOT_FOUND, locale, t.closed_not_found, None);
+            }
+            tracing::error!(code = error.code.as_str(), "the billing page could not be gathered");
+            return closed(billing_page, StatusCode::SERVICE_UNAVAILABLE, locale, t.closed_unavailable, None);
+        }
+    };
     let flash = Flash::from_query(req.query_string());
     let attempt = uuid::Uuid::new_v4().simple().to_string();
     let v = view::build(billing_page, &state.catalog, &session, &ws, &gathered, flash, attempt);

@@ -233,6 +233,51 @@ async fn changing_the_plan_swaps_the_item_price_with_the_configured_proration() 
     assert_eq!(header_of(update, "idempotency-key").as_deref(), Some("tollgate:change:1"));
 }
 
+/// localstripe previews only legacy `plan` items, so the preview's request and Stripe's answer are checked here:
+/// the item swapped to the new price under the proration asked, and the proration lines summed — marked in the
+/// line (older API versions) or in its parent (2025-03-31 on) — leaving out the next period's regular line.
+#[tokio::test]
+async fn a_plan_change_preview_sums_the_proration_lines_stripe_previews() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/subscriptions/sub_1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(subscription_json("price_basic", false)))
+        .mount(&server)
+        .await;
+    let preview = json!({
+        "object": "invoice", "currency": "usd", "amount_due": 5_250,
+        "lines": {"object": "list", "data": [
+            {"amount": -450, "proration": true, "description": "Unused time on Hobby"},
+            {"amount": 2_450, "parent": {"type": "subscription_item_details",
+                "subscription_item_details": {"proration": true, "subscription_item": "si_1"}}},
+            {"amount": 4_900, "proration": false, "description": "Pro (next period)"}
+        ]}
+    });
+    Mock::given(method("POST"))
+        .and(path("/v1/invoices/create_preview"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(preview))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let stripe = adapter(&server.uri());
+    let previewed = stripe
+        .preview_price_change(&SubscriptionId::new("sub_1"), &PriceId::new("price_pro"), Proration::CreateProrations)
+        .await
+        .unwrap();
+    assert_eq!(previewed.prorated, Money::new(2_000, Currency::parse("usd").unwrap()));
+
+    let requests = server.received_requests().await.unwrap();
+    let asked = requests.iter().find(|r| r.url.path() == "/v1/invoices/create_preview").unwrap();
+    let fields = form(asked);
+    assert_eq!(fields.get("customer").map(String::as_str), Some("cus_1"));
+    assert_eq!(fields.get("subscription").map(String::as_str), Some("sub_1"));
+    assert_eq!(fields.get("subscription_details[items][0][id]").map(String::as_str), Some("si_1"));
+    assert_eq!(fields.get("subscription_details[items][0][price]").map(String::as_str), Some("price_pro"));
+    assert_eq!(fields.get("subscription_details[proration_behavior]").map(String::as_str), Some("create_prorations"));
+    assert!(header_of(asked, "idempotency-key").is_none(), "a preview changes nothing: no key");
+    assert_eq!(requests.iter().filter(|r| r.method.as_str() == "POST").count(), 1, "nothing else was sent");
+}
+
 #[tokio::test]
 async fn usage_is_reported_as_a_meter_event_keyed_for_deduplication() {
     let server = MockServer::start().await;
