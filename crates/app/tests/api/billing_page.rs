@@ -380,7 +380,9 @@ async fn each_state_is_told_in_the_customers_words(backend: Backend) {
     }
     // Free: the trial is offered once, and starting it says how long it lasts.
     let browser = owner_session(&app, "trying").await;
-    assert_eq!(testid(&browser.page(&app, "trying").await, "plan-status"), "Free plan");
+    let free = browser.page(&app, "trying").await;
+    assert_eq!(testid(&free, "plan-status"), "Free plan");
+    assert!(free.contains("the difference is prorated on your next invoice"), "the policy, before any subscription");
     let started = browser.submit(&app, "trying", "start-trial", &[]).await;
     assert_eq!(started, "/billing/trying?notice=trial_started");
     let html = browser.follow(&app, &started).await;
@@ -397,6 +399,7 @@ async fn each_state_is_told_in_the_customers_words(backend: Backend) {
     // What switching would bill, as the processor previews it: the sandbox prorates nothing.
     let preview = testid(&html, "preview-hobby");
     assert_eq!(preview, "Switching now costs nothing extra; the new price applies from your next invoice.");
+    assert!(!html.contains("the difference is prorated"), "no general words to contradict the preview");
 
     // Past due: the next charge declines at renewal; the page says what is owed and what happens next.
     pay_for(&app, "late", "pro").await;
@@ -518,3 +521,19 @@ async fn a_form_posted_twice_does_its_work_once(backend: Backend) {
     assert_eq!(location(&refused), "/billing/acme?problem=form_expired");
 }
 on_both_databases!(a_form_posted_twice_does_its_work_once, a_form_posted_twice_does_its_work_once);
+
+/// The card is the processor's to manage: the page's button opens its portal, returning to the page.
+async fn the_portal_button_opens_the_processors_portal(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.put_workspace("acme").await;
+    pay_for(&app, "acme", "pro").await;
+    let browser = owner_session(&app, "acme").await;
+    let portal = browser.submit(&app, "acme", "portal", &[]).await;
+    assert!(portal.starts_with(&format!("{}/sandbox/portal/", app.address)), "{portal}");
+    let page = app.client.get(&portal).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(&format!("{}/billing/acme", app.address)), "the portal returns to the page: {page}");
+    let audit = app.json_of("/v1/workspaces/acme/audit?limit=200").await;
+    let opened = audit["entries"].as_array().unwrap().iter().find(|e| e["action"] == "portal.opened");
+    assert_eq!(opened.map(|e| e["actor"].clone()), Some(json!({"type": "user", "id": "u-owner"})), "{audit}");
+}
+on_both_databases!(the_portal_button_opens_the_processors_portal, the_portal_button_opens_the_processors_portal);

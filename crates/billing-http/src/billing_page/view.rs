@@ -216,7 +216,7 @@ pub(crate) struct PageView {
     pub ledger: Vec<LedgerRow>,
     pub invoices: Option<Vec<InvoiceRow>>,
     pub plans: Vec<PlanCard>,
-    pub proration: &'static str,
+    pub proration: Option<&'static str>,
 }
 
 pub(crate) struct LimitRow {
@@ -417,10 +417,13 @@ pub(crate) fn build(
                 .collect()
         }),
         plans: plans(catalog, t, current, subscription, g, page.settings.proration),
+        // The policy in general words until there is a subscription; then each plan says what its switch bills,
+        // as the processor previews it (which the sandbox, prorating nothing, would contradict).
         proration: match page.settings.proration {
-            Proration::CreateProrations => t.proration_create,
-            Proration::AlwaysInvoice => t.proration_invoice,
-            Proration::None => t.proration_none,
+            _ if !g.previews.is_empty() => None,
+            Proration::CreateProrations => Some(t.proration_create),
+            Proration::AlwaysInvoice => Some(t.proration_invoice),
+            Proration::None => Some(t.proration_none),
         },
     }
 }
