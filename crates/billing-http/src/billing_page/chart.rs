@@ -4,10 +4,12 @@
 
 use chrono::NaiveDate;
 
-const WIDTH: f64 = 640.0;
-const HEIGHT: f64 = 160.0;
+const WIDTH: f64 = 320.0;
+const HEIGHT: f64 = 120.0;
 /// Room under the bars for the date labels.
-const AXIS: f64 = 22.0;
+const AXIS: f64 = 20.0;
+/// Half the width of an `MM-DD` date at the ticks' font size.
+const TICK_HALF_WIDTH: f64 = 18.0;
 
 /// One day's value; `current` when the day is in the current period.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,7 +35,7 @@ pub fn render(id: &str, label: &str, days: &[Day]) -> String {
     let slot = WIDTH / days.len().max(1) as f64;
     let plot = HEIGHT - AXIS;
     let mut svg = format!(
-        r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="{id}-title" preserveAspectRatio="none"><title id="{id}-title">{}</title>"#,
+        r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="{id}-title"><title id="{id}-title">{}</title>"#,
         escape(label)
     );
     svg.push_str(&format!(r#"<line class="axis" x1="0" y1="{plot}" x2="{WIDTH}" y2="{plot}"/>"#));
@@ -51,13 +53,14 @@ pub fn render(id: &str, label: &str, days: &[Day]) -> String {
     // Dates at the first day, where the current period starts, and at the last day.
     let start = days.iter().position(|d| d.current);
     let marks = [Some(0), start.filter(|&s| s > 0), days.len().checked_sub(1)];
-    let mut labelled = Vec::new();
+    let mut labelled: Vec<f64> = Vec::new();
     for i in marks.into_iter().flatten().filter(|i| *i < days.len()) {
-        if labelled.contains(&i) {
+        let x = (i as f64 * slot + slot / 2.0).clamp(TICK_HALF_WIDTH, WIDTH - TICK_HALF_WIDTH);
+        // A date too close to one already written would print over it.
+        if labelled.iter().any(|other| (other - x).abs() < 2.0 * TICK_HALF_WIDTH + 4.0) {
             continue;
         }
-        labelled.push(i);
-        let x = (i as f64 * slot + slot / 2.0).clamp(30.0, WIDTH - 30.0);
+        labelled.push(x);
         svg.push_str(&format!(
             r#"<text class="tick" x="{x:.2}" y="{}" text-anchor="middle">{}</text>"#,
             HEIGHT - 6.0,
@@ -83,10 +86,19 @@ mod tests {
         assert!(svg.contains("<title id=\"c1-title\">alerts &lt;per&gt; day</title>"), "{svg}");
         assert_eq!(svg.matches("<rect").count(), 3);
         assert_eq!(svg.matches("class=\"bar-cur\"").count(), 2);
-        // The peak bar fills the plot (160 - 22 - 12 = 126); half of it is 63.
-        assert!(svg.contains("height=\"126.00\""), "{svg}");
-        assert!(svg.contains("height=\"63.00\""), "{svg}");
+        // The peak bar fills the plot (120 - 20 - 12 = 88); half of it is 44.
+        assert!(svg.contains("height=\"88.00\""), "{svg}");
+        assert!(svg.contains("height=\"44.00\""), "{svg}");
         assert!(svg.contains(">11-02<"), "the current period's first day is marked: {svg}");
+    }
+
+    #[test]
+    fn dates_that_would_print_over_each_other_are_left_out() {
+        // The current period starts the day before the last: its date and the last day's would overlap.
+        let days: Vec<Day> = (1..=30).map(|d| day(d, 1.0, d >= 29)).collect();
+        let svg = render("c3", "a month", &days);
+        assert_eq!(svg.matches("class=\"tick\" x=").count() - 1, 2, "first and current start, not the last: {svg}");
+        assert!(svg.contains(">11-01<") && svg.contains(">11-29<") && !svg.contains(">11-30<"), "{svg}");
     }
 
     #[test]

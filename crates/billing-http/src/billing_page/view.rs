@@ -51,12 +51,28 @@ pub(crate) async fn gather(state: &AppState, page: &BillingPage, ws: &WorkspaceI
         }
     };
     let ledger = page.ledger.recent_ledger(ws, LEDGER_SHOWN).await.map_err(ApiError::from)?;
-    let length = entitlements.period_end - entitlements.period_start;
-    let previous = UsageRange { start: entitlements.period_start - length, end: entitlements.period_start };
+    let previous = UsageRange {
+        start: previous_start(entitlements.period_start, entitlements.period_end),
+        end: entitlements.period_start,
+    };
     let range = UsageRange { start: previous.start, end: entitlements.period_end };
     let days = page.usage_days.daily_totals(ws, range).await.map_err(ApiError::from)?;
     let previews = previews(state, ws, &overview, &entitlements).await;
     Ok(Gathered { overview, entitlements, invoices, ledger, days, previous, previews, now: state.clock.now() })
+}
+
+/// Where the period before `start`–`end` began: a month or a year back for monthly and yearly periods (months
+/// differ in length), else as long before.
+fn previous_start(start: DateTime<Utc>, end: DateTime<Utc>) -> DateTime<Utc> {
+    let months = match (end - start).num_days() {
+        28..=31 => 1,
+        365 | 366 => 12,
+        _ => 0,
+    };
+    match months {
+        0 => start - (end - start),
+        n => start.checked_sub_months(chrono::Months::new(n)).unwrap_or(start - (end - start)),
+    }
 }
 
 /// The processor's preview of a switch to each plan a live subscription may switch to, asked at once.
@@ -206,10 +222,14 @@ pub(crate) struct PageView {
     pub details: Vec<String>,
     pub can_cancel: bool,
     pub can_resume: bool,
+    /// The processor knows the workspace as a customer (it has subscribed once): its portal has a card to manage.
+    pub can_open_portal: bool,
     pub trial_offer: Option<String>,
     pub period: String,
     pub limits: Vec<LimitRow>,
     pub charts: Vec<ChartView>,
+    /// The metrics with no usage in either period, named in one line instead of as empty charts.
+    pub quiet_metrics: Option<String>,
     pub features: Vec<FeatureRow>,
     pub credit_balance: String,
     pub packs: Vec<PackOffer>,
@@ -348,6 +368,9 @@ pub(crate) fn build(
         .then(|| catalog.get(&page.settings.trial.plan))
         .flatten()
         .map(|plan| fill(t.button_trial, &[("n", &page.settings.trial.days.to_string()), ("plan", &plan.name)]));
+    let charts = charts(catalog, t, g);
+    let quiet: Vec<&str> = charts.iter().filter(|(_, used)| !used).map(|(chart, _)| chart.title.as_str()).collect();
+    let quiet_metrics = (!quiet.is_empty()).then(|| fill(t.no_usage_of, &[("metrics", &quiet.join(", "))]));
     PageView {
         lang: locale.tag(),
         t,
@@ -367,13 +390,15 @@ pub(crate) fn build(
         details,
         can_cancel,
         can_resume: subscription.is_some_and(|s| s.terms.cancel_at_period_end),
+        can_open_portal: g.overview.subscription.is_some(),
         trial_offer,
         period: fill(
             t.period,
             &[("start", &date(g.entitlements.period_start)), ("end", &date(g.entitlements.period_end))],
         ),
         limits: limits(catalog, t, g, &session.viewer.counts),
-        charts: charts(catalog, t, g),
+        charts: charts.into_iter().filter_map(|(chart, used)| used.then_some(chart)).collect(),
+        quiet_metrics,
         features: g
             .entitlements
             .features
@@ -417,10 +442,11 @@ pub(crate) fn build(
                 .collect()
         }),
         plans: plans(catalog, t, current, subscription, g, page.settings.proration),
-        // The policy in general words until there is a subscription; then each plan says what its switch bills,
-        // as the processor previews it (which the sandbox, prorating nothing, would contradict).
+        // Each plan says what its switch bills as the processor previews it (the sandbox, prorating nothing, would
+        // contradict general words); the policy in general words only when no preview came. A first checkout
+        // prorates nothing.
         proration: match page.settings.proration {
-            _ if !g.previews.is_empty() => None,
+            _ if subscription.is_none() || !g.previews.is_empty() => None,
             Proration::CreateProrations => Some(t.proration_create),
             Proration::AlwaysInvoice => Some(t.proration_invoice),
             Proration::None => Some(t.proration_none),
@@ -506,6 +532,7 @@ fn limits(catalog: &Catalog, t: &Strings, g: &Gathered, counts: &BTreeMap<String
                 (None, limit) => (fill(t.up_to, &[("limit", &limit_text(t, limit))]), None),
             };
             let (level, level_text) = match percent {
+                Some(p) if p > 100.0 => ("full", Some(t.over_limit)),
                 Some(p) if p >= 100.0 => ("full", Some(t.at_limit)),
                 Some(p) if p >= 80.0 => ("warn", Some(t.near_limit)),
                 _ => ("ok", None),
@@ -521,7 +548,8 @@ fn limits(catalog: &Catalog, t: &Strings, g: &Gathered, counts: &BTreeMap<String
         .collect()
 }
 
-fn charts(catalog: &Catalog, t: &Strings, g: &Gathered) -> Vec<ChartView> {
+/// A chart per metric, and whether it has any usage to show.
+fn charts(catalog: &Catalog, t: &Strings, g: &Gathered) -> Vec<(ChartView, bool)> {
     let today = g.now.date_naive();
     let first = g.previous.start.date_naive();
     let current_start = g.previous.end.date_naive();
@@ -555,11 +583,13 @@ fn charts(catalog: &Catalog, t: &Strings, g: &Gathered) -> Vec<ChartView> {
                     ("previous", &chart::number(total(false))),
                 ],
             );
-            ChartView {
+            let used = days.iter().any(|d| d.value != 0.0);
+            let chart = ChartView {
                 title: declaration.description.clone(),
                 svg: chart::render(&format!("chart-{i}"), &summary, &days),
                 summary,
-            }
+            };
+            (chart, used)
         })
         .collect()
 }
@@ -634,6 +664,19 @@ mod tests {
     use billing_domain::money::Currency;
 
     use super::*;
+
+    #[test]
+    fn the_previous_period_is_the_month_or_year_before() {
+        let at = |text: &str| text.parse::<DateTime<Utc>>().unwrap();
+        let december = previous_start(at("2026-12-01T00:00:00Z"), at("2027-01-01T00:00:00Z"));
+        assert_eq!(december, at("2026-11-01T00:00:00Z"), "November has 30 days, not December's 31");
+        let march = previous_start(at("2027-03-04T10:00:00Z"), at("2027-04-04T10:00:00Z"));
+        assert_eq!(march, at("2027-02-04T10:00:00Z"));
+        let year = previous_start(at("2027-01-15T00:00:00Z"), at("2028-01-15T00:00:00Z"));
+        assert_eq!(year, at("2026-01-15T00:00:00Z"));
+        let week = previous_start(at("2027-01-08T00:00:00Z"), at("2027-01-15T00:00:00Z"));
+        assert_eq!(week, at("2027-01-01T00:00:00Z"));
+    }
 
     #[test]
     fn money_is_shown_in_major_units_of_its_currency() {

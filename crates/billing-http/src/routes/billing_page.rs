@@ -225,7 +225,7 @@ pub(crate) fn session_of(
     Ok(Ok((ws, session)))
 }
 
-/// A page in place of the billing page, saying why.
+/// A page in place of the billing page, saying why; `back` leads to the product (the link's `return_url`).
 pub(crate) fn closed(
     page: &BillingPage,
     status: StatusCode,
@@ -233,13 +233,38 @@ pub(crate) fn closed(
     message: &str,
     back: Option<&str>,
 ) -> Result<HttpResponse, ApiError> {
-    let locale = locale.unwrap_or(page.settings.default_locale);
-    let t = locale.strings();
+    let t = locale.unwrap_or(page.settings.default_locale).strings();
     let back_label = crate::billing_page::strings::fill(t.back, &[("product", &page.settings.branding.product_name)]);
-    let body =
-        templates::Closed { lang: locale.tag(), heading: t.closed_heading, message, back, back_label: &back_label }
-            .render()
-            .map_err(ApiError::internal)?;
+    say(page, status, locale, (t.closed_heading, message), back.map(|url| (url, back_label)))
+}
+
+/// A form refused while the session lives: what went wrong, and the way back to the page.
+pub(crate) fn refused(
+    page: &BillingPage,
+    status: StatusCode,
+    locale: Option<Locale>,
+    message: &str,
+    page_url: &str,
+) -> Result<HttpResponse, ApiError> {
+    let t = locale.unwrap_or(page.settings.default_locale).strings();
+    say(page, status, locale, (t.error_heading, message), Some((page_url, t.back_to_page.to_owned())))
+}
+
+fn say(
+    page: &BillingPage,
+    status: StatusCode,
+    locale: Option<Locale>,
+    (heading, message): (&str, &str),
+    back: Option<(&str, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let locale = locale.unwrap_or(page.settings.default_locale);
+    let (back, back_label) = match &back {
+        Some((url, label)) => (Some(*url), label.as_str()),
+        None => (None, ""),
+    };
+    let body = templates::Closed { lang: locale.tag(), heading, message, back, back_label }
+        .render()
+        .map_err(ApiError::internal)?;
     Ok(html(status, body))
 }
 

@@ -12,7 +12,7 @@ use billing_domain::services::{RunCommand, StartCheckout};
 use subtle::ConstantTimeEq as _;
 use tracing_actix_web::RequestId;
 
-use super::billing_page::{closed, enabled, session_of};
+use super::billing_page::{enabled, refused, session_of};
 use super::billing_page_once::{self as once, Once};
 use crate::billing_page::Locale;
 use crate::billing_page::tokens::Session;
@@ -84,11 +84,11 @@ pub async fn act(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes)
     let page_url = format!("/billing/{ws}");
     // Cross-site posts carry no cookie (SameSite=Lax); the token refuses the rest of forged forms.
     if !bool::from(form.csrf.as_bytes().ct_eq(session.csrf.as_bytes())) || form.attempt.is_empty() {
-        return closed(page, StatusCode::FORBIDDEN, locale, t.error_form_expired, Some(&page_url));
+        return refused(page, StatusCode::FORBIDDEN, locale, t.error_form_expired, &page_url);
     }
     let action = req.match_info().get("action").unwrap_or_default();
     if !ACTIONS.contains(&action) {
-        return closed(page, StatusCode::NOT_FOUND, locale, t.closed_not_found, Some(&page_url));
+        return refused(page, StatusCode::NOT_FOUND, locale, t.error_no_such_action, &page_url);
     }
     let back = |flash: Flash| format!("{page_url}?{}", flash.query());
     if !session.viewer.role.may_act() {
