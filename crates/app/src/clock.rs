@@ -83,7 +83,7 @@ impl TimeTravel for TimeMachine {
             // each stop is made once and the clock never goes back.
             loop {
                 let current = self.offsets.offset_ms().await?;
-                let wanted = (at - Utc::now()).num_milliseconds();
+                let wanted = millis_rounded_up(at - Utc::now());
                 if wanted <= current || self.offsets.move_offset(current, wanted, Utc::now()).await? {
                     self.clock.catch_up(wanted.max(current));
                     break;
@@ -103,6 +103,13 @@ impl TimeTravel for TimeMachine {
         }
         Ok(report)
     }
+}
+
+/// Whole milliseconds, rounded up: an offset that stops short of a stop by a fraction of a millisecond would leave
+/// `now` just before it — before a period end advanced to exactly, so that renewal would not be due.
+fn millis_rounded_up(ahead: Duration) -> i64 {
+    let whole = ahead.num_milliseconds();
+    if ahead > Duration::milliseconds(whole) { whole + 1 } else { whole }
 }
 
 /// Logs a renewal run; answers how many renewal deliveries it ingested. A failed run is retried by the next one:
@@ -126,5 +133,22 @@ pub(crate) fn log_renewals(run: Result<RenewalReport, billing_domain::ports::San
             tracing::error!(%error, "sandbox renewals failed");
             0
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_offset_never_stops_short_of_its_stop() {
+        assert_eq!(millis_rounded_up(Duration::microseconds(1_234_001)), 1_235);
+        assert_eq!(millis_rounded_up(Duration::nanoseconds(1)), 1);
+        assert_eq!(millis_rounded_up(Duration::milliseconds(1_234)), 1_234, "whole milliseconds stay");
+        assert_eq!(millis_rounded_up(Duration::zero()), 0);
+        // Real time plus the rounded offset is at or past the stop, however little time passed.
+        let stop = Utc::now() + Duration::days(30);
+        let now = Utc::now();
+        assert!(now + Duration::milliseconds(millis_rounded_up(stop - now)) >= stop);
     }
 }
