@@ -4,7 +4,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, LOCATION};
-use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use billing_domain::commands::SubscriptionCommand;
 use billing_domain::ids::{PlanId, WorkspaceId};
 use billing_domain::records::Actor;
@@ -72,7 +72,12 @@ impl Form {
         (status = 404, description = "Not this session's workspace, or no such action.", body = String, content_type = "text/html"),
     ),
 )]
-pub async fn act(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+pub async fn act(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    request_id: RequestId,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
     let page = enabled(&state)?;
     let (ws, session) = match session_of(&state, page, &req)? {
         Ok(found) => found,
@@ -102,7 +107,8 @@ pub async fn act(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes)
         Once::Again(location) => location,
         Once::Refused(flash) => back(flash),
         Once::First(claim) => {
-            let call = Call { state: &state, ws, session: &session, action, form, request_id: request_id(&req) };
+            let call =
+                Call { state: &state, ws, session: &session, action, form, request_id: Some(request_id.to_string()) };
             let outcome = call.run().await;
             let retryable = matches!(outcome, Err(Flash::Ours | Flash::Processor));
             let location = match outcome {
@@ -231,10 +237,6 @@ impl Call<'_> {
             .map_err(|e| flash_of(&e.into()))?;
         Ok(Next::Away(url))
     }
-}
-
-fn request_id(req: &HttpRequest) -> Option<String> {
-    req.extensions().get::<RequestId>().map(|id| id.to_string())
 }
 
 /// The customer's words for what the API would have answered.
